@@ -1,0 +1,234 @@
+//! The engine interface: the one door through which every role reaches a model.
+//!
+//! Pipeline code holds a cheap, cloneable [`EngineHandle`] and calls [`EngineHandle::generate`]
+//! from as many threads as it likes; each call reads as plain sequential logic ("ask the
+//! generator"). Behind the handle, the engine owns the model, the tokenizer and the KV cache and
+//! decides how requests share forward passes. Swapping the sequential implementation for a
+//! batching one changes nothing on this side of the door.
+//!
+//! Unit tests of pipeline control flow may implement [`LanguageModel`] with a scripted model;
+//! the product only ever uses the real engine.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::chat::Message;
+
+/// What the model is asked to continue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    /// Rendered through the model's own chat template, with `tools` (OpenAI function schemas)
+    /// when the list is non-empty.
+    Chat { messages: Vec<Message>, tools: Vec<Value>, add_generation_prompt: bool },
+    /// Raw text, tokenized as is (special-token text is recognised).
+    Text(String),
+    /// Token ids, used as they are.
+    Tokens(Vec<u32>),
+}
+
+impl Prompt {
+    /// A chat prompt that ends with the assistant's turn opened.
+    pub fn chat(messages: Vec<Message>) -> Self {
+        Prompt::Chat { messages, tools: Vec::new(), add_generation_prompt: true }
+    }
+}
+
+/// How the next token is picked. `temperature == 0` means greedy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplingParams {
+    pub temperature: f32,
+    /// Nucleus sampling; 1.0 disables it.
+    pub top_p: f32,
+    /// 0 disables it.
+    pub top_k: usize,
+    /// Drop tokens whose probability is below `min_p` times the best one's; 0 disables it.
+    pub min_p: f32,
+    /// 1.0 disables it.
+    pub repeat_penalty: f32,
+    /// How many of the most recent tokens the repeat penalty looks at.
+    pub repeat_last_n: usize,
+    /// Seeds this request's own random stream, so that its output does not depend on what else
+    /// the engine is serving.
+    pub seed: u64,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self { temperature: 0.7, top_p: 1.0, top_k: 0, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 64, seed: 0 }
+    }
+}
+
+impl SamplingParams {
+    pub fn greedy() -> Self {
+        Self { temperature: 0.0, ..Self::default() }
+    }
+}
+
+/// A constraint on the shape of the output, enforced token by token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "value")]
+pub enum Constraint {
+    JsonSchema(Value),
+    Regex(String),
+    Lark(String),
+}
+
+/// One generation request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub prompt: Prompt,
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+    /// Generation ends when the text contains one of these; the stop string is not returned.
+    pub stop: Vec<String>,
+    pub constraint: Option<Constraint>,
+    /// Pins a conversation's cached prefix while the session lives; never needed for correctness.
+    pub session: Option<String>,
+}
+
+impl Request {
+    pub fn new(prompt: Prompt) -> Self {
+        Self {
+            prompt,
+            sampling: SamplingParams::default(),
+            max_tokens: 512,
+            stop: Vec::new(),
+            constraint: None,
+            session: None,
+        }
+    }
+    pub fn sampling(mut self, sampling: SamplingParams) -> Self {
+        self.sampling = sampling;
+        self
+    }
+    pub fn max_tokens(mut self, n: usize) -> Self {
+        self.max_tokens = n;
+        self
+    }
+    pub fn stop(mut self, stop: Vec<String>) -> Self {
+        self.stop = stop;
+        self
+    }
+    pub fn constraint(mut self, constraint: Constraint) -> Self {
+        self.constraint = Some(constraint);
+        self
+    }
+    pub fn session(mut self, id: impl Into<String>) -> Self {
+        self.session = Some(id.into());
+        self
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// An end-of-sequence token or a stop string.
+    Stop,
+    /// `max_tokens`, or the model's context length. A constrained output that ends this way is
+    /// incomplete and must not be treated as valid.
+    Length,
+    /// The constraint's grammar is complete.
+    Constraint,
+    /// Generation failed; `Completion::error` says why.
+    Error,
+}
+
+/// The result of one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub prompt_tokens: usize,
+    /// Prompt tokens served from the prefix cache rather than computed.
+    pub cached_tokens: usize,
+    pub finish_reason: FinishReason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Completion {
+    pub fn completion_tokens(&self) -> usize {
+        self.tokens.len()
+    }
+}
+
+/// A request the engine refused before generating anything.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot render the prompt: {0}")]
+    Template(String),
+    #[error("cannot build the constraint: {0}")]
+    Constraint(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("the engine has shut down")]
+    Closed,
+    #[error("model failure: {0}")]
+    Model(String),
+}
+
+/// What callers may know about the model behind a handle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The name the user gave (preset, path or hub id).
+    pub name: String,
+    pub architecture: String,
+    pub context_length: usize,
+    /// The tool-call format this model speaks (see `chat::tools`), e.g. "hermes", "generic".
+    pub tool_format: String,
+    /// Whether the model's own chat template renders `tools`.
+    pub template_supports_tools: bool,
+}
+
+/// A model that answers requests. The product implements it with the engine; tests of pipeline
+/// control flow may implement it with a script.
+pub trait LanguageModel: Send + Sync {
+    fn info(&self) -> &ModelInfo;
+
+    /// Generates a completion, calling `on_text` with each new piece of text as it is decoded.
+    fn generate_streaming(
+        &self,
+        request: Request,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Completion, EngineError>;
+
+    /// Token count of a prompt as this model would see it, for context-budget decisions.
+    fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError>;
+}
+
+/// A cheap, cloneable handle to a model that any number of threads may call at once.
+#[derive(Clone)]
+pub struct EngineHandle(Arc<dyn LanguageModel>);
+
+impl EngineHandle {
+    pub fn new(model: Arc<dyn LanguageModel>) -> Self {
+        Self(model)
+    }
+    pub fn info(&self) -> &ModelInfo {
+        self.0.info()
+    }
+    /// Blocks this thread until the completion is ready; other threads' requests proceed.
+    pub fn generate(&self, request: Request) -> Result<Completion, EngineError> {
+        self.0.generate_streaming(request, &mut |_| {})
+    }
+    pub fn generate_streaming(
+        &self,
+        request: Request,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Completion, EngineError> {
+        self.0.generate_streaming(request, on_text)
+    }
+    pub fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError> {
+        self.0.count_tokens(prompt)
+    }
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EngineHandle").field(&self.0.info().name).finish()
+    }
+}

@@ -1,0 +1,9 @@
+//! apigen-mt: verified multi-turn tool-use training data, generated with open-weight models
+//! that run in-process.
+//!
+//! Data flows one way, and the modules follow it:
+//! `config` → `samplers` → `engine` (models) ↔ `env` (environments) → `validate` → `dataset`.
+
+pub mod chat;
+pub mod engine;
+pub mod env;
