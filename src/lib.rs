@@ -7,3 +7,4 @@
 pub mod chat;
 pub mod engine;
 pub mod env;
+pub mod cli;
