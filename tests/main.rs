@@ -1,0 +1,5 @@
+//! The integration tests, in one binary.
+
+mod cli_env;
+mod env_props;
+mod env_retail;
