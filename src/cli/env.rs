@@ -1,5 +1,6 @@
 //! `apigen-mt env`: inspect a domain's tools and replay recorded actions against a database.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -45,25 +46,27 @@ pub struct ReplayArgs {
     pub dump_db: Option<PathBuf>,
 }
 
+/// Output goes through `writeln!` so that a closed pipe (`| head`) is an error, not a panic.
 pub fn run(args: EnvArgs) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
     match args.command {
         EnvCommand::List => {
             for d in domains() {
                 let tools: Vec<&str> = d.tools.iter().map(|t| t.name).collect();
-                println!("{}\ttables: {}\ttools: {}", d.name, d.tables.join(", "), tools.join(", "));
+                writeln!(out, "{}\ttables: {}\ttools: {}", d.name, d.tables.join(", "), tools.join(", "))?;
             }
-            Ok(())
         }
         EnvCommand::Tools { domain: name } => {
             let d = domain(&name)?;
-            println!("{}", serde_json::to_string_pretty(&d.openai_tools())?);
-            Ok(())
+            writeln!(out, "{}", serde_json::to_string_pretty(&d.openai_tools())?)?;
         }
-        EnvCommand::Replay(replay_args) => replay(&replay_args),
+        EnvCommand::Replay(replay_args) => replay(&replay_args, &mut out)?,
     }
+    out.flush()?;
+    Ok(())
 }
 
-fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
+fn replay(args: &ReplayArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let d = domain(&args.domain)?;
     let Some(dir) = &args.data_dir else {
         bail!("env replay needs --data-dir DIR: a directory with {}", table_files(d.tables));
@@ -73,12 +76,12 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let mut env = Env::new(d, db.clone());
     for (action, result) in env.replay(&actions) {
         let output = result.unwrap_or_else(|error| error);
-        println!("{}", json!({"name": action.name, "output": output}));
+        writeln!(out, "{}", json!({"name": action.name, "output": output}))?;
     }
-    println!("{}", json!({"diff": state::diff(&db, &env.db)}));
-    println!("{}", json!({"hash": state::hash(&env.db)}));
-    if let Some(out) = &args.dump_db {
-        data::write_atomic(out, &data::dump(&env.db))?;
+    writeln!(out, "{}", json!({"diff": state::diff(&db, &env.db)}))?;
+    writeln!(out, "{}", json!({"hash": state::hash(&env.db)}))?;
+    if let Some(path) = &args.dump_db {
+        data::write_atomic(path, &data::dump(&env.db))?;
     }
     Ok(())
 }
