@@ -4,6 +4,9 @@
 //! agent sees, or an error string. Tools never panic: arguments are checked against the tool's
 //! JSON Schema before the tool runs, and every lookup inside a tool is fallible.
 
+pub mod generate;
+pub mod graph;
+pub mod policy;
 pub mod pyjson;
 
 use serde::{Deserialize, Serialize};

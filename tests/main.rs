@@ -1,0 +1,3 @@
+//! Integration tests, one binary: each module covers one area.
+
+mod worldgen;

@@ -1,0 +1,169 @@
+//! Generated worlds: counts, formats and the invariants the tools rely on.
+
+use std::collections::BTreeSet;
+
+use apigen_mt::env::generate::{cents, generate};
+use apigen_mt::env::Db;
+use serde_json::Value;
+
+fn table<'a>(db: &'a Db, name: &str) -> &'a serde_json::Map<String, Value> {
+    db.get(name).and_then(Value::as_object).unwrap_or_else(|| panic!("table {name} missing"))
+}
+
+fn all_digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn money(v: &Value) -> i64 {
+    cents(v).unwrap_or_else(|| panic!("not an amount: {v}"))
+}
+
+#[test]
+fn retail_world_has_the_expected_shape_and_balanced_orders() {
+    let db = generate("retail", 3).unwrap();
+    let (users, orders, products) = (table(&db, "users"), table(&db, "orders"), table(&db, "products"));
+    assert_eq!(users.len(), 500);
+    assert_eq!(orders.len(), 1000);
+    assert_eq!(products.len(), 50);
+    let variants: usize = products.values().map(|p| p["variants"].as_object().unwrap().len()).sum();
+    assert!((450..=750).contains(&variants), "{variants} variants");
+
+    for (pid, p) in products {
+        assert!(all_digits(pid, 10) && p["product_id"] == pid.as_str());
+        for (iid, v) in p["variants"].as_object().unwrap() {
+            assert!(all_digits(iid, 10) && v["item_id"] == iid.as_str());
+            assert!(money(&v["price"]) > 0 && v["available"].is_boolean());
+        }
+    }
+
+    let statuses: BTreeSet<&str> = orders.values().map(|o| o["status"].as_str().unwrap()).collect();
+    let expected = [
+        "cancelled",
+        "delivered",
+        "exchange requested",
+        "pending",
+        "pending (item modified)",
+        "processed",
+        "return requested",
+    ];
+    assert_eq!(statuses, expected.into_iter().collect());
+
+    for (oid, o) in orders {
+        assert!(oid.starts_with("#W") && all_digits(&oid[2..], 7), "order id {oid}");
+        let user = &users[o["user_id"].as_str().unwrap()];
+        assert!(user["orders"].as_array().unwrap().iter().any(|x| x == oid.as_str()), "{oid} not listed by its user");
+        let total: i64 = o["items"].as_array().unwrap().iter().map(|i| money(&i["price"])).sum();
+        let (mut paid, mut refunded) = (0, 0);
+        for p in o["payment_history"].as_array().unwrap() {
+            let method = p["payment_method_id"].as_str().unwrap();
+            assert!(user["payment_methods"].get(method).is_some(), "{oid} paid with a method its user lacks");
+            match p["transaction_type"].as_str().unwrap() {
+                "payment" => paid += money(&p["amount"]),
+                "refund" => refunded += money(&p["amount"]),
+                other => panic!("transaction type {other}"),
+            }
+        }
+        let first = money(&o["payment_history"][0]["amount"]);
+        match o["status"].as_str().unwrap() {
+            "cancelled" => {
+                assert_eq!((first, paid - refunded), (total, 0), "{oid}");
+                assert!(o["cancel_reason"].is_string());
+            }
+            status => assert_eq!(paid - refunded, total, "{oid} ({status}) net payments differ from items"),
+        }
+        let shipped = !o["fulfillments"].as_array().unwrap().is_empty();
+        let expect_shipped = !matches!(o["status"].as_str().unwrap(), "pending" | "pending (item modified)" | "cancelled");
+        assert_eq!(shipped, expect_shipped, "{oid} fulfillments");
+        // Every item references a real variant of its product at the price the order shows.
+        for item in o["items"].as_array().unwrap() {
+            let v = &products[item["product_id"].as_str().unwrap()]["variants"][item["item_id"].as_str().unwrap()];
+            assert_eq!(v["price"], item["price"], "{oid} item price");
+            assert_eq!(v["options"], item["options"]);
+        }
+    }
+
+    for (uid, u) in users {
+        assert!(uid.rsplit('_').next().is_some_and(|n| all_digits(n, 4)), "user id {uid}");
+        assert!(u["email"].as_str().unwrap().ends_with("@example.com"));
+        for (mid, m) in u["payment_methods"].as_object().unwrap() {
+            assert_eq!(m["id"], mid.as_str());
+            if m["source"] == "gift_card" {
+                let balance = money(&m["balance"]);
+                assert!(balance >= 0, "{mid} negative balance");
+                assert_eq!(m["balance"].as_f64().unwrap(), balance as f64 / 100.0, "{mid} has more than two decimals");
+            }
+        }
+        for oid in u["orders"].as_array().unwrap() {
+            assert_eq!(orders[oid.as_str().unwrap()]["user_id"], uid.as_str());
+        }
+    }
+}
+
+#[test]
+fn airline_world_has_the_expected_shape_and_consistent_reservations() {
+    let db = generate("airline", 3).unwrap();
+    let (users, flights, reservations) = (table(&db, "users"), table(&db, "flights"), table(&db, "reservations"));
+    assert_eq!(users.len(), 500);
+    assert_eq!(flights.len(), 300);
+    assert_eq!(reservations.len(), 2000);
+
+    let mut day_statuses = BTreeSet::new();
+    for (num, f) in flights {
+        assert!(num.starts_with("HAT") && all_digits(&num[3..], 3));
+        let dates = f["dates"].as_object().unwrap();
+        assert_eq!(dates.len(), 30);
+        for (day, d) in dates {
+            let status = d["status"].as_str().unwrap();
+            day_statuses.insert(status.to_string());
+            assert_eq!(status == "available", day.as_str() > "2024-05-15", "{num} {day} {status}");
+            if status == "available" {
+                for cabin in ["basic_economy", "economy", "business"] {
+                    assert!(d["available_seats"][cabin].as_i64().unwrap() >= 0);
+                    assert!(d["prices"][cabin].as_i64().unwrap() > 0);
+                }
+            }
+        }
+    }
+    for s in ["available", "landed", "cancelled", "flying", "on time", "delayed"] {
+        assert!(day_statuses.contains(s), "no flight day is {s}");
+    }
+
+    let mut cancelled = 0;
+    for (rid, r) in reservations {
+        assert!(rid.len() == 6 && rid.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        assert!(!["HATHAT", "HATHAU", "HATHAV"].contains(&rid.as_str()));
+        let user = users.get(r["user_id"].as_str().unwrap()).unwrap_or_else(|| panic!("{rid}: user missing"));
+        assert!(user["reservations"].as_array().unwrap().iter().any(|x| x == rid.as_str()));
+        let legs = r["flights"].as_array().unwrap();
+        for leg in legs {
+            let f = &flights[leg["flight_number"].as_str().unwrap()];
+            assert_eq!(f["origin"], leg["origin"]);
+            assert_eq!(f["destination"], leg["destination"]);
+            assert!(f["dates"].get(leg["date"].as_str().unwrap()).is_some());
+        }
+        assert_eq!(legs[0]["origin"], r["origin"]);
+        let n = r["passengers"].as_array().unwrap().len() as i64;
+        assert!((1..=4).contains(&n));
+        let per_person: i64 = legs.iter().map(|l| l["price"].as_i64().unwrap()).sum();
+        let insurance = if r["insurance"] == "yes" { 30 * n } else { 0 };
+        let total = per_person * n + insurance + 50 * r["nonfree_baggages"].as_i64().unwrap();
+        let paid: i64 = r["payment_history"].as_array().unwrap().iter().map(|p| p["amount"].as_i64().unwrap()).sum();
+        for p in r["payment_history"].as_array().unwrap() {
+            assert!(user["payment_methods"].get(p["payment_id"].as_str().unwrap()).is_some(), "{rid}: payer not the user's");
+        }
+        if r.get("status").is_some_and(|s| s == "cancelled") {
+            cancelled += 1;
+            assert_eq!(paid, 0, "{rid}: a cancelled reservation is fully refunded");
+        } else {
+            assert_eq!(paid, total, "{rid}: payments differ from the price");
+        }
+        assert!(r["created_at"].as_str().unwrap() < "2024-05-15T15:00:00");
+        assert!(r["nonfree_baggages"].as_i64() <= r["total_baggages"].as_i64());
+    }
+    assert!(cancelled > 0, "some reservations are cancelled");
+    for (uid, u) in users {
+        let sources: Vec<&str> = u["payment_methods"].as_object().unwrap().values().map(|m| m["source"].as_str().unwrap()).collect();
+        assert!(sources.iter().any(|s| *s != "certificate"), "{uid} can only pay with certificates");
+        assert!(["regular", "silver", "gold"].contains(&u["membership"].as_str().unwrap()));
+    }
+}
