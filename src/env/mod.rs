@@ -4,10 +4,22 @@
 //! agent sees, or an error string. Tools never panic: arguments are checked against the tool's
 //! JSON Schema before the tool runs, and every lookup inside a tool is fallible.
 
+pub mod common;
+pub mod data;
+pub mod domain;
+mod expr;
 pub mod generate;
 pub mod graph;
+pub mod lookup;
 pub mod policy;
 pub mod pyjson;
+pub mod pynum;
+pub mod retail;
+mod session;
+pub mod state;
+
+pub use domain::{domain, domains, Domain};
+pub use session::Env;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
