@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 
 use apigen_mt::env::generate::{cents, generate};
-use apigen_mt::env::Db;
-use serde_json::Value;
+use apigen_mt::env::{domain, policy, Action, Db, Env};
+use serde_json::{json, Value};
 
 fn table<'a>(db: &'a Db, name: &str) -> &'a serde_json::Map<String, Value> {
     db.get(name).and_then(Value::as_object).unwrap_or_else(|| panic!("table {name} missing"))
@@ -166,4 +166,94 @@ fn airline_world_has_the_expected_shape_and_consistent_reservations() {
         assert!(sources.iter().any(|s| *s != "certificate"), "{uid} can only pay with certificates");
         assert!(["regular", "silver", "gold"].contains(&u["membership"].as_str().unwrap()));
     }
+}
+
+fn call(env: &mut Env, name: &str, kwargs: Value, trace: &mut Vec<Action>) -> Result<String, String> {
+    let action = Action { name: name.to_string(), kwargs: kwargs.as_object().cloned().unwrap_or_default() };
+    trace.push(action.clone());
+    env.step(&action)
+}
+
+/// A user of the generated retail world with at least two pending and two delivered orders, and
+/// a payment method that is not a gift card.
+fn busy_retail_user(db: &Db) -> (String, Vec<String>, Vec<String>) {
+    let orders = table(db, "orders");
+    for (uid, u) in table(db, "users") {
+        let mine = |status: &str| -> Vec<String> {
+            u["orders"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string()).filter(|o| orders[o]["status"] == status).collect()
+        };
+        let (pending, delivered) = (mine("pending"), mine("delivered"));
+        let card = u["payment_methods"].as_object().unwrap().values().any(|m| m["source"] != "gift_card");
+        if card && pending.len() >= 2 && delivered.len() >= 2 {
+            return (uid.clone(), pending, delivered);
+        }
+    }
+    panic!("no user with two pending and two delivered orders");
+}
+
+/// Another available variant of the product of an order's first item, if any.
+fn alternative(db: &Db, order: &Value) -> Option<(String, String)> {
+    let item = &order["items"][0];
+    let variants = table(db, "products")[item["product_id"].as_str()?]["variants"].as_object()?;
+    let (new_id, _) = variants.iter().find(|(id, v)| v["available"] == true && id.as_str() != item["item_id"])?;
+    Some((item["item_id"].as_str()?.to_string(), new_id.clone()))
+}
+
+#[test]
+fn retail_tools_run_on_a_generated_world_and_a_clean_session_passes_the_policy() {
+    let db = generate("retail", 11).unwrap();
+    let mut env = Env::new(domain("retail").unwrap(), db.clone());
+    let (uid, pending, delivered) = busy_retail_user(&db);
+    let user = &table(&db, "users")[&uid];
+    let orders = table(&db, "orders");
+    let mut trace = Vec::new();
+
+    let found = call(&mut env, "find_user_id_by_email", json!({"email": user["email"]}), &mut trace).unwrap();
+    assert_eq!(found, uid);
+    let details = call(&mut env, "get_user_details", json!({"user_id": uid}), &mut trace).unwrap();
+    assert!(details.contains(&pending[0]));
+    call(&mut env, "get_order_details", json!({"order_id": pending[0]}), &mut trace).unwrap();
+
+    // Cancel a pending order: it is refunded in full, at once when a gift card paid.
+    let payer = orders[&pending[0]]["payment_history"][0]["payment_method_id"].as_str().unwrap().to_string();
+    let balance_before = user["payment_methods"][&payer].get("balance").map(money);
+    call(&mut env, "cancel_pending_order", json!({"order_id": pending[0], "reason": "ordered by mistake"}), &mut trace).unwrap();
+    let after = &env.db["orders"][&pending[0]];
+    assert_eq!(after["status"], "cancelled");
+    if let Some(before) = balance_before {
+        let amount = money(&orders[&pending[0]]["payment_history"][0]["amount"]);
+        assert_eq!(money(&env.db["users"][&uid]["payment_methods"][&payer]["balance"]), before + amount);
+    }
+
+    // A delivered order cannot be cancelled: the tool says so and nothing changes.
+    let err = call(&mut env, "cancel_pending_order", json!({"order_id": delivered[0], "reason": "no longer needed"}), &mut trace);
+    assert!(err.unwrap_err().starts_with("Error"));
+    trace.pop();
+
+    // Return one item of a delivered order to the original payment method.
+    let order = &orders[&delivered[0]];
+    let original = order["payment_history"][0]["payment_method_id"].clone();
+    let item = order["items"][0]["item_id"].clone();
+    call(&mut env, "return_delivered_order_items", json!({"order_id": delivered[0], "item_ids": [item], "payment_method_id": original}), &mut trace)
+        .unwrap();
+    assert_eq!(env.db["orders"][&delivered[0]]["status"], "return requested");
+
+    // Modify an item of the other pending order, and exchange one of the other delivered order,
+    // paying with a method that is not a gift card (no balance needed).
+    let card = user["payment_methods"].as_object().unwrap().values().find(|m| m["source"] != "gift_card").unwrap()["id"].clone();
+    let (old, new) = alternative(&db, &orders[&pending[1]]).expect("the product has another available variant");
+    let kwargs = json!({"order_id": pending[1], "item_ids": [old], "new_item_ids": [new], "payment_method_id": card});
+    call(&mut env, "modify_pending_order_items", kwargs, &mut trace).unwrap();
+    assert_eq!(env.db["orders"][&pending[1]]["status"], "pending (item modified)");
+    let (old, new) = alternative(&db, &orders[&delivered[1]]).expect("the product has another available variant");
+    let kwargs = json!({"order_id": delivered[1], "item_ids": [old], "new_item_ids": [new], "payment_method_id": card});
+    call(&mut env, "exchange_delivered_order_items", kwargs, &mut trace).unwrap();
+    assert_eq!(env.db["orders"][&delivered[1]]["status"], "exchange requested");
+    assert_eq!(policy::check("retail", &db, &trace).unwrap(), vec![], "{trace:?}");
+
+    // Cancelling the returned order as well breaks the policy, even though the tool refuses it.
+    let again = Action { name: "cancel_pending_order".into(), kwargs: json!({"order_id": delivered[0], "reason": "no longer needed"}).as_object().unwrap().clone() };
+    trace.push(again);
+    let ids: Vec<&str> = policy::check("retail", &db, &trace).unwrap().iter().map(|v| v.id).collect();
+    assert_eq!(ids, ["retail.return_and_cancel"]);
 }

@@ -318,6 +318,25 @@ mod tests {
     }
 
     #[test]
+    fn declarations_match_the_registered_tools() {
+        for domain in crate::env::domains() {
+            let declared = specs(domain.name).unwrap();
+            assert_eq!(declared.len(), domain.tools.len(), "{}: one declaration per tool", domain.name);
+            for tool in &domain.tools {
+                let spec = declared.iter().find(|s| s.name == tool.name);
+                let spec = spec.unwrap_or_else(|| panic!("{}: {} is not declared", domain.name, tool.name));
+                let schema = (tool.parameters)();
+                let mut required: Vec<&str> =
+                    schema["required"].as_array().map(|r| r.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+                let mut needs: Vec<&str> = spec.needs.iter().map(|(arg, _)| *arg).collect();
+                required.sort_unstable();
+                needs.sort_unstable();
+                assert_eq!(needs, required, "{}: {} required arguments", domain.name, tool.name);
+            }
+        }
+    }
+
+    #[test]
     fn dot_output_lists_every_edge() {
         let g = Graph::build("airline").unwrap();
         let dot = g.to_dot();
