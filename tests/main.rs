@@ -1,3 +1,6 @@
-//! Integration tests, one binary: each module covers one area.
+//! The integration tests, in one binary.
 
+mod cli_env;
+mod env_props;
+mod env_retail;
 mod worldgen;

