@@ -257,3 +257,57 @@ fn retail_tools_run_on_a_generated_world_and_a_clean_session_passes_the_policy()
     let ids: Vec<&str> = policy::check("retail", &db, &trace).unwrap().iter().map(|v| v.id).collect();
     assert_eq!(ids, ["retail.return_and_cancel"]);
 }
+
+fn bin(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_apigen-mt")).args(args).output().expect("the binary runs")
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn cli_policy_check_graph_generate_and_replay_on_a_seed() {
+    assert!(stdout(&bin(&["env", "policy", "retail"])).starts_with("# Retail support policy"));
+    let out = bin(&["env", "policy", "bakery"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // A trace that acts for two users: the check names the rule and the step.
+    let db = generate("retail", 4).unwrap();
+    let mut users = table(&db, "users").iter().filter(|(_, u)| !u["orders"].as_array().unwrap().is_empty());
+    let (first, u1) = users.next().unwrap();
+    let (_, u2) = users.next().unwrap();
+    let trace = json!([
+        {"name": "find_user_id_by_email", "kwargs": {"email": u1["email"]}},
+        {"name": "get_user_details", "kwargs": {"user_id": first}},
+        {"name": "get_order_details", "kwargs": {"order_id": u2["orders"][0]}},
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let actions = dir.path().join("actions.json");
+    std::fs::write(&actions, trace.to_string()).unwrap();
+    let a = actions.to_str().unwrap();
+    let text = stdout(&bin(&["env", "check", "retail", "--actions", a, "--seed", "4"]));
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!((&lines[0]["id"], &lines[0]["step"]), (&json!("retail.wrong_user"), &json!(2)));
+    assert_eq!(lines[1], json!({"violations": 1}));
+
+    // The generated files load back as a data directory and give the same replay as --seed.
+    let world = dir.path().join("world");
+    let out = bin(&["env", "generate", "retail", "--seed", "4", "--out", world.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let from_files = stdout(&bin(&["env", "replay", "retail", "--actions", a, "--data-dir", world.to_str().unwrap()]));
+    let from_seed = stdout(&bin(&["env", "replay", "retail", "--actions", a, "--seed", "4"]));
+    assert_eq!(from_files, from_seed);
+    assert!(from_seed.contains(first.as_str()));
+    let other_seed = stdout(&bin(&["env", "replay", "retail", "--actions", a, "--seed", "5"]));
+    assert_ne!(other_seed.lines().last(), from_seed.lines().last(), "another world hashes differently");
+
+    let text = stdout(&bin(&["env", "graph", "retail", "--walks", "3"]));
+    assert!(text.starts_with("retail: 16 tools,"), "{text}");
+    assert!(text.contains("  -> get_user_details (user_id)"));
+    let walks: Vec<Value> = text.lines().rev().take(3).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(walks.iter().all(|w| w.as_array().is_some_and(|w| !w.is_empty())));
+    assert!(stdout(&bin(&["env", "graph", "airline", "--dot"])).starts_with("digraph airline {"));
+}
