@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::env::read_actions;
 use crate::env::pyjson::{dumps_with, DumpOptions};
@@ -96,16 +96,14 @@ pub fn graph(args: &GraphArgs) -> anyhow::Result<()> {
 
 /// Writes each table of the generated world as `<table>.json`, the layout `--data-dir` reads.
 pub fn write_generated(args: &GenerateArgs) -> anyhow::Result<()> {
-    let d = domain(&args.domain)?;
-    let db = generate::generate(d.name, args.seed)?;
+    let db = generate::generate(&args.domain, args.seed)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let options = DumpOptions { ensure_ascii: false, indent: Some(2), sort_keys: false, separators: None };
-    for table in d.tables {
-        let records = db.get(*table).cloned().unwrap_or(Value::Object(Default::default()));
-        let mut text = dumps_with(&records, &options);
+    for (table, records) in &db {
+        let mut text = dumps_with(records, &options);
         text.push('\n');
         data::write_atomic(&args.out.join(format!("{table}.json")), &text)?;
     }
-    eprintln!("wrote {} tables of {} (seed {}) to {}", d.tables.len(), d.name, args.seed, args.out.display());
+    eprintln!("wrote {} tables of {} (seed {}) to {}", db.len(), args.domain, args.seed, args.out.display());
     Ok(())
 }
