@@ -4,7 +4,10 @@
 //! agent sees, or an error string. Tools never panic: arguments are checked against the tool's
 //! JSON Schema before the tool runs, and every lookup inside a tool is fallible.
 
+pub mod airline;
+pub mod lookup;
 pub mod pyjson;
+pub mod pynum;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

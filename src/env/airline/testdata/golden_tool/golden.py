@@ -1,0 +1,26 @@
+# Regenerates ../tau_bench_golden.json: runs every call sequence of cases.py through τ-bench's
+# own airline tools (run_tau_bench.py) on ../fixture.json and records the observations and the
+# tables each sequence changed. τ-bench is exported, never committed:
+#   git -C <tau-bench bare repo> archive HEAD tau_bench/envs/tool.py tau_bench/envs/airline/tools | tar x -C /tmp/tau
+#   cp run_tau_bench.py /tmp/tau/ && python3 cases.py && python3 golden.py /tmp/tau > ../tau_bench_golden.json
+import json, os, subprocess, sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+tau_root = sys.argv[1]
+fixture_path = os.path.join(here, "..", "fixture.json")
+fixture = json.load(open(fixture_path))
+cases = json.load(open(os.path.join(here, "cases.json")))
+items = []
+for tool, seqs in cases.items():
+    seq_path = os.path.join(tau_root, "seqs.json")
+    json.dump(seqs, open(seq_path, "w"))
+    run = subprocess.run([sys.executable, os.path.join(tau_root, "run_tau_bench.py"), fixture_path, seq_path],
+                         capture_output=True, text=True, check=True)
+    rows = []
+    for seq, line in zip(seqs, run.stdout.splitlines()):
+        result = json.loads(line)
+        changed = {k: v for k, v in result["data"].items() if json.dumps(v) != json.dumps(fixture[k])}
+        rows.append(json.dumps({"calls": [{"name": n, "kwargs": k} for n, k in seq],
+                                "outputs": result["outputs"], "changed": changed}))
+    items.append(json.dumps(tool) + ": [\n" + ",\n".join(rows) + "\n]")
+print("{\n" + ",\n".join(items) + "\n}")
