@@ -95,3 +95,64 @@ case(br, b)
 case(br, book("omar_castillo_202", "economy", [], 0, [], ftype="round_trip"))
 import os
 json.dump(C, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases.json"), "w"))
+
+# Random well-typed sequences (a fixed seed, so the file is reproducible): arguments drawn from
+# the fixture's ids and plausible values, respecting every schema including nested required keys
+# and enums, since those are what the golden replay promises to match byte for byte.
+import os, random
+rng = random.Random(7)
+USERS = ["ivy_moreau_101", "omar_castillo_202", "lena_park_303", "ghost_999"]
+RES = ["QX7P2A", "LM3K9Z", "QX7P2A", "LM3K9Z", "TR8W4N", "HATHAT", "HATHAU", "NOPE00"]
+FLIGHTS = ["HAT901", "HAT902", "HAT903", "HAT904", "HAT905", "HAT906", "HAT999"]
+DATES = ["2024-05-19", "2024-05-20", "2024-05-21", "2024-05-22", "2024-05-10"]
+AIRPORTS = ["BOS", "ORD", "SEA", "JFK", "LAX"]
+PAYMENTS = ["credit_card_1100001", "gift_card_1100002", "certificate_1100003", "gift_card_1100004",
+            "credit_card_2200001", "certificate_3221322", "certificate_3221323", "paypal_1"]
+CABINS = ["basic_economy", "economy", "business"]
+def amount(): return rng.choice([rng.randint(0, 600), round(rng.uniform(0, 600), rng.choice([1, 2])), 0, 50, 100.0])
+FIXTURE = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixture.json")))
+BOOKABLE = [(n, d) for n, f in FIXTURE["flights"].items() for d, day in f["dates"].items() if day["status"] == "available"]
+def seg():
+    n, d = rng.choice(BOOKABLE) if rng.random() < 0.85 else (rng.choice(FLIGHTS), rng.choice(DATES))
+    return {"flight_number": n, "date": d}
+def segs(): return [seg() for _ in range(rng.randint(0, 3))]
+def pax(): return [{"first_name": rng.choice(["Al", "Bo", "Cy"]), "last_name": "Q", "dob": "1999-09-09"} for _ in range(rng.randint(0, 3))]
+def random_call():
+    t = rng.choice(["book_reservation"] * 4 + ["update_reservation_flights"] * 3 + ["update_reservation_baggages"] * 2 + [
+        "cancel_reservation", "send_certificate", "update_reservation_passengers", "search_direct_flight",
+        "search_onestop_flight", "get_user_details", "get_reservation_details"])
+    if t == "book_reservation":
+        cabin, flights, passengers = rng.choice(CABINS), segs(), pax()
+        nonfree, insurance = rng.randint(0, 3), rng.choice(["yes", "no"])
+        payments = [{"payment_id": rng.choice(PAYMENTS), "amount": amount()} for _ in range(rng.randint(0, 3))]
+        if rng.random() < 0.6:
+            # Pay the exact fare (as far as the fixture's prices tell), split over one to three methods.
+            total = 0
+            for seg in flights:
+                day = FIXTURE["flights"].get(seg["flight_number"], {}).get("dates", {}).get(seg["date"], {})
+                total += day.get("prices", {}).get(cabin, 0) * len(passengers)
+            total += (30 * len(passengers) if insurance == "yes" else 0) + 50 * nonfree
+            ids = rng.sample(PAYMENTS[:4], rng.randint(1, 3))
+            shares = [rng.choice([0, 10, 25.5, 40]) for _ in ids[1:]]
+            payments = [{"payment_id": i, "amount": a} for i, a in zip(ids[1:], shares)] + [{"payment_id": ids[0], "amount": total - sum(shares)}]
+        return [t, {"user_id": "ivy_moreau_101" if rng.random() < 0.8 else rng.choice(USERS), "origin": rng.choice(AIRPORTS), "destination": rng.choice(AIRPORTS),
+                    "flight_type": rng.choice(["one_way", "round_trip"]), "cabin": cabin, "flights": flights,
+                    "passengers": passengers, "payment_methods": payments,
+                    "total_baggages": rng.randint(0, 4), "nonfree_baggages": nonfree, "insurance": insurance}]
+    if t == "update_reservation_flights":
+        return [t, {"reservation_id": rng.choice(RES), "cabin": rng.choice(CABINS), "flights": segs(), "payment_id": rng.choice(PAYMENTS[:5])}]
+    if t == "update_reservation_baggages":
+        return [t, {"reservation_id": rng.choice(RES), "total_baggages": rng.randint(0, 5), "nonfree_baggages": rng.randint(-1, 4), "payment_id": rng.choice(PAYMENTS[:5])}]
+    if t == "cancel_reservation":
+        return [t, {"reservation_id": rng.choice(RES)}]
+    if t == "send_certificate":
+        return [t, {"user_id": rng.choice(USERS[1:]), "amount": amount()}]
+    if t == "update_reservation_passengers":
+        return [t, {"reservation_id": rng.choice(RES), "passengers": pax()}]
+    if t in ("search_direct_flight", "search_onestop_flight"):
+        return [t, {"origin": rng.choice(AIRPORTS), "destination": rng.choice(AIRPORTS), "date": rng.choice(DATES)}]
+    if t == "get_user_details":
+        return [t, {"user_id": rng.choice(USERS)}]
+    return [t, {"reservation_id": rng.choice(RES)}]
+C["random"] = [[random_call() for _ in range(rng.randint(1, 5))] for _ in range(200)]
+json.dump(C, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases.json"), "w"))
