@@ -1,5 +1,7 @@
 //! The command line: one module per subcommand, each a thin layer over the library.
 
+pub mod env;
+
 use clap::{Parser, Subcommand};
 
 /// Generate verified multi-turn tool-use training data with open-weight models, on one machine.
@@ -11,9 +13,14 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Environments: list domains, print tool schemas, replay actions against a database.
+    Env(env::EnvArgs),
+}
 
 /// Runs the parsed command. Every failure comes back as an error for `main` to print.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Env(args) => env::run(args),
+    }
 }

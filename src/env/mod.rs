@@ -5,9 +5,19 @@
 //! JSON Schema before the tool runs, and every lookup inside a tool is fallible.
 
 pub mod airline;
+pub mod common;
+pub mod data;
+pub mod domain;
+mod expr;
 pub mod lookup;
 pub mod pyjson;
 pub mod pynum;
+pub mod retail;
+mod session;
+pub mod state;
+
+pub use domain::{domain, domains, Domain};
+pub use session::Env;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -1,19 +1,18 @@
 //! Test data of our own in τ-bench's airline schema, and helpers for tool tests.
 //!
-//! `testdata/fixture.json` was written by hand for these tests. Expected outputs that tests call
-//! "checked against τ-bench" were produced by running τ-bench's Python tool (exported with
-//! `git archive` into /tmp, never committed) on this same fixture with Python 3.11.
+//! `tests/fixtures/airline/` (one file per table) was written by hand for these tests; the
+//! integration tests and the golden generator (`testdata/golden_tool/`) read the same files.
+
+use std::path::Path;
 
 use serde_json::Value;
 
-use crate::env::{Args, Db, Tool};
+use crate::env::{data, Args, Db, Tool};
 
-/// A fresh copy of the fixture database.
+/// A fresh copy of the fixture database, loaded like any `--data-dir`.
 pub fn db() -> Db {
-    match serde_json::from_str(include_str!("testdata/fixture.json")) {
-        Ok(Value::Object(db)) => db,
-        other => panic!("fixture.json must hold a JSON object: {other:?}"),
-    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/airline");
+    data::load_dir(&super::domain(), &dir).unwrap_or_else(|e| panic!("airline fixture: {e:#}"))
 }
 
 /// Arguments from a JSON object literal.

@@ -104,7 +104,7 @@ fn arguments(params: &Value) -> BoxedStrategy<Args> {
 }
 
 fn every_tool_with_arguments() -> impl Strategy<Value = (usize, Args)> {
-    let strategies: Vec<_> = super::tools()
+    let strategies: Vec<_> = super::domain().tools
         .iter()
         .enumerate()
         .map(|(i, tool)| arguments(&(tool.parameters)()).prop_map(move |args| (i, args)))
@@ -124,7 +124,7 @@ proptest! {
 
     #[test]
     fn random_calls_never_panic((index, args) in every_tool_with_arguments()) {
-        let tools = super::tools();
+        let tools = super::domain().tools;
         let tool = &tools[index];
         let mut db = fixture::db();
         assert_clean(&tool.call(&mut db, &args))?;
@@ -134,7 +134,7 @@ proptest! {
 
     #[test]
     fn random_call_sequences_never_panic(calls in proptest::collection::vec(every_tool_with_arguments(), 1..6)) {
-        let tools = super::tools();
+        let tools = super::domain().tools;
         let mut db = fixture::db();
         for (index, args) in calls {
             assert_clean(&tools[index].call(&mut db, &args))?;

@@ -2,7 +2,7 @@
 //!
 //! `testdata/tau_bench_golden.json` was produced by `testdata/golden_tool/golden.py`, which runs
 //! τ-bench's own Python airline tools (exported from its repository into /tmp, not committed)
-//! with Python 3.11 on our `testdata/fixture.json`: for each sequence, the observation of every
+//! with Python 3.11 on our `tests/fixtures/airline/`: for each sequence, the observation of every
 //! call (with an exception shown as `Error: {e}`, as τ-bench's environment does) and every table
 //! the sequence changed. Comparison is on `json.dumps` text, so key order counts too. The
 //! `random` group holds seeded random well-typed sequences, stored as SHA-256 digests of each
@@ -24,7 +24,7 @@ pub fn check(tool: &str) {
     let golden = golden();
     let cases = golden[tool].as_array().unwrap_or_else(|| panic!("no golden cases for {tool}"));
     assert!(!cases.is_empty());
-    let tools = super::tools();
+    let tools = super::domain().tools;
     for (index, case) in cases.iter().enumerate() {
         let mut db = fixture::db();
         let calls = case["calls"].as_array().expect("calls");
@@ -59,7 +59,7 @@ fn random_sequences_match_tau_bench() {
     let golden = golden();
     let cases = golden["random"].as_array().expect("random cases");
     assert!(cases.len() > 100);
-    let tools = super::tools();
+    let tools = super::domain().tools;
     for (index, case) in cases.iter().enumerate() {
         let mut db = fixture::db();
         let calls = case["calls"].as_array().expect("calls");

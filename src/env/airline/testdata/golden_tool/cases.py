@@ -110,7 +110,8 @@ PAYMENTS = ["credit_card_1100001", "gift_card_1100002", "certificate_1100003", "
             "credit_card_2200001", "certificate_3221322", "certificate_3221323", "paypal_1"]
 CABINS = ["basic_economy", "economy", "business"]
 def amount(): return rng.choice([rng.randint(0, 600), round(rng.uniform(0, 600), rng.choice([1, 2])), 0, 50, 100.0])
-FIXTURE = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixture.json")))
+FIXTURE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "..", "tests", "fixtures", "airline")
+FIXTURE = {"flights": json.load(open(os.path.join(FIXTURE_DIR, "flights.json")))}
 BOOKABLE = [(n, d) for n, f in FIXTURE["flights"].items() for d, day in f["dates"].items() if day["status"] == "available"]
 def seg():
     n, d = rng.choice(BOOKABLE) if rng.random() < 0.85 else (rng.choice(FLIGHTS), rng.choice(DATES))

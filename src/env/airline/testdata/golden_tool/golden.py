@@ -1,5 +1,5 @@
 # Regenerates ../tau_bench_golden.json: runs every call sequence of cases.py through τ-bench's
-# own airline tools (run_tau_bench.py) on ../fixture.json and records the observations and the
+# own airline tools (run_tau_bench.py) on tests/fixtures/airline/ and records the observations and the
 # tables each sequence changed. τ-bench is exported, never committed:
 #   git -C <tau-bench bare repo> archive HEAD tau_bench/envs/tool.py tau_bench/envs/airline/tools | tar x -C /tmp/tau
 #   cp run_tau_bench.py /tmp/tau/ && python3 cases.py && python3 golden.py /tmp/tau > ../tau_bench_golden.json
@@ -7,8 +7,8 @@ import hashlib, json, os, subprocess, sys
 
 here = os.path.dirname(os.path.abspath(__file__))
 tau_root = sys.argv[1]
-fixture_path = os.path.join(here, "..", "fixture.json")
-fixture = json.load(open(fixture_path))
+fixture_path = os.path.join(here, "..", "..", "..", "..", "..", "tests", "fixtures", "airline")
+fixture = {t: json.load(open(os.path.join(fixture_path, f"{t}.json"))) for t in ["flights", "reservations", "users"]}
 cases = json.load(open(os.path.join(here, "cases.json")))
 items = []
 for tool, seqs in cases.items():

@@ -15,8 +15,9 @@ for f in sorted(os.listdir(d)):
         for v in vars(mod).values():
             if isinstance(v, type) and hasattr(v, "get_info") and v.__module__ == f[:-3]:
                 tools[v.get_info()["function"]["name"]] = v
-fixture = json.load(open(sys.argv[1]))
-# argv: fixture.json, a JSON list of call sequences ([name, kwargs] pairs); each sequence runs on a fresh copy.
+# The fixture directory holds one file per table, loaded in τ-bench's order.
+fixture = {t: json.load(open(os.path.join(sys.argv[1], f"{t}.json"))) for t in ["flights", "reservations", "users"]}
+# argv: the fixture directory, a JSON list of call sequences ([name, kwargs] pairs); each sequence runs on a fresh copy.
 for seq in json.load(open(sys.argv[2])):
     data = copy.deepcopy(fixture)
     outs = []
