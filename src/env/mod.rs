@@ -4,6 +4,7 @@
 //! agent sees, or an error string. Tools never panic: arguments are checked against the tool's
 //! JSON Schema before the tool runs, and every lookup inside a tool is fallible.
 
+pub mod airline;
 pub mod common;
 pub mod data;
 pub mod domain;
