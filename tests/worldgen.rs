@@ -311,3 +311,65 @@ fn cli_policy_check_graph_generate_and_replay_on_a_seed() {
     assert!(walks.iter().all(|w| w.as_array().is_some_and(|w| !w.is_empty())));
     assert!(stdout(&bin(&["env", "graph", "airline", "--dot"])).starts_with("digraph airline {"));
 }
+
+#[test]
+fn airline_tools_run_on_a_generated_world_and_a_clean_session_passes_the_policy() {
+    let db = generate("airline", 12).unwrap();
+    let mut env = Env::new(domain("airline").unwrap(), db.clone());
+    let (users, flights, reservations) = (table(&db, "users"), table(&db, "flights"), table(&db, "reservations"));
+    let mut trace = Vec::new();
+
+    // Every airport the flights use is one the airport list names.
+    let airports: Value = serde_json::from_str(&call(&mut env, "list_all_airports", json!({}), &mut trace).unwrap()).unwrap();
+    for f in flights.values() {
+        assert!(airports.get(f["origin"].as_str().unwrap()).is_some(), "{} not listed", f["origin"]);
+    }
+
+    // A member with a credit card and an economy reservation on future flights.
+    let (uid, user, rid) = users
+        .iter()
+        .filter(|(_, u)| u["payment_methods"].as_object().unwrap().values().any(|m| m["source"] == "credit_card"))
+        .find_map(|(uid, u)| {
+            let rid = u["reservations"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).find(|r| {
+                let r = &reservations[*r];
+                r["cabin"] == "economy" && r.get("status").is_none() && r["flights"].as_array().unwrap().iter().all(|f| f["date"].as_str().unwrap() > "2024-05-16")
+            })?;
+            Some((uid.clone(), u, rid.to_string()))
+        })
+        .expect("some member has a future economy reservation and a credit card");
+    let card = user["payment_methods"].as_object().unwrap().values().find(|m| m["source"] == "credit_card").unwrap()["id"].clone();
+    call(&mut env, "get_user_details", json!({"user_id": uid}), &mut trace).unwrap();
+    call(&mut env, "get_reservation_details", json!({"reservation_id": rid}), &mut trace).unwrap();
+
+    // Add a bag, paid by card.
+    let r = &reservations[&rid];
+    let bags = json!({"reservation_id": rid, "total_baggages": r["total_baggages"].as_i64().unwrap() + 1,
+        "nonfree_baggages": r["nonfree_baggages"].as_i64().unwrap() + 1, "payment_id": card});
+    call(&mut env, "update_reservation_baggages", bags, &mut trace).unwrap();
+
+    // Book the first leg's route again, one passenger, on a flight the search offers.
+    let leg = &r["flights"][0];
+    let found = call(&mut env, "search_direct_flight", json!({"origin": leg["origin"], "destination": leg["destination"], "date": "2024-05-25"}), &mut trace).unwrap();
+    let offers: Value = serde_json::from_str(&found).unwrap();
+    let offer = offers.as_array().unwrap().iter().find(|o| o["available_seats"]["economy"].as_i64().unwrap() > 0).expect("a bookable flight");
+    let price = offer["prices"]["economy"].as_i64().unwrap();
+    let booking = json!({
+        "user_id": uid, "origin": leg["origin"], "destination": leg["destination"], "flight_type": "one_way", "cabin": "economy",
+        "flights": [{"flight_number": offer["flight_number"], "date": "2024-05-25"}],
+        "passengers": [{"first_name": user["name"]["first_name"], "last_name": user["name"]["last_name"], "dob": user["dob"]}],
+        "payment_methods": [{"payment_id": card, "amount": price}], "total_baggages": 0, "nonfree_baggages": 0, "insurance": "no",
+    });
+    call(&mut env, "book_reservation", booking, &mut trace).unwrap();
+    assert_eq!(env.db["reservations"]["HATHAT"]["user_id"], uid.as_str());
+    assert!(env.db["users"][&uid]["reservations"].as_array().unwrap().iter().any(|r| r == "HATHAT"));
+
+    call(&mut env, "cancel_reservation", json!({"reservation_id": "HATHAT"}), &mut trace).unwrap();
+    assert_eq!(env.db["reservations"]["HATHAT"]["status"], "cancelled");
+    assert_eq!(policy::check("airline", &db, &trace).unwrap(), vec![], "{trace:?}");
+
+    // Touching another member's reservation afterwards is flagged.
+    let other = reservations.iter().find(|(_, r)| r["user_id"] != uid.as_str()).unwrap().0;
+    trace.push(Action { name: "get_reservation_details".into(), kwargs: json!({"reservation_id": other}).as_object().unwrap().clone() });
+    let ids: Vec<&str> = policy::check("airline", &db, &trace).unwrap().iter().map(|v| v.id).collect();
+    assert_eq!(ids, ["airline.wrong_user"]);
+}
