@@ -3,10 +3,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use super::world;
 use crate::env::{data, domain, domains, state, Action, Env};
 
 #[derive(Debug, Args)]
@@ -29,6 +30,17 @@ pub enum EnvCommand {
     /// Prints one line `{"name": ..., "output": ...}` per action, then `{"diff": [...]}` (the
     /// changes as JSON-Patch-style operations) and `{"hash": "..."}` (the final state's hash).
     Replay(ReplayArgs),
+    /// Print a domain's policy document (markdown).
+    Policy {
+        /// Domain name, e.g. `retail`.
+        domain: String,
+    },
+    /// List the policy rules a JSON list of actions breaks, one JSON line each.
+    Check(world::CheckArgs),
+    /// Print the API dependency graph: which tool's output fills which tool's arguments.
+    Graph(world::GraphArgs),
+    /// Write a generated database as τ-bench-style `<table>.json` files.
+    Generate(world::GenerateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -39,8 +51,11 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub actions: PathBuf,
     /// Directory with the domain's tables as τ-bench-style JSON files.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "seed")]
     pub data_dir: Option<PathBuf>,
+    /// Without --data-dir, replay on the generated database of this seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Write the final database here, as one JSON object keyed by table.
     #[arg(long)]
     pub dump_db: Option<PathBuf>,
@@ -61,6 +76,10 @@ pub fn run(args: EnvArgs) -> anyhow::Result<()> {
             writeln!(out, "{}", serde_json::to_string_pretty(&d.openai_tools())?)?;
         }
         EnvCommand::Replay(replay_args) => replay(&replay_args, &mut out)?,
+        EnvCommand::Policy { domain } => world::print_policy(&domain)?,
+        EnvCommand::Check(args) => world::check(&args)?,
+        EnvCommand::Graph(args) => world::graph(&args)?,
+        EnvCommand::Generate(args) => world::write_generated(&args)?,
     }
     out.flush()?;
     Ok(())
@@ -68,11 +87,8 @@ pub fn run(args: EnvArgs) -> anyhow::Result<()> {
 
 fn replay(args: &ReplayArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let d = domain(&args.domain)?;
-    let Some(dir) = &args.data_dir else {
-        bail!("env replay needs --data-dir DIR: a directory with {}", table_files(d.tables));
-    };
     let actions = read_actions(&args.actions)?;
-    let db = data::load_dir(d, dir)?;
+    let db = world::load(d, args.data_dir.as_deref(), args.seed)?;
     let mut env = Env::new(d, db.clone());
     for (action, result) in env.replay(&actions) {
         let output = result.unwrap_or_else(|error| error);
@@ -86,11 +102,7 @@ fn replay(args: &ReplayArgs, out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn table_files(tables: &[&str]) -> String {
-    tables.iter().map(|t| format!("{t}.json")).collect::<Vec<_>>().join(", ")
-}
-
-fn read_actions(path: &Path) -> anyhow::Result<Vec<Action>> {
+pub(super) fn read_actions(path: &Path) -> anyhow::Result<Vec<Action>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading actions file {}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!(

@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand, each a thin layer over the library.
 
 pub mod env;
+pub mod world;
 
 use clap::{Parser, Subcommand};
 
@@ -14,7 +15,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Environments: list domains, print tool schemas, replay actions against a database.
+    /// Environments: domains, tool schemas, replays, policies, dependency graphs, generated worlds.
     Env(env::EnvArgs),
 }
 

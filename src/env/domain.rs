@@ -29,7 +29,7 @@ impl Domain {
 }
 
 /// Every domain, built once. Adding a domain is one line here.
-static DOMAINS: LazyLock<Vec<Domain>> = LazyLock::new(|| vec![super::retail::domain()]);
+static DOMAINS: LazyLock<Vec<Domain>> = LazyLock::new(|| vec![super::retail::domain(), super::airline::domain()]);
 
 /// All registered domains, in a fixed order.
 pub fn domains() -> &'static [Domain] {

@@ -4,11 +4,15 @@
 //! agent sees, or an error string. Tools never panic: arguments are checked against the tool's
 //! JSON Schema before the tool runs, and every lookup inside a tool is fallible.
 
+pub mod airline;
 pub mod common;
 pub mod data;
 pub mod domain;
 mod expr;
+pub mod generate;
+pub mod graph;
 pub mod lookup;
+pub mod policy;
 pub mod pyjson;
 pub mod pynum;
 pub mod retail;

@@ -1,0 +1,109 @@
+//! `apigen-mt env policy | check | graph | generate`: a domain's policy, the rules a trace
+//! breaks, its API dependency graph, and generated databases.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+
+use super::env::read_actions;
+use crate::env::pyjson::{dumps_with, DumpOptions};
+use crate::env::{data, domain, generate, graph::Graph, policy, Db, Domain};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Domain name, e.g. `retail`.
+    pub domain: String,
+    /// JSON file holding a list of `{"name": ..., "kwargs": {...}}` actions.
+    #[arg(long)]
+    pub actions: PathBuf,
+    /// Directory with the domain's tables as τ-bench-style JSON files.
+    #[arg(long, conflicts_with = "seed")]
+    pub data_dir: Option<PathBuf>,
+    /// Without --data-dir, check against the generated database of this seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Domain name, e.g. `retail`.
+    pub domain: String,
+    /// Print Graphviz source instead of text.
+    #[arg(long)]
+    pub dot: bool,
+    /// Also print this many seeded random walks (candidate action sequences), one per line.
+    #[arg(long, default_value_t = 0)]
+    pub walks: u64,
+    /// Seed of the first walk; walk i uses seed + i.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Longest walk, in calls.
+    #[arg(long, default_value_t = 8)]
+    pub max_len: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Domain name, e.g. `retail`.
+    pub domain: String,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Directory to write one `<table>.json` per table into (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// The database a command works on: the tables in `data_dir`, or else the generated world of `seed`.
+pub fn load(d: &Domain, data_dir: Option<&Path>, seed: u64) -> anyhow::Result<Db> {
+    match data_dir {
+        Some(dir) => data::load_dir(d, dir),
+        None => generate::generate(d.name, seed),
+    }
+}
+
+pub fn print_policy(name: &str) -> anyhow::Result<()> {
+    print!("{}", policy::document(name)?);
+    Ok(())
+}
+
+/// One JSON line per violation, then `{"violations": N}`.
+pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
+    let d = domain(&args.domain)?;
+    let actions = read_actions(&args.actions)?;
+    let db = load(d, args.data_dir.as_deref(), args.seed)?;
+    let found = policy::check(d.name, &db, &actions)?;
+    for v in &found {
+        println!("{}", serde_json::to_string(v)?);
+    }
+    println!("{}", json!({"violations": found.len()}));
+    Ok(())
+}
+
+pub fn graph(args: &GraphArgs) -> anyhow::Result<()> {
+    let g = Graph::build(&args.domain)?;
+    if args.dot {
+        print!("{}", g.to_dot());
+    } else {
+        print!("{g}");
+    }
+    for i in 0..args.walks {
+        println!("{}", json!(g.walk(args.seed.wrapping_add(i), args.max_len)));
+    }
+    Ok(())
+}
+
+/// Writes each table of the generated world as `<table>.json`, the layout `--data-dir` reads.
+pub fn write_generated(args: &GenerateArgs) -> anyhow::Result<()> {
+    let db = generate::generate(&args.domain, args.seed)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let options = DumpOptions { ensure_ascii: false, indent: Some(2), sort_keys: false, separators: None };
+    for (table, records) in &db {
+        let mut text = dumps_with(records, &options);
+        text.push('\n');
+        data::write_atomic(&args.out.join(format!("{table}.json")), &text)?;
+    }
+    eprintln!("wrote {} tables of {} (seed {}) to {}", db.len(), args.domain, args.seed, args.out.display());
+    Ok(())
+}
