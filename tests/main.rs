@@ -1,0 +1,4 @@
+//! The integration tests, in one binary so that CI links once.
+
+mod chat_template;
+mod tokenizer;
