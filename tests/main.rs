@@ -2,3 +2,4 @@
 
 mod chat_template;
 mod tokenizer;
+mod tool_calls;
