@@ -5,7 +5,7 @@ The Rust renderer (src/chat/template.rs) must match transformers' `apply_chat_te
 byte. This script is the reference: it renders every template under tests/fixtures/templates/
 (*.jinja, plus SmolLM2's real template from the shared model folder) with every conversation
 under tests/fixtures/templates/conversations/, and writes what jinja2 produced, or the message
-it raised, to tests/fixtures/templates/expected/<template>.json. tests/chat_template.rs renders
+it raised, to tests/fixtures/templates/expected/<template>.json. tests/text/chat_template.rs renders
 the same pairs in Rust and compares.
 
 A template that never reads `tools` is only given conversations without tools: for those the

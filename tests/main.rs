@@ -1,5 +1,3 @@
 //! The integration tests, in one binary so that CI links once.
 
-mod chat_template;
-mod tokenizer;
-mod tool_calls;
+mod text;

@@ -63,6 +63,8 @@ impl CalendarDate {
     /// interpret by locale are given their C-locale meaning; unknown ones are an error rather
     /// than a silent difference.
     pub fn strftime(&self, format: &str) -> Result<String> {
+        // The fields are public, so the date may not have been checked yet.
+        Self::new(self.year, self.month, self.day)?;
         let mut out = String::new();
         let mut chars = format.chars();
         while let Some(c) = chars.next() {
@@ -115,6 +117,8 @@ mod tests {
     fn bad_input_is_an_error() {
         assert!(CalendarDate::new(2023, 2, 29).is_err());
         assert!(CalendarDate::new(2024, 13, 1).is_err());
+        let unchecked = CalendarDate { year: 2024, month: 13, day: 1 };
+        assert!(unchecked.strftime("%b").unwrap_err().to_string().contains("2024-13-01"));
         let d = CalendarDate::new(2024, 2, 29).unwrap();
         assert!(d.strftime("%Q").unwrap_err().to_string().contains("%Q"));
         assert!(d.strftime("50%").is_err());

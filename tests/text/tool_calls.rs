@@ -167,7 +167,8 @@ fn plain_answers_have_no_calls() {
 fn malformed_calls_give_their_errors() {
     let tools = tools();
     let ctx = context(&tools, 0, true);
-    let cases: Vec<(ToolFormat, &str, fn(&ToolCallError) -> bool)> = vec![
+    type Expect = fn(&ToolCallError) -> bool;
+    let cases: Vec<(ToolFormat, &str, Expect)> = vec![
         // Truncated JSON.
         (ToolFormat::Hermes, "<tool_call>\n{\"name\": \"find_order\", \"arguments\": {\"order_", |e| matches!(e, ToolCallError::Truncated(_))),
         (ToolFormat::Llama3, "{\"name\": \"find_order\", \"parameters\": {", |e| matches!(e, ToolCallError::Truncated(_))),

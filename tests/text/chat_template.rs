@@ -7,7 +7,7 @@ use apigen_mt::chat::{CalendarDate, ChatTemplate, Message, RenderOptions, Role, 
 use candle_core::quantized::gguf_file::Content;
 use serde_json::Value;
 
-use crate::tokenizer::smollm_dir;
+use super::tokenizer::smollm_dir;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/templates"))

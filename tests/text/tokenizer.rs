@@ -1,7 +1,7 @@
 //! The tokenizer rebuilt from GGUF metadata must give the ids that the model's own
 //! tokenizer.json gives, on text of every kind a conversation carries.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use apigen_mt::tokenizer::Tokenizer;
 use candle_core::quantized::gguf_file::Content;
@@ -20,7 +20,7 @@ pub fn smollm_dir() -> Option<PathBuf> {
     }
 }
 
-fn load_both(dir: &PathBuf) -> (Tokenizer, Tokenizer) {
+fn load_both(dir: &Path) -> (Tokenizer, Tokenizer) {
     let json = Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
     let gguf_path = dir.join("model-q4_1.gguf");
     let mut file = std::fs::File::open(&gguf_path).unwrap();
