@@ -8,3 +8,4 @@ pub mod chat;
 pub mod engine;
 pub mod env;
 pub mod cli;
+pub mod tokenizer;

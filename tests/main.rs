@@ -1,7 +1,8 @@
-//! The integration tests, in one binary.
+//! The integration tests, in one binary so that CI links once.
 
 mod cli_env;
 mod env_airline;
 mod env_props;
 mod env_retail;
+mod text;
 mod worldgen;
