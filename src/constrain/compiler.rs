@@ -43,12 +43,17 @@ impl ConstraintCompiler {
     /// Compiles `constraint` into a fresh matcher for one sequence.
     ///
     /// JSON schemas are compiled to compact JSON (no whitespace between tokens): a model that
-    /// may emit blanks can spend its whole budget on them. An invalid schema, regex or grammar
-    /// is refused with llguidance's own explanation.
+    /// may emit blanks can spend its whole budget on them. Regexes use Rust `regex` syntax with
+    /// ASCII `\d`/`\w`. An invalid schema, regex or grammar is refused with llguidance's own
+    /// explanation.
     pub fn compile(&self, constraint: &Constraint) -> Result<SeqConstraint, EngineError> {
         let grammar = match constraint {
             Constraint::JsonSchema(schema) => TopLevelGrammar::from_json_schema(compact_json_schema(schema)?),
-            Constraint::Regex(regex) => TopLevelGrammar::from_regex(regex),
+            // `\d` and `\w` mean ASCII, as in JSON Schema patterns: an id pattern should not
+            // admit Devanagari or full-width digits.
+            Constraint::Regex(regex) => {
+                TopLevelGrammar::from_lark(format!("start: /{}/", llguidance::regex_to_lark(regex, "dw")))
+            }
             Constraint::Lark(grammar) => TopLevelGrammar::from_lark(grammar.clone()),
         };
         let parser = self
