@@ -28,9 +28,9 @@ fn byte_char(byte: u8) -> char {
 }
 
 const MERGED_WORDS: &[&str] = &[
-    "{\"", "\":", "\",", "\"}", "\":\"", "},", "}]", "]}", "[\"", "\"]", "[{", "00", "10", "12", "20", "99",
-    "name", "id", "true", "false", "null", "user", "order", "status", "items", "price", " the", " and",
-    "ing", "er", "tion", "#W",
+    "{\"", "\":", "\",", "\"}", "\":\"", "},", "}]", "]}", "[\"", "\"]", "[{", "00", "10", "12", "20", "99", "name",
+    "id", "true", "false", "null", "user", "order", "status", "items", "price", " the", " and", "ing", "er", "tion",
+    "#W",
 ];
 
 struct TinyVocab {
@@ -38,7 +38,8 @@ struct TinyVocab {
     eos: u32,
 }
 
-fn tiny_vocab() -> TinyVocab {
+/// `normalizer` is the tokenizer.json normalizer (null for none).
+fn tiny_vocab(normalizer: Value) -> TinyVocab {
     let mut vocab = serde_json::Map::new();
     let mut merges: Vec<String> = Vec::new();
     for byte in 0..=255u8 {
@@ -70,7 +71,7 @@ fn tiny_vocab() -> TinyVocab {
             "id": eos, "content": "<|eos|>", "single_word": false, "lstrip": false, "rstrip": false,
             "normalized": false, "special": true
         }],
-        "normalizer": null,
+        "normalizer": normalizer,
         "pre_tokenizer": byte_level,
         "post_processor": null,
         "decoder": byte_level,
@@ -85,7 +86,7 @@ fn tiny_vocab() -> TinyVocab {
 }
 
 fn tiny_compiler() -> (ConstraintCompiler, Tokenizer) {
-    let TinyVocab { tokenizer, eos } = tiny_vocab();
+    let TinyVocab { tokenizer, eos } = tiny_vocab(Value::Null);
     let compiler = ConstraintCompiler::new(&tokenizer, &[eos]).expect("the compiler builds");
     (compiler, tokenizer)
 }
@@ -118,8 +119,7 @@ fn decode(tokenizer: &Tokenizer, tokens: &[u32]) -> String {
 }
 
 fn assert_valid_json(schema: &Value, text: &str, context: &str) {
-    let instance: Value =
-        serde_json::from_str(text).unwrap_or_else(|e| panic!("{context}: not JSON ({e}): {text}"));
+    let instance: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{context}: not JSON ({e}): {text}"));
     let validator = jsonschema::validator_for(schema).expect("test schemas are valid");
     let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{context}: {text} violates the schema: {errors:?}");
@@ -326,6 +326,20 @@ fn a_fully_determined_regex_is_forced_without_the_model() {
 }
 
 #[test]
+fn forced_text_keeps_its_bytes_when_the_tokenizer_normalizes() {
+    // A lowercasing tokenizer would spell the forced "NAME" as "name"; the forced tokens must
+    // still spell exactly what the grammar demands.
+    let TinyVocab { tokenizer, eos } = tiny_vocab(json!({"type": "Lowercase"}));
+    let compiler = ConstraintCompiler::new(&tokenizer, &[eos]).expect("the compiler builds");
+    let mut seq = compiler.compile(&Constraint::Regex("NAME id".into())).expect("regex compiles");
+    let generation = generate(&mut seq, &mut Sampler::Greedy, 20, |_| {
+        Err(EngineError::Model("the model must not be asked for a forced string".into()))
+    });
+    assert_eq!(generation.finish_reason, FinishReason::Constraint, "{:?}", generation.error);
+    assert_eq!(decode(&tokenizer, &generation.tokens), "NAME id");
+}
+
+#[test]
 fn lark_constraint_output_parses() {
     let (compiler, tokenizer) = tiny_compiler();
     let vocab = tokenizer.get_vocab_size(true);
@@ -397,7 +411,7 @@ fn committing_a_token_outside_the_mask_is_an_error_not_a_panic() {
 
 #[test]
 fn the_compiler_refuses_end_tokens_outside_the_vocabulary() {
-    let TinyVocab { tokenizer, eos } = tiny_vocab();
+    let TinyVocab { tokenizer, eos } = tiny_vocab(Value::Null);
     let too_big = ConstraintCompiler::new(&tokenizer, &[eos + 1]).err().expect("out-of-range eos refused");
     assert!(too_big.to_string().contains("outside the vocabulary"), "{too_big}");
     let none = ConstraintCompiler::new(&tokenizer, &[]).err().expect("missing eos refused");

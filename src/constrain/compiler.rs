@@ -56,10 +56,7 @@ impl ConstraintCompiler {
             }
             Constraint::Lark(grammar) => TopLevelGrammar::from_lark(grammar.clone()),
         };
-        let parser = self
-            .factory
-            .create_parser(grammar)
-            .map_err(|e| EngineError::Constraint(format!("{e:#}")))?;
+        let parser = self.factory.create_parser(grammar).map_err(|e| EngineError::Constraint(format!("{e:#}")))?;
         let matcher = Matcher::new(Ok(parser));
         if let Some(error) = matcher.get_error() {
             return Err(EngineError::Constraint(error));
