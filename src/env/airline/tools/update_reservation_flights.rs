@@ -48,11 +48,11 @@ fn parameters() -> Value {
 
 /// Prices the new itinerary as τ-bench does: a segment already on the reservation (same flight
 /// number and date, and the cabin unchanged) keeps its recorded price, origin and destination;
-/// any other segment is priced from today's fares and must be available with enough seats for
-/// every passenger. The charge is the new total minus the old, times the passenger count;
-/// a gift card pays it (or is credited when it is negative), the flights are replaced, a
-/// nonzero charge is appended to the payment history, and the reservation is returned. Seat
-/// counts are not changed, as in τ-bench.
+/// any other segment is priced from the flight's fares for its date and must be available with
+/// enough seats for every passenger. The charge is the new total minus the old, times the
+/// passenger count; a gift card pays it (or is credited when it is negative), the flights are
+/// replaced, a nonzero charge is appended to the payment history, and the reservation is
+/// returned. Seat counts are not changed, as in τ-bench.
 /// Errors, in τ-bench's order: `Error: reservation not found`, then per new segment
 /// `Error: flight X not found`, `... not found on date D`, `... not available on date D`,
 /// `Error: not enough seats on flight X`, then the payment errors of `update_reservation_baggages`.
@@ -72,10 +72,9 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     for segment in &mut flights {
         if let Some(kept) = kept_segment(reservation, segment, cabin, &what)? {
             total = total.add(field_num(kept, "price", &what)?.mul(seats)?)?;
-            let priced = ["price", "origin", "destination"].map(|key| field(kept, key, &what).cloned());
             let segment = object_mut(segment, "a requested flight")?;
-            for (key, value) in ["price", "origin", "destination"].into_iter().zip(priced) {
-                segment.insert(key.into(), value?);
+            for key in ["price", "origin", "destination"] {
+                segment.insert(key.into(), field(kept, key, &what)?.clone());
             }
             continue;
         }
