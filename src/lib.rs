@@ -9,4 +9,5 @@ pub mod constrain;
 pub mod engine;
 pub mod env;
 pub mod cli;
+pub mod prompts;
 pub mod tokenizer;

@@ -64,6 +64,26 @@ impl std::fmt::Debug for ChatTemplate {
     }
 }
 
+/// A minijinja environment set up the way transformers sets up Jinja: `trim_blocks`,
+/// `lstrip_blocks`, Python string methods, Python's printing of values, `tojson` as
+/// `json.dumps(ensure_ascii=False)`, and `raise_exception`. Prompt templates use it too, so that
+/// every template in the project follows one set of rules.
+pub fn python_environment() -> Result<Environment<'static>> {
+    let mut env = Environment::new();
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+        .map_err(|e| anyhow!("cannot configure Jinja syntax: {e}"))?;
+    env.set_syntax(syntax);
+    minijinja_contrib::add_to_environment(&mut env);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_formatter(python_formatter);
+    env.add_filter("tojson", tojson);
+    env.add_function("raise_exception", raise_exception);
+    Ok(env)
+}
+
 impl ChatTemplate {
     /// Compiles `templates` (name → Jinja source; one must be named `default`). `source` says
     /// where they came from in error messages.
@@ -74,18 +94,7 @@ impl ChatTemplate {
         eos_token: impl Into<String>,
     ) -> Result<Self> {
         let source = source.into();
-        let mut env = Environment::new();
-        let syntax = minijinja::syntax::SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .build()
-            .map_err(|e| anyhow!("cannot configure Jinja syntax: {e}"))?;
-        env.set_syntax(syntax);
-        minijinja_contrib::add_to_environment(&mut env);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.set_formatter(python_formatter);
-        env.add_filter("tojson", tojson);
-        env.add_function("raise_exception", raise_exception);
+        let env = python_environment()?;
         let mut template = Self {
             env,
             source: source.clone(),
