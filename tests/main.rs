@@ -1,5 +1,3 @@
 //! The integration tests, in one binary.
 
-mod cli_env;
-mod env_props;
-mod env_retail;
+mod env;
