@@ -1,9 +1,7 @@
-//! The integration tests, in one binary so that CI links once.
+//! The integration tests, in one binary so that CI links once (Cargo.toml sets autotests = false).
 
-mod cli_env;
 mod constrain;
+mod env;
 mod env_airline;
-mod env_props;
-mod env_retail;
 mod text;
 mod worldgen;

@@ -241,10 +241,11 @@ mod tests {
     #[test]
     fn exact_ties_round_to_even_like_python() {
         // CPython: repr(675823202824074.25) == '675823202824074.2', and .75 gives '...074.8'.
-        assert_eq!(float_repr(675823202824074.25), "675823202824074.2");
-        assert_eq!(float_repr(675823202824074.75), "675823202824074.8");
-        assert_eq!(float_repr(-675823202824075.25), "-675823202824075.2");
-        assert_eq!(float_repr(9007199254740993.0), "9007199254740992.0");
+        let big = 675823202824074.0;
+        assert_eq!(float_repr(big + 0.25), "675823202824074.2");
+        assert_eq!(float_repr(big + 0.75), "675823202824074.8");
+        assert_eq!(float_repr(-(big + 1.25)), "-675823202824075.2");
+        assert_eq!(float_repr(2f64.powi(53)), "9007199254740992.0");
         assert_eq!(float_repr(5e-324), "5e-324");
         assert!(is_exact_decimal(0.25, 2) && !is_exact_decimal(0.25, 1) && !is_exact_decimal(0.1, 30));
         assert!(is_exact_decimal(1500.0, -2) && !is_exact_decimal(1500.0, -3));
