@@ -331,3 +331,41 @@ fn tojson(value: &JinjaValue, kwargs: Kwargs) -> Result<JinjaValue, JinjaError> 
 fn raise_exception(message: String) -> Result<JinjaValue, JinjaError> {
     Err(JinjaError::new(ErrorKind::InvalidOperation, message))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render_inline(source: &str) -> Result<String> {
+        let template = ChatTemplate::new("inline", vec![(DEFAULT.into(), source.into())], "<s>", "</s>")?
+            .with_options(RenderOptions { date: CalendarDate::new(2024, 2, 29)? });
+        template.render(&[Message::user("hi")], &[], true)
+    }
+
+    #[test]
+    fn prints_and_filters_like_python() {
+        // Each expectation is what jinja2 under transformers prints.
+        assert_eq!(render_inline("{{ none }} {{ true }} {{ false }} {{ undefined_name }}.").unwrap(), "None True False .");
+        assert_eq!(
+            render_inline(r#"{{ {"b": 1, "a": [1.0, "é<"]} | tojson }}"#).unwrap(),
+            r#"{"b": 1, "a": [1.0, "é<"]}"#
+        );
+        assert_eq!(
+            render_inline(r#"{{ {"b": 1, "a": 2} | tojson(separators=[",", ":"], sort_keys=true) }}"#).unwrap(),
+            r#"{"a":2,"b":1}"#
+        );
+        assert_eq!(render_inline(r#"{{ "  x  ".strip() }}|{{ "a,b".split(",") | length }}"#).unwrap(), "x|2");
+        assert_eq!(render_inline(r#"{{ strftime_now("%d %B %Y") }}"#).unwrap(), "29 February 2024");
+        assert_eq!(render_inline("{{ bos_token }}{{ messages[0].content }}{{ eos_token }}").unwrap(), "<s>hi</s>");
+    }
+
+    #[test]
+    fn errors_name_the_source_and_line() {
+        let err = format!("{:#}", render_inline("line one\n{{ raise_exception('no system message') }}").unwrap_err());
+        assert!(err.contains("inline") && err.contains("line 2") && err.contains("no system message"), "{err}");
+        let err = format!("{:#}", render_inline("{{ strftime_now('%Q') }}").unwrap_err());
+        assert!(err.contains("%Q"), "{err}");
+        let err = ChatTemplate::new("inline", vec![("other".into(), "x".into())], "", "").unwrap_err().to_string();
+        assert!(err.contains("no chat template named `default`"), "{err}");
+    }
+}
