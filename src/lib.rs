@@ -10,4 +10,5 @@ pub mod engine;
 pub mod env;
 pub mod cli;
 pub mod prompts;
+pub mod seeds;
 pub mod tokenizer;
