@@ -279,7 +279,7 @@ fn a_failed_forward_leaves_caches_unchanged() {
     let model = load(&Spec::llama().write_safetensors(dir.path()));
     let (mut a, mut b) = (model.new_kv(), model.new_kv());
     logits(&model, &mut [SeqChunk { tokens: &[1, 2], kv: &mut a }]);
-    let too_far = vec![3u32; Spec::MAX_POSITIONS];
+    let too_far = vec![3u32; Spec::MAX_POSITIONS + 1];
     let err = model
         .forward(&mut [SeqChunk { tokens: &[4], kv: &mut a }, SeqChunk { tokens: &too_far, kv: &mut b }])
         .unwrap_err();

@@ -235,31 +235,31 @@ impl Decoder {
     /// Causal attention of one sequence's new queries `[heads, n, head_dim]` over its cached and
     /// new keys/values `[kv_heads, prefix + n, head_dim]`; returns `[n, heads * head_dim]`.
     ///
-    /// Query heads that share a key/value head are stacked along the rows, so grouped-query
-    /// attention is one matrix product per key/value head with no repeated keys.
+    /// Grouped key/value heads are repeated to one per query head, so every product has the
+    /// same shape as in candle's reference models and gives the same bits; stacking a group's
+    /// queries instead would save the copy but change the GEMM shape, and with it the rounding.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, prefix: usize) -> Result<Tensor> {
-        let cfg = &self.config;
         let (heads, n, head_dim) = q.dims3()?;
-        let total = prefix + n;
-        let groups = cfg.kv_groups();
-        let q = q.reshape((cfg.num_kv_heads, groups * n, head_dim))?.to_dtype(DType::F32)?;
-        let k = k.to_dtype(DType::F32)?;
-        let v = v.to_dtype(DType::F32)?;
+        let groups = self.config.kv_groups();
+        let q = q.to_dtype(DType::F32)?;
+        let k = repeat_heads(&k.to_dtype(DType::F32)?, groups)?;
+        let v = repeat_heads(&v.to_dtype(DType::F32)?, groups)?;
         let scores = (q.matmul(&k.t()?)? * (1.0 / (head_dim as f64).sqrt()))?;
-        let scores = if n > 1 {
-            let mask = causal_mask(n, prefix, &self.device)?;
-            scores.reshape((cfg.num_kv_heads, groups, n, total))?.broadcast_add(&mask)?.reshape((
-                cfg.num_kv_heads,
-                groups * n,
-                total,
-            ))?
-        } else {
-            scores
-        };
+        let scores = if n > 1 { scores.broadcast_add(&causal_mask(n, prefix, &self.device)?)? } else { scores };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let context = probs.matmul(&v)?.to_dtype(self.dtype)?;
-        context.reshape((heads, n, head_dim))?.transpose(0, 1)?.reshape((n, heads * head_dim))
+        context.transpose(0, 1)?.reshape((n, heads * head_dim))
     }
+}
+
+/// `[kv_heads, len, d]` to a contiguous `[kv_heads * groups, len, d]`, query head `h` reading
+/// key/value head `h / groups`.
+fn repeat_heads(x: &Tensor, groups: usize) -> Result<Tensor> {
+    if groups == 1 {
+        return x.contiguous();
+    }
+    let (kv_heads, len, d) = x.dims3()?;
+    Tensor::cat(&vec![x; groups], 1)?.reshape((kv_heads * groups, len, d))
 }
 
 /// `[n, prefix + n]`: 0 where query `i` may see key `j` (`j <= prefix + i`), −∞ elsewhere.
