@@ -124,7 +124,11 @@ impl ModelConfig {
         let hidden_size = md_usize(md, &key("embedding_length"))?;
         let num_heads = md_usize(md, &key("attention.head_count"))?;
         let num_kv_heads = md_usize_or(md, &key("attention.head_count_kv"), num_heads)?;
-        let default_head_dim = if num_heads == 0 { 0 } else { hidden_size / num_heads };
+        let default_head_dim = if num_heads == 0 {
+            0
+        } else {
+            hidden_size / num_heads
+        };
         let head_dim = md_usize_or(md, &key("attention.key_length"), default_head_dim)?;
         let value_dim = md_usize_or(md, &key("attention.value_length"), head_dim)?;
         if value_dim != head_dim {
@@ -137,7 +141,10 @@ impl ModelConfig {
         if let Some(kind) = md.get(&key("rope.scaling.type")) {
             match kind {
                 gguf_file::Value::String(s) if s == "none" => {}
-                other => bail!("RoPE scaling {other:?} ({}) is not supported", key("rope.scaling.type")),
+                other => bail!(
+                    "RoPE scaling {other:?} ({}) is not supported",
+                    key("rope.scaling.type")
+                ),
             }
         }
         let vocab_size = match md.get(&key("vocab_size")) {
@@ -218,7 +225,10 @@ impl ModelConfig {
             bail!("rope_theta ({}) must be a positive number", self.rope_theta);
         }
         if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0) {
-            bail!("rms_norm_eps ({}) must be a positive number", self.rms_norm_eps);
+            bail!(
+                "rms_norm_eps ({}) must be a positive number",
+                self.rms_norm_eps
+            );
         }
         if let Some(s) = &self.rope_scaling {
             let ok = s.factor.is_finite()
@@ -234,7 +244,10 @@ impl ModelConfig {
         }
         for &id in self.eos_token_ids.iter().chain(self.bos_token_id.iter()) {
             if id as usize >= self.vocab_size {
-                bail!("special token id {id} is outside the vocabulary ({})", self.vocab_size);
+                bail!(
+                    "special token id {id} is outside the vocabulary ({})",
+                    self.vocab_size
+                );
             }
         }
         Ok(())
@@ -307,8 +320,9 @@ impl HfConfig {
             Arch::Llama => 2048,
             Arch::Qwen2 | Arch::Qwen3 => 32_768,
         };
-        let mut max_position_embeddings =
-            self.max_position_embeddings.unwrap_or(default_max_positions);
+        let mut max_position_embeddings = self
+            .max_position_embeddings
+            .unwrap_or(default_max_positions);
         // Mistral applies its window whenever it is set; Qwen only when `use_sliding_window`.
         let window = match (self.model_type.as_str(), self.use_sliding_window) {
             ("mistral", _) | (_, Some(true)) => self.sliding_window,
@@ -320,7 +334,8 @@ impl HfConfig {
         let head_dim = match self.head_dim {
             Some(d) => d,
             None => {
-                if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+                if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0
+                {
                     bail!(
                         "hidden_size ({}) is not a multiple of num_attention_heads ({})",
                         self.hidden_size,
@@ -382,7 +397,9 @@ fn parse_rope_scaling(value: Option<&Value>) -> Result<Option<RopeScaling>> {
             let original = value
                 .get("original_max_position_embeddings")
                 .and_then(Value::as_u64)
-                .context("rope_scaling.original_max_position_embeddings is missing or not an integer")?;
+                .context(
+                    "rope_scaling.original_max_position_embeddings is missing or not an integer",
+                )?;
             Ok(Some(RopeScaling {
                 factor: number("factor")? as f32,
                 low_freq_factor: number("low_freq_factor")? as f32,
@@ -398,7 +415,8 @@ fn md_value<'a>(
     md: &'a HashMap<String, gguf_file::Value>,
     key: &str,
 ) -> Result<&'a gguf_file::Value> {
-    md.get(key).with_context(|| format!("metadata has no {key}"))
+    md.get(key)
+        .with_context(|| format!("metadata has no {key}"))
 }
 
 /// GGUF writers disagree on integer widths, so any non-negative integer type is accepted.
@@ -469,7 +487,10 @@ mod tests {
     fn reads_a_llama_config() {
         let c = ModelConfig::from_hf_json_str(SMOL).unwrap();
         assert_eq!(c.arch, Arch::Llama);
-        assert_eq!((c.num_heads, c.num_kv_heads, c.head_dim, c.kv_groups()), (9, 3, 64, 3));
+        assert_eq!(
+            (c.num_heads, c.num_kv_heads, c.head_dim, c.kv_groups()),
+            (9, 3, 64, 3)
+        );
         assert_eq!(c.eos_token_ids, vec![2]);
         assert_eq!(c.bos_token_id, Some(1));
         assert!(c.tie_word_embeddings && !c.attention_bias && !c.qk_norm);
@@ -492,9 +513,13 @@ mod tests {
 
     #[test]
     fn refuses_unknown_families_and_scalings() {
-        let err = ModelConfig::from_hf_json_str(&SMOL.replace("\"llama\"", "\"gpt2\"")).unwrap_err();
+        let err =
+            ModelConfig::from_hf_json_str(&SMOL.replace("\"llama\"", "\"gpt2\"")).unwrap_err();
         assert!(err.to_string().contains("gpt2"), "{err}");
-        let yarn = SMOL.replace(r#""rope_scaling": null"#, r#""rope_scaling": {"type": "yarn", "factor": 4.0}"#);
+        let yarn = SMOL.replace(
+            r#""rope_scaling": null"#,
+            r#""rope_scaling": {"type": "yarn", "factor": 4.0}"#,
+        );
         let err = ModelConfig::from_hf_json_str(&yarn).unwrap_err();
         assert!(err.to_string().contains("yarn"), "{err}");
     }
@@ -514,7 +539,10 @@ mod tests {
         );
         let c = ModelConfig::from_hf_json_str(&text).unwrap();
         assert!(c.attention_bias && !c.qk_norm);
-        assert_eq!(c.max_position_embeddings, 4096, "the window caps the context");
+        assert_eq!(
+            c.max_position_embeddings, 4096,
+            "the window caps the context"
+        );
         let c = ModelConfig::from_hf_json_str(&SMOL.replace("\"llama\"", "\"qwen3\"")).unwrap();
         assert!(c.qk_norm && !c.attention_bias);
     }

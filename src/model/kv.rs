@@ -42,7 +42,14 @@ impl SeqKv {
         dtype: DType,
         device: Device,
     ) -> Self {
-        Self { layers: vec![None; num_layers], len: 0, num_kv_heads, head_dim, dtype, device }
+        Self {
+            layers: vec![None; num_layers],
+            len: 0,
+            num_kv_heads,
+            head_dim,
+            dtype,
+            device,
+        }
     }
 
     /// Tokens cached.
@@ -70,7 +77,13 @@ impl SeqKv {
     }
 
     /// Whether this cache was made for a model with these attention dimensions.
-    pub(crate) fn fits(&self, num_layers: usize, num_kv_heads: usize, head_dim: usize, dtype: DType) -> bool {
+    pub(crate) fn fits(
+        &self,
+        num_layers: usize,
+        num_kv_heads: usize,
+        head_dim: usize,
+        dtype: DType,
+    ) -> bool {
         self.layers.len() == num_layers
             && self.num_kv_heads == num_kv_heads
             && self.head_dim == head_dim
@@ -80,18 +93,30 @@ impl SeqKv {
     /// Writes `k` and `v` (`[num_kv_heads, n, head_dim]`, contiguous) for `layer` at positions
     /// `len()..len() + n` and returns views of keys and values `0..len() + n`. The length only
     /// advances at [`SeqKv::commit`], once every layer has been written.
-    pub(crate) fn write(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn write(
+        &mut self,
+        layer: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         let (_, added, _) = k.dims3()?;
         let needed = self.len + added;
         let Some(slot) = self.layers.get_mut(layer) else {
-            candle_core::bail!("layer {layer} is outside this cache ({} layers)", self.layers.len())
+            candle_core::bail!(
+                "layer {layer} is outside this cache ({} layers)",
+                self.layers.len()
+            )
         };
         let (capacity, shared) = match slot {
             Some(buffer) => (buffer.capacity(), Arc::strong_count(buffer) > 1),
             None => (0, false),
         };
         if capacity < needed || shared {
-            let new_capacity = if capacity < needed { needed.max(2 * capacity) } else { capacity };
+            let new_capacity = if capacity < needed {
+                needed.max(2 * capacity)
+            } else {
+                capacity
+            };
             let shape = (self.num_kv_heads, new_capacity, self.head_dim);
             let fresh = KvBuffer {
                 k: Tensor::zeros(shape, self.dtype, &self.device)?,
@@ -111,7 +136,10 @@ impl SeqKv {
         // The buffer is now held only by this sequence, so writing in place is invisible to clones.
         buffer.k.slice_set(k, 1, self.len)?;
         buffer.v.slice_set(v, 1, self.len)?;
-        Ok((buffer.k.narrow(1, 0, needed)?, buffer.v.narrow(1, 0, needed)?))
+        Ok((
+            buffer.k.narrow(1, 0, needed)?,
+            buffer.v.narrow(1, 0, needed)?,
+        ))
     }
 
     /// Advances the length after every layer has written `added` tokens.
@@ -158,7 +186,10 @@ mod tests {
         // 1 -> 2 -> 4 -> 8 rows, K and V, 4 bytes each.
         assert_eq!(a.size_bytes(), 8 * 2 * 4);
         let (k, _) = rows(&mut a, &[5.0])?;
-        assert_eq!(k.flatten_all()?.to_vec1::<f32>()?, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(
+            k.flatten_all()?.to_vec1::<f32>()?,
+            [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        );
         Ok(())
     }
 }

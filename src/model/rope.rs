@@ -28,10 +28,16 @@ pub(crate) struct Rope {
 impl Rope {
     /// `freq_factors` are GGUF's `rope_freqs.weight`: per-frequency divisors that encode Llama 3
     /// scaling in files whose metadata does not.
-    pub(crate) fn new(config: &ModelConfig, style: RopeStyle, freq_factors: Option<&[f32]>) -> Self {
+    pub(crate) fn new(
+        config: &ModelConfig,
+        style: RopeStyle,
+        freq_factors: Option<&[f32]>,
+    ) -> Self {
         let d = config.head_dim;
-        let mut inv_freq: Vec<f32> =
-            (0..d).step_by(2).map(|i| 1f32 / config.rope_theta.powf(i as f32 / d as f32)).collect();
+        let mut inv_freq: Vec<f32> = (0..d)
+            .step_by(2)
+            .map(|i| 1f32 / config.rope_theta.powf(i as f32 / d as f32))
+            .collect();
         if let Some(s) = &config.rope_scaling {
             let original = s.original_max_position_embeddings as f32;
             let low_freq_wavelen = original / s.low_freq_factor;
@@ -129,11 +135,24 @@ mod tests {
         let scaled = Rope::new(&config(16, Some(scaling)), RopeStyle::Half, None);
         let plain = Rope::new(&config(16, None), RopeStyle::Half, None);
         // The factors a GGUF converter writes: plain frequency over scaled frequency.
-        let factors: Vec<f32> =
-            plain.inv_freq.iter().zip(&scaled.inv_freq).map(|(p, s)| p / s).collect();
-        assert!(factors.iter().any(|&f| f == 1.0), "some frequencies are kept");
-        assert!(factors.iter().any(|&f| (f - 8.0).abs() < 1e-5), "some are divided by the factor");
-        assert!(factors.iter().any(|&f| f > 1.0 && f < 7.99), "some are interpolated");
+        let factors: Vec<f32> = plain
+            .inv_freq
+            .iter()
+            .zip(&scaled.inv_freq)
+            .map(|(p, s)| p / s)
+            .collect();
+        assert!(
+            factors.iter().any(|&f| f == 1.0),
+            "some frequencies are kept"
+        );
+        assert!(
+            factors.iter().any(|&f| (f - 8.0).abs() < 1e-5),
+            "some are divided by the factor"
+        );
+        assert!(
+            factors.iter().any(|&f| f > 1.0 && f < 7.99),
+            "some are interpolated"
+        );
         let from_factors = Rope::new(&config(16, None), RopeStyle::Half, Some(&factors));
         for (a, b) in from_factors.inv_freq.iter().zip(&scaled.inv_freq) {
             assert!((a - b).abs() <= 1e-6 * b.abs(), "{a} vs {b}");
@@ -144,10 +163,14 @@ mod tests {
     fn interleaved_style_is_half_style_on_permuted_dimensions() -> Result<()> {
         let d = 8;
         let dev = Device::Cpu;
-        let values: Vec<f32> = (0..3 * 2 * d).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
+        let values: Vec<f32> = (0..3 * 2 * d)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0)
+            .collect();
         let x = Tensor::from_vec(values, (3, 2, d), &dev)?;
         // Half pairs (i, i + d/2); interleaved pairs (2i, 2i + 1).
-        let perm: Vec<u32> = (0..d / 2).flat_map(|i| [i as u32, (i + d / 2) as u32]).collect();
+        let perm: Vec<u32> = (0..d / 2)
+            .flat_map(|i| [i as u32, (i + d / 2) as u32])
+            .collect();
         let perm = Tensor::new(perm.as_slice(), &dev)?;
         let positions = [0, 5, 17];
         let half = Rope::new(&config(d, None), RopeStyle::Half, None);
@@ -160,7 +183,10 @@ mod tests {
         // Position 0 is the identity; later positions are not.
         let x0 = x.get(0)?.index_select(&perm, 1)?;
         assert_eq!(b.get(0)?.to_vec2::<f32>()?, x0.to_vec2::<f32>()?);
-        assert_ne!(b.get(1)?.to_vec2::<f32>()?, x.get(1)?.index_select(&perm, 1)?.to_vec2::<f32>()?);
+        assert_ne!(
+            b.get(1)?.to_vec2::<f32>()?,
+            x.get(1)?.index_select(&perm, 1)?.to_vec2::<f32>()?
+        );
         Ok(())
     }
 }
