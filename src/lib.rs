@@ -8,6 +8,7 @@ pub mod chat;
 pub mod constrain;
 pub mod engine;
 pub mod env;
+pub mod model;
 pub mod cli;
 pub mod prompts;
 pub mod seeds;

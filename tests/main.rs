@@ -3,5 +3,6 @@
 mod constrain;
 mod env;
 mod env_airline;
+mod model;
 mod text;
 mod worldgen;
