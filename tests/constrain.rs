@@ -410,6 +410,16 @@ fn committing_a_token_outside_the_mask_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn a_failing_model_ends_the_generation_with_its_error() {
+    let (compiler, _) = tiny_compiler();
+    let mut seq = compiler.compile(&Constraint::Regex("[0-9]{3}".into())).expect("regex compiles");
+    let generation = generate(&mut seq, &mut Sampler::Greedy, 10, |_| Err(EngineError::Model("device lost".into())));
+    assert_eq!(generation.finish_reason, FinishReason::Error);
+    assert!(generation.error.as_deref().is_some_and(|e| e.contains("device lost")), "{:?}", generation.error);
+    assert!(generation.tokens.is_empty());
+}
+
+#[test]
 fn the_compiler_refuses_end_tokens_outside_the_vocabulary() {
     let TinyVocab { tokenizer, eos } = tiny_vocab(Value::Null);
     let too_big = ConstraintCompiler::new(&tokenizer, &[eos + 1]).err().expect("out-of-range eos refused");

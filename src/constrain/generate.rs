@@ -14,14 +14,15 @@ pub enum Sampler {
     /// The highest logit; ties go to the lowest token id.
     Greedy,
     /// Softmax of `logits / temperature`, drawn from a stream seeded per request.
-    Temperature { temperature: f32, rng: ChaCha8Rng },
+    /// The stream is boxed: it is 300 bytes, and most samplers are greedy.
+    Temperature { temperature: f32, rng: Box<ChaCha8Rng> },
 }
 
 impl Sampler {
     /// A temperature sampler seeded with `seed`; a temperature of 0 (or less) means greedy.
     pub fn new(temperature: f32, seed: u64) -> Self {
         if temperature > 0.0 {
-            Sampler::Temperature { temperature, rng: ChaCha8Rng::seed_from_u64(seed) }
+            Sampler::Temperature { temperature, rng: Box::new(ChaCha8Rng::seed_from_u64(seed)) }
         } else {
             Sampler::Greedy
         }

@@ -116,13 +116,21 @@ impl SeqConstraint {
 
     fn check_error(&self) -> Result<(), ConstraintError> {
         match self.matcher.get_error() {
-            Some(message) => Err(ConstraintError(message)),
+            Some(message) => Err(ConstraintError::from_llguidance(&message)),
             None => Ok(()),
         }
     }
 
     fn failure(&self, error: anyhow::Error) -> ConstraintError {
-        ConstraintError(self.matcher.get_error().unwrap_or_else(|| format!("{error:#}")))
+        ConstraintError::from_llguidance(&self.matcher.get_error().unwrap_or_else(|| format!("{error:#}")))
+    }
+}
+
+impl ConstraintError {
+    /// llguidance marks errors whose parser dump was left out (we ask for short errors); the
+    /// marker means nothing to a reader of the completion.
+    fn from_llguidance(message: &str) -> Self {
+        ConstraintError(message.trim_end().trim_end_matches("<non-verbose/>").trim_end().to_string())
     }
 }
 
@@ -188,6 +196,12 @@ mod tests {
         assert!(allows(&mask, 9));
         assert!(!allows(&mask, 8));
         assert!(!allows(&mask, 1000));
+    }
+
+    #[test]
+    fn llguidance_markers_are_dropped_from_messages() {
+        let err = ConstraintError::from_llguidance("token \"x\" doesn't satisfy the grammar\n<non-verbose/>");
+        assert_eq!(err.0, "token \"x\" doesn't satisfy the grammar");
     }
 
     #[test]
