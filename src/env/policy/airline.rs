@@ -12,6 +12,14 @@ pub const NEW_RESERVATION_IDS: &[&str] = &["HATHAT", "HATHAU", "HATHAV"];
 /// How many certificates `send_certificate` can issue to one world (it has three fixed ids).
 pub const MAX_CERTIFICATES_SENT: usize = 3;
 
+/// How many payment methods of each kind (by id prefix) one booking may combine, and the rule
+/// that an excess breaks.
+const PAYMENT_LIMITS: &[(&str, usize, &str)] = &[
+    ("certificate", 1, "airline.multiple_certificates"),
+    ("credit_card", 1, "airline.multiple_credit_cards"),
+    ("gift_card", 3, "airline.too_many_gift_cards"),
+];
+
 /// Pairs the policy forbids on one reservation: nothing changes after a cancellation.
 pub(super) const FORBIDDEN_PAIRS: &[(&str, &str)] = &[
     ("cancel_reservation", "cancel_reservation"),
@@ -90,13 +98,19 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
                 for m in methods.iter().filter(|m| !owns(user, m, &certificates_sent)) {
                     out.push(foreign(step, name, m, user));
                 }
-                if methods.iter().filter(|m| m.starts_with("certificate_")).count() > 1 {
-                    out.push(Violation {
-                        id: "airline.multiple_certificates",
-                        step,
-                        message: "a booking may use at most one travel certificate; pay the rest with one credit card or gift cards"
-                            .to_string(),
-                    });
+                let count = |kind: &str| methods.iter().filter(|m| m.starts_with(kind)).count();
+                for (kind, limit, id) in PAYMENT_LIMITS {
+                    if count(kind) > *limit {
+                        out.push(Violation {
+                            id,
+                            step,
+                            message: format!(
+                                "a booking may use at most one travel certificate, one credit card and three gift cards; \
+                                 this one uses {} payment methods of kind '{kind}'",
+                                count(kind)
+                            ),
+                        });
+                    }
                 }
                 let Some(&id) = NEW_RESERVATION_IDS.get(booked) else {
                     out.push(Violation {
@@ -246,6 +260,23 @@ mod tests {
     fn two_certificates_in_one_booking_are_flagged() {
         let two = book(json!([{"payment_id": "certificate_1", "amount": 100}, {"payment_id": "certificate_2", "amount": 50}]));
         assert_eq!(ids(&[login(), two]), ["airline.multiple_certificates"]);
+    }
+
+    #[test]
+    fn more_than_one_card_or_three_gift_cards_are_flagged() {
+        let pay = |ids: &[&str]| book(json!(ids.iter().map(|id| json!({"payment_id": id, "amount": 10})).collect::<Vec<_>>()));
+        let db = {
+            let mut db = db();
+            let methods = db["users"]["ana_silva_1111"]["payment_methods"].as_object_mut().unwrap();
+            for id in ["credit_card_9", "gift_card_1", "gift_card_2", "gift_card_3", "gift_card_4"] {
+                methods.insert(id.into(), json!({"id": id}));
+            }
+            db
+        };
+        let ids = |trace: &[Action]| check(&db, trace).into_iter().map(|v| v.id).collect::<Vec<_>>();
+        assert_eq!(ids(&[login(), pay(&["credit_card_1", "credit_card_9"])]), ["airline.multiple_credit_cards"]);
+        assert_eq!(ids(&[login(), pay(&["gift_card_1", "gift_card_2", "gift_card_3", "gift_card_4"])]), ["airline.too_many_gift_cards"]);
+        assert!(ids(&[login(), pay(&["certificate_1", "credit_card_1", "gift_card_1", "gift_card_2", "gift_card_3"])]).is_empty());
     }
 
     #[test]

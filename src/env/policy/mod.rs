@@ -7,6 +7,14 @@
 //! order twice, spending a payment method the user does not own, and so on. They look at every
 //! *attempted* call, successful or not, because an attempt that the policy forbids is already a
 //! mistake worth quoting back to the model that made it.
+//!
+//! Rule ids: `retail.not_authenticated`, `retail.wrong_user`, `retail.foreign_payment_method`,
+//! `retail.order_modified_twice`, `retail.order_exchanged_twice`, `retail.return_and_cancel`,
+//! `retail.return_and_exchange`, `retail.order_changed_after_cancel`;
+//! `airline.not_authenticated`, `airline.wrong_user`, `airline.foreign_payment_method`,
+//! `airline.multiple_certificates`, `airline.multiple_credit_cards`, `airline.too_many_gift_cards`,
+//! `airline.basic_economy_flight_change`, `airline.changed_after_cancel`,
+//! `airline.too_many_bookings`, `airline.too_many_certificates`.
 
 mod airline;
 mod retail;

@@ -225,6 +225,22 @@ mod tests {
     }
 
     #[test]
+    fn return_and_exchange_on_one_order_is_flagged() {
+        let ret = act("return_delivered_order_items", json!({"order_id": "#W1000002", "item_ids": ["1"], "payment_method_id": "credit_card_1"}));
+        assert_eq!(ids(&[login(), exchange("#W1000002"), ret.clone()]), ["retail.return_and_exchange"]);
+        assert_eq!(ids(&[login(), ret, exchange("#W1000002")]), ["retail.return_and_exchange"]);
+    }
+
+    #[test]
+    fn changing_a_cancelled_order_is_flagged() {
+        let cancel = act("cancel_pending_order", json!({"order_id": "#W1000001", "reason": "ordered by mistake"}));
+        let addr = act("modify_pending_order_address", json!({"order_id": "#W1000001"}));
+        assert_eq!(ids(&[login(), cancel.clone(), addr.clone()]), ["retail.order_changed_after_cancel"]);
+        // The same change before the cancellation is fine.
+        assert!(ids(&[login(), addr, cancel]).is_empty());
+    }
+
+    #[test]
     fn paying_with_someone_elses_method_is_flagged() {
         let pay = act("modify_pending_order_payment", json!({"order_id": "#W1000001", "payment_method_id": "paypal_2"}));
         assert_eq!(ids(&[login(), pay]), ["retail.foreign_payment_method"]);
