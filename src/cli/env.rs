@@ -1,5 +1,6 @@
 //! `apigen-mt env`: inspect a domain's tools and replay recorded actions against a database.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -60,41 +61,43 @@ pub struct ReplayArgs {
     pub dump_db: Option<PathBuf>,
 }
 
+/// Output goes through `writeln!` so that a closed pipe (`| head`) is an error, not a panic.
 pub fn run(args: EnvArgs) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
     match args.command {
         EnvCommand::List => {
             for d in domains() {
                 let tools: Vec<&str> = d.tools.iter().map(|t| t.name).collect();
-                println!("{}\ttables: {}\ttools: {}", d.name, d.tables.join(", "), tools.join(", "));
+                writeln!(out, "{}\ttables: {}\ttools: {}", d.name, d.tables.join(", "), tools.join(", "))?;
             }
-            Ok(())
         }
         EnvCommand::Tools { domain: name } => {
             let d = domain(&name)?;
-            println!("{}", serde_json::to_string_pretty(&d.openai_tools())?);
-            Ok(())
+            writeln!(out, "{}", serde_json::to_string_pretty(&d.openai_tools())?)?;
         }
-        EnvCommand::Replay(replay_args) => replay(&replay_args),
-        EnvCommand::Policy { domain } => world::print_policy(&domain),
-        EnvCommand::Check(args) => world::check(&args),
-        EnvCommand::Graph(args) => world::graph(&args),
-        EnvCommand::Generate(args) => world::write_generated(&args),
+        EnvCommand::Replay(replay_args) => replay(&replay_args, &mut out)?,
+        EnvCommand::Policy { domain } => world::print_policy(&domain, &mut out)?,
+        EnvCommand::Check(args) => world::check(&args, &mut out)?,
+        EnvCommand::Graph(args) => world::graph(&args, &mut out)?,
+        EnvCommand::Generate(args) => world::write_generated(&args)?,
     }
+    out.flush()?;
+    Ok(())
 }
 
-fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
+fn replay(args: &ReplayArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let d = domain(&args.domain)?;
     let actions = read_actions(&args.actions)?;
     let db = world::load(d, args.data_dir.as_deref(), args.seed)?;
     let mut env = Env::new(d, db.clone());
     for (action, result) in env.replay(&actions) {
         let output = result.unwrap_or_else(|error| error);
-        println!("{}", json!({"name": action.name, "output": output}));
+        writeln!(out, "{}", json!({"name": action.name, "output": output}))?;
     }
-    println!("{}", json!({"diff": state::diff(&db, &env.db)}));
-    println!("{}", json!({"hash": state::hash(&env.db)}));
-    if let Some(out) = &args.dump_db {
-        data::write_atomic(out, &data::dump(&env.db))?;
+    writeln!(out, "{}", json!({"diff": state::diff(&db, &env.db)}))?;
+    writeln!(out, "{}", json!({"hash": state::hash(&env.db)}))?;
+    if let Some(path) = &args.dump_db {
+        data::write_atomic(path, &data::dump(&env.db))?;
     }
     Ok(())
 }

@@ -199,14 +199,14 @@ impl Parser<'_> {
 fn evaluate(expr: &Expr) -> Result<PyNum, String> {
     match expr {
         Expr::Num(n) => Ok(*n),
-        Expr::Neg(inner) => evaluate(inner)?.neg(),
+        Expr::Neg(inner) => evaluate(inner)?.checked_neg(),
         Expr::Pos(inner) => evaluate(inner),
         Expr::Bin(left, op, right) => {
             let (a, b) = (evaluate(left)?, evaluate(right)?);
             match op {
-                Token::Plus => a.add(b),
-                Token::Minus => a.sub(b),
-                Token::Star => a.mul(b),
+                Token::Plus => a.checked_add(b),
+                Token::Minus => a.checked_sub(b),
+                Token::Star => a.checked_mul(b),
                 Token::Slash => a.true_div(b),
                 Token::FloorDiv => a.floor_div(b),
                 Token::Pow => a.pow(b),

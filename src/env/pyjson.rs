@@ -139,15 +139,8 @@ pub fn float_repr(f: f64) -> String {
     if f == 0.0 {
         return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
     }
-    // Rust's `{:e}` gives the shortest round-trip digits, e.g. "-1.2345e-5".
-    let sci = format!("{:e}", f);
-    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` always writes an exponent");
-    let exp: i32 = exp.parse().expect("`{:e}` writes an integer exponent");
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let sign = if f < 0.0 { "-" } else { "" };
+    let (digits, exp) = shortest_digits(f.abs());
     let n = digits.len() as i32;
     if (-4..16).contains(&exp) {
         let body = if exp < 0 {
@@ -166,10 +159,99 @@ pub fn float_repr(f: f64) -> String {
     }
 }
 
+/// The shortest decimal digits that read back as `x` (positive, finite), and the decimal
+/// exponent of the first digit, chosen as CPython's `repr` (David Gay's `dtoa` mode 0) chooses
+/// them. Rust's `{:e}` gives the same shortest length and the nearest such digits, but when the
+/// value lies exactly halfway between two of them (675823202824074.25 between …074.2 and
+/// …074.3) it rounds up, where Gay's code rounds to the even digit.
+fn shortest_digits(x: f64) -> (String, i32) {
+    let (digits, exp) = split_scientific(&format!("{x:e}"));
+    tie_to_even(x, digits.len()).unwrap_or((digits, exp))
+}
+
+/// `"1.2345e-5"` → `("12345", -5)`.
+fn split_scientific(sci: &str) -> (String, i32) {
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
+    (mantissa.chars().filter(char::is_ascii_digit).collect(), exp.parse().unwrap_or(0))
+}
+
+/// When `x` is exactly the midpoint of two `n`-digit decimals, the one whose last digit is
+/// even, provided it still reads back as `x`.
+fn tie_to_even(x: f64, n: usize) -> Option<(String, i32)> {
+    // With n+1 significant digits a midpoint is written exactly and ends in 5.
+    let (wide, exp) = split_scientific(&format!("{:.*e}", n, x));
+    if wide.len() != n + 1 || !wide.ends_with('5') || !is_exact_decimal(x, n as i32 - exp) {
+        return None;
+    }
+    let lower = &wide[..n];
+    let odd = lower.bytes().last().is_some_and(|d| (d - b'0') % 2 == 1);
+    let (mut digits, exp) = if odd { increment(lower, exp) } else { (lower.to_string(), exp) };
+    while digits.len() > 1 && digits.ends_with('0') {
+        digits.pop();
+    }
+    let text = format!("{}.{}e{exp}", &digits[..1], &digits[1..]);
+    (text.parse::<f64>().ok()? == x).then_some((digits, exp))
+}
+
+/// Adds one unit in the last place to a digit string (`"199"` → `"200"`, `"99"` → `"10"` with
+/// the exponent raised).
+fn increment(digits: &str, exp: i32) -> (String, i32) {
+    let mut bytes = digits.as_bytes().to_vec();
+    for b in bytes.iter_mut().rev() {
+        if *b == b'9' {
+            *b = b'0';
+        } else {
+            *b += 1;
+            return (String::from_utf8_lossy(&bytes).into_owned(), exp);
+        }
+    }
+    bytes.insert(0, b'1');
+    bytes.pop();
+    (String::from_utf8_lossy(&bytes).into_owned(), exp + 1)
+}
+
+/// Whether `x` (positive, finite) has a finite decimal expansion with at most `places` digits
+/// after the point (`places` may be negative: a multiple of 10^-places). Writing
+/// `x = m * 2^q` with `m` odd, `x * 10^k = m * 5^k * 2^(q+k)`.
+fn is_exact_decimal(x: f64, places: i32) -> bool {
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1u64 << 52) - 1);
+    let (mut m, mut q) = if biased == 0 { (fraction, -1074) } else { (fraction | (1u64 << 52), biased - 1075) };
+    if m == 0 {
+        return true;
+    }
+    while m % 2 == 0 {
+        m /= 2;
+        q += 1;
+    }
+    if places >= 0 {
+        return q + places >= 0;
+    }
+    let j = -places;
+    // m < 2^53 < 5^23, so only small powers of five can divide it.
+    q >= j && j <= 22 && m % 5u64.pow(j as u32) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn exact_ties_round_to_even_like_python() {
+        // CPython: repr(675823202824074.25) == '675823202824074.2', and .75 gives '...074.8'.
+        let big = 675823202824074.0;
+        assert_eq!(float_repr(big + 0.25), "675823202824074.2");
+        assert_eq!(float_repr(big + 0.75), "675823202824074.8");
+        assert_eq!(float_repr(-(big + 1.25)), "-675823202824075.2");
+        assert_eq!(float_repr(2f64.powi(53)), "9007199254740992.0");
+        assert_eq!(float_repr(5e-324), "5e-324");
+        assert!(is_exact_decimal(0.25, 2) && !is_exact_decimal(0.25, 1) && !is_exact_decimal(0.1, 30));
+        assert!(is_exact_decimal(1500.0, -2) && !is_exact_decimal(1500.0, -3));
+        assert_eq!(increment("199", 3), ("200".to_string(), 3));
+        assert_eq!(increment("99", 3), ("10".to_string(), 4));
+    }
 
     #[test]
     fn floats_match_python_repr() {

@@ -64,35 +64,35 @@ impl PyNum {
         }
     }
 
-    pub fn add(self, other: PyNum) -> Result<PyNum, String> {
+    pub fn checked_add(self, other: PyNum) -> Result<PyNum, String> {
         match (self, other) {
             (PyNum::Int(a), PyNum::Int(b)) => a.checked_add(b).map(PyNum::Int).ok_or_else(overflow),
             (a, b) => Ok(PyNum::Float(a.to_f64() + b.to_f64())),
         }
     }
 
-    pub fn sub(self, other: PyNum) -> Result<PyNum, String> {
+    pub fn checked_sub(self, other: PyNum) -> Result<PyNum, String> {
         match (self, other) {
             (PyNum::Int(a), PyNum::Int(b)) => a.checked_sub(b).map(PyNum::Int).ok_or_else(overflow),
             (a, b) => Ok(PyNum::Float(a.to_f64() - b.to_f64())),
         }
     }
 
-    pub fn mul(self, other: PyNum) -> Result<PyNum, String> {
+    pub fn checked_mul(self, other: PyNum) -> Result<PyNum, String> {
         match (self, other) {
             (PyNum::Int(a), PyNum::Int(b)) => a.checked_mul(b).map(PyNum::Int).ok_or_else(overflow),
             (a, b) => Ok(PyNum::Float(a.to_f64() * b.to_f64())),
         }
     }
 
-    pub fn neg(self) -> Result<PyNum, String> {
+    pub fn checked_neg(self) -> Result<PyNum, String> {
         match self {
             PyNum::Int(a) => a.checked_neg().map(PyNum::Int).ok_or_else(overflow),
             PyNum::Float(f) => Ok(PyNum::Float(-f)),
         }
     }
 
-    pub fn abs(self) -> Result<PyNum, String> {
+    pub fn checked_abs(self) -> Result<PyNum, String> {
         match self {
             PyNum::Int(a) => a.checked_abs().map(PyNum::Int).ok_or_else(overflow),
             PyNum::Float(f) => Ok(PyNum::Float(f.abs())),
@@ -366,10 +366,10 @@ mod tests {
 
     #[test]
     fn ints_stay_ints_until_a_float_joins() {
-        assert_eq!(Int(0).add(Int(3)).unwrap(), Int(3));
-        assert_eq!(Int(0).add(Float(3.0)).unwrap(), Float(3.0));
-        assert_eq!(Float(0.1).add(Float(0.2)).unwrap(), Float(0.30000000000000004));
-        assert!(Int(i128::MAX).add(Int(1)).is_err());
+        assert_eq!(Int(0).checked_add(Int(3)).unwrap(), Int(3));
+        assert_eq!(Int(0).checked_add(Float(3.0)).unwrap(), Float(3.0));
+        assert_eq!(Float(0.1).checked_add(Float(0.2)).unwrap(), Float(0.30000000000000004));
+        assert!(Int(i128::MAX).checked_add(Int(1)).is_err());
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub fn authorize(db: &Db, user_id: &str, payment_id: &str, amount: PyNum) -> Res
     if balance.lt(amount) {
         return Err("Error: gift card balance is not enough".into());
     }
-    balance.sub(amount)?.to_value().map(Some)
+    balance.checked_sub(amount)?.to_value().map(Some)
 }
 
 /// Stores a gift card balance computed by [`authorize`].

@@ -23,7 +23,7 @@ pub fn num_eq(a: PyNum, b: PyNum) -> bool {
 /// Python's `sum(values)`: starts from the int `0` and adds left to right, as CPython up to
 /// 3.11 does (3.12 added compensated summation for floats).
 pub fn sum(values: impl IntoIterator<Item = PyNum>) -> Result<PyNum, String> {
-    values.into_iter().try_fold(PyNum::Int(0), PyNum::add)
+    values.into_iter().try_fold(PyNum::Int(0), PyNum::checked_add)
 }
 
 /// Python's `repr()` of a `str`: single quotes unless only double quotes avoid escaping.

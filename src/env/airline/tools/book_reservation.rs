@@ -114,12 +114,12 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     let mut total = PyNum::Int(0);
     for segment in &mut flights {
         let price = fares::quote_segment(db, segment, cabin, passengers)?;
-        total = total.add(price.mul(seats)?)?;
+        total = total.checked_add(price.checked_mul(seats)?)?;
     }
     if insurance == "yes" {
-        total = total.add(PyNum::Int(30).mul(seats)?)?;
+        total = total.checked_add(PyNum::Int(30).checked_mul(seats)?)?;
     }
-    total = total.add(PyNum::Int(50).mul(nonfree)?)?;
+    total = total.checked_add(PyNum::Int(50).checked_mul(nonfree)?)?;
 
     let what = format!("user {user_id}");
     let mut payments = Vec::with_capacity(requested_payments.len());
@@ -175,7 +175,7 @@ fn take_payments(methods: &mut Map<String, Value>, payments: &[(&str, PyNum)]) -
         let method = methods.get_mut(payment_id).ok_or_else(|| key_error(payment_id))?;
         let source = field(method, "source", payment_id)?;
         if source == "gift_card" {
-            let balance = field_num(method, "amount", payment_id)?.sub(amount)?.to_value()?;
+            let balance = field_num(method, "amount", payment_id)?.checked_sub(amount)?.to_value()?;
             object_mut(method, payment_id)?.insert("amount".into(), balance);
         } else if source == "certificate" {
             // shift_remove keeps the other methods in order, like Python's `del`.

@@ -39,7 +39,7 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     let mut refunds = Vec::new();
     for payment in field_array(reservation, "payment_history", &what)? {
         let payment_id = field(payment, "payment_id", "a payment")?.clone();
-        let amount = field_num(payment, "amount", "a payment")?.neg()?.to_value()?;
+        let amount = field_num(payment, "amount", "a payment")?.checked_neg()?.to_value()?;
         refunds.push(json!({"payment_id": payment_id, "amount": amount}));
     }
     field_array_mut(reservation, "payment_history", &what)?.extend(refunds);

@@ -49,9 +49,9 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
         return Err("Error: reservation not found".into());
     };
     let what = format!("reservation {reservation_id}");
-    let added = requested_nonfree.sub(field_num(reservation, "nonfree_baggages", &what)?)?;
+    let added = requested_nonfree.checked_sub(field_num(reservation, "nonfree_baggages", &what)?)?;
     // Python's max(0, added) keeps the int 0 unless `added > 0`.
-    let fee = PyNum::Int(50).mul(if added.gt(PyNum::Int(0)) { added } else { PyNum::Int(0) })?;
+    let fee = PyNum::Int(50).checked_mul(if added.gt(PyNum::Int(0)) { added } else { PyNum::Int(0) })?;
     let user_id = field_str(reservation, "user_id", &what)?.to_string();
     let balance = payment::authorize(db, &user_id, payment_id, fee)?;
     let fee_value = fee.to_value()?;

@@ -69,7 +69,7 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     let mut total = PyNum::Int(0);
     for segment in &mut flights {
         if let Some(kept) = kept_segment(reservation, segment, cabin, &what)? {
-            total = total.add(field_num(kept, "price", &what)?.mul(seats)?)?;
+            total = total.checked_add(field_num(kept, "price", &what)?.checked_mul(seats)?)?;
             let priced = ["price", "origin", "destination"].map(|key| field(kept, key, &what).cloned());
             let segment = object_mut(segment, "a requested flight")?;
             for (key, value) in ["price", "origin", "destination"].into_iter().zip(priced) {
@@ -78,13 +78,13 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
             continue;
         }
         let price = fares::quote_segment(db, segment, cabin, passengers)?;
-        total = total.add(price.mul(seats)?)?;
+        total = total.checked_add(price.checked_mul(seats)?)?;
     }
     let mut old_prices = Vec::new();
     for segment in field_array(reservation, "flights", &what)? {
         old_prices.push(field_num(segment, "price", &what)?);
     }
-    let charge = total.sub(sum(old_prices)?.mul(seats)?)?;
+    let charge = total.checked_sub(sum(old_prices)?.checked_mul(seats)?)?;
     let user_id = field_str(reservation, "user_id", &what)?.to_string();
     let balance = payment::authorize(db, &user_id, payment_id, charge)?;
     let charge_value = charge.to_value()?;

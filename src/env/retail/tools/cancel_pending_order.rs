@@ -86,7 +86,7 @@ fn credit(user: &mut Value, user_id: &str, payment_id: &str, amount: &Value) -> 
     let card = format!("payment method {payment_id}");
     let amount = PyNum::from_value(amount)
         .ok_or_else(|| format!("Error: malformed data: a refund amount for {card} is not a number"))?;
-    let balance = field_num(method, "balance", &card)?.add(amount)?.round2();
+    let balance = field_num(method, "balance", &card)?.checked_add(amount)?.round2();
     *field_mut(method, "balance", &card)? = balance.to_value()?;
     Ok(())
 }

@@ -88,14 +88,14 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     let kind = if diff.gt(PyNum::Int(0)) { "payment" } else { "refund" };
     field_array_mut(&mut order, "payment_history", &what)?.push(json!({
         "transaction_type": kind,
-        "amount": diff.abs()?.to_value()?,
+        "amount": diff.checked_abs()?.to_value()?,
         "payment_method_id": method_id,
     }));
     let mut user = user.clone();
     if gift_card {
         let methods = field_mut(&mut user, "payment_methods", &user_what)?;
         let method = field_mut(methods, method_id, &user_what)?;
-        let balance = field_num(method, "balance", &method_what)?.sub(diff)?.round2();
+        let balance = field_num(method, "balance", &method_what)?.checked_sub(diff)?.round2();
         *field_mut(method, "balance", &method_what)? = balance.to_value()?;
     }
     replace_items(db, &mut order, &item_ids, &new_item_ids, &what)?;

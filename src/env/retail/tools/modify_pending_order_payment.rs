@@ -81,10 +81,10 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
         json!({"transaction_type": "refund", "amount": amount_value, "payment_method_id": old_id}),
     ]);
     if new_is_gift_card {
-        adjust_balance(&mut user, &user_what, new_id, |b| b.sub(amount()?))?;
+        adjust_balance(&mut user, &user_what, new_id, |b| b.checked_sub(amount()?))?;
     }
     if old_id.contains("gift_card") {
-        adjust_balance(&mut user, &user_what, &old_id, |b| b.add(amount()?))?;
+        adjust_balance(&mut user, &user_what, &old_id, |b| b.checked_add(amount()?))?;
     }
 
     store(db, "users", &user_id, user)?;

@@ -67,11 +67,14 @@ fn every_tool_appears_in_the_scenarios() {
     }
 }
 
+/// A tool's name, its parameters with their JSON types, and its required parameters.
+type Signature = (&'static str, &'static [(&'static str, &'static str)], &'static [&'static str]);
+
 #[test]
 fn parameters_match_tau_bench_names_types_and_required() {
     // Name → (parameter, JSON type) in τ-bench's order, and the required list, as τ-bench
     // declares them; descriptions are ours and not compared.
-    let want: &[(&str, &[(&str, &str)], &[&str])] = &[
+    let want: &[Signature] = &[
         ("calculate", &[("expression", "string")], &["expression"]),
         ("cancel_pending_order", &[("order_id", "string"), ("reason", "string")], &["order_id", "reason"]),
         (

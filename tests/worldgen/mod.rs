@@ -1,4 +1,5 @@
-//! Generated worlds: counts, formats and the invariants the tools rely on.
+//! Generated worlds: counts, formats, the invariants the tools rely on, tools and policy on them, and the CLI.
+//! (Kept under a folder so that Cargo does not build it as its own test binary.)
 
 use std::collections::BTreeSet;
 
