@@ -10,12 +10,45 @@ use crate::env::Args;
 /// Words that hit the fixture's records and the tools' keys, so random calls often get past
 /// the first lookup.
 const WORDS: &[&str] = &[
-    "ivy_moreau_101", "omar_castillo_202", "lena_park_303", "QX7P2A", "LM3K9Z", "TR8W4N", "HATHAT",
-    "HAT901", "HAT902", "HAT903", "HAT904", "HAT905", "HAT906", "BOS", "ORD", "SEA", "JFK",
-    "2024-05-20", "2024-05-21", "2024-05-22", "2024-05-ab", "economy", "business", "basic_economy",
-    "yes", "no", "one_way", "credit_card_1100001", "gift_card_1100002", "certificate_1100003",
-    "gift_card_1100004", "flight_number", "date", "payment_id", "amount", "first_name", "last_name",
-    "dob", "",
+    "ivy_moreau_101",
+    "omar_castillo_202",
+    "lena_park_303",
+    "QX7P2A",
+    "LM3K9Z",
+    "TR8W4N",
+    "HATHAT",
+    "HAT901",
+    "HAT902",
+    "HAT903",
+    "HAT904",
+    "HAT905",
+    "HAT906",
+    "BOS",
+    "ORD",
+    "SEA",
+    "JFK",
+    "2024-05-20",
+    "2024-05-21",
+    "2024-05-22",
+    "2024-05-ab",
+    "economy",
+    "business",
+    "basic_economy",
+    "yes",
+    "no",
+    "one_way",
+    "credit_card_1100001",
+    "gift_card_1100002",
+    "certificate_1100003",
+    "gift_card_1100004",
+    "flight_number",
+    "date",
+    "payment_id",
+    "amount",
+    "first_name",
+    "last_name",
+    "dob",
+    "",
 ];
 
 fn word() -> impl Strategy<Value = String> {
@@ -33,11 +66,13 @@ fn number() -> impl Strategy<Value = Value> {
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::Bool), number(), word().prop_map(Value::String)];
+    let leaf =
+        prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::Bool), number(), word().prop_map(Value::String)];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::vec((word(), inner), 0..4).prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            proptest::collection::vec((word(), inner), 0..4)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }
@@ -52,7 +87,12 @@ fn typed_value(schema: &Value) -> BoxedStrategy<Value> {
             }
             _ => word().prop_map(Value::String).boxed(),
         },
-        Some("integer") => prop_oneof![(-3i64..300).prop_map(Value::from), any::<i64>().prop_map(Value::from), any::<u64>().prop_map(Value::from)].boxed(),
+        Some("integer") => prop_oneof![
+            (-3i64..300).prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from)
+        ]
+        .boxed(),
         Some("number") => number().boxed(),
         Some("array") => {
             let items = schema.get("items").map(typed_value).unwrap_or_else(|| json_value().boxed());
@@ -91,20 +131,22 @@ fn arguments(params: &Value) -> BoxedStrategy<Args> {
     let typed = typed_value(params).prop_map(|v| v.as_object().cloned().unwrap_or_default());
     let names: Vec<String> = params["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
     let n = names.len();
-    let untyped = (proptest::collection::vec((any::<bool>(), json_value()), n), proptest::option::of((word(), json_value())))
-        .prop_map(move |(values, extra)| {
-            let mut args: Args =
-                names.iter().zip(values).filter(|(_, (keep, _))| *keep).map(|(k, (_, v))| (k.clone(), v)).collect();
-            if let Some((k, v)) = extra {
-                args.insert(k, v);
-            }
-            args
-        });
+    let untyped =
+        (proptest::collection::vec((any::<bool>(), json_value()), n), proptest::option::of((word(), json_value())))
+            .prop_map(move |(values, extra)| {
+                let mut args: Args =
+                    names.iter().zip(values).filter(|(_, (keep, _))| *keep).map(|(k, (_, v))| (k.clone(), v)).collect();
+                if let Some((k, v)) = extra {
+                    args.insert(k, v);
+                }
+                args
+            });
     prop_oneof![3 => typed, 1 => untyped].boxed()
 }
 
 fn every_tool_with_arguments() -> impl Strategy<Value = (usize, Args)> {
-    let strategies: Vec<_> = super::domain().tools
+    let strategies: Vec<_> = super::domain()
+        .tools
         .iter()
         .enumerate()
         .map(|(i, tool)| arguments(&(tool.parameters)()).prop_map(move |args| (i, args)))

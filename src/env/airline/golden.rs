@@ -69,7 +69,11 @@ fn random_sequences_match_tau_bench() {
             let got = tool.call(&mut db, &fixture::args(call["kwargs"].clone()));
             assert_eq!(Value::Bool(got.is_err()), case["errors"][i], "random case {index}, call {i}: {got:?}");
             let text = got.unwrap_or_else(|e| e);
-            assert_eq!(Value::from(sha256_hex(&text)), case["output_sha256"][i], "random case {index}, call {call}: {text}");
+            assert_eq!(
+                Value::from(sha256_hex(&text)),
+                case["output_sha256"][i],
+                "random case {index}, call {call}: {text}"
+            );
         }
         let data = dumps(&Value::Object(db));
         assert_eq!(Value::from(sha256_hex(&data)), case["data_sha256"], "random case {index}: final database differs");

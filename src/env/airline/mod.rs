@@ -55,9 +55,9 @@ mod tests {
     /// The schema without its prose, which is ours and differs from τ-bench's.
     fn shape(value: &Value) -> Value {
         match value {
-            Value::Object(map) => {
-                Value::Object(map.iter().filter(|(k, _)| *k != "description").map(|(k, v)| (k.clone(), shape(v))).collect())
-            }
+            Value::Object(map) => Value::Object(
+                map.iter().filter(|(k, _)| *k != "description").map(|(k, v)| (k.clone(), shape(v))).collect(),
+            ),
             Value::Array(items) => Value::Array(items.iter().map(shape).collect()),
             other => other.clone(),
         }

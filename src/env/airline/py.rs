@@ -82,7 +82,8 @@ pub fn arg_list<'a>(args: &'a Args, name: &str) -> Result<&'a Vec<Value>, String
 /// A numeric argument, with Python's int/float distinction.
 pub fn arg_num(args: &Args, name: &str) -> Result<PyNum, String> {
     let value = arg(args, name)?;
-    PyNum::from_value(value).ok_or_else(|| format!("Error: argument '{name}' must be a number, got {}", type_name(value)))
+    PyNum::from_value(value)
+        .ok_or_else(|| format!("Error: argument '{name}' must be a number, got {}", type_name(value)))
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@ use serde_json::{json, Map, Value};
 
 use crate::env::airline::fares;
 use crate::env::airline::py::{arg, arg_list, arg_num, key_error, num_eq, num_str, sum};
-use crate::env::lookup::{arg_str, field, field_array_mut, field_mut, field_num, field_obj, field_str, object_mut, table, table_mut};
-use crate::env::pynum::PyNum;
+use crate::env::lookup::{
+    arg_str, field, field_array_mut, field_mut, field_num, field_obj, field_str, object_mut, table, table_mut,
+};
 use crate::env::pyjson::dumps;
+use crate::env::pynum::PyNum;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {
@@ -220,7 +222,11 @@ mod tests {
         let err = call(&TOOL, &mut data, request).unwrap_err();
         assert_eq!(
             err,
-            format!("Error: payment amount does not add up, total price is {}, but paid {}", 180 + 50 * u64::MAX as i128, u64::MAX)
+            format!(
+                "Error: payment amount does not add up, total price is {}, but paid {}",
+                180 + 50 * u64::MAX as i128,
+                u64::MAX
+            )
         );
     }
 

@@ -64,7 +64,10 @@ mod tests {
         let mut data = db();
         data["reservations"]["QX7P2A"]["payment_history"] = json!([{"payment_id": "credit_card_1100001"}]);
         let before = data.clone();
-        assert_eq!(call(&TOOL, &mut data, json!({"reservation_id": "QX7P2A"})).unwrap_err(), "Error: malformed data: a payment has no 'amount'");
+        assert_eq!(
+            call(&TOOL, &mut data, json!({"reservation_id": "QX7P2A"})).unwrap_err(),
+            "Error: malformed data: a payment has no 'amount'"
+        );
         assert_eq!(data, before);
     }
 }

@@ -51,6 +51,9 @@ mod tests {
     fn missing_table_is_a_key_error() {
         let mut data = db();
         data.remove("users");
-        assert_eq!(call(&TOOL, &mut data, json!({"user_id": "ivy_moreau_101"})).unwrap_err(), "Error: the database has no 'users' table");
+        assert_eq!(
+            call(&TOOL, &mut data, json!({"user_id": "ivy_moreau_101"})).unwrap_err(),
+            "Error: the database has no 'users' table"
+        );
     }
 }

@@ -55,7 +55,10 @@ pub(crate) fn flight_on_day(flight: &Value, day: &Value, what: &str) -> Result<M
     let mut result: Map<String, Value> = flight
         .as_object()
         .ok_or_else(not_object)?
-        .iter().filter(|(k, _)| k.as_str() != "dates").map(|(k, v)| (k.clone(), v.clone())).collect();
+        .iter()
+        .filter(|(k, _)| k.as_str() != "dates")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for (key, value) in day.as_object().ok_or_else(not_object)? {
         result.insert(key.clone(), value.clone());
     }
@@ -78,10 +81,12 @@ mod tests {
     fn malformed_flight_records_are_errors() {
         let mut data = db();
         data["flights"]["HAT901"] = json!("not a flight");
-        let err = call(&TOOL, &mut data, json!({"origin": "BOS", "destination": "ORD", "date": "2024-05-20"})).unwrap_err();
+        let err =
+            call(&TOOL, &mut data, json!({"origin": "BOS", "destination": "ORD", "date": "2024-05-20"})).unwrap_err();
         assert_eq!(err, "Error: malformed data: flight HAT901 has no 'origin'");
         data["flights"]["HAT901"] = json!({"origin": "BOS"});
-        let err = call(&TOOL, &mut data, json!({"origin": "BOS", "destination": "ORD", "date": "2024-05-20"})).unwrap_err();
+        let err =
+            call(&TOOL, &mut data, json!({"origin": "BOS", "destination": "ORD", "date": "2024-05-20"})).unwrap_err();
         assert_eq!(err, "Error: malformed data: flight HAT901 has no 'destination'");
     }
 }

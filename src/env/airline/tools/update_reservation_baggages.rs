@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use crate::env::airline::payment;
 use crate::env::airline::py::{arg, arg_num, num_eq};
 use crate::env::lookup::{arg_str, field_array_mut, field_num, field_str, object_mut, table, table_mut};
-use crate::env::pynum::PyNum;
 use crate::env::pyjson::dumps;
+use crate::env::pynum::PyNum;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {
@@ -61,7 +61,8 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     };
     // The payment is recorded first so that a malformed history fails before anything changes.
     if !num_eq(fee, PyNum::Int(0)) {
-        field_array_mut(reservation, "payment_history", &what)?.push(json!({"payment_id": payment_id, "amount": fee_value}));
+        field_array_mut(reservation, "payment_history", &what)?
+            .push(json!({"payment_id": payment_id, "amount": fee_value}));
     }
     let record = object_mut(reservation, &what)?;
     record.insert("total_baggages".into(), total_baggages);

@@ -2,11 +2,13 @@
 
 use serde_json::{json, Value};
 
-use crate::env::airline::{fares, payment};
 use crate::env::airline::py::{arg_list, num_eq, sum};
-use crate::env::lookup::{arg_str, field, field_array, field_array_mut, field_num, field_str, object_mut, table, table_mut};
-use crate::env::pynum::PyNum;
+use crate::env::airline::{fares, payment};
+use crate::env::lookup::{
+    arg_str, field, field_array, field_array_mut, field_num, field_str, object_mut, table, table_mut,
+};
 use crate::env::pyjson::dumps;
+use crate::env::pynum::PyNum;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {
@@ -46,11 +48,11 @@ fn parameters() -> Value {
 
 /// Prices the new itinerary as τ-bench does: a segment already on the reservation (same flight
 /// number and date, and the cabin unchanged) keeps its recorded price, origin and destination;
-/// any other segment is priced from today's fares and must be available with enough seats for
-/// every passenger. The charge is the new total minus the old, times the passenger count;
-/// a gift card pays it (or is credited when it is negative), the flights are replaced, a
-/// nonzero charge is appended to the payment history, and the reservation is returned. Seat
-/// counts are not changed, as in τ-bench.
+/// any other segment is priced from the flight's fares for its date and must be available with
+/// enough seats for every passenger. The charge is the new total minus the old, times the
+/// passenger count; a gift card pays it (or is credited when it is negative), the flights are
+/// replaced, a nonzero charge is appended to the payment history, and the reservation is
+/// returned. Seat counts are not changed, as in τ-bench.
 /// Errors, in τ-bench's order: `Error: reservation not found`, then per new segment
 /// `Error: flight X not found`, `... not found on date D`, `... not available on date D`,
 /// `Error: not enough seats on flight X`, then the payment errors of `update_reservation_baggages`.
@@ -70,10 +72,9 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     for segment in &mut flights {
         if let Some(kept) = kept_segment(reservation, segment, cabin, &what)? {
             total = total.checked_add(field_num(kept, "price", &what)?.checked_mul(seats)?)?;
-            let priced = ["price", "origin", "destination"].map(|key| field(kept, key, &what).cloned());
             let segment = object_mut(segment, "a requested flight")?;
-            for (key, value) in ["price", "origin", "destination"].into_iter().zip(priced) {
-                segment.insert(key.into(), value?);
+            for key in ["price", "origin", "destination"] {
+                segment.insert(key.into(), field(kept, key, &what)?.clone());
             }
             continue;
         }
@@ -108,7 +109,12 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
 /// The reservation's first segment with the requested flight number and date, when the cabin
 /// stays the same; `None` means the segment must be priced afresh. Like τ-bench's list
 /// comprehension, every existing segment is examined, so a malformed one fails even after a match.
-fn kept_segment<'a>(reservation: &'a Value, segment: &Value, cabin: &str, what: &str) -> Result<Option<&'a Value>, String> {
+fn kept_segment<'a>(
+    reservation: &'a Value,
+    segment: &Value,
+    cabin: &str,
+    what: &str,
+) -> Result<Option<&'a Value>, String> {
     let mut kept = None;
     for existing in field_array(reservation, "flights", what)? {
         let same = field(existing, "flight_number", what)? == field(segment, "flight_number", "a requested flight")?
@@ -140,7 +146,10 @@ mod tests {
         let before = data.clone();
         let request = json!({"reservation_id": "QX7P2A", "cabin": "economy", "payment_id": "credit_card_1100001",
             "flights": [{"flight_number": "HAT901", "date": "2024-05-20"}]});
-        assert_eq!(call(&TOOL, &mut data, request).unwrap_err(), "Error: malformed data: reservation QX7P2A has no 'price'");
+        assert_eq!(
+            call(&TOOL, &mut data, request).unwrap_err(),
+            "Error: malformed data: reservation QX7P2A has no 'price'"
+        );
         assert_eq!(data, before);
     }
 
@@ -150,7 +159,10 @@ mod tests {
         let mut data = db();
         let request = json!({"reservation_id": "QX7P2A", "cabin": "economy", "payment_id": "credit_card_1100001",
             "flights": [{"flight_number": "HAT901"}]});
-        assert_eq!(call(&TOOL, &mut data, request).unwrap_err(), "Error: malformed data: a requested flight has no 'date'");
+        assert_eq!(
+            call(&TOOL, &mut data, request).unwrap_err(),
+            "Error: malformed data: a requested flight has no 'date'"
+        );
         let request = json!({"reservation_id": "QX7P2A", "cabin": "first", "payment_id": "credit_card_1100001",
             "flights": [{"flight_number": "HAT901", "date": "2024-05-21"}]});
         assert_eq!(
