@@ -209,10 +209,12 @@ impl Graph {
         Ok(Self { domain: domain.to_string(), tools, edges })
     }
 
-    /// A seeded random walk of at most `max_len` calls. It starts at a tool that needs nothing
-    /// from earlier outputs and yields something, then repeatedly moves to a tool that some
-    /// earlier call has an edge to, whose needed fields are all available by now, and that the
-    /// policy allows after every earlier call. It stops early when no tool qualifies.
+    /// A seeded random walk of at most `max_len` calls. Each step is either an entry point (a
+    /// tool that needs nothing from earlier outputs and whose output leads somewhere new, such
+    /// as a user lookup or a flight search) or a tool that some earlier call has an edge to; in both
+    /// cases all its needed fields must be available by now, it must differ from the previous
+    /// call, and the policy must allow it after every earlier call. It stops early when no tool
+    /// qualifies.
     pub fn walk(&self, seed: u64, max_len: usize) -> Vec<&'static str> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut walk: Vec<&'static str> = Vec::new();
@@ -225,7 +227,9 @@ impl Graph {
                 .filter(|t| walk.last() != Some(&t.name))
                 .filter(|t| t.needed_fields().all(|f| available.contains(f)))
                 .filter(|t| {
-                    let entry = walk.is_empty() && t.needed_fields().next().is_none() && !t.yields.is_empty();
+                    let entry = t.needed_fields().next().is_none()
+                        && self.edges.iter().any(|e| e.from == t.name)
+                        && t.yields.iter().any(|f| !available.contains(f));
                     entry || self.edges.iter().any(|e| e.to == t.name && walk.contains(&e.from))
                 })
                 .filter(|t| walk.iter().all(|prev| policy::allows_pair(&self.domain, prev, t.name)))
@@ -296,10 +300,12 @@ mod tests {
         for domain in ["retail", "airline"] {
             let g = Graph::build(domain).unwrap();
             let mut lengths = BTreeSet::new();
+            let mut called = BTreeSet::new();
             for seed in 0..200 {
                 let walk = g.walk(seed, 8);
                 assert!(!walk.is_empty());
                 lengths.insert(walk.len());
+                called.extend(walk.iter().copied());
                 let mut available: BTreeSet<&str> = BTreeSet::new();
                 for (i, name) in walk.iter().enumerate() {
                     let t = g.tools.iter().find(|t| t.name == *name).unwrap();
@@ -312,8 +318,14 @@ mod tests {
                     available.extend(t.yields.iter().copied());
                 }
             }
-            assert!(lengths.len() > 1 && lengths.contains(&8), "{domain}: walks of many lengths, {lengths:?}");
+            assert!(lengths.contains(&8), "{domain}: walks reach the length limit, {lengths:?}");
+            // Every tool with a job in a sequence shows up in some walk (writes that need
+            // fields from several tools included, like a booking).
+            for t in g.tools.iter().filter(|t| g.edges.iter().any(|e| e.from == t.name || e.to == t.name)) {
+                assert!(called.contains(t.name), "{domain}: no walk calls {}", t.name);
+            }
             assert_eq!(g.walk(5, 8), g.walk(5, 8), "walks are seeded");
+            assert_ne!(g.walk(5, 8), g.walk(6, 8), "other seeds walk elsewhere");
         }
     }
 
