@@ -99,12 +99,23 @@ pub fn graph(args: &GraphArgs, out: &mut impl Write) -> anyhow::Result<()> {
 pub fn write_generated(args: &GenerateArgs) -> anyhow::Result<()> {
     let db = generate::generate(&args.domain, args.seed)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let options = DumpOptions { ensure_ascii: false, indent: Some(2), sort_keys: false, separators: None };
+    let options = DumpOptions {
+        ensure_ascii: false,
+        indent: Some(2),
+        sort_keys: false,
+        separators: None,
+    };
     for (table, records) in &db {
         let mut text = dumps_with(records, &options);
         text.push('\n');
         data::write_atomic(&args.out.join(format!("{table}.json")), &text)?;
     }
-    eprintln!("wrote {} tables of {} (seed {}) to {}", db.len(), args.domain, args.seed, args.out.display());
+    eprintln!(
+        "wrote {} tables of {} (seed {}) to {}",
+        db.len(),
+        args.domain,
+        args.seed,
+        args.out.display()
+    );
     Ok(())
 }
