@@ -76,9 +76,9 @@ pub fn run(args: EnvArgs) -> anyhow::Result<()> {
             writeln!(out, "{}", serde_json::to_string_pretty(&d.openai_tools())?)?;
         }
         EnvCommand::Replay(replay_args) => replay(&replay_args, &mut out)?,
-        EnvCommand::Policy { domain } => world::print_policy(&domain)?,
-        EnvCommand::Check(args) => world::check(&args)?,
-        EnvCommand::Graph(args) => world::graph(&args)?,
+        EnvCommand::Policy { domain } => world::print_policy(&domain, &mut out)?,
+        EnvCommand::Check(args) => world::check(&args, &mut out)?,
+        EnvCommand::Graph(args) => world::graph(&args, &mut out)?,
         EnvCommand::Generate(args) => world::write_generated(&args)?,
     }
     out.flush()?;

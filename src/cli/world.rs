@@ -1,6 +1,7 @@
 //! `apigen-mt env policy | check | graph | generate`: a domain's policy, the rules a trace
 //! breaks, its API dependency graph, and generated databases.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -63,33 +64,33 @@ pub fn load(d: &Domain, data_dir: Option<&Path>, seed: u64) -> anyhow::Result<Db
     }
 }
 
-pub fn print_policy(name: &str) -> anyhow::Result<()> {
-    print!("{}", policy::document(name)?);
+pub fn print_policy(name: &str, out: &mut impl Write) -> anyhow::Result<()> {
+    write!(out, "{}", policy::document(name)?)?;
     Ok(())
 }
 
 /// One JSON line per violation, then `{"violations": N}`.
-pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
+pub fn check(args: &CheckArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let d = domain(&args.domain)?;
     let actions = read_actions(&args.actions)?;
     let db = load(d, args.data_dir.as_deref(), args.seed)?;
     let found = policy::check(d.name, &db, &actions)?;
     for v in &found {
-        println!("{}", serde_json::to_string(v)?);
+        writeln!(out, "{}", serde_json::to_string(v)?)?;
     }
-    println!("{}", json!({"violations": found.len()}));
+    writeln!(out, "{}", json!({"violations": found.len()}))?;
     Ok(())
 }
 
-pub fn graph(args: &GraphArgs) -> anyhow::Result<()> {
+pub fn graph(args: &GraphArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let g = Graph::build(&args.domain)?;
     if args.dot {
-        print!("{}", g.to_dot());
+        write!(out, "{}", g.to_dot())?;
     } else {
-        print!("{g}");
+        write!(out, "{g}")?;
     }
     for i in 0..args.walks {
-        println!("{}", json!(g.walk(args.seed.wrapping_add(i), args.max_len)));
+        writeln!(out, "{}", json!(g.walk(args.seed.wrapping_add(i), args.max_len)))?;
     }
     Ok(())
 }
@@ -98,12 +99,23 @@ pub fn graph(args: &GraphArgs) -> anyhow::Result<()> {
 pub fn write_generated(args: &GenerateArgs) -> anyhow::Result<()> {
     let db = generate::generate(&args.domain, args.seed)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let options = DumpOptions { ensure_ascii: false, indent: Some(2), sort_keys: false, separators: None };
+    let options = DumpOptions {
+        ensure_ascii: false,
+        indent: Some(2),
+        sort_keys: false,
+        separators: None,
+    };
     for (table, records) in &db {
         let mut text = dumps_with(records, &options);
         text.push('\n');
         data::write_atomic(&args.out.join(format!("{table}.json")), &text)?;
     }
-    eprintln!("wrote {} tables of {} (seed {}) to {}", db.len(), args.domain, args.seed, args.out.display());
+    eprintln!(
+        "wrote {} tables of {} (seed {}) to {}",
+        db.len(),
+        args.domain,
+        args.seed,
+        args.out.display()
+    );
     Ok(())
 }

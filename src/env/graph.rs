@@ -45,22 +45,52 @@ const fn spec(
     ToolSpec { name, needs, yields }
 }
 
-const ADDRESS: [(&str, Source); 6] =
-    [("address1", Said), ("address2", Said), ("city", Said), ("state", Said), ("country", Said), ("zip", Said)];
+const ADDRESS: [(&str, Source); 6] = [
+    ("address1", Said),
+    ("address2", Said),
+    ("city", Said),
+    ("state", Said),
+    ("country", Said),
+    ("zip", Said),
+];
 /// What a call that returns an order makes available.
 const ORDER_FIELDS: &[&str] = &["item_id", "product_id", "payment_method_id"];
 
 const RETAIL: &[ToolSpec] = &[
     spec("find_user_id_by_email", &[("email", Said)], &["user_id"]),
-    spec("find_user_id_by_name_zip", &[("first_name", Said), ("last_name", Said), ("zip", Said)], &["user_id"]),
-    spec("get_user_details", &[("user_id", Field("user_id"))], &["order_id", "payment_method_id"]),
+    spec(
+        "find_user_id_by_name_zip",
+        &[("first_name", Said), ("last_name", Said), ("zip", Said)],
+        &["user_id"],
+    ),
+    spec(
+        "get_user_details",
+        &[("user_id", Field("user_id"))],
+        &["order_id", "payment_method_id"],
+    ),
     spec("get_order_details", &[("order_id", Field("order_id"))], ORDER_FIELDS),
-    spec("get_product_details", &[("product_id", Field("product_id"))], &["new_item_id"]),
+    spec(
+        "get_product_details",
+        &[("product_id", Field("product_id"))],
+        &["new_item_id"],
+    ),
     spec("list_all_product_types", &[], &["product_id"]),
-    spec("cancel_pending_order", &[("order_id", Field("order_id")), ("reason", Said)], ORDER_FIELDS),
+    spec(
+        "cancel_pending_order",
+        &[("order_id", Field("order_id")), ("reason", Said)],
+        ORDER_FIELDS,
+    ),
     spec(
         "modify_pending_order_address",
-        &[("order_id", Field("order_id")), ADDRESS[0], ADDRESS[1], ADDRESS[2], ADDRESS[3], ADDRESS[4], ADDRESS[5]],
+        &[
+            ("order_id", Field("order_id")),
+            ADDRESS[0],
+            ADDRESS[1],
+            ADDRESS[2],
+            ADDRESS[3],
+            ADDRESS[4],
+            ADDRESS[5],
+        ],
         ORDER_FIELDS,
     ),
     spec(
@@ -75,17 +105,32 @@ const RETAIL: &[ToolSpec] = &[
     ),
     spec(
         "modify_pending_order_payment",
-        &[("order_id", Field("order_id")), ("payment_method_id", Field("payment_method_id"))],
+        &[
+            ("order_id", Field("order_id")),
+            ("payment_method_id", Field("payment_method_id")),
+        ],
         ORDER_FIELDS,
     ),
     spec(
         "modify_user_address",
-        &[("user_id", Field("user_id")), ADDRESS[0], ADDRESS[1], ADDRESS[2], ADDRESS[3], ADDRESS[4], ADDRESS[5]],
+        &[
+            ("user_id", Field("user_id")),
+            ADDRESS[0],
+            ADDRESS[1],
+            ADDRESS[2],
+            ADDRESS[3],
+            ADDRESS[4],
+            ADDRESS[5],
+        ],
         &["order_id", "payment_method_id"],
     ),
     spec(
         "return_delivered_order_items",
-        &[("order_id", Field("order_id")), ("item_ids", Field("item_id")), ("payment_method_id", Field("payment_method_id"))],
+        &[
+            ("order_id", Field("order_id")),
+            ("item_ids", Field("item_id")),
+            ("payment_method_id", Field("payment_method_id")),
+        ],
         ORDER_FIELDS,
     ),
     spec(
@@ -104,11 +149,27 @@ const RETAIL: &[ToolSpec] = &[
 ];
 
 const AIRLINE: &[ToolSpec] = &[
-    spec("get_user_details", &[("user_id", Said)], &["user_id", "reservation_id", "payment_id"]),
-    spec("get_reservation_details", &[("reservation_id", Field("reservation_id"))], &["user_id", "flight", "payment_id"]),
+    spec(
+        "get_user_details",
+        &[("user_id", Said)],
+        &["user_id", "reservation_id", "payment_id"],
+    ),
+    spec(
+        "get_reservation_details",
+        &[("reservation_id", Field("reservation_id"))],
+        &["user_id", "flight", "payment_id"],
+    ),
     spec("list_all_airports", &[], &["airport"]),
-    spec("search_direct_flight", &[("origin", Said), ("destination", Said), ("date", Said)], &["flight"]),
-    spec("search_onestop_flight", &[("origin", Said), ("destination", Said), ("date", Said)], &["flight"]),
+    spec(
+        "search_direct_flight",
+        &[("origin", Said), ("destination", Said), ("date", Said)],
+        &["flight"],
+    ),
+    spec(
+        "search_onestop_flight",
+        &[("origin", Said), ("destination", Said), ("date", Said)],
+        &["flight"],
+    ),
     spec(
         "book_reservation",
         &[
@@ -126,7 +187,11 @@ const AIRLINE: &[ToolSpec] = &[
         ],
         &["reservation_id"],
     ),
-    spec("cancel_reservation", &[("reservation_id", Field("reservation_id"))], &["reservation_id"]),
+    spec(
+        "cancel_reservation",
+        &[("reservation_id", Field("reservation_id"))],
+        &["reservation_id"],
+    ),
     spec(
         "update_reservation_baggages",
         &[
@@ -152,7 +217,11 @@ const AIRLINE: &[ToolSpec] = &[
         &[("reservation_id", Field("reservation_id")), ("passengers", Said)],
         &["reservation_id"],
     ),
-    spec("send_certificate", &[("user_id", Field("user_id")), ("amount", Said)], &["payment_id"]),
+    spec(
+        "send_certificate",
+        &[("user_id", Field("user_id")), ("amount", Said)],
+        &["payment_id"],
+    ),
     spec("calculate", &[("expression", Said)], &[]),
     spec("think", &[("thought", Said)], &[]),
     spec("transfer_to_human_agents", &[("summary", Said)], &[]),
@@ -202,17 +271,27 @@ impl Graph {
                 let mut fields: Vec<&'static str> = b.needed_fields().filter(|f| a.yields.contains(f)).collect();
                 fields.dedup();
                 if !fields.is_empty() && policy::allows_pair(domain, a.name, b.name) {
-                    edges.push(Edge { from: a.name, to: b.name, fields });
+                    edges.push(Edge {
+                        from: a.name,
+                        to: b.name,
+                        fields,
+                    });
                 }
             }
         }
-        Ok(Self { domain: domain.to_string(), tools, edges })
+        Ok(Self {
+            domain: domain.to_string(),
+            tools,
+            edges,
+        })
     }
 
-    /// A seeded random walk of at most `max_len` calls. It starts at a tool that needs nothing
-    /// from earlier outputs and yields something, then repeatedly moves to a tool that some
-    /// earlier call has an edge to, whose needed fields are all available by now, and that the
-    /// policy allows after every earlier call. It stops early when no tool qualifies.
+    /// A seeded random walk of at most `max_len` calls. Each step is either an entry point (a
+    /// tool that needs nothing from earlier outputs and whose output leads somewhere new, such
+    /// as a user lookup or a flight search) or a tool that some earlier call has an edge to; in both
+    /// cases all its needed fields must be available by now, it must differ from the previous
+    /// call, and the policy must allow it after every earlier call. It stops early when no tool
+    /// qualifies.
     pub fn walk(&self, seed: u64, max_len: usize) -> Vec<&'static str> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut walk: Vec<&'static str> = Vec::new();
@@ -225,7 +304,9 @@ impl Graph {
                 .filter(|t| walk.last() != Some(&t.name))
                 .filter(|t| t.needed_fields().all(|f| available.contains(f)))
                 .filter(|t| {
-                    let entry = walk.is_empty() && t.needed_fields().next().is_none() && !t.yields.is_empty();
+                    let entry = t.needed_fields().next().is_none()
+                        && self.edges.iter().any(|e| e.from == t.name)
+                        && t.yields.iter().any(|f| !available.contains(f));
                     entry || self.edges.iter().any(|e| e.to == t.name && walk.contains(&e.from))
                 })
                 .filter(|t| walk.iter().all(|prev| policy::allows_pair(&self.domain, prev, t.name)))
@@ -247,7 +328,13 @@ impl Graph {
             let _ = writeln!(out, "  \"{}\";", t.name);
         }
         for e in &self.edges {
-            let _ = writeln!(out, "  \"{}\" -> \"{}\" [label=\"{}\"];", e.from, e.to, e.fields.join(", "));
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\" [label=\"{}\"];",
+                e.from,
+                e.to,
+                e.fields.join(", ")
+            );
         }
         out.push_str("}\n");
         out
@@ -257,10 +344,22 @@ impl Graph {
 impl std::fmt::Display for Graph {
     /// One line per tool: what it needs, what it yields, and where its output can go next.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{}: {} tools, {} edges", self.domain, self.tools.len(), self.edges.len())?;
+        writeln!(
+            f,
+            "{}: {} tools, {} edges",
+            self.domain,
+            self.tools.len(),
+            self.edges.len()
+        )?;
         for t in self.tools {
             let needs: Vec<&str> = t.needed_fields().collect();
-            writeln!(f, "{}  needs [{}]  yields [{}]", t.name, needs.join(", "), t.yields.join(", "))?;
+            writeln!(
+                f,
+                "{}  needs [{}]  yields [{}]",
+                t.name,
+                needs.join(", "),
+                t.yields.join(", ")
+            )?;
             for e in self.edges.iter().filter(|e| e.from == t.name) {
                 writeln!(f, "  -> {} ({})", e.to, e.fields.join(", "))?;
             }
@@ -281,14 +380,23 @@ mod tests {
         assert!(has("get_user_details", "get_order_details"));
         assert!(has("get_order_details", "get_product_details"));
         assert!(has("get_product_details", "exchange_delivered_order_items"));
-        assert!(!has("get_product_details", "get_user_details"), "nothing there yields a user id");
+        assert!(
+            !has("get_product_details", "get_user_details"),
+            "nothing there yields a user id"
+        );
         // get_order_details fills item ids for a modification, but a second modification is forbidden.
         assert!(has("get_order_details", "modify_pending_order_items"));
         assert!(!has("modify_pending_order_items", "modify_pending_order_items"));
         assert!(!has("cancel_pending_order", "return_delivered_order_items"));
         let a = Graph::build("airline").unwrap();
-        assert!(a.edges.iter().any(|e| e.from == "search_direct_flight" && e.to == "book_reservation"));
-        assert!(!a.edges.iter().any(|e| e.from == "cancel_reservation" && e.to == "update_reservation_flights"));
+        assert!(a
+            .edges
+            .iter()
+            .any(|e| e.from == "search_direct_flight" && e.to == "book_reservation"));
+        assert!(!a
+            .edges
+            .iter()
+            .any(|e| e.from == "cancel_reservation" && e.to == "update_reservation_flights"));
     }
 
     #[test]
@@ -296,15 +404,20 @@ mod tests {
         for domain in ["retail", "airline"] {
             let g = Graph::build(domain).unwrap();
             let mut lengths = BTreeSet::new();
+            let mut called = BTreeSet::new();
             for seed in 0..200 {
                 let walk = g.walk(seed, 8);
                 assert!(!walk.is_empty());
                 lengths.insert(walk.len());
+                called.extend(walk.iter().copied());
                 let mut available: BTreeSet<&str> = BTreeSet::new();
                 for (i, name) in walk.iter().enumerate() {
                     let t = g.tools.iter().find(|t| t.name == *name).unwrap();
                     for f in t.needed_fields() {
-                        assert!(available.contains(f), "{domain} seed {seed}: {name} needs {f} at step {i}: {walk:?}");
+                        assert!(
+                            available.contains(f),
+                            "{domain} seed {seed}: {name} needs {f} at step {i}: {walk:?}"
+                        );
                     }
                     for prev in &walk[..i] {
                         assert!(policy::allows_pair(domain, prev, name), "{domain}: {name} after {prev}");
@@ -312,8 +425,21 @@ mod tests {
                     available.extend(t.yields.iter().copied());
                 }
             }
-            assert!(lengths.len() > 1 && lengths.contains(&8), "{domain}: walks of many lengths, {lengths:?}");
+            assert!(
+                lengths.contains(&8),
+                "{domain}: walks reach the length limit, {lengths:?}"
+            );
+            // Every tool with a job in a sequence shows up in some walk (writes that need
+            // fields from several tools included, like a booking).
+            for t in g
+                .tools
+                .iter()
+                .filter(|t| g.edges.iter().any(|e| e.from == t.name || e.to == t.name))
+            {
+                assert!(called.contains(t.name), "{domain}: no walk calls {}", t.name);
+            }
             assert_eq!(g.walk(5, 8), g.walk(5, 8), "walks are seeded");
+            assert_ne!(g.walk(5, 8), g.walk(6, 8), "other seeds walk elsewhere");
         }
     }
 
@@ -321,13 +447,20 @@ mod tests {
     fn declarations_match_the_registered_tools() {
         for domain in crate::env::domains() {
             let declared = specs(domain.name).unwrap();
-            assert_eq!(declared.len(), domain.tools.len(), "{}: one declaration per tool", domain.name);
+            assert_eq!(
+                declared.len(),
+                domain.tools.len(),
+                "{}: one declaration per tool",
+                domain.name
+            );
             for tool in &domain.tools {
                 let spec = declared.iter().find(|s| s.name == tool.name);
                 let spec = spec.unwrap_or_else(|| panic!("{}: {} is not declared", domain.name, tool.name));
                 let schema = (tool.parameters)();
-                let mut required: Vec<&str> =
-                    schema["required"].as_array().map(|r| r.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+                let mut required: Vec<&str> = schema["required"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+                    .unwrap_or_default();
                 let mut needs: Vec<&str> = spec.needs.iter().map(|(arg, _)| *arg).collect();
                 required.sort_unstable();
                 needs.sort_unstable();

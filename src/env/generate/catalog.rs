@@ -21,6 +21,7 @@ const fn p(
 const COLORS: &[&str] = &["black", "white", "gray", "navy", "red", "green"];
 const SIZES: &[&str] = &["XS", "S", "M", "L", "XL", "XXL"];
 
+#[rustfmt::skip]
 pub const PRODUCT_TYPES: &[ProductType] = &[
     p("Hoodie", (35, 80), &[("color", COLORS), ("size", SIZES), ("fit", &["regular", "relaxed"])]),
     p("Rain Jacket", (60, 190), &[("color", &["yellow", "navy", "olive", "black"]), ("size", SIZES), ("hood", &["fixed", "packable"])]),

@@ -8,6 +8,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
+#[rustfmt::skip]
 pub const FIRST_NAMES: &[&str] = &[
     "Aarav", "Abigail", "Adaeze", "Ahmed", "Aiko", "Alejandro", "Amara", "Anders", "Anika", "Arjun",
     "Beatriz", "Benjamin", "Bilal", "Bronwyn", "Camila", "Carlos", "Chidi", "Chloe", "Daniel", "Dmitri",
@@ -20,6 +21,7 @@ pub const FIRST_NAMES: &[&str] = &[
     "Wei", "Wren", "Xavier", "Yasmin", "Yusuf", "Zainab", "Zoe", "Theo", "Marisol", "Kofi",
 ];
 
+#[rustfmt::skip]
 pub const LAST_NAMES: &[&str] = &[
     "Abara", "Adeyemi", "Alvarez", "Andersson", "Bauer", "Bianchi", "Brennan", "Castillo", "Chen", "Costa",
     "Dasgupta", "Delgado", "Dubois", "Eriksen", "Fernandes", "Fischer", "Fontaine", "Gallagher", "Gupta", "Haddad",
@@ -31,6 +33,7 @@ pub const LAST_NAMES: &[&str] = &[
     "Yilmaz", "Zhang", "Zielinski", "Mensah", "Osei", "Kealoha", "Fitzgerald", "Nowak", "Lambert", "Cohen",
 ];
 
+#[rustfmt::skip]
 const STREET_NAMES: &[&str] = &[
     "Alder", "Aspen", "Bayview", "Birch", "Bluebell", "Canyon", "Cedar Ridge", "Chestnut", "Clover", "Cobblestone",
     "Copper", "Cypress", "Dogwood", "Eastgate", "Elm", "Fairview", "Foxglove", "Garnet", "Hawthorn", "Heron",
@@ -39,6 +42,7 @@ const STREET_NAMES: &[&str] = &[
     "Tamarack", "Thistle", "Union", "Valley View", "Walnut", "Willow", "Windmill", "Wisteria",
 ];
 
+#[rustfmt::skip]
 const STREET_KINDS: &[&str] = &["Street", "Avenue", "Road", "Lane", "Drive", "Court", "Boulevard", "Way", "Place", "Terrace"];
 
 /// A city, its state's postal abbreviation, and the first three digits of its zip codes.
@@ -49,9 +53,14 @@ pub struct City {
 }
 
 const fn city(name: &'static str, state: &'static str, zip_prefix: &'static str) -> City {
-    City { name, state, zip_prefix }
+    City {
+        name,
+        state,
+        zip_prefix,
+    }
 }
 
+#[rustfmt::skip]
 pub const CITIES: &[City] = &[
     city("Portland", "OR", "972"),
     city("Seattle", "WA", "981"),
@@ -112,7 +121,10 @@ pub struct Person {
 }
 
 pub fn person(rng: &mut ChaCha8Rng) -> Person {
-    Person { first: pick(rng, FIRST_NAMES), last: pick(rng, LAST_NAMES) }
+    Person {
+        first: pick(rng, FIRST_NAMES),
+        last: pick(rng, LAST_NAMES),
+    }
 }
 
 /// One element of a list; the lists passed here are non-empty constants.
@@ -124,7 +136,12 @@ pub fn pick<T: Copy>(rng: &mut ChaCha8Rng, list: &[T]) -> T {
 /// `country`, `state`, `zip`.
 pub fn address(rng: &mut ChaCha8Rng) -> Value {
     let place = &CITIES[rng.random_range(0..CITIES.len())];
-    let address1 = format!("{} {} {}", rng.random_range(10..9990), pick(rng, STREET_NAMES), pick(rng, STREET_KINDS));
+    let address1 = format!(
+        "{} {} {}",
+        rng.random_range(10..9990),
+        pick(rng, STREET_NAMES),
+        pick(rng, STREET_KINDS)
+    );
     let address2 = match rng.random_range(0..10) {
         0..=3 => format!("Suite {}", rng.random_range(100..999)),
         4..=6 => format!("Apt {}{}", rng.random_range(1..30), pick(rng, &["A", "B", "C", "D"])),
@@ -144,7 +161,12 @@ pub fn address(rng: &mut ChaCha8Rng) -> Value {
 /// An email address made from a name: `first.last1234@example.com` (always the reserved
 /// example domain, so no generated address can belong to a real person).
 pub fn email(rng: &mut ChaCha8Rng, who: &Person) -> String {
-    format!("{}.{}{}@example.com", who.first.to_lowercase(), who.last.to_lowercase(), rng.random_range(1000..10000))
+    format!(
+        "{}.{}{}@example.com",
+        who.first.to_lowercase(),
+        who.last.to_lowercase(),
+        rng.random_range(1000..10000)
+    )
 }
 
 /// A date of birth `YYYY-MM-DD` between the given years, inclusive.
@@ -155,5 +177,9 @@ pub fn date_of_birth(rng: &mut ChaCha8Rng, from_year: u32, to_year: u32) -> Stri
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     };
-    format!("{}-{month:02}-{:02}", rng.random_range(from_year..=to_year), rng.random_range(1..=days))
+    format!(
+        "{}-{month:02}-{:02}",
+        rng.random_range(from_year..=to_year),
+        rng.random_range(1..=days)
+    )
 }

@@ -12,6 +12,14 @@ pub const NEW_RESERVATION_IDS: &[&str] = &["HATHAT", "HATHAU", "HATHAV"];
 /// How many certificates `send_certificate` can issue to one world (it has three fixed ids).
 pub const MAX_CERTIFICATES_SENT: usize = 3;
 
+/// How many payment methods of each kind (by id prefix) one booking may combine, and the rule
+/// that an excess breaks.
+const PAYMENT_LIMITS: &[(&str, usize, &str)] = &[
+    ("certificate", 1, "airline.multiple_certificates"),
+    ("credit_card", 1, "airline.multiple_credit_cards"),
+    ("gift_card", 3, "airline.too_many_gift_cards"),
+];
+
 /// Pairs the policy forbids on one reservation: nothing changes after a cancellation.
 pub(super) const FORBIDDEN_PAIRS: &[(&str, &str)] = &[
     ("cancel_reservation", "cancel_reservation"),
@@ -45,7 +53,12 @@ fn legs(flights: &Value) -> BTreeSet<(String, String)> {
         .as_array()
         .map(|fs| {
             fs.iter()
-                .filter_map(|f| Some((f["flight_number"].as_str()?.to_string(), f["date"].as_str()?.to_string())))
+                .filter_map(|f| {
+                    Some((
+                        f["flight_number"].as_str()?.to_string(),
+                        f["date"].as_str()?.to_string(),
+                    ))
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -76,7 +89,9 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
                     out.push(Violation {
                         id: "airline.too_many_certificates",
                         step,
-                        message: format!("a task can issue at most {MAX_CERTIFICATES_SENT} certificates; this is one more"),
+                        message: format!(
+                            "a task can issue at most {MAX_CERTIFICATES_SENT} certificates; this is one more"
+                        ),
                     });
                 }
                 let id = format!("certificate_{}", 3221322 + certificates_sent.len());
@@ -85,18 +100,29 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
             "book_reservation" => {
                 let Some(user) = arg(action, "user_id") else { continue };
                 identity.touch(step, action, user, &mut out);
-                let payments = action.kwargs.get("payment_methods").and_then(Value::as_array).cloned().unwrap_or_default();
+                let payments = action
+                    .kwargs
+                    .get("payment_methods")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 let methods: Vec<&str> = payments.iter().filter_map(|p| p["payment_id"].as_str()).collect();
                 for m in methods.iter().filter(|m| !owns(user, m, &certificates_sent)) {
                     out.push(foreign(step, name, m, user));
                 }
-                if methods.iter().filter(|m| m.starts_with("certificate_")).count() > 1 {
-                    out.push(Violation {
-                        id: "airline.multiple_certificates",
-                        step,
-                        message: "a booking may use at most one travel certificate; pay the rest with one credit card or gift cards"
-                            .to_string(),
-                    });
+                let count = |kind: &str| methods.iter().filter(|m| m.starts_with(kind)).count();
+                for (kind, limit, id) in PAYMENT_LIMITS {
+                    if count(kind) > *limit {
+                        out.push(Violation {
+                            id,
+                            step,
+                            message: format!(
+                                "a booking may use at most one travel certificate, one credit card and three gift cards; \
+                                 this one uses {} payment methods of kind '{kind}'",
+                                count(kind)
+                            ),
+                        });
+                    }
                 }
                 let Some(&id) = NEW_RESERVATION_IDS.get(booked) else {
                     out.push(Violation {
@@ -112,13 +138,25 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
                 booked += 1;
                 let cabin = arg(action, "cabin").unwrap_or_default().to_string();
                 let flights = legs(action.kwargs.get("flights").unwrap_or(&Value::Null));
-                bookings.insert(id.to_string(), Booking { owner: user.to_string(), cabin, flights, history: Vec::new() });
+                bookings.insert(
+                    id.to_string(),
+                    Booking {
+                        owner: user.to_string(),
+                        cabin,
+                        flights,
+                        history: Vec::new(),
+                    },
+                );
             }
             _ => {}
         }
-        let Some(rid) = arg(action, "reservation_id") else { continue };
+        let Some(rid) = arg(action, "reservation_id") else {
+            continue;
+        };
         if !bookings.contains_key(rid) {
-            let Some(b) = record(initial, "reservations", rid).and_then(Booking::from_record) else { continue };
+            let Some(b) = record(initial, "reservations", rid).and_then(Booking::from_record) else {
+                continue;
+            };
             bookings.insert(rid.to_string(), b);
         }
         let Some(booking) = bookings.get_mut(rid) else { continue };
@@ -135,7 +173,9 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
             out.push(Violation {
                 id: "airline.changed_after_cancel",
                 step,
-                message: format!("{name} on reservation {rid} after {before}: a cancelled reservation cannot be changed"),
+                message: format!(
+                    "{name} on reservation {rid} after {before}: a cancelled reservation cannot be changed"
+                ),
             });
         }
         booking.history.push(name.to_string());
@@ -201,7 +241,10 @@ mod tests {
     }
 
     fn act(name: &str, kwargs: serde_json::Value) -> Action {
-        Action { name: name.into(), kwargs: kwargs.as_object().unwrap().clone() }
+        Action {
+            name: name.into(),
+            kwargs: kwargs.as_object().unwrap().clone(),
+        }
     }
 
     fn login() -> Action {
@@ -209,16 +252,22 @@ mod tests {
     }
 
     fn book(payments: serde_json::Value) -> Action {
-        act("book_reservation", json!({
-            "user_id": "ana_silva_1111", "origin": "SFO", "destination": "JFK", "flight_type": "one_way",
-            "cabin": "economy", "flights": [{"flight_number": "HAT004", "date": "2024-05-23"}],
-            "passengers": [], "payment_methods": payments, "total_baggages": 0, "nonfree_baggages": 0, "insurance": "no"
-        }))
+        act(
+            "book_reservation",
+            json!({
+                "user_id": "ana_silva_1111", "origin": "SFO", "destination": "JFK", "flight_type": "one_way",
+                "cabin": "economy", "flights": [{"flight_number": "HAT004", "date": "2024-05-23"}],
+                "passengers": [], "payment_methods": payments, "total_baggages": 0, "nonfree_baggages": 0, "insurance": "no"
+            }),
+        )
     }
 
     fn change_flights(rid: &str, cabin: &str, flight: &str, date: &str) -> Action {
-        act("update_reservation_flights", json!({"reservation_id": rid, "cabin": cabin,
-            "flights": [{"flight_number": flight, "date": date}], "payment_id": "credit_card_1"}))
+        act(
+            "update_reservation_flights",
+            json!({"reservation_id": rid, "cabin": cabin,
+            "flights": [{"flight_number": flight, "date": date}], "payment_id": "credit_card_1"}),
+        )
     }
 
     fn ids(trace: &[Action]) -> Vec<&'static str> {
@@ -233,7 +282,9 @@ mod tests {
             change_flights("ABC123", "economy", "HAT009", "2024-05-24"),
             // Upgrading a basic-economy reservation while keeping its flights is allowed.
             change_flights("BASIC1", "business", "HAT002", "2024-05-21"),
-            book(json!([{"payment_id": "certificate_1", "amount": 100}, {"payment_id": "credit_card_1", "amount": 50}])),
+            book(
+                json!([{"payment_id": "certificate_1", "amount": 100}, {"payment_id": "credit_card_1", "amount": 50}]),
+            ),
             act("send_certificate", json!({"user_id": "ana_silva_1111", "amount": 100})),
             // The certificate just sent is the user's own from now on.
             book(json!([{"payment_id": "certificate_3221322", "amount": 100}])),
@@ -244,26 +295,91 @@ mod tests {
 
     #[test]
     fn two_certificates_in_one_booking_are_flagged() {
-        let two = book(json!([{"payment_id": "certificate_1", "amount": 100}, {"payment_id": "certificate_2", "amount": 50}]));
+        let two = book(
+            json!([{"payment_id": "certificate_1", "amount": 100}, {"payment_id": "certificate_2", "amount": 50}]),
+        );
         assert_eq!(ids(&[login(), two]), ["airline.multiple_certificates"]);
+    }
+
+    #[test]
+    fn more_than_one_card_or_three_gift_cards_are_flagged() {
+        let pay = |ids: &[&str]| {
+            book(json!(ids
+                .iter()
+                .map(|id| json!({"payment_id": id, "amount": 10}))
+                .collect::<Vec<_>>()))
+        };
+        let db = {
+            let mut db = db();
+            let methods = db["users"]["ana_silva_1111"]["payment_methods"]
+                .as_object_mut()
+                .unwrap();
+            for id in [
+                "credit_card_9",
+                "gift_card_1",
+                "gift_card_2",
+                "gift_card_3",
+                "gift_card_4",
+            ] {
+                methods.insert(id.into(), json!({"id": id}));
+            }
+            db
+        };
+        let ids = |trace: &[Action]| check(&db, trace).into_iter().map(|v| v.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&[login(), pay(&["credit_card_1", "credit_card_9"])]),
+            ["airline.multiple_credit_cards"]
+        );
+        assert_eq!(
+            ids(&[
+                login(),
+                pay(&["gift_card_1", "gift_card_2", "gift_card_3", "gift_card_4"])
+            ]),
+            ["airline.too_many_gift_cards"]
+        );
+        assert!(ids(&[
+            login(),
+            pay(&[
+                "certificate_1",
+                "credit_card_1",
+                "gift_card_1",
+                "gift_card_2",
+                "gift_card_3"
+            ])
+        ])
+        .is_empty());
     }
 
     #[test]
     fn changing_basic_economy_flights_is_flagged() {
         let change = change_flights("BASIC1", "basic_economy", "HAT007", "2024-05-21");
         let found = check(&db(), &[login(), change]);
-        assert_eq!(found.iter().map(|v| v.id).collect::<Vec<_>>(), ["airline.basic_economy_flight_change"]);
+        assert_eq!(
+            found.iter().map(|v| v.id).collect::<Vec<_>>(),
+            ["airline.basic_economy_flight_change"]
+        );
         assert!(found[0].message.contains("BASIC1"));
         // After an upgrade to economy the reservation is no longer basic economy.
         let upgrade = change_flights("BASIC1", "economy", "HAT002", "2024-05-21");
-        assert!(ids(&[login(), upgrade, change_flights("BASIC1", "economy", "HAT007", "2024-05-21")]).is_empty());
+        assert!(ids(&[
+            login(),
+            upgrade,
+            change_flights("BASIC1", "economy", "HAT007", "2024-05-21")
+        ])
+        .is_empty());
     }
 
     #[test]
     fn paying_with_someone_elses_method_is_flagged() {
-        assert_eq!(ids(&[login(), book(json!([{"payment_id": "gift_card_2", "amount": 150}]))]), ["airline.foreign_payment_method"]);
-        let bags = act("update_reservation_baggages", json!({"reservation_id": "ABC123", "total_baggages": 2,
-            "nonfree_baggages": 1, "payment_id": "gift_card_2"}));
+        assert_eq!(
+            ids(&[login(), book(json!([{"payment_id": "gift_card_2", "amount": 150}]))]),
+            ["airline.foreign_payment_method"]
+        );
+        let bags = act(
+            "update_reservation_baggages",
+            json!({"reservation_id": "ABC123", "total_baggages": 2,
+            "nonfree_baggages": 1, "payment_id": "gift_card_2"}),
+        );
         assert_eq!(ids(&[login(), bags]), ["airline.foreign_payment_method"]);
     }
 
@@ -279,12 +395,17 @@ mod tests {
     #[test]
     fn more_than_three_bookings_are_flagged() {
         let pay = json!([{"payment_id": "credit_card_1", "amount": 150}]);
-        let three: Vec<Action> = std::iter::once(login()).chain((0..3).map(|_| book(pay.clone()))).collect();
+        let three: Vec<Action> = std::iter::once(login())
+            .chain((0..3).map(|_| book(pay.clone())))
+            .collect();
         assert!(ids(&three).is_empty());
         let mut four = three;
         four.push(book(pay));
         let found = check(&db(), &four);
-        assert_eq!(found.iter().map(|v| (v.id, v.step)).collect::<Vec<_>>(), [("airline.too_many_bookings", 4)]);
+        assert_eq!(
+            found.iter().map(|v| (v.id, v.step)).collect::<Vec<_>>(),
+            [("airline.too_many_bookings", 4)]
+        );
     }
 
     #[test]

@@ -7,6 +7,14 @@
 //! order twice, spending a payment method the user does not own, and so on. They look at every
 //! *attempted* call, successful or not, because an attempt that the policy forbids is already a
 //! mistake worth quoting back to the model that made it.
+//!
+//! Rule ids: `retail.not_authenticated`, `retail.wrong_user`, `retail.foreign_payment_method`,
+//! `retail.order_modified_twice`, `retail.order_exchanged_twice`, `retail.return_and_cancel`,
+//! `retail.return_and_exchange`, `retail.order_changed_after_cancel`;
+//! `airline.not_authenticated`, `airline.wrong_user`, `airline.foreign_payment_method`,
+//! `airline.multiple_certificates`, `airline.multiple_credit_cards`, `airline.too_many_gift_cards`,
+//! `airline.basic_economy_flight_change`, `airline.changed_after_cancel`,
+//! `airline.too_many_bookings`, `airline.too_many_certificates`.
 
 mod airline;
 mod retail;
@@ -77,7 +85,11 @@ struct Identity {
 
 impl Identity {
     fn new(not_authenticated: &'static str, wrong_user: &'static str) -> Self {
-        Self { user: None, not_authenticated, wrong_user }
+        Self {
+            user: None,
+            not_authenticated,
+            wrong_user,
+        }
     }
 
     /// An identification call found `user`: the first becomes the conversation's user; a
@@ -122,7 +134,10 @@ mod tests {
     #[test]
     fn documents_exist_and_unknown_domains_are_errors() {
         for d in ["retail", "airline"] {
-            assert!(document(d).unwrap().starts_with('#'), "{d} policy is a markdown document");
+            assert!(
+                document(d).unwrap().starts_with('#'),
+                "{d} policy is a markdown document"
+            );
         }
         assert!(document("bank").unwrap_err().to_string().contains("'bank'"));
         assert!(check("bank", &Db::new(), &[]).is_err());
