@@ -7,4 +7,5 @@
 pub mod chat;
 pub mod engine;
 pub mod env;
+pub mod model;
 pub mod cli;

@@ -1,5 +1,9 @@
 //! The command line: one module per subcommand, each a thin layer over the library.
 
+pub mod chat;
+mod load;
+pub mod models;
+
 use clap::{Parser, Subcommand};
 
 /// Generate verified multi-turn tool-use training data with open-weight models, on one machine.
@@ -11,9 +15,15 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    Chat(chat::ChatArgs),
+    Models(models::ModelsArgs),
+}
 
 /// Runs the parsed command. Every failure comes back as an error for `main` to print.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Chat(args) => chat::run(args),
+        Command::Models(args) => models::run(args),
+    }
 }
