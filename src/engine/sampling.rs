@@ -48,7 +48,7 @@ impl Sampler {
         if candidates.is_empty() {
             return None;
         }
-        candidates.sort_by(|a, b| by_logit_then_id(a, b));
+        candidates.sort_by(by_logit_then_id);
         if p.top_k > 0 {
             candidates.truncate(p.top_k);
         }
