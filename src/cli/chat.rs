@@ -146,8 +146,9 @@ fn reply(engine: &EngineHandle, args: &ChatArgs, history: &[Message]) -> Result<
     };
     match completion.finish_reason {
         FinishReason::Error => bail!("generation failed: {}", completion.error.as_deref().unwrap_or("unknown error")),
-        FinishReason::Length if completion.tokens.is_empty() => {
-            bail!("{}", completion.error.as_deref().unwrap_or("the prompt does not fit in the model's context"))
+        // Refused at admission: the prompt leaves no room in the context.
+        FinishReason::Length if completion.error.is_some() => {
+            bail!("{}", completion.error.as_deref().unwrap_or_default())
         }
         _ => {}
     }

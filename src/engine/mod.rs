@@ -152,6 +152,8 @@ pub struct Completion {
     /// Prompt tokens served from the prefix cache rather than computed.
     pub cached_tokens: usize,
     pub finish_reason: FinishReason,
+    /// Why generation failed (`FinishReason::Error`), or why the prompt was refused before
+    /// generating anything (`FinishReason::Length`: it does not fit in the context).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -146,13 +146,12 @@ fn run_one(
 ) -> Result<Completion, EngineError> {
     let Prepared { tokens: prompt, request, mut constraint } = prepared;
     let context = frontend.context_length();
-    let model_err = |e: anyhow::Error| EngineError::Model(format!("{e:#}"));
     let mut kv = decoder.new_kv();
     let mut forward = |tokens: &[u32], kv: &mut _| -> Result<Vec<f32>, EngineError> {
         let start = Instant::now();
         let mut chunks = [SeqChunk { tokens, kv }];
-        let logits = decoder.forward(&mut chunks).map_err(model_err)?;
-        let row = logits.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| model_err(e.into()));
+        let logits = decoder.forward(&mut chunks).map_err(model_error)?;
+        let row = logits.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(model_error);
         *forward_time += start.elapsed();
         row
     };
@@ -213,6 +212,10 @@ fn run_one(
     })
 }
 
+fn model_error(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Model(format!("{e:#}"))
+}
+
 /// What one decoding step decided.
 enum Step {
     /// Tokens to append: the sampled one, then any the constraint forces.
@@ -260,7 +263,7 @@ fn push_token(
     emit: &mut dyn FnMut(String),
 ) -> Result<(), EngineError> {
     generated.push(token);
-    let piece = text.step(frontend.tokenizer(), token).map_err(|e| EngineError::Model(format!("{e:#}")))?;
+    let piece = text.step(frontend.tokenizer(), token).map_err(model_error)?;
     if let Some(piece) = piece {
         let out = stops.push(&piece);
         if !out.is_empty() {
