@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use candle_core::quantized::{gguf_file, GgmlDType};
+
+use crate::model::tiny::Spec;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_apigen-mt"))
 }
@@ -93,7 +97,36 @@ fn truncated_and_wrong_magic_gguf_files_are_clean_errors() {
 
     let wrong = dir.path().join("wrong.gguf");
     std::fs::write(&wrong, b"NOPE this is not a model at all").unwrap();
-    assert_clean_failure(&run(&["chat", "--model", wrong.to_str().unwrap(), "--prompt", "hi"]), "wrong.gguf");
+    let output = run(&["chat", "--model", wrong.to_str().unwrap(), "--prompt", "hi"]);
+    assert_clean_failure(&output, "not a GGUF file");
+}
+
+#[test]
+fn an_unknown_architecture_and_a_shape_mismatch_are_clean_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mamba = dir.path().join("mamba.gguf");
+    Spec::llama().write_gguf_with(&mamba, |_| GgmlDType::F32, |metadata| {
+        for (key, value) in metadata.iter_mut() {
+            if key == "general.architecture" {
+                *value = gguf_file::Value::String("mamba".into());
+            }
+        }
+    });
+    let output = run(&["models", "inspect", "--model", mamba.to_str().unwrap()]);
+    assert_clean_failure(&output, "unsupported architecture \"mamba\"");
+
+    // config.json promises a wider model than the tensors hold.
+    let checkpoint = dir.path().join("checkpoint");
+    std::fs::create_dir(&checkpoint).unwrap();
+    Spec::llama().write_safetensors(&checkpoint);
+    let mut config = Spec::llama().config_json();
+    config["intermediate_size"] = serde_json::json!(128);
+    std::fs::write(checkpoint.join("config.json"), config.to_string()).unwrap();
+    std::fs::write(checkpoint.join("tokenizer.json"), "{}").unwrap();
+    let output = run(&["models", "inspect", "--model", checkpoint.to_str().unwrap()]);
+    assert_clean_failure(&output, "has shape");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&checkpoint.join("model.safetensors").display().to_string()), "{stderr}");
 }
 
 #[test]
