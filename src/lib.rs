@@ -9,3 +9,4 @@ pub mod engine;
 pub mod env;
 pub mod model;
 pub mod cli;
+pub mod tokenizer;

@@ -1,1 +1,5 @@
+//! The integration tests, in one binary so that CI links once.
+
+mod chat_template;
 mod source;
+mod tokenizer;
