@@ -5,6 +5,7 @@
 //! `config` → `samplers` → `engine` (models) ↔ `env` (environments) → `validate` → `dataset`.
 
 pub mod chat;
+pub mod constrain;
 pub mod engine;
 pub mod env;
 pub mod model;
