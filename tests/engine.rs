@@ -16,7 +16,7 @@ use crate::model::tiny::Spec;
 
 /// Special tokens of the tiny tokenizer; the rest of the vocabulary is one character per id.
 const SPECIALS: [&str; 5] = ["<unk>", "<s>", "</s>", "<|user|>", "<|assistant|>"];
-const CHARS: &str = " abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?:;'\"-()[]{}/@#$%&*+=_";
+const CHARS: &str = " abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?:;'\"-()[]{}/@#$%&*+=_~^`";
 
 /// Writes a tiny model directory: random llama weights, a character-level tokenizer whose ids
 /// match the model's vocabulary, and a chat template that does not render tools.
@@ -40,7 +40,8 @@ fn tiny_model(dir: &Path) -> WeightsSource {
     let tokenizer = json!({
         "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
         "normalizer": null, "pre_tokenizer": null, "post_processor": null,
-        "decoder": {"type": "Fuse"},
+        // SentencePiece-style (byte fallback, then join), a decoder llguidance can read.
+        "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]},
         "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>", "continuing_subword_prefix": null,
                   "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
                   "vocab": vocab, "merges": []},
@@ -98,6 +99,7 @@ fn greedy_generation_matches_a_manual_decoder_loop_and_streams_the_same_text() {
     let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
     let prompt = tokenizer.encode("the quick brown fox", true).unwrap();
     let expected = manual_greedy(&f.weights, &prompt, 12);
+    assert!(!expected.is_empty(), "the reference loop should produce something to compare");
 
     let mut streamed = String::new();
     let completion = f.engine.generate_streaming(text_request("the quick brown fox", 12), &mut |p| streamed.push_str(p)).unwrap();
