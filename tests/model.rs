@@ -1,0 +1,471 @@
+//! The decoder against candle-transformers' implementations of the same families, on the same
+//! weights; batching and chunking against the sequential case; and bad input.
+
+pub mod tiny;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use apigen_mt::model::{Arch, Decoder, LoadOptions, SeqChunk, WeightsSource};
+use candle_core::quantized::{gguf_file, GgmlDType};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::{llama, qwen2, qwen3};
+use candle_transformers::models::{quantized_llama, quantized_qwen2, quantized_qwen3};
+use tiny::Spec;
+
+/// One forward step of a reference model: the chunk's tokens and its first position.
+type Step = Box<dyn FnMut(&[u32], usize) -> Vec<f32>>;
+
+fn load(source: &WeightsSource) -> Decoder {
+    Decoder::load(source, &LoadOptions::default()).unwrap_or_else(|e| panic!("load failed: {e:#}"))
+}
+
+fn logits(model: &Decoder, chunks: &mut [SeqChunk]) -> Vec<Vec<f32>> {
+    model.forward(chunks).expect("forward").to_vec2::<f32>().expect("logits")
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "logit vectors differ in length");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// candle-transformers' safetensors model of `spec`'s family, reading the files we wrote.
+fn reference_safetensors(spec: &Spec, dir: &Path) -> Step {
+    let dev = Device::Cpu;
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &dev).expect("load");
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, &dev);
+    let json = spec.config_json().to_string();
+    let input = |tokens: &[u32]| Tensor::new(tokens, &Device::Cpu).and_then(|t| t.unsqueeze(0)).expect("input");
+    let out = |t: candle_core::Result<Tensor>| t.and_then(|t| t.flatten_all()?.to_vec1::<f32>()).expect("reference");
+    match spec.arch {
+        "llama" => {
+            let cfg = serde_json::from_str::<llama::LlamaConfig>(&json).expect("config").into_config(false);
+            let model = llama::Llama::load(vb, &cfg).expect("reference model");
+            let mut cache = llama::Cache::new(true, DType::F32, &cfg, &dev).expect("cache");
+            Box::new(move |tokens, pos| out(model.forward(&input(tokens), pos, &mut cache)))
+        }
+        "qwen2" => {
+            let cfg: qwen2::Config = serde_json::from_str(&json).expect("config");
+            let mut model = qwen2::ModelForCausalLM::new(&cfg, vb).expect("reference model");
+            Box::new(move |tokens, pos| out(model.forward(&input(tokens), pos)))
+        }
+        "qwen3" => {
+            let cfg: qwen3::Config = serde_json::from_str(&json).expect("config");
+            let mut model = qwen3::ModelForCausalLM::new(&cfg, vb).expect("reference model");
+            Box::new(move |tokens, pos| out(model.forward(&input(tokens), pos)))
+        }
+        other => panic!("no reference for {other}"),
+    }
+}
+
+/// candle-transformers' quantized model of the GGUF file's family.
+fn reference_gguf(arch: &str, path: &Path) -> Step {
+    let dev = Device::Cpu;
+    let mut file = File::open(path).expect("open gguf");
+    let content = gguf_file::Content::read(&mut file).expect("gguf header");
+    let input = |tokens: &[u32]| Tensor::new(tokens, &Device::Cpu).and_then(|t| t.unsqueeze(0)).expect("input");
+    let out = |t: candle_core::Result<Tensor>| t.and_then(|t| t.flatten_all()?.to_vec1::<f32>()).expect("reference");
+    match arch {
+        "llama" => {
+            let mut m = quantized_llama::ModelWeights::from_gguf(content, &mut file, &dev).expect("reference");
+            Box::new(move |tokens, pos| out(m.forward(&input(tokens), pos)))
+        }
+        "qwen2" => {
+            let mut m = quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &dev).expect("reference");
+            Box::new(move |tokens, pos| out(m.forward(&input(tokens), pos)))
+        }
+        "qwen3" => {
+            let mut m = quantized_qwen3::ModelWeights::from_gguf(content, &mut file, &dev).expect("reference");
+            Box::new(move |tokens, pos| out(m.forward(&input(tokens), pos)))
+        }
+        other => panic!("no reference for {other}"),
+    }
+}
+
+/// Feeds a prompt and then single tokens to both models, comparing logits at every step.
+fn assert_matches(ours: &Decoder, mut reference: Step, tolerance: f32) {
+    let prompt = [1u32, 17, 42, 5, 88, 23, 64];
+    let follow = [9u32, 33, 71, 2, 50];
+    let mut chunks: Vec<&[u32]> = vec![&prompt];
+    chunks.extend(follow.iter().map(std::slice::from_ref));
+    let mut kv = ours.new_kv();
+    let mut position = 0;
+    let mut worst = 0f32;
+    for chunk in chunks {
+        let a = logits(ours, &mut [SeqChunk { tokens: chunk, kv: &mut kv }]).remove(0);
+        let b = reference(chunk, position);
+        position += chunk.len();
+        let spread = b.iter().cloned().fold(f32::MIN, f32::max) - b.iter().cloned().fold(f32::MAX, f32::min);
+        assert!(spread > 0.5, "reference logits are nearly flat ({spread}); the test would prove little");
+        let diff = max_diff(&a, &b);
+        assert!(diff <= tolerance, "at position {position}: max |ours - candle| = {diff} > {tolerance}");
+        worst = worst.max(diff);
+    }
+    assert_eq!(kv.len(), position);
+    eprintln!("max |ours - candle| over {position} positions: {worst:e}");
+}
+
+fn check_safetensors(spec: Spec) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = spec.write_safetensors(dir.path());
+    let ours = load(&source);
+    assert_eq!(ours.config().tie_word_embeddings, spec.tie);
+    assert_matches(&ours, reference_safetensors(&spec, dir.path()), 1e-4);
+}
+
+#[test]
+fn safetensors_llama_with_gqa_and_untied_head_matches_candle() {
+    check_safetensors(Spec::llama());
+}
+
+#[test]
+fn safetensors_llama_with_tied_embeddings_and_llama3_rope_matches_candle() {
+    // Wavelengths at head_dim 16 span all three bands of the llama3 rule for these factors.
+    check_safetensors(Spec { tie: true, llama3_scaling: Some((8.0, 1.0, 4.0, 64)), seed: 11, ..Spec::llama() });
+}
+
+#[test]
+fn safetensors_qwen2_with_qkv_bias_matches_candle() {
+    check_safetensors(Spec::qwen2());
+}
+
+#[test]
+fn safetensors_qwen3_with_qk_norm_matches_candle() {
+    check_safetensors(Spec::qwen3());
+}
+
+fn check_gguf(spec: Spec, quant: impl Fn(&str) -> GgmlDType) -> Decoder {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tiny.gguf");
+    let source = spec.write_gguf(&path, quant);
+    let ours = load(&source);
+    assert_matches(&ours, reference_gguf(spec.arch, &path), 1e-4);
+    ours
+}
+
+#[test]
+fn gguf_llama_matches_candle_quantized_llama() {
+    let quant = |name: &str| match name {
+        "token_embd.weight" => GgmlDType::Q4_1,
+        n if n.contains("ffn") => GgmlDType::Q4_0,
+        _ => GgmlDType::Q8_0,
+    };
+    let ours = check_gguf(Spec { tie: true, ..Spec::llama() }, quant);
+    assert_eq!(ours.weights_summary(), "Q4_0 + Q8_0 (Q4_1 embeddings)");
+    let s = Spec::llama();
+    let per_layer = 2 * s.hidden + s.hidden * (2 * s.heads + 2 * s.kv_heads) * s.head_dim + 3 * s.hidden * s.intermediate;
+    assert_eq!(ours.param_count(), s.vocab * s.hidden + s.layers * per_layer + s.hidden);
+}
+
+#[test]
+fn gguf_llama_with_k_quants_matches_candle_quantized_llama() {
+    // K-quants pack 256 values per block, so every matrix needs rows of 256.
+    let spec = Spec { hidden: 256, intermediate: 512, head_dim: 64, seed: 5, ..Spec::llama() };
+    let quant = |name: &str| match name {
+        n if n.contains("ffn_down") || n == "output.weight" => GgmlDType::Q6K,
+        "token_embd.weight" => GgmlDType::Q8_0,
+        _ => GgmlDType::Q4K,
+    };
+    let ours = check_gguf(spec, quant);
+    assert_eq!(ours.weights_summary(), "Q4K + Q6K (Q8_0 embeddings, Q6K output)");
+}
+
+#[test]
+fn gguf_qwen2_with_untied_output_matches_candle_quantized_qwen2() {
+    let quant = |name: &str| if name == "output.weight" { GgmlDType::Q4_1 } else { GgmlDType::Q8_0 };
+    let ours = check_gguf(Spec::qwen2(), quant);
+    assert_eq!(ours.config().arch, Arch::Qwen2);
+    assert!(ours.config().attention_bias && !ours.config().tie_word_embeddings);
+}
+
+#[test]
+fn gguf_qwen3_matches_candle_quantized_qwen3() {
+    let ours = check_gguf(Spec::qwen3(), |_| GgmlDType::Q8_0);
+    assert!(ours.config().qk_norm && ours.config().tie_word_embeddings);
+    assert_eq!(ours.config().head_dim, 32);
+}
+
+/// Each sequence's chunks, step by step; step `k` of every sequence shares one forward pass.
+const SCRIPTS: [&[&[u32]]; 3] = [
+    &[&[1, 5, 9, 13, 17, 21, 25, 29, 33], &[40], &[41]],
+    &[&[3, 6, 9, 12], &[50, 51, 52], &[53]],
+    &[&[7, 14, 21, 28, 35, 42], &[60], &[61, 62]],
+];
+
+/// Runs the scripts batched and each alone; returns the largest logit difference and whether
+/// every logit was bit-identical.
+fn batched_vs_solo(model: &Decoder) -> (f32, bool) {
+    let mut solo = Vec::new();
+    for script in SCRIPTS {
+        let mut kv = model.new_kv();
+        let steps: Vec<Vec<f32>> =
+            script.iter().map(|chunk| logits(model, &mut [SeqChunk { tokens: chunk, kv: &mut kv }]).remove(0)).collect();
+        solo.push(steps);
+    }
+    let mut kvs: Vec<_> = SCRIPTS.iter().map(|_| model.new_kv()).collect();
+    let (mut worst, mut identical) = (0f32, true);
+    for step in 0..3 {
+        let mut chunks: Vec<SeqChunk> =
+            kvs.iter_mut().zip(SCRIPTS).map(|(kv, script)| SeqChunk { tokens: script[step], kv }).collect();
+        let batched = logits(model, &mut chunks);
+        for (seq, row) in batched.iter().enumerate() {
+            worst = worst.max(max_diff(row, &solo[seq][step]));
+            identical &= *row == solo[seq][step];
+        }
+    }
+    for (kv, script) in kvs.iter().zip(SCRIPTS) {
+        assert_eq!(kv.len(), script.iter().map(|c| c.len()).sum::<usize>());
+    }
+    (worst, identical)
+}
+
+#[test]
+fn batched_forward_equals_each_sequence_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dense = load(&Spec::llama().write_safetensors(dir.path()));
+    let (diff, identical) = batched_vs_solo(&dense);
+    eprintln!("safetensors f32: batched vs solo max diff {diff:e}, bit-identical: {identical}");
+    assert!(diff <= 1e-5, "dense batched logits differ from solo by {diff}");
+
+    let quantized = load(&Spec::llama().write_gguf(&dir.path().join("q.gguf"), |_| GgmlDType::Q8_0));
+    let (diff, identical) = batched_vs_solo(&quantized);
+    eprintln!("gguf Q8_0: batched vs solo max diff {diff:e}, bit-identical: {identical}");
+    assert!(identical, "quantized batched logits differ from solo by {diff}");
+}
+
+#[test]
+fn chunked_prefill_equals_one_shot_prefill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = load(&Spec::qwen2().write_safetensors(dir.path()));
+    let prompt: Vec<u32> = (0..12).map(|i| (i * 7 + 3) % 96).collect();
+    let mut whole = model.new_kv();
+    let one_shot = logits(&model, &mut [SeqChunk { tokens: &prompt, kv: &mut whole }]).remove(0);
+    let mut parts = model.new_kv();
+    let mut chunked = Vec::new();
+    for part in [&prompt[..5], &prompt[5..9], &prompt[9..]] {
+        chunked = logits(&model, &mut [SeqChunk { tokens: part, kv: &mut parts }]).remove(0);
+    }
+    assert!(max_diff(&one_shot, &chunked) <= 1e-5, "{}", max_diff(&one_shot, &chunked));
+    // The caches agree too: the next token sees the same past either way.
+    let a = logits(&model, &mut [SeqChunk { tokens: &[77], kv: &mut whole }]).remove(0);
+    let b = logits(&model, &mut [SeqChunk { tokens: &[77], kv: &mut parts }]).remove(0);
+    assert!(max_diff(&a, &b) <= 1e-5, "{}", max_diff(&a, &b));
+}
+
+#[test]
+fn a_truncated_clone_reuses_the_prefix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = load(&Spec::llama().write_safetensors(dir.path()));
+    let mut base = model.new_kv();
+    logits(&model, &mut [SeqChunk { tokens: &[1, 2, 3, 4, 5, 6], kv: &mut base }]);
+    let mut fork = base.clone();
+    fork.truncate(4);
+    let forked = logits(&model, &mut [SeqChunk { tokens: &[9, 10], kv: &mut fork }]).remove(0);
+    let mut fresh = model.new_kv();
+    let direct = logits(&model, &mut [SeqChunk { tokens: &[1, 2, 3, 4, 9, 10], kv: &mut fresh }]).remove(0);
+    assert!(max_diff(&forked, &direct) <= 1e-5, "{}", max_diff(&forked, &direct));
+    // The original cache is untouched by the fork's writes.
+    let next = logits(&model, &mut [SeqChunk { tokens: &[7], kv: &mut base }]).remove(0);
+    let mut again = model.new_kv();
+    let expected = logits(&model, &mut [SeqChunk { tokens: &[1, 2, 3, 4, 5, 6, 7], kv: &mut again }]).remove(0);
+    assert!(max_diff(&next, &expected) <= 1e-5, "{}", max_diff(&next, &expected));
+    assert!(base.size_bytes() > 0);
+}
+
+#[test]
+fn a_failed_forward_leaves_caches_unchanged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = load(&Spec::llama().write_safetensors(dir.path()));
+    let (mut a, mut b) = (model.new_kv(), model.new_kv());
+    logits(&model, &mut [SeqChunk { tokens: &[1, 2], kv: &mut a }]);
+    let too_far = vec![3u32; Spec::MAX_POSITIONS];
+    let err = model
+        .forward(&mut [SeqChunk { tokens: &[4], kv: &mut a }, SeqChunk { tokens: &too_far, kv: &mut b }])
+        .unwrap_err();
+    assert!(err.to_string().contains("context length"), "{err}");
+    assert_eq!((a.len(), b.len()), (2, 0));
+    let err = model.forward(&mut [SeqChunk { tokens: &[500], kv: &mut a }]).unwrap_err();
+    assert!(err.to_string().contains("vocabulary"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real SmolLM2 file: our greedy tokens must equal candle's.
+
+fn shared_model_dir() -> PathBuf {
+    match std::env::var_os("APIGEN_SHARED") {
+        Some(shared) => PathBuf::from(shared).join("models/smollm2-135m-instruct"),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/models/smollm2-135m-instruct")),
+    }
+}
+
+/// Lowest index of the largest value, so both sides break ties the same way.
+fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in logits.iter().enumerate() {
+        if x > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+#[test]
+fn smollm2_greedy_tokens_equal_candle_quantized_llama() {
+    let dir = shared_model_dir();
+    let gguf = dir.join("model-q4_1.gguf");
+    if !gguf.exists() {
+        eprintln!("skipped: {} not found", gguf.display());
+        return;
+    }
+    let tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).expect("tokenizer");
+    let prompt = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France? Answer in two sentences.<|im_end|>\n<|im_start|>assistant\n";
+    let prompt: Vec<u32> = tokenizer.encode(prompt, false).expect("encode").get_ids().to_vec();
+    const STEPS: usize = 48;
+
+    let ours = load(&WeightsSource::Gguf(gguf.clone()));
+    assert_eq!(ours.config().arch, Arch::Llama);
+    assert_eq!(ours.weights_summary(), "Q4_1 (Q8_0 embeddings)");
+    let mut kv = ours.new_kv();
+    let mut ours_tokens = Vec::new();
+    let mut next = argmax(&logits(&ours, &mut [SeqChunk { tokens: &prompt, kv: &mut kv }])[0]);
+    for _ in 0..STEPS {
+        ours_tokens.push(next);
+        next = argmax(&logits(&ours, &mut [SeqChunk { tokens: &[next], kv: &mut kv }])[0]);
+    }
+
+    let mut reference = reference_gguf("llama", &gguf);
+    let mut theirs = Vec::new();
+    let mut next = argmax(&reference(&prompt, 0));
+    for step in 0..STEPS {
+        theirs.push(next);
+        next = argmax(&reference(&[next], prompt.len() + step));
+    }
+    eprintln!("greedy: {:?}", tokenizer.decode(&ours_tokens, false));
+    assert_eq!(ours_tokens, theirs);
+    assert!(tokenizer.decode(&ours_tokens, true).expect("decode").contains("Paris"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: an error that names the path and the problem, never a panic.
+
+fn load_error(source: &WeightsSource) -> String {
+    match Decoder::load(source, &LoadOptions::default()) {
+        Ok(_) => panic!("loading {source:?} should fail"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("absent.gguf");
+    let err = load_error(&WeightsSource::Gguf(path.clone()));
+    assert!(err.contains(&path.display().to_string()) && err.contains("No such file"), "{err}");
+    let err = WeightsSource::from_path(&dir.path().join("nowhere")).unwrap_err().to_string();
+    assert!(err.contains("nowhere") && err.contains("does not exist"), "{err}");
+    // A directory with a checkpoint resolves to it.
+    Spec::llama().write_safetensors(dir.path());
+    assert!(matches!(WeightsSource::from_path(dir.path()), Ok(WeightsSource::Safetensors { .. })));
+}
+
+#[test]
+fn a_truncated_gguf_is_reported_as_truncated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cut.gguf");
+    Spec::llama().write_gguf(&path, |_| GgmlDType::Q8_0);
+    let bytes = std::fs::read(&path).expect("read");
+    for keep in [bytes.len() * 3 / 4, 40] {
+        std::fs::write(&path, &bytes[..keep]).expect("write");
+        let err = load_error(&WeightsSource::Gguf(path.clone()));
+        assert!(err.contains(&path.display().to_string()) && err.contains("truncated"), "{err}");
+    }
+}
+
+#[test]
+fn a_corrupt_safetensors_file_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = Spec::llama().write_safetensors(dir.path());
+    let file = dir.path().join("model.safetensors");
+    let mut bytes = std::fs::read(&file).expect("read");
+    // Garble the JSON header while keeping its declared length.
+    for b in bytes[8..40].iter_mut() {
+        *b = b'#';
+    }
+    std::fs::write(&file, &bytes).expect("write");
+    let err = load_error(&source);
+    assert!(err.contains(&file.display().to_string()) && err.contains("safetensors"), "{err}");
+    // Cut short: the header promises data the file no longer has.
+    let good = tempfile::tempdir().expect("tempdir");
+    let source = Spec::llama().write_safetensors(good.path());
+    let file = good.path().join("model.safetensors");
+    let bytes = std::fs::read(&file).expect("read");
+    std::fs::write(&file, &bytes[..bytes.len() - 100]).expect("write");
+    let err = load_error(&source);
+    assert!(err.contains(&file.display().to_string()) && err.contains("truncated"), "{err}");
+}
+
+#[test]
+fn a_wrong_magic_number_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    Spec::llama().write_safetensors(dir.path());
+    let path = dir.path().join("renamed.gguf");
+    std::fs::copy(dir.path().join("model.safetensors"), &path).expect("copy");
+    let err = load_error(&WeightsSource::Gguf(path.clone()));
+    assert!(err.contains(&path.display().to_string()) && err.contains("magic"), "{err}");
+}
+
+#[test]
+fn an_unknown_architecture_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = Spec::llama().write_safetensors(dir.path());
+    let config = dir.path().join("config.json");
+    let mut json = Spec::llama().config_json();
+    json["model_type"] = "gpt_neox".into();
+    std::fs::write(&config, json.to_string()).expect("write");
+    let err = load_error(&source);
+    assert!(err.contains(&config.display().to_string()) && err.contains("gpt_neox"), "{err}");
+
+    let path = dir.path().join("phi.gguf");
+    let source = Spec::llama().write_gguf_with(&path, |_| GgmlDType::Q8_0, |md| {
+        md[0].1 = gguf_file::Value::String("phi3".into());
+    });
+    let err = load_error(&source);
+    assert!(err.contains(&path.display().to_string()) && err.contains("phi3"), "{err}");
+}
+
+#[test]
+fn a_config_that_does_not_match_the_weights_names_the_tensor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = Spec::llama().write_safetensors(dir.path());
+    let mut json = Spec::llama().config_json();
+    json["intermediate_size"] = 128.into();
+    std::fs::write(dir.path().join("config.json"), json.to_string()).expect("write");
+    let err = load_error(&source);
+    let file = dir.path().join("model.safetensors").display().to_string();
+    assert!(err.contains(&file) && err.contains("model.layers.0.mlp.gate_proj.weight") && err.contains("[128, 64]"), "{err}");
+
+    let path = dir.path().join("bad.gguf");
+    let source = Spec::llama().write_gguf_with(&path, |_| GgmlDType::Q8_0, |md| {
+        for (key, value) in md.iter_mut() {
+            if key == "llama.attention.head_count_kv" {
+                *value = gguf_file::Value::U32(4);
+            }
+        }
+    });
+    let err = load_error(&source);
+    assert!(err.contains(&path.display().to_string()) && err.contains("blk.0.attn_k.weight"), "{err}");
+}
+
+#[test]
+fn a_missing_tensor_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = Spec::llama();
+    let tensors: std::collections::HashMap<String, Tensor> =
+        spec.weights().into_iter().filter(|(name, _)| name != "model.layers.1.mlp.up_proj.weight").collect();
+    std::fs::write(dir.path().join("config.json"), spec.config_json().to_string()).expect("write");
+    let file = dir.path().join("model.safetensors");
+    candle_core::safetensors::save(&tensors, &file).expect("save");
+    let err = load_error(&WeightsSource::from_path(dir.path()).expect("source"));
+    assert!(err.contains(&file.display().to_string()) && err.contains("model.layers.1.mlp.up_proj.weight") && err.contains("missing"), "{err}");
+}
