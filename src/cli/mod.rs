@@ -1,5 +1,8 @@
 //! The command line: one module per subcommand, each a thin layer over the library.
 
+pub mod chat;
+mod load;
+pub mod models;
 pub mod env;
 pub mod world;
 
@@ -15,6 +18,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Talk to a model: one prompt, or an interactive chat.
+    Chat(chat::ChatArgs),
+    /// List the model presets, or inspect a model.
+    Models(models::ModelsArgs),
     /// Environments: domains, tool schemas, replays, policies, dependency graphs, generated worlds.
     Env(env::EnvArgs),
 }
@@ -22,6 +29,8 @@ pub enum Command {
 /// Runs the parsed command. Every failure comes back as an error for `main` to print.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Chat(args) => chat::run(args),
+        Command::Models(args) => models::run(args),
         Command::Env(args) => env::run(args),
     }
 }
