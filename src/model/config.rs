@@ -124,11 +124,8 @@ impl ModelConfig {
         let hidden_size = md_usize(md, &key("embedding_length"))?;
         let num_heads = md_usize(md, &key("attention.head_count"))?;
         let num_kv_heads = md_usize_or(md, &key("attention.head_count_kv"), num_heads)?;
-        let default_head_dim = if num_heads == 0 {
-            0
-        } else {
-            hidden_size / num_heads
-        };
+        // Zero heads is caught by `validate`.
+        let default_head_dim = hidden_size.checked_div(num_heads).unwrap_or(0);
         let head_dim = md_usize_or(md, &key("attention.key_length"), default_head_dim)?;
         let value_dim = md_usize_or(md, &key("attention.value_length"), head_dim)?;
         if value_dim != head_dim {

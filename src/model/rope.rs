@@ -142,7 +142,7 @@ mod tests {
             .map(|(p, s)| p / s)
             .collect();
         assert!(
-            factors.iter().any(|&f| f == 1.0),
+            factors.contains(&1.0),
             "some frequencies are kept"
         );
         assert!(
