@@ -7,5 +7,7 @@ mod env;
 mod env_airline;
 mod model;
 mod source;
+mod structured;
+mod support;
 mod text;
 mod worldgen;

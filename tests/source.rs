@@ -140,7 +140,7 @@ fn presets_resolve_through_the_cache_and_keep_their_metadata() {
     cache_repo(cache.path(), "Qwen/Qwen2.5-0.5B-Instruct-GGUF", "c0ffee", &["qwen2.5-0.5b-instruct-q4_k_m.gguf"]);
     let model = resolve("qwen2.5-0.5b-instruct", &hub).unwrap();
     let preset = model.preset.expect("preset kept");
-    assert_eq!((preset.context_length, preset.tool_format.as_str()), (32768, "hermes"));
+    assert_eq!((preset.context_length, preset.tool_format.name()), (32768, "hermes"));
     assert_eq!(model.name, "qwen2.5-0.5b-instruct");
 }
 

@@ -1,14 +1,17 @@
 //! `apigen-mt chat`: talk to a model, once or interactively.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use serde_json::{json, Value};
 
 use super::load::ModelArgs;
+use crate::chat::tools::{parse, tool_choice_constraint, CallContext, ToolFormat};
 use crate::chat::Message;
 use crate::engine::sequential::SequentialEngine;
-use crate::engine::{Completion, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
+use crate::engine::{Completion, Constraint, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
 
 /// Chat with a model through its own chat template.
 #[derive(Debug, Args)]
@@ -23,7 +26,16 @@ Examples:
   apigen-mt chat --model smollm2-135m-instruct --prompt 'Name three primes.'
   apigen-mt chat -m ./models/my-model --temperature 0 --max-tokens 64 --prompt 'Hi'
   apigen-mt chat -m Qwen/Qwen2.5-0.5B-Instruct-GGUF:qwen2.5-0.5b-instruct-q4_k_m.gguf --offline
-  echo 'Say hi' | apigen-mt chat -m qwen2.5-0.5b-instruct > reply.txt")]
+  echo 'Say hi' | apigen-mt chat -m qwen2.5-0.5b-instruct > reply.txt
+
+Structured output: --json-schema, --regex or --grammar constrain every token, so the reply is
+valid by construction (it ends with finish reason `constraint`; one cut off by --max-tokens is an
+error). With --tools, the model sees the tools in its own format; the parsed calls are printed as
+a JSON array of {name, arguments}, and any text besides them goes to stderr:
+  apigen-mt chat -m smollm2-135m-instruct --json-schema verdict.schema.json --prompt 'Judge: ...'
+  apigen-mt env tools retail > tools.json
+  apigen-mt chat -m smollm2-135m-instruct --tools tools.json --tool-choice required \\
+      --prompt 'Cancel order #W0000001, I ordered it by mistake.'")]
 pub struct ChatArgs {
     #[command(flatten)]
     pub model: ModelArgs,
@@ -57,10 +69,27 @@ pub struct ChatArgs {
     /// End the reply at this text (not printed); repeatable.
     #[arg(long)]
     pub stop: Vec<String>,
+    /// Constrain the reply to JSON that validates against this JSON Schema file.
+    #[arg(long, value_name = "FILE", group = "constraint")]
+    pub json_schema: Option<PathBuf>,
+    /// Constrain the reply to match this regular expression.
+    #[arg(long, value_name = "RE", group = "constraint")]
+    pub regex: Option<String>,
+    /// Constrain the reply to this Lark grammar (llguidance's dialect, which allows `%json {...}`).
+    #[arg(long, value_name = "FILE.lark", group = "constraint")]
+    pub grammar: Option<PathBuf>,
+    /// Offer these tools (an OpenAI `tools` JSON list, as `apigen-mt env tools` prints) and print
+    /// the calls the model makes as a JSON array of {name, arguments}. Needs --prompt.
+    #[arg(long, value_name = "FILE", conflicts_with = "constraint", requires = "prompt")]
+    pub tools: Option<PathBuf>,
+    /// With --tools: `auto` (the model decides; its calls are parsed), `required` (the reply must
+    /// be a call to one of the tools) or a tool's name (the reply must call that tool).
+    #[arg(long, default_value = "auto", value_name = "auto|required|NAME")]
+    pub tool_choice: String,
 }
 
 impl ChatArgs {
-    fn request(&self, messages: &[Message]) -> Request {
+    fn request(&self, messages: &[Message], tools: &[Value], constraint: Option<&Constraint>) -> Request {
         let sampling = SamplingParams {
             temperature: self.temperature,
             top_p: self.top_p,
@@ -70,20 +99,59 @@ impl ChatArgs {
             seed: self.seed,
             ..SamplingParams::default()
         };
-        Request::new(Prompt::chat(messages.to_vec()))
-            .sampling(sampling)
-            .max_tokens(self.max_tokens)
-            .stop(self.stop.clone())
+        let prompt = Prompt::Chat { messages: messages.to_vec(), tools: tools.to_vec(), add_generation_prompt: true };
+        let mut request = Request::new(prompt).sampling(sampling).max_tokens(self.max_tokens).stop(self.stop.clone());
+        request.constraint = constraint.cloned();
+        request
     }
+
+    /// The constraint the flags ask for, read before the model loads so that a bad file fails fast.
+    fn constraint(&self) -> Result<Option<Constraint>> {
+        Ok(if let Some(path) = &self.json_schema {
+            Some(Constraint::JsonSchema(read_json(path)?))
+        } else if let Some(re) = &self.regex {
+            Some(Constraint::Regex(re.clone()))
+        } else if let Some(path) = &self.grammar {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading grammar {}", path.display()))?;
+            Some(Constraint::Lark(text))
+        } else {
+            None
+        })
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))
+}
+
+/// The tools of `--tools`: a JSON list of OpenAI function schemas (or bare function objects).
+fn read_tools(path: &Path) -> Result<Vec<Value>> {
+    let Value::Array(tools) = read_json(path)? else {
+        bail!("{}: expected a JSON list of tools", path.display());
+    };
+    for (i, tool) in tools.iter().enumerate() {
+        let function = tool.get("function").unwrap_or(tool);
+        if function.get("name").and_then(Value::as_str).is_none() {
+            bail!("{}: tool {i} has no \"name\"", path.display());
+        }
+    }
+    Ok(tools)
 }
 
 pub fn run(args: ChatArgs) -> Result<()> {
     validate(&args)?;
+    let constraint = args.constraint()?;
+    let tools = args.tools.as_deref().map(read_tools).transpose()?;
     let engine = SequentialEngine::start(args.model.load()?)?;
     let mut history: Vec<Message> = args.system.iter().map(Message::system).collect();
+    if let (Some(prompt), Some(tools)) = (&args.prompt, &tools) {
+        history.push(Message::user(prompt));
+        return call_tools(&engine, &args, &history, tools);
+    }
     if let Some(prompt) = &args.prompt {
         history.push(Message::user(prompt));
-        reply(&engine, &args, &history)?;
+        reply(&engine, &args, &history, constraint.as_ref())?;
         return Ok(());
     }
     let interactive = std::io::stdin().is_terminal();
@@ -104,7 +172,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
             continue;
         }
         history.push(Message::user(line));
-        let completion = reply(&engine, &args, &history)?;
+        let completion = reply(&engine, &args, &history, constraint.as_ref())?;
         history.push(Message::assistant(completion.text));
     }
     Ok(())
@@ -126,9 +194,44 @@ fn validate(args: &ChatArgs) -> Result<()> {
     Ok(())
 }
 
+/// One turn with tools: prints the calls as a JSON array on stdout and any other text on stderr.
+fn call_tools(engine: &EngineHandle, args: &ChatArgs, history: &[Message], tools: &[Value]) -> Result<()> {
+    let format = ToolFormat::from_name(&engine.info().tool_format)?;
+    let constraint = tool_choice_constraint(&args.tool_choice, format, tools).context("--tool-choice")?;
+    let completion = engine.generate(args.request(history, tools, constraint.as_ref()))?;
+    check_finish(&completion, constraint.is_some())?;
+    let context = CallContext { tools, parallel: format.parallel_calls(), conversation_seed: "chat", turn: 0 };
+    let parsed = parse(format, &completion.text, &context)
+        .map_err(|e| anyhow::anyhow!("the model's reply is not a valid tool call: {e}\nreply: {}", completion.text))?;
+    let calls: Vec<Value> = parsed.calls.iter().map(|c| json!({"name": c.name, "arguments": c.arguments})).collect();
+    println!("{}", serde_json::to_string(&calls)?);
+    if !parsed.text.is_empty() {
+        eprintln!("{}", parsed.text);
+    }
+    Ok(())
+}
+
+/// Turns a failed or cut-off completion into an error. A constrained reply cut off by
+/// --max-tokens is incomplete, so it is never presented as valid output.
+fn check_finish(completion: &Completion, constrained: bool) -> Result<()> {
+    match completion.finish_reason {
+        FinishReason::Error => bail!("generation failed: {}", completion.error.as_deref().unwrap_or("unknown error")),
+        // Refused at admission: the prompt leaves no room in the context.
+        FinishReason::Length if completion.error.is_some() => bail!("{}", completion.error.as_deref().unwrap_or_default()),
+        FinishReason::Length if constrained => {
+            bail!(
+                "the constrained reply reached --max-tokens {} before it was complete: {:?}",
+                completion.completion_tokens(),
+                completion.text
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Generates one reply: streamed to a terminal, printed whole to a pipe.
-fn reply(engine: &EngineHandle, args: &ChatArgs, history: &[Message]) -> Result<Completion> {
-    let request = args.request(history);
+fn reply(engine: &EngineHandle, args: &ChatArgs, history: &[Message], constraint: Option<&Constraint>) -> Result<Completion> {
+    let request = args.request(history, &[], constraint);
     let terminal = std::io::stdout().is_terminal();
     let mut stdout = std::io::stdout().lock();
     let completion = if terminal {
@@ -144,14 +247,7 @@ fn reply(engine: &EngineHandle, args: &ChatArgs, history: &[Message]) -> Result<
         writeln!(stdout, "{}", completion.text)?;
         completion
     };
-    match completion.finish_reason {
-        FinishReason::Error => bail!("generation failed: {}", completion.error.as_deref().unwrap_or("unknown error")),
-        // Refused at admission: the prompt leaves no room in the context.
-        FinishReason::Length if completion.error.is_some() => {
-            bail!("{}", completion.error.as_deref().unwrap_or_default())
-        }
-        _ => {}
-    }
+    check_finish(&completion, constraint.is_some())?;
     if terminal {
         let m = engine.metrics();
         let secs = m.busy_time.as_secs_f64();

@@ -62,7 +62,7 @@ fn list(json: bool) -> Result<()> {
     let name_width = presets.iter().map(|p| p.name.len()).max().unwrap_or(4).max(4);
     println!("{:<name_width$}  {:<8}  {:>8}  MODEL", "NAME", "TOOLS", "CONTEXT");
     for p in &presets {
-        println!("{:<name_width$}  {:<8}  {:>8}  {}", p.name, p.tool_format.as_str(), p.context_length, p.model);
+        println!("{:<name_width$}  {:<8}  {:>8}  {}", p.name, p.tool_format.name(), p.context_length, p.model);
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ use candle_core::{DType, Device};
 use serde::Serialize;
 
 use super::{Completion, EngineError, FinishReason, ModelInfo, Prompt, Request};
+use crate::chat::tools::ToolFormat;
 use crate::chat::{CalendarDate, ChatTemplate, RenderOptions};
 use crate::constrain::{ConstraintCompiler, SeqConstraint};
 use crate::model::source::{self, HubConfig, ModelFiles};
@@ -92,6 +93,16 @@ pub struct LoadedModel {
     pub info: ModelInfo,
 }
 
+/// The tool-call format the model speaks: its preset's, else what its template shows. A template
+/// that renders tools in a way this crate does not know falls back to the generic format, with a
+/// warning, rather than refusing to load a model that may never be offered tools.
+fn tool_format(template: &ChatTemplate, preset_hint: Option<&str>, spec: &str) -> ToolFormat {
+    ToolFormat::detect(template, preset_hint).unwrap_or_else(|err| {
+        tracing::warn!("{spec}: {err:#}; using the generic tool-call format");
+        ToolFormat::Generic
+    })
+}
+
 impl LoadedModel {
     /// Resolves `spec` (path, hub id or preset) and loads everything.
     pub fn load(spec: &str, options: &LoadOptions) -> Result<Self> {
@@ -120,7 +131,7 @@ impl LoadedModel {
             name: resolved.name.clone(),
             architecture: config.arch.name().to_string(),
             context_length,
-            tool_format: resolved.preset.as_ref().map_or("generic", |p| p.tool_format.as_str()).to_string(),
+            tool_format: tool_format(&template, resolved.preset.as_ref().map(|p| p.tool_format.name()), spec).name().to_string(),
             template_supports_tools: template.supports_tools(),
         };
         let frontend = Frontend { tokenizer, template, eos, context_length, constraints: OnceLock::new() };

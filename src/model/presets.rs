@@ -12,34 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// How a model writes tool calls, which decides how its replies are parsed and how tools are
-/// described to it when its own template cannot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ToolFormat {
-    /// `<tool_call>{"name": ..., "arguments": ...}</tool_call>` (Qwen, Hermes).
-    Hermes,
-    /// Llama 3.1+: a bare JSON object `{"name": ..., "parameters": ...}`.
-    Llama3,
-    /// xLAM: a JSON list of `{"name": ..., "arguments": ...}`.
-    Xlam,
-    /// `[TOOL_CALLS] [...]`.
-    Mistral,
-    /// Our own prompt and format, for models trained on none of the above.
-    Generic,
-}
-
-impl ToolFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ToolFormat::Hermes => "hermes",
-            ToolFormat::Llama3 => "llama3",
-            ToolFormat::Xlam => "xlam",
-            ToolFormat::Mistral => "mistral",
-            ToolFormat::Generic => "generic",
-        }
-    }
-}
+pub use crate::chat::tools::ToolFormat;
 
 /// One preset, as written in its TOML file (the name is the file's stem).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

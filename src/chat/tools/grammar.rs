@@ -4,6 +4,7 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
 use super::ToolFormat;
+use crate::engine::Constraint;
 use crate::chat::generic::{CALL_CLOSE, CALL_OPEN};
 
 /// A call in one format, as text around a JSON value: `trigger`, then JSON matching `schema`
@@ -40,7 +41,11 @@ pub fn call_grammar(format: ToolFormat, tools: &[Value]) -> Result<CallGrammar> 
             let Some(name) = function.get("name").and_then(Value::as_str) else {
                 bail!("tool {i} has no name: {}", crate::chat::generic::to_json(tool));
             };
-            let parameters = function.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object"}));
+            let mut parameters = function.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object"}));
+            // A constrained call names only the declared arguments: tools reject unknown ones.
+            if let Some(fields) = parameters.as_object_mut().filter(|f| f.contains_key("properties")) {
+                fields.entry("additionalProperties").or_insert(json!(false));
+            }
             Ok(json!({
                 "type": "object",
                 "properties": {"name": {"enum": [name]}, arguments_key: parameters},
@@ -66,4 +71,68 @@ pub fn call_grammar(format: ToolFormat, tools: &[Value]) -> Result<CallGrammar> 
         ToolFormat::Xlam => grammar("[", true, array(one_call), ""),
         ToolFormat::Mistral => grammar("[TOOL_CALLS]", false, array(one_call), ""),
     })
+}
+
+impl CallGrammar {
+    /// A Lark grammar (llguidance's dialect) whose every sentence is a complete call turn: the
+    /// trigger, JSON that matches `schema`, and the closing text. With `parallel`, several calls
+    /// follow each other, one per line, as the formats that allow them write them.
+    ///
+    /// This is how `required` and named tool choice are enforced: the reply cannot be anything
+    /// but a well-formed call to an offered tool.
+    pub fn lark(&self, parallel: bool) -> String {
+        let literal = |text: &str| crate::env::pyjson::dumps(&Value::String(text.to_string()));
+        let mut block = Vec::new();
+        if !self.trigger_in_json {
+            block.push(literal(&self.trigger));
+        }
+        block.push("call".to_string());
+        if !self.close.is_empty() {
+            block.push(literal(&self.close));
+        }
+        let start = if parallel { "start: block (\"\\n\" block)*" } else { "start: block" };
+        // Compact JSON, as for every schema constraint: a small model left free to write blanks
+        // can spend its whole budget on them.
+        let mut schema = self.schema.clone();
+        if let Value::Object(fields) = &mut schema {
+            fields.insert("x-guidance".into(), json!({"whitespace_flexible": false}));
+        }
+        format!("{start}\nblock: {}\ncall: %json {}\n", block.join(" "), crate::env::pyjson::dumps(&schema))
+    }
+}
+
+#[cfg(test)]
+mod lark_tests {
+    use super::*;
+
+    #[test]
+    fn lark_wraps_the_schema_in_the_formats_call_text() {
+        let tools = vec![json!({"type": "function", "function": {"name": "ping", "parameters": {"type": "object"}}})];
+        let hermes = call_grammar(ToolFormat::Hermes, &tools).unwrap().lark(true);
+        assert!(hermes.starts_with("start: block (\"\\n\" block)*\nblock: \"<tool_call>\" call \"</tool_call>\"\n"), "{hermes}");
+        assert!(hermes.contains("call: %json {\"type\": \"object\", \"properties\": {\"name\": {\"enum\": [\"ping\"]}"), "{hermes}");
+        let xlam = call_grammar(ToolFormat::Xlam, &tools).unwrap().lark(false);
+        assert!(xlam.starts_with("start: block\nblock: call\n"), "{xlam}");
+    }
+}
+
+/// The constraint that enforces a tool choice: `None` for `auto` (the model decides and its reply
+/// is parsed), otherwise a grammar that admits exactly one call, in `format`, to one of `tools`
+/// (`required`) or to the tool named `choice`.
+pub fn tool_choice_constraint(choice: &str, format: ToolFormat, tools: &[Value]) -> Result<Option<Constraint>> {
+    let name_of = |tool: &Value| tool.get("function").unwrap_or(tool).get("name").and_then(Value::as_str).map(str::to_string);
+    let offered: Vec<Value> = match choice {
+        "auto" => return Ok(None),
+        "required" => tools.to_vec(),
+        name => {
+            let chosen: Vec<Value> = tools.iter().filter(|t| name_of(t).as_deref() == Some(name)).cloned().collect();
+            if chosen.is_empty() {
+                let names: Vec<String> = tools.iter().filter_map(name_of).collect();
+                bail!("tool choice {name}: no such tool (offered: {})", names.join(", "));
+            }
+            chosen
+        }
+    };
+    // One call: a forced reply has no natural place to stop between calls.
+    Ok(Some(Constraint::Lark(call_grammar(format, &offered)?.lark(false))))
 }

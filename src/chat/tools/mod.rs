@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::{ChatTemplate, ToolCall};
 
-pub use grammar::{call_grammar, CallGrammar};
+pub use grammar::{call_grammar, tool_choice_constraint, CallGrammar};
 
 /// The tool-call formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
