@@ -16,12 +16,18 @@ const MAX_INSTRUCTION: usize = 600;
 const MAX_ACTIONS: usize = 5;
 const MAX_OUTPUTS: usize = 3;
 
+/// Tools that identify the user. They are always offered, because the policy requires the
+/// user's identity to be confirmed before their data is touched, and a walk may not start
+/// with one.
+const IDENTIFY: &[&str] = &["find_user_id_by_email", "find_user_id_by_name_zip", "get_user_details"];
+
 /// The blueprint schema for `context` in `domain`.
 pub fn blueprint_schema(domain: &Domain, context: &Context) -> Value {
-    let mut names: Vec<&str> = context.tools.clone();
-    names.dedup();
-    if names.is_empty() {
-        names = domain.tools.iter().map(|t| t.name).collect();
+    let mut names: Vec<&str> = IDENTIFY.iter().copied().filter(|n| domain.tool(n).is_some()).collect();
+    for tool in &context.tools {
+        if !names.contains(tool) {
+            names.push(tool);
+        }
     }
     let variants: Vec<Value> = names
         .iter()
@@ -54,6 +60,9 @@ pub fn blueprint_schema(domain: &Domain, context: &Context) -> Value {
 fn allowed<'a>(name: &str, ids: &'a Ids) -> Option<&'a [String]> {
     let list: &[String] = match name {
         "user_id" => &ids.user_id,
+        "email" => &ids.email,
+        "first_name" => &ids.first_name,
+        "last_name" => &ids.last_name,
         "order_id" | "reservation_id" => &ids.record_ids,
         "item_ids" => &ids.item_ids,
         "new_item_ids" => &ids.new_item_ids,
@@ -119,9 +128,13 @@ mod tests {
         };
         let schema = blueprint_schema(retail, &ctx);
         let variants = schema["properties"]["actions"]["items"]["anyOf"].as_array().unwrap();
-        assert_eq!(variants.len(), 2);
-        assert_eq!(variants[1]["properties"]["name"]["const"], "return_delivered_order_items");
-        let kwargs = &variants[1]["properties"]["kwargs"];
+        let names: Vec<&str> = variants.iter().map(|v| v["properties"]["name"]["const"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["find_user_id_by_email", "find_user_id_by_name_zip", "get_user_details", "get_order_details", "return_delivered_order_items"]
+        );
+        assert_eq!(variants[0]["properties"]["kwargs"]["properties"]["email"]["enum"], json!(data.ids.email));
+        let kwargs = &variants[4]["properties"]["kwargs"];
         assert_eq!(kwargs["properties"]["order_id"]["enum"], json!(data.ids.record_ids));
         assert_eq!(kwargs["properties"]["item_ids"]["items"]["enum"], json!(data.ids.item_ids));
         assert_eq!(kwargs["additionalProperties"], false);

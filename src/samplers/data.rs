@@ -26,6 +26,10 @@ pub struct UserData {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Ids {
     pub user_id: Vec<String>,
+    /// What identifies the user: their email and name (retail looks users up by these).
+    pub email: Vec<String>,
+    pub first_name: Vec<String>,
+    pub last_name: Vec<String>,
     /// Order or reservation ids of this user.
     pub record_ids: Vec<String>,
     /// Item ids in this user's orders.
@@ -55,7 +59,14 @@ pub fn sample(domain: &str, db: &Db, seed: u64) -> anyhow::Result<UserData> {
     let user_id = candidates[rng.random_range(0..candidates.len())].clone();
     let user = &users[&user_id];
 
-    let mut ids = Ids { user_id: vec![user_id.clone()], ..Ids::default() };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(|s| vec![s.to_string()]).unwrap_or_default();
+    let mut ids = Ids {
+        user_id: vec![user_id.clone()],
+        email: text(user.get("email")),
+        first_name: text(user.pointer("/name/first_name")),
+        last_name: text(user.pointer("/name/last_name")),
+        ..Ids::default()
+    };
     if let Some(methods) = user.get("payment_methods").and_then(Value::as_object) {
         ids.payment_ids = methods.keys().cloned().collect();
     }
@@ -111,6 +122,7 @@ mod tests {
         let db = generate("retail", 3).unwrap();
         let data = sample("retail", &db, 11).unwrap();
         assert_eq!(data.user_id, sample("retail", &db, 11).unwrap().user_id);
+        assert_eq!(data.ids.email, vec![db["users"][&data.user_id]["email"].as_str().unwrap().to_string()]);
         assert!(!data.ids.record_ids.is_empty() && !data.ids.item_ids.is_empty() && !data.ids.payment_ids.is_empty());
         for oid in &data.ids.record_ids {
             assert_eq!(db["orders"][oid]["user_id"], data.user_id.as_str());
