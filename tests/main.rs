@@ -6,3 +6,7 @@ mod env_airline;
 mod model;
 mod text;
 mod worldgen;
+mod cli;
+mod engine;
+mod source;
+mod phase1;

@@ -1,7 +1,11 @@
 //! The command line: one module per subcommand, each a thin layer over the library.
 
+pub mod blueprints;
 pub mod env;
 pub mod world;
+pub mod chat;
+mod load;
+pub mod models;
 
 use clap::{Parser, Subcommand};
 
@@ -17,11 +21,18 @@ pub struct Cli {
 pub enum Command {
     /// Environments: domains, tool schemas, replays, policies, dependency graphs, generated worlds.
     Env(env::EnvArgs),
+    /// Phase 1: generate and validate task blueprints.
+    Blueprints(blueprints::BlueprintsArgs),
+    Chat(chat::ChatArgs),
+    Models(models::ModelsArgs),
 }
 
 /// Runs the parsed command. Every failure comes back as an error for `main` to print.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Env(args) => env::run(args),
+        Command::Blueprints(args) => blueprints::run(args),
+        Command::Chat(args) => chat::run(args),
+        Command::Models(args) => models::run(args),
     }
 }
