@@ -87,8 +87,15 @@ impl Verdict {
     /// The failure this verdict amounts to, if it failed.
     pub fn failure(&self) -> Option<Failure> {
         (!self.passed).then(|| {
-            let notes: Vec<&str> = self.reviews.iter().map(|r| r.correction.as_str()).filter(|c| !c.is_empty()).collect();
-            Failure::new(Stage::Committee, format!("mean vote {:.2}; {}; corrections: {}", self.mean, self.agreement(), notes.join(" | ")))
+            let said = |part: fn(&Review) -> &str| {
+                self.reviews.iter().map(part).filter(|c| !c.is_empty()).collect::<Vec<_>>().join(" | ")
+            };
+            let reflections = said(|r| r.reflection.as_str());
+            let corrections = said(|r| r.correction.as_str());
+            Failure::new(
+                Stage::Committee,
+                format!("mean vote {:.2}; {}; reflections: {reflections}; corrections: {corrections}", self.mean, self.agreement()),
+            )
         })
     }
 }

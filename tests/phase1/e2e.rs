@@ -1,0 +1,1 @@
+//! The blueprint run on the real SmolLM2 GGUF, sized for a test.
