@@ -87,27 +87,44 @@ pub fn sample(domain: &str, db: &Db, seed: u64) -> anyhow::Result<UserData> {
     Ok(UserData { user_id, records: Value::Object(records), ids })
 }
 
-/// The catalogue entries of the products in `orders`, and their item ids (owned and available).
+/// Available variants shown (and allowed as new items) per product: enough for a real choice,
+/// few enough to keep the prompt short for small models.
+const VARIANTS_PER_PRODUCT: usize = 4;
+
+/// The catalogue entries of the products in `orders`, cut down to the variants a task can use
+/// (the ordered ones and a few available ones), and their item ids.
 fn touched_products(db: &Db, orders: &Map<String, Value>, ids: &mut Ids) -> Map<String, Value> {
     let products = db.get("products").and_then(Value::as_object);
-    let mut touched = Map::new();
-    for item in orders.values().filter_map(|o| o.get("items")?.as_array()).flatten() {
+    let items: Vec<&Value> = orders.values().filter_map(|o| o.get("items")?.as_array()).flatten().collect();
+    for item in &items {
         if let Some(item_id) = item.get("item_id").and_then(Value::as_str) {
             if !ids.item_ids.iter().any(|i| i == item_id) {
                 ids.item_ids.push(item_id.to_string());
             }
         }
+    }
+    let mut touched = Map::new();
+    for item in items {
         let Some(pid) = item.get("product_id").and_then(Value::as_str) else { continue };
         let Some(product) = products.and_then(|p| p.get(pid)) else { continue };
         if touched.contains_key(pid) {
             continue;
         }
+        let mut kept = Map::new();
+        let mut available = 0;
         for (vid, variant) in product.get("variants").and_then(Value::as_object).into_iter().flatten() {
-            if variant.get("available") == Some(&Value::Bool(true)) {
+            let owned = ids.item_ids.contains(vid);
+            let offer = variant.get("available") == Some(&Value::Bool(true)) && available < VARIANTS_PER_PRODUCT;
+            if offer {
+                available += 1;
                 ids.new_item_ids.push(vid.clone());
             }
+            if owned || offer {
+                kept.insert(vid.clone(), variant.clone());
+            }
         }
-        touched.insert(pid.to_string(), product.clone());
+        let name = product.get("name").cloned().unwrap_or(Value::Null);
+        touched.insert(pid.to_string(), serde_json::json!({"name": name, "product_id": pid, "variants": kept}));
     }
     touched
 }
