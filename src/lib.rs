@@ -4,6 +4,7 @@
 //! Data flows one way, and the modules follow it:
 //! `config` → `samplers` → `engine` (models) ↔ `env` (environments) → `validate` → `dataset`.
 
+pub mod blueprint;
 pub mod chat;
 pub mod constrain;
 pub mod engine;
@@ -11,5 +12,7 @@ pub mod env;
 pub mod model;
 pub mod cli;
 pub mod prompts;
+pub mod samplers;
 pub mod seeds;
 pub mod tokenizer;
+pub mod validate;

@@ -14,7 +14,11 @@ use serde::Serialize;
 use crate::chat::template::python_environment;
 
 /// The compiled-in templates: `(file name, source)`. A new role adds its file here.
-const DEFAULTS: &[(&str, &str)] = &[];
+const DEFAULTS: &[(&str, &str)] = &[
+    ("generator.jinja", include_str!("../prompts/generator.jinja")),
+    ("reviewer.jinja", include_str!("../prompts/reviewer.jinja")),
+    ("summarizer.jinja", include_str!("../prompts/summarizer.jinja")),
+];
 
 /// A set of prompt templates, ready to render.
 pub struct Prompts {

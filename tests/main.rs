@@ -11,3 +11,7 @@ mod structured;
 mod support;
 mod text;
 mod worldgen;
+mod cli;
+mod engine;
+mod phase1;
+mod source;

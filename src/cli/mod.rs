@@ -1,9 +1,11 @@
 //! The command line: one module per subcommand, each a thin layer over the library.
 
+pub mod blueprints;
 pub mod chat;
+pub mod env;
 mod load;
 pub mod models;
-pub mod env;
+pub mod trajectories;
 pub mod world;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +20,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Phase 1: generate and validate task blueprints.
+    Blueprints(blueprints::BlueprintsArgs),
+    /// Phase 2: turn blueprints into verified multi-turn trajectories.
+    Trajectories(trajectories::TrajectoriesArgs),
     /// Talk to a model: one prompt, or an interactive chat.
     Chat(chat::ChatArgs),
     /// List the model presets, or inspect a model.
@@ -29,6 +35,8 @@ pub enum Command {
 /// Runs the parsed command. Every failure comes back as an error for `main` to print.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Blueprints(args) => blueprints::run(args),
+        Command::Trajectories(args) => trajectories::run(args),
         Command::Chat(args) => chat::run(args),
         Command::Models(args) => models::run(args),
         Command::Env(args) => env::run(args),

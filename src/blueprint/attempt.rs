@@ -1,0 +1,130 @@
+//! One attempt: sample a context, generate a blueprint, validate it, and while it fails let the
+//! summarizer turn the failure into feedback and the generator revise, up to the round limit.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::engine::EngineHandle;
+use crate::env::state::hash;
+use crate::env::{generate::generate, Domain};
+use crate::prompts::Prompts;
+use crate::samplers::{self, Context};
+use crate::seeds::derive;
+use crate::validate::{validate, Committee, Failure, Stage, Validated};
+
+use super::caller::{Caller, RoleConfig};
+use super::schema::blueprint_schema;
+use super::Blueprint;
+
+/// Everything an attempt needs besides the engine and the prompts.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptConfig {
+    #[serde(skip)]
+    pub domain: &'static Domain,
+    pub run_seed: u64,
+    /// Revision rounds after the first draft.
+    pub rounds: usize,
+    pub generator: RoleConfig,
+    pub summarizer: RoleConfig,
+    pub committee: Committee,
+}
+
+/// The result of one attempt, before deduplication.
+#[derive(Debug)]
+pub struct Attempt {
+    pub task: usize,
+    pub data_seed: u64,
+    pub data_hash: String,
+    pub context: Context,
+    /// The last draft that could be read, if any.
+    pub draft: Option<Blueprint>,
+    pub outcome: Result<Validated, Failure>,
+    /// Where the first draft alone ended: `None` when it passed, else the failing stage.
+    pub first_failure: Option<Stage>,
+    /// Revision rounds used (0 when the first draft passed).
+    pub rounds: usize,
+    pub trace: Vec<Value>,
+    pub tokens: usize,
+}
+
+/// Runs attempt `task`. Only a broken setup (a template that does not render, a domain
+/// without a generator) is an `Err`; everything the model does wrong is a failed outcome.
+pub fn run(engine: &EngineHandle, prompts: &Prompts, config: &AttemptConfig, pool: &[Value], task: usize) -> anyhow::Result<Attempt> {
+    let domain = config.domain;
+    let data_seed = derive(config.run_seed, &["blueprint", &task.to_string(), "data"]);
+    let db = generate(domain.name, data_seed)?;
+    let context = samplers::sample(domain, &db, config.run_seed, task, pool)?;
+    let schema = blueprint_schema(domain, &context);
+    let tools: Vec<Value> = context.tools.iter().filter_map(|n| domain.tool(n)).map(|t| t.openai_schema()).collect();
+    let mut caller = Caller::new(engine, prompts, config.run_seed, task);
+
+    let mut draft: Option<Blueprint> = None;
+    let mut feedback: Option<String> = None;
+    let mut first_failure = None;
+    let mut round = 0;
+    let outcome = loop {
+        let prompt = json!({
+            "domain": domain.name,
+            "tools": tools,
+            "policy": context.policy,
+            "records": context.data.records,
+            "user_id": context.data.user_id,
+            "persona": context.persona.as_ref().map(|p| p.to_string()),
+            "examples": context.examples,
+            "feedback": feedback,
+            "previous": draft,
+        });
+        let label = format!("round-{round}");
+        let result = caller
+            .ask("generator", &config.generator, "generator.jinja", &prompt, &[&label], Some(schema.clone()))
+            .map_err(|e| Failure::new(Stage::Generation, format!("{e:#}")))
+            .and_then(|reply| {
+                serde_json::from_str::<Blueprint>(&reply.text)
+                    .map_err(|e| Failure::new(Stage::Generation, format!("the output is not a blueprint: {e}")))
+            })
+            .and_then(|bp| {
+                draft = Some(bp.clone());
+                validate(domain, &db, &bp, &context.policy, &config.committee, &mut caller, round)
+            });
+        if round == 0 {
+            first_failure = result.as_ref().err().map(|f| f.stage);
+        }
+        match result {
+            Ok(v) => break Ok(v),
+            Err(f) if round >= config.rounds => break Err(f),
+            Err(f) => feedback = Some(summarize(&mut caller, config, &f, draft.as_ref(), round)?),
+        }
+        round += 1;
+    };
+    Ok(Attempt {
+        task,
+        data_seed,
+        data_hash: hash(&db),
+        context,
+        draft,
+        outcome,
+        first_failure,
+        rounds: round,
+        tokens: caller.prompt_tokens + caller.completion_tokens,
+        trace: caller.trace,
+    })
+}
+
+/// Feedback for the next round. When the summarizer itself fails, the failure's own stage and
+/// reason are passed on verbatim, which is the information the summary would have condensed.
+fn summarize(caller: &mut Caller, config: &AttemptConfig, failure: &Failure, draft: Option<&Blueprint>, round: usize) -> anyhow::Result<String> {
+    let context = json!({
+        "stage": failure.stage.name(),
+        "reason": failure.reason,
+        "violations": failure.violations,
+        "draft": draft,
+    });
+    let label = format!("round-{round}");
+    let verbatim = format!("The {} check failed: {}", failure.stage.name(), failure.reason);
+    // A template that does not render is a setup error, not a model error.
+    caller.prompts.render("summarizer.jinja", &context)?;
+    Ok(match caller.ask("summarizer", &config.summarizer, "summarizer.jinja", &context, &[&label], None) {
+        Ok(reply) if !reply.text.trim().is_empty() => format!("{verbatim}\n{}", reply.text.trim()),
+        _ => verbatim,
+    })
+}

@@ -1,0 +1,53 @@
+//! Context samplers: everything the blueprint generator sees for one attempt.
+//!
+//! Each sampler is its own unit with its own derived seed, so adding or changing one does not
+//! shift the random choices of the others. Which optional samplers fire (persona, few-shot) and
+//! how much they contribute (walk length, number of examples) is itself drawn from the attempt's
+//! seed, so that the generated tasks vary in shape as well as in content.
+
+pub mod actions;
+pub mod data;
+pub mod fewshot;
+pub mod persona;
+pub mod policy;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::env::{Db, Domain};
+use crate::seeds::derive;
+
+pub use data::{Ids, UserData};
+pub use persona::Persona;
+
+/// The sampled context of one attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    /// The tools of the sampled walk, in order: the skeleton the task should follow.
+    pub tools: Vec<&'static str>,
+    /// Policy sections that speak about the sampled tools.
+    pub policy: String,
+    pub data: UserData,
+    pub persona: Option<Persona>,
+    /// Example blueprints (instruction, actions, outputs) to imitate.
+    pub examples: Vec<Value>,
+}
+
+/// Samples the context of attempt `task` of the run seeded `run_seed`, on database `db`.
+pub fn sample(domain: &'static Domain, db: &Db, run_seed: u64, task: usize, pool: &[Value]) -> anyhow::Result<Context> {
+    let task = task.to_string();
+    let seed = |name: &str| derive(run_seed, &["blueprint", &task, "sampler", name]);
+    let mut shape = ChaCha8Rng::seed_from_u64(seed("shape"));
+    let walk_len = shape.random_range(2..=5);
+    let with_persona = shape.random_bool(0.8);
+    let examples = if pool.is_empty() { 0 } else { shape.random_range(0..=2) };
+
+    let tools = actions::sample(domain.name, seed("actions"), walk_len)?;
+    let policy = policy::excerpt(domain.name, &tools)?;
+    let data = data::sample(domain.name, db, seed("data"))?;
+    let persona = with_persona.then(|| persona::sample(seed("persona")));
+    let examples = fewshot::sample(pool, seed("few-shot"), examples);
+    Ok(Context { tools, policy, data, persona, examples })
+}

@@ -1,0 +1,107 @@
+//! Blueprint validation, in the order the method prescribes: format, execution, policy, then
+//! the reviewer committee. The first failing stage stops validation, and its [`Failure`]
+//! (stage and reason) is what the summarizer turns into feedback. Deduplication against the
+//! already validated blueprints runs last, when a blueprint is committed.
+
+pub mod committee;
+pub mod dedup;
+pub mod execution;
+pub mod format;
+
+use serde::Serialize;
+
+pub use committee::{Committee, Review, Verdict};
+pub use execution::Executed;
+
+/// The validation stages, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The generator's output could not be read as a blueprint at all.
+    Generation,
+    Format,
+    Execution,
+    Policy,
+    Committee,
+    Duplicate,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] =
+        [Stage::Generation, Stage::Format, Stage::Execution, Stage::Policy, Stage::Committee, Stage::Duplicate];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Generation => "generation",
+            Stage::Format => "format",
+            Stage::Execution => "execution",
+            Stage::Policy => "policy",
+            Stage::Committee => "committee",
+            Stage::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// Why a blueprint failed: the stage, a reason written for the summarizer, and the ids of the
+/// broken policy rules when the policy stage failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    pub stage: Stage,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<&'static str>,
+}
+
+impl Failure {
+    pub fn new(stage: Stage, reason: impl Into<String>) -> Self {
+        Self { stage, reason: reason.into(), violations: Vec::new() }
+    }
+}
+
+use serde_json::{json, Value};
+
+use crate::blueprint::caller::Caller;
+use crate::blueprint::Blueprint;
+use crate::env::state::PatchOp;
+use crate::env::{policy, Db, Domain};
+
+/// A blueprint that passed every stage: its diff and the committee's verdict.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub diff: Vec<PatchOp>,
+    pub verdict: Verdict,
+}
+
+/// Runs the stages in order on `bp` over `db`; the first failure stops it.
+pub fn validate(
+    domain: &'static Domain,
+    db: &Db,
+    bp: &Blueprint,
+    policy_excerpt: &str,
+    committee: &Committee,
+    caller: &mut Caller,
+    round: usize,
+) -> Result<Validated, Failure> {
+    format::check(domain, bp)?;
+    let executed = execution::check(domain, db, bp)?;
+    let violations = policy::check(domain.name, db, &bp.actions).map_err(|e| Failure::new(Stage::Policy, format!("{e:#}")))?;
+    if !violations.is_empty() {
+        let reason = violations.iter().map(|v| format!("{} at action {}: {}", v.id, v.step, v.message)).collect::<Vec<_>>().join("; ");
+        return Err(Failure { stage: Stage::Policy, reason, violations: violations.iter().map(|v| v.id).collect() });
+    }
+    let tools: Vec<Value> = bp.actions.iter().filter_map(|a| domain.tool(&a.name)).map(|t| t.openai_schema()).collect();
+    let context = json!({
+        "domain": domain.name,
+        "instruction": bp.instruction,
+        "actions": bp.actions,
+        "outputs": bp.outputs,
+        "tools": tools,
+        "diff": executed.diff,
+        "policy": policy_excerpt,
+    });
+    let verdict = committee.review(caller, &context, round);
+    match verdict.failure() {
+        Some(f) => Err(f),
+        None => Ok(Validated { diff: executed.diff, verdict }),
+    }
+}

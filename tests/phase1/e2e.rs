@@ -1,0 +1,73 @@
+//! `apigen-mt blueprints` on the real SmolLM2 GGUF, sized for a test: the run completes, the
+//! files are well formed, the stats add up, and the same seed gives the same files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn smollm2_gguf() -> Option<PathBuf> {
+    let root = match std::env::var_os("APIGEN_SHARED") {
+        Some(shared) => PathBuf::from(shared),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+    };
+    let gguf = root.join("models/smollm2-135m-instruct/model-q4_1.gguf");
+    if gguf.exists() {
+        Some(gguf)
+    } else {
+        eprintln!("skipped: {} is absent", gguf.display());
+        None
+    }
+}
+
+fn blueprints(gguf: &Path, out: &Path) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_apigen-mt"))
+        .args(["blueprints", "--domain", "retail", "--model", gguf.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(["--count", "1", "--max-attempts", "2", "--reviewers", "1", "--rounds", "1", "--seed", "3", "--trace"])
+        .args(["--generator-max-tokens", "200", "--reviewer-max-tokens", "96", "--summarizer-max-tokens", "48"])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap()).unwrap();
+    stats
+}
+
+fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect()
+}
+
+#[test]
+#[ignore = "too slow so far: one attempt did not finish within 400 s in the dev profile on the shared 2-core machine"]
+fn blueprints_run_on_smollm2_is_complete_consistent_and_reproducible() {
+    let Some(gguf) = smollm2_gguf() else { return };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let stats = blueprints(&gguf, a.path());
+    eprintln!("smollm2 blueprint stats: {stats}");
+    let counts = &stats["blueprints"];
+    let attempted = counts["attempted"].as_u64().unwrap();
+    let validated = counts["validated"].as_u64().unwrap();
+    assert!((1..=2).contains(&attempted));
+    assert!(validated <= 1);
+    assert_eq!(jsonl(&a.path().join("blueprints.jsonl")).len() as u64, validated);
+    let rejected = jsonl(&a.path().join("rejected.jsonl"));
+    assert_eq!(rejected.len() as u64, attempted - validated);
+    let by_stage: u64 = counts["rejected_by_stage"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(by_stage, attempted - validated);
+    for r in &rejected {
+        assert!(r["stage"].is_string() && r["reason"].is_string(), "{r}");
+    }
+    let trace = jsonl(&a.path().join("trace.jsonl"));
+    assert!(trace.iter().any(|t| t["role"] == "generator"));
+
+    blueprints(&gguf, b.path());
+    for file in ["blueprints.jsonl", "rejected.jsonl", "trace.jsonl"] {
+        let read = |dir: &Path| std::fs::read_to_string(dir.join(file)).unwrap();
+        assert_eq!(read(a.path()), read(b.path()), "{file} differs between two runs with the same seed");
+    }
+}
