@@ -1,8 +1,11 @@
 //! The integration tests, in one binary so that CI links once (Cargo.toml sets autotests = false).
 
+mod cli;
 mod constrain;
+mod engine;
 mod env;
 mod env_airline;
 mod model;
+mod source;
 mod text;
 mod worldgen;

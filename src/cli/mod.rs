@@ -2,6 +2,9 @@
 
 pub mod env;
 pub mod world;
+pub mod chat;
+mod load;
+pub mod models;
 
 use clap::{Parser, Subcommand};
 
@@ -17,11 +20,15 @@ pub struct Cli {
 pub enum Command {
     /// Environments: domains, tool schemas, replays, policies, dependency graphs, generated worlds.
     Env(env::EnvArgs),
+    Chat(chat::ChatArgs),
+    Models(models::ModelsArgs),
 }
 
 /// Runs the parsed command. Every failure comes back as an error for `main` to print.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Env(args) => env::run(args),
+        Command::Chat(args) => chat::run(args),
+        Command::Models(args) => models::run(args),
     }
 }

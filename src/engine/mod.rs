@@ -9,7 +9,13 @@
 //! Unit tests of pipeline control flow may implement [`LanguageModel`] with a scripted model;
 //! the product only ever uses the real engine.
 
+pub mod loaded;
+pub mod sampling;
+pub mod sequential;
+pub mod stop;
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -146,6 +152,8 @@ pub struct Completion {
     /// Prompt tokens served from the prefix cache rather than computed.
     pub cached_tokens: usize,
     pub finish_reason: FinishReason,
+    /// Why generation failed (`FinishReason::Error`), or why the prompt was refused before
+    /// generating anything (`FinishReason::Length`: it does not fit in the context).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -184,6 +192,19 @@ pub struct ModelInfo {
     pub template_supports_tools: bool,
 }
 
+/// What an engine has done since it started, for progress lines and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EngineMetrics {
+    /// Requests finished (including failed ones).
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub generated_tokens: u64,
+    /// Time spent inside the model's forward passes.
+    pub forward_time: Duration,
+    /// Wall time the engine spent serving requests (forward passes, sampling, decoding).
+    pub busy_time: Duration,
+}
+
 /// A model that answers requests. The product implements it with the engine; tests of pipeline
 /// control flow may implement it with a script.
 pub trait LanguageModel: Send + Sync {
@@ -198,6 +219,11 @@ pub trait LanguageModel: Send + Sync {
 
     /// Token count of a prompt as this model would see it, for context-budget decisions.
     fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError>;
+
+    /// Totals so far; a scripted model has none to report.
+    fn metrics(&self) -> EngineMetrics {
+        EngineMetrics::default()
+    }
 }
 
 /// A cheap, cloneable handle to a model that any number of threads may call at once.
@@ -224,6 +250,9 @@ impl EngineHandle {
     }
     pub fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError> {
         self.0.count_tokens(prompt)
+    }
+    pub fn metrics(&self) -> EngineMetrics {
+        self.0.metrics()
     }
 }
 

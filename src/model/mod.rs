@@ -1,5 +1,6 @@
 //! The inference core: one decoder for the Llama, Qwen2 and Qwen3 families, loaded from
-//! safetensors or GGUF, whose forward pass takes any batch of sequence chunks.
+//! safetensors or GGUF, whose forward pass takes any batch of sequence chunks; and, ahead of it,
+//! [`source`] (what `--model` names → local files) and [`presets`] (short names for known models).
 //!
 //! The model holds only weights. Each sequence's KV cache ([`SeqKv`]) belongs to the caller, so
 //! the engine decides which sequences share a step, reuses prefixes by cloning and truncating
@@ -27,6 +28,9 @@
 //! hold in general for dense (safetensors) weights, where the GEMM may block differently for a
 //! different number of rows, nor for quantized types whose x86 kernels switch between a one-row
 //! and a many-row path (Q6K). The tests measure how close batched and solo logits are.
+
+pub mod presets;
+pub mod source;
 
 mod config;
 mod decoder;

@@ -1,0 +1,285 @@
+//! A model loaded and ready to serve: the decoder, and the [`Frontend`] that turns requests into
+//! token ids (tokenizer, chat template, constraint compiler).
+//!
+//! The split follows who may touch what: the decoder belongs to the engine's worker alone, while
+//! the frontend is shared by every caller thread, which prepare their own requests in parallel.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Device};
+use serde::Serialize;
+
+use super::{Completion, EngineError, FinishReason, ModelInfo, Prompt, Request};
+use crate::chat::{CalendarDate, ChatTemplate, RenderOptions};
+use crate::constrain::{ConstraintCompiler, SeqConstraint};
+use crate::model::source::{self, HubConfig, ModelFiles};
+use crate::model::{Decoder, LoadOptions as DecoderOptions, WeightsSource};
+use crate::tokenizer::Tokenizer;
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Device and dtype.
+    pub decoder: DecoderOptions,
+    pub hub: HubConfig,
+    /// The date `strftime_now` reports in chat templates.
+    pub date: CalendarDate,
+}
+
+impl LoadOptions {
+    /// CPU, the default dtype, the HF environment, the templates' default date.
+    pub fn from_env(offline: bool) -> Result<Self> {
+        Ok(Self {
+            decoder: DecoderOptions::default(),
+            hub: HubConfig::from_env(offline)?,
+            date: RenderOptions::default().date,
+        })
+    }
+}
+
+/// Parses `--device`: `cpu`, or `cuda`/`cuda:N`/`metal` where the binary was built with that
+/// back end.
+pub fn parse_device(name: &str) -> Result<Device> {
+    let (kind, ordinal) = match name.split_once(':') {
+        Some((kind, n)) => (kind, n.parse::<usize>().with_context(|| format!("invalid device ordinal in {name:?}"))?),
+        None => (name, 0),
+    };
+    match kind {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" if cfg!(feature = "cuda") => Ok(Device::new_cuda(ordinal)?),
+        "metal" if cfg!(feature = "metal") => Ok(Device::new_metal(ordinal)?),
+        "cuda" | "metal" => bail!(
+            "device {kind} is not available: this binary was built without the `{kind}` feature \
+             (rebuild with `cargo build --release --features {kind}`)"
+        ),
+        other => bail!("unknown device {other:?}: expected cpu, cuda[:N] or metal[:N]"),
+    }
+}
+
+/// Parses `--dtype`.
+pub fn parse_dtype(name: &str) -> Result<DType> {
+    match name {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        other => bail!("unknown dtype {other:?}: expected f32, f16 or bf16"),
+    }
+}
+
+/// What `models inspect` reports about a loaded model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelDescription {
+    pub name: String,
+    pub architecture: String,
+    pub parameters: u64,
+    /// The weights' storage: a dtype (`bf16`) or the quantization mix of a GGUF (`Q4_1`).
+    pub weights: String,
+    pub context_length: usize,
+    pub vocab_size: usize,
+    pub bos_token: Option<String>,
+    pub eos_tokens: Vec<String>,
+    pub template_supports_tools: bool,
+    pub tool_format: String,
+}
+
+/// A model ready to serve.
+pub struct LoadedModel {
+    pub decoder: Decoder,
+    pub frontend: Frontend,
+    pub info: ModelInfo,
+}
+
+impl LoadedModel {
+    /// Resolves `spec` (path, hub id or preset) and loads everything.
+    pub fn load(spec: &str, options: &LoadOptions) -> Result<Self> {
+        let resolved = source::resolve(spec, &options.hub)?;
+        let files = &resolved.files;
+        let decoder = Decoder::load(&files.weights, &options.decoder)?;
+        let (tokenizer, template) = load_text(files, options.date)?;
+        let config = decoder.config();
+        let mut eos = config.eos_token_ids.clone();
+        if let Some(path) = &files.generation_config {
+            eos.extend(generation_config_eos(path)?);
+        }
+        if let Some(id) = tokenizer.token_to_id(template.eos_token()) {
+            eos.push(id);
+        }
+        eos.sort_unstable();
+        eos.dedup();
+        if eos.is_empty() {
+            bail!("{spec}: the model names no end-of-sequence token (config, generation_config or template)");
+        }
+        let context_length = match &resolved.preset {
+            Some(preset) => preset.context_length.min(config.max_position_embeddings),
+            None => config.max_position_embeddings,
+        };
+        let info = ModelInfo {
+            name: resolved.name.clone(),
+            architecture: config.arch.name().to_string(),
+            context_length,
+            tool_format: resolved.preset.as_ref().map_or("generic", |p| p.tool_format.as_str()).to_string(),
+            template_supports_tools: template.supports_tools(),
+        };
+        let frontend = Frontend { tokenizer, template, eos, context_length, constraints: OnceLock::new() };
+        Ok(Self { decoder, frontend, info })
+    }
+
+    /// The facts `models inspect` prints.
+    pub fn describe(&self) -> ModelDescription {
+        let config = self.decoder.config();
+        let token_text = |id: u32| self.frontend.tokenizer.id_to_token(id).unwrap_or_else(|| format!("#{id}"));
+        ModelDescription {
+            name: self.info.name.clone(),
+            architecture: self.info.architecture.clone(),
+            parameters: self.decoder.param_count() as u64,
+            weights: self.decoder.weights_summary().to_string(),
+            context_length: self.info.context_length,
+            vocab_size: config.vocab_size,
+            bos_token: config.bos_token_id.map(token_text),
+            eos_tokens: self.frontend.eos.iter().map(|&id| token_text(id)).collect(),
+            template_supports_tools: self.info.template_supports_tools,
+            tool_format: self.info.tool_format.clone(),
+        }
+    }
+}
+
+/// The tokenizer and chat template: from the HF files when present, else from GGUF metadata.
+fn load_text(files: &ModelFiles, date: CalendarDate) -> Result<(Tokenizer, ChatTemplate)> {
+    let gguf = match &files.weights {
+        WeightsSource::Gguf(path) => Some(path.as_path()),
+        WeightsSource::Safetensors { .. } => None,
+    };
+    let metadata = OnceLock::new();
+    let gguf_content = |path: &Path| -> Result<&gguf_file::Content> {
+        if let Some(content) = metadata.get() {
+            return Ok(content);
+        }
+        let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let content = gguf_file::Content::read(&mut file).map_err(|e| anyhow!("reading GGUF {}: {e}", path.display()))?;
+        Ok(metadata.get_or_init(|| content))
+    };
+    let tokenizer = match (&files.tokenizer, gguf) {
+        (Some(path), _) => Tokenizer::from_file(path)?,
+        (None, Some(path)) => Tokenizer::from_gguf(gguf_content(path)?, path)?,
+        (None, None) => bail!("no tokenizer.json beside the model weights"),
+    };
+    let template = match (&files.tokenizer_config, &files.chat_template, gguf) {
+        (Some(config), _, _) => ChatTemplate::from_tokenizer_config(config)?,
+        (None, Some(jinja), _) => ChatTemplate::from_jinja_file(jinja, "", "")?,
+        (None, None, Some(path)) => ChatTemplate::from_gguf(gguf_content(path)?, path)?,
+        (None, None, None) => bail!("no chat template: no tokenizer_config.json or chat_template.jinja beside the model"),
+    };
+    Ok((tokenizer, template.with_options(RenderOptions { date })))
+}
+
+/// `eos_token_id` of a `generation_config.json`: a number or a list of numbers.
+fn generation_config_eos(path: &Path) -> Result<Vec<u32>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let ids = match &json["eos_token_id"] {
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::Array(items) => items.iter().map(|v| v.as_u64()).collect::<Option<Vec<_>>>().unwrap_or_default(),
+        other => other.as_u64().into_iter().collect(),
+    };
+    ids.into_iter()
+        .map(|id| u32::try_from(id).map_err(|_| anyhow!("{}: eos_token_id {id} is out of range", path.display())))
+        .collect()
+}
+
+/// A request ready for the worker: its prompt ids and compiled constraint.
+pub struct Prepared {
+    pub tokens: Vec<u32>,
+    pub request: Request,
+    pub constraint: Option<SeqConstraint>,
+}
+
+/// What admission decided.
+pub enum Admission {
+    Run(Prepared),
+    /// Finished without running: the prompt leaves no room to generate.
+    Done(Completion),
+}
+
+/// Everything between a request and token ids; shared by every caller thread.
+pub struct Frontend {
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    eos: Vec<u32>,
+    context_length: usize,
+    /// Built on the first constrained request: the token trie costs time and memory that plain
+    /// chat never needs.
+    constraints: OnceLock<Result<ConstraintCompiler, String>>,
+}
+
+impl Frontend {
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.context_length
+    }
+
+    pub fn is_eos(&self, token: u32) -> bool {
+        self.eos.contains(&token)
+    }
+
+    /// The prompt's token ids as the model will see them.
+    pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, EngineError> {
+        let text = match prompt {
+            Prompt::Tokens(tokens) => {
+                if let Some(bad) = tokens.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size()) {
+                    return Err(EngineError::Invalid(format!("token id {bad} is outside the vocabulary")));
+                }
+                return Ok(tokens.clone());
+            }
+            Prompt::Text(text) => text.clone(),
+            Prompt::Chat { messages, tools, add_generation_prompt } => self
+                .template
+                .render(messages, tools, *add_generation_prompt)
+                .map_err(|e| EngineError::Template(format!("{e:#}")))?,
+        };
+        self.tokenizer.encode(&text, true).map_err(|e| EngineError::Invalid(format!("{e:#}")))
+    }
+
+    /// Tokenizes and checks a request, and compiles its constraint.
+    pub fn prepare(&self, request: &Request) -> Result<Admission, EngineError> {
+        let tokens = self.tokenize(&request.prompt)?;
+        if tokens.is_empty() {
+            return Err(EngineError::Invalid("the prompt is empty".into()));
+        }
+        if tokens.len() >= self.context_length {
+            return Ok(Admission::Done(Completion {
+                text: String::new(),
+                tokens: Vec::new(),
+                prompt_tokens: tokens.len(),
+                cached_tokens: 0,
+                finish_reason: FinishReason::Length,
+                error: Some(format!(
+                    "the prompt has {} tokens; the context holds {}",
+                    tokens.len(),
+                    self.context_length
+                )),
+            }));
+        }
+        let constraint = match &request.constraint {
+            None => None,
+            Some(constraint) => {
+                let compiler = self
+                    .constraints
+                    .get_or_init(|| ConstraintCompiler::new(self.tokenizer.hf(), &self.eos).map_err(|e| format!("{e:#}")))
+                    .as_ref()
+                    .map_err(|e| EngineError::Constraint(e.clone()))?;
+                Some(compiler.compile(constraint)?)
+            }
+        };
+        Ok(Admission::Run(Prepared { tokens, request: request.clone(), constraint }))
+    }
+}

@@ -1,0 +1,151 @@
+//! The `apigen-mt` binary: `chat` and `models` on the real SmolLM2 GGUF, and bad input that must
+//! end in exit code 2 with an `error:` line naming the file, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::quantized::{gguf_file, GgmlDType};
+
+use crate::model::tiny::Spec;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_apigen-mt"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).env("HF_HUB_OFFLINE", "1").output().expect("the binary runs")
+}
+
+/// The shared SmolLM2 folder, or `None` (with a notice) where this checkout has none.
+fn shared_smollm2() -> Option<PathBuf> {
+    let root = match std::env::var_os("APIGEN_SHARED") {
+        Some(shared) => PathBuf::from(shared),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+    };
+    let dir = root.join("models/smollm2-135m-instruct");
+    if dir.join("model-q4_1.gguf").exists() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: {} is absent", dir.display());
+        None
+    }
+}
+
+/// Asserts a clean failure: exit code 2, an `error:` line that names `needle`, no panic.
+fn assert_clean_failure(output: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn chat_prints_a_greedy_reply_from_the_real_model() {
+    let Some(dir) = shared_smollm2() else { return };
+    let gguf = dir.join("model-q4_1.gguf");
+    let args = ["chat", "--model", gguf.to_str().unwrap(), "--prompt", "What is the capital of France?", "--temperature", "0", "--max-tokens", "16"];
+    let first = run(&args);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(!stdout.trim().is_empty());
+    // Piped output is the reply alone, and greedy decoding repeats itself exactly.
+    assert!(!stdout.contains("tokens/s"));
+    assert_eq!(run(&args).stdout, first.stdout);
+}
+
+#[test]
+fn models_inspect_json_describes_the_real_model() {
+    let Some(dir) = shared_smollm2() else { return };
+    let gguf = dir.join("model-q4_1.gguf");
+    let output = run(&["models", "inspect", "--model", gguf.to_str().unwrap(), "--json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(d["architecture"], "llama");
+    assert_eq!(d["vocab_size"], 49152);
+    assert_eq!(d["context_length"], 8192);
+    assert!(d["weights"].as_str().unwrap().contains("Q4_1"), "{d}");
+    assert_eq!(d["template_supports_tools"], false);
+    assert!(d["parameters"].as_u64().unwrap() > 100_000_000, "{d}");
+}
+
+#[test]
+fn models_list_shows_presets_as_table_and_json() {
+    let output = run(&["models", "list"]);
+    assert!(output.status.success());
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.starts_with("NAME") && table.contains("qwen2.5-0.5b-instruct"), "{table}");
+    let output = run(&["models", "list", "--json"]);
+    let presets: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let xlam = presets.iter().find(|p| p["name"] == "xlam-2-1b-fc-r").expect("xlam preset");
+    assert_eq!(xlam["tool_format"], "xlam");
+}
+
+#[test]
+fn a_missing_model_file_is_a_clean_error() {
+    let output = run(&["chat", "--model", "/nonexistent/model.gguf", "--prompt", "hi"]);
+    assert_clean_failure(&output, "/nonexistent/model.gguf");
+}
+
+#[test]
+fn truncated_and_wrong_magic_gguf_files_are_clean_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let truncated = dir.path().join("truncated.gguf");
+    // A valid header (magic, version 3) that stops in the middle of the tensor count.
+    std::fs::write(&truncated, b"GGUF\x03\x00\x00\x00\x02\x00").unwrap();
+    assert_clean_failure(&run(&["models", "inspect", "--model", truncated.to_str().unwrap()]), "truncated.gguf");
+
+    let wrong = dir.path().join("wrong.gguf");
+    std::fs::write(&wrong, b"NOPE this is not a model at all").unwrap();
+    let output = run(&["chat", "--model", wrong.to_str().unwrap(), "--prompt", "hi"]);
+    assert_clean_failure(&output, "not a GGUF file");
+}
+
+#[test]
+fn an_unknown_architecture_and_a_shape_mismatch_are_clean_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mamba = dir.path().join("mamba.gguf");
+    Spec::llama().write_gguf_with(&mamba, |_| GgmlDType::F32, |metadata| {
+        for (key, value) in metadata.iter_mut() {
+            if key == "general.architecture" {
+                *value = gguf_file::Value::String("mamba".into());
+            }
+        }
+    });
+    let output = run(&["models", "inspect", "--model", mamba.to_str().unwrap()]);
+    assert_clean_failure(&output, "unsupported architecture \"mamba\"");
+
+    // config.json promises a wider model than the tensors hold.
+    let checkpoint = dir.path().join("checkpoint");
+    std::fs::create_dir(&checkpoint).unwrap();
+    Spec::llama().write_safetensors(&checkpoint);
+    let mut config = Spec::llama().config_json();
+    config["intermediate_size"] = serde_json::json!(128);
+    std::fs::write(checkpoint.join("config.json"), config.to_string()).unwrap();
+    std::fs::write(checkpoint.join("tokenizer.json"), "{}").unwrap();
+    let output = run(&["models", "inspect", "--model", checkpoint.to_str().unwrap()]);
+    assert_clean_failure(&output, "has shape");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&checkpoint.join("model.safetensors").display().to_string()), "{stderr}");
+}
+
+#[test]
+fn a_broken_chat_template_is_a_clean_error() {
+    let Some(shared) = shared_smollm2() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("model.gguf");
+    std::os::unix::fs::symlink(shared.join("model-q4_1.gguf"), &gguf).unwrap();
+    std::fs::copy(shared.join("tokenizer.json"), dir.path().join("tokenizer.json")).unwrap();
+    let config = dir.path().join("tokenizer_config.json");
+    std::fs::write(&config, r#"{"chat_template": "{% for m in messages %}{{ m.content }"}"#).unwrap();
+    assert_clean_failure(&run(&["chat", "--model", gguf.to_str().unwrap(), "--prompt", "hi"]), "tokenizer_config.json");
+}
+
+#[test]
+fn devices_without_their_feature_are_refused() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let output = run(&["chat", "--model", "/nonexistent.gguf", "--device", "cuda", "--prompt", "hi"]);
+    assert_clean_failure(&output, "cuda");
+}
