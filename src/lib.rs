@@ -13,3 +13,4 @@ pub mod cli;
 pub mod prompts;
 pub mod seeds;
 pub mod tokenizer;
+pub mod trajectory;

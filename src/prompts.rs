@@ -14,7 +14,10 @@ use serde::Serialize;
 use crate::chat::template::python_environment;
 
 /// The compiled-in templates: `(file name, source)`. A new role adds its file here.
-const DEFAULTS: &[(&str, &str)] = &[];
+const DEFAULTS: &[(&str, &str)] = &[
+    ("judge.jinja", include_str!("../prompts/judge.jinja")),
+    ("user.jinja", include_str!("../prompts/user.jinja")),
+];
 
 /// A set of prompt templates, ready to render.
 pub struct Prompts {
