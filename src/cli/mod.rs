@@ -5,6 +5,7 @@ pub mod world;
 pub mod chat;
 mod load;
 pub mod models;
+pub mod trajectories;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,8 @@ pub enum Command {
     Env(env::EnvArgs),
     Chat(chat::ChatArgs),
     Models(models::ModelsArgs),
+    /// Phase 2: act out blueprints with a simulated user and an agent; keep verified trajectories.
+    Trajectories(trajectories::TrajectoriesArgs),
 }
 
 /// Runs the parsed command. Every failure comes back as an error for `main` to print.
@@ -30,5 +33,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Env(args) => env::run(args),
         Command::Chat(args) => chat::run(args),
         Command::Models(args) => models::run(args),
+        Command::Trajectories(args) => trajectories::run(args),
     }
 }

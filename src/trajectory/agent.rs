@@ -51,7 +51,10 @@ pub struct RoleTokens {
 
 impl RoleTokens {
     pub fn total(&self) -> usize {
-        [self.agent, self.user, self.judge].iter().map(|t| t.prompt + t.completion).sum()
+        [self.agent, self.user, self.judge]
+            .iter()
+            .map(|t| t.prompt + t.completion)
+            .sum()
     }
 }
 
@@ -125,8 +128,14 @@ pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
                 seed: derive(setup.seed, &["agent", &agent_steps.to_string()]),
                 ..config.agent.sampling.clone()
             };
-            let prompt = Prompt::Chat { messages: messages.clone(), tools: tools.clone(), add_generation_prompt: true };
-            let request = Request::new(prompt).sampling(sampling).max_tokens(config.agent.max_tokens);
+            let prompt = Prompt::Chat {
+                messages: messages.clone(),
+                tools: tools.clone(),
+                add_generation_prompt: true,
+            };
+            let request = Request::new(prompt)
+                .sampling(sampling)
+                .max_tokens(config.agent.max_tokens);
             let completion = match generate_in_context(&setup.models.agent, request, &mut agent_tokens)? {
                 Ok(completion) => completion,
                 Err(_) => break 'conversation End::ContextExceeded,
@@ -165,16 +174,35 @@ pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
             let mut terminated = false;
             for call in &calls {
                 tool_calls += 1;
-                let action = Action { name: call.name.clone(), kwargs: call.arguments.clone() };
+                let action = Action {
+                    name: call.name.clone(),
+                    kwargs: call.arguments.clone(),
+                };
                 let observation = env.step(&action).unwrap_or_else(|error| error);
                 messages.push(Message::tool_result(call, observation));
-                terminated |= env.domain.tool(&call.name).is_some_and(|t| t.kind == ToolKind::Terminate);
+                terminated |= env
+                    .domain
+                    .tool(&call.name)
+                    .is_some_and(|t| t.kind == ToolKind::Terminate);
             }
             if terminated {
                 break 'conversation End::Terminate;
             }
         }
     };
-    let tokens = RoleTokens { agent: agent_tokens, user: user.user_tokens, judge: user.judge_tokens };
-    Ok(Conversation { messages, user_turns, end, agent_steps, tool_calls, parse_errors, tokens, env })
+    let tokens = RoleTokens {
+        agent: agent_tokens,
+        user: user.user_tokens,
+        judge: user.judge_tokens,
+    };
+    Ok(Conversation {
+        messages,
+        user_turns,
+        end,
+        agent_steps,
+        tool_calls,
+        parse_errors,
+        tokens,
+        env,
+    })
 }

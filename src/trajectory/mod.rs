@@ -88,7 +88,10 @@ pub struct TrajectoryConfig {
 impl Default for TrajectoryConfig {
     fn default() -> Self {
         let role = |temperature: f32, max_tokens: usize| RoleSettings {
-            sampling: SamplingParams { temperature, ..SamplingParams::default() },
+            sampling: SamplingParams {
+                temperature,
+                ..SamplingParams::default()
+            },
             max_tokens,
         };
         Self {

@@ -47,7 +47,10 @@ impl Worlds {
             World::Fixed(db) => Ok(db.clone()),
             World::Generated(seed) => {
                 let seed = blueprint.data_seed.unwrap_or(*seed);
-                let mut cache = self.generated.lock().map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
+                let mut cache = self
+                    .generated
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
                 if let Some(db) = cache.get(&seed) {
                     return Ok(Db::clone(db));
                 }
@@ -90,7 +93,14 @@ pub struct AttemptRecord {
 }
 
 /// Judges a finished conversation.
-fn record(blueprint_index: usize, attempt: usize, seed: u64, blueprint: &Blueprint, expected: &Db, c: Conversation) -> AttemptRecord {
+fn record(
+    blueprint_index: usize,
+    attempt: usize,
+    seed: u64,
+    blueprint: &Blueprint,
+    expected: &Db,
+    c: Conversation,
+) -> AttemptRecord {
     let limit = match c.end {
         End::MaxTurns => Some(Rejection::MaxTurns),
         End::ContextExceeded => Some(Rejection::ContextExceeded),
@@ -144,9 +154,19 @@ pub fn run_attempt(
     blueprint: &Blueprint,
     attempt: usize,
 ) -> anyhow::Result<AttemptRecord> {
-    let seed = derive(config.run_seed, &["blueprint", &index.to_string(), "attempt", &attempt.to_string()]);
+    let seed = derive(
+        config.run_seed,
+        &["blueprint", &index.to_string(), "attempt", &attempt.to_string()],
+    );
     let expected = expected_state(domain, fresh.clone(), &blueprint.actions);
-    let setup = Setup { models, prompts, config, policy, blueprint, seed };
+    let setup = Setup {
+        models,
+        prompts,
+        config,
+        policy,
+        blueprint,
+        seed,
+    };
     let conversation = converse(&setup, Env::new(domain, fresh))?;
     Ok(record(index, attempt, seed, blueprint, &expected, conversation))
 }
@@ -199,9 +219,16 @@ impl Sink {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let open = |name: &str| -> anyhow::Result<BufWriter<File>> {
             let path = dir.join(name);
-            Ok(BufWriter::new(File::create(&path).with_context(|| format!("creating {}", path.display()))?))
+            Ok(BufWriter::new(
+                File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+            ))
         };
-        Ok(Self { trajectories: open("trajectories.jsonl")?, rejected: open("rejected.jsonl")?, stats: Stats::default(), sums: [0; 4] })
+        Ok(Self {
+            trajectories: open("trajectories.jsonl")?,
+            rejected: open("rejected.jsonl")?,
+            stats: Stats::default(),
+            sums: [0; 4],
+        })
     }
 
     fn commit(&mut self, attempts: Vec<AttemptRecord>) -> anyhow::Result<()> {
@@ -229,9 +256,12 @@ impl Sink {
             }
             any = true;
             stats.trajectories.verified += 1;
-            for (sum, value) in
-                self.sums.iter_mut().zip([record.agent_steps, record.user_turns.len(), record.tool_calls, record.tokens.total()])
-            {
+            for (sum, value) in self.sums.iter_mut().zip([
+                record.agent_steps,
+                record.user_turns.len(),
+                record.tool_calls,
+                record.tokens.total(),
+            ]) {
                 *sum += value;
             }
             writeln!(self.trajectories, "{}", serde_json::to_string(&record)?)?;
@@ -245,7 +275,12 @@ impl Sink {
     fn finish(mut self, dir: &Path) -> anyhow::Result<Stats> {
         let n = self.stats.trajectories.verified.max(1) as f64;
         let [steps, turns, calls, tokens] = self.sums.map(|s| s as f64 / n);
-        self.stats.per_verified = PerTrajectory { agent_steps: steps, user_turns: turns, tool_calls: calls, tokens };
+        self.stats.per_verified = PerTrajectory {
+            agent_steps: steps,
+            user_turns: turns,
+            tool_calls: calls,
+            tokens,
+        };
         let path = dir.join("stats.json");
         crate::env::data::write_atomic(&path, &format!("{}\n", serde_json::to_string_pretty(&self.stats)?))?;
         Ok(self.stats)
@@ -265,9 +300,20 @@ pub struct Run<'a> {
 /// Runs every attempt of every blueprint and writes `trajectories.jsonl`, `rejected.jsonl` and
 /// `stats.json` under `out`.
 pub fn run(run: Run, blueprints: &[Blueprint], out: &Path) -> anyhow::Result<Stats> {
-    let Run { models, prompts, config, policy, domain, world } = run;
+    let Run {
+        models,
+        prompts,
+        config,
+        policy,
+        domain,
+        world,
+    } = run;
     let attempts = config.attempts.max(1);
-    let worlds = Worlds { domain, world, generated: Mutex::new(HashMap::new()) };
+    let worlds = Worlds {
+        domain,
+        world,
+        generated: Mutex::new(HashMap::new()),
+    };
     let mut sink = Sink::create(out)?;
     let jobs = blueprints.len() * attempts;
     let next = AtomicUsize::new(0);
@@ -285,7 +331,9 @@ pub fn run(run: Run, blueprints: &[Blueprint], out: &Path) -> anyhow::Result<Sta
                 let (index, attempt) = (job / attempts, job % attempts);
                 let blueprint = &blueprints[index];
                 let result = worlds.fresh(blueprint).and_then(|fresh| {
-                    run_attempt(models, prompts, config, policy, domain, fresh, index, blueprint, attempt)
+                    run_attempt(
+                        models, prompts, config, policy, domain, fresh, index, blueprint, attempt,
+                    )
                 });
                 let result = result.with_context(|| format!("blueprint {index}, attempt {attempt}"));
                 if result.is_err() {
@@ -310,7 +358,9 @@ pub fn run(run: Run, blueprints: &[Blueprint], out: &Path) -> anyhow::Result<Sta
             };
             pending.insert(job, record);
             while (committed..committed + attempts).all(|j| pending.contains_key(&j)) && committed < jobs {
-                let batch = (committed..committed + attempts).filter_map(|j| pending.remove(&j)).collect();
+                let batch = (committed..committed + attempts)
+                    .filter_map(|j| pending.remove(&j))
+                    .collect();
                 sink.commit(batch)?;
                 committed += attempts;
             }

@@ -59,7 +59,10 @@ pub(crate) fn generate_in_context(
     let max_tokens = request.max_tokens;
     let completion = engine.generate(request)?;
     if completion.finish_reason == FinishReason::Error {
-        anyhow::bail!("generation failed: {}", completion.error.as_deref().unwrap_or("no reason given"));
+        anyhow::bail!(
+            "generation failed: {}",
+            completion.error.as_deref().unwrap_or("no reason given")
+        );
     }
     usage.add(&completion);
     if completion.finish_reason == FinishReason::Length && completion.completion_tokens() < max_tokens {
@@ -132,8 +135,9 @@ impl<'a> UserSimulator<'a> {
                 seed: crate::seeds::derive(seed, &["candidate", &index.to_string()]),
                 ..self.user.sampling.clone()
             };
-            let request =
-                Request::new(Prompt::chat(self.history.clone())).sampling(sampling).max_tokens(self.user.max_tokens);
+            let request = Request::new(Prompt::chat(self.history.clone()))
+                .sampling(sampling)
+                .max_tokens(self.user.max_tokens);
             match generate_in_context(self.model, request, &mut self.user_tokens)? {
                 Ok(completion) => candidates.push(clean(&completion.text)),
                 Err(exceeded) => return Ok(Err(exceeded)),
@@ -152,7 +156,11 @@ impl<'a> UserSimulator<'a> {
             vec![None]
         };
         let chosen = best(&scores);
-        let turn = UserTurn { candidates, scores, chosen };
+        let turn = UserTurn {
+            candidates,
+            scores,
+            chosen,
+        };
         self.history.push(Message::assistant(turn.text()));
         Ok(Ok(turn))
     }
@@ -164,7 +172,11 @@ impl<'a> UserSimulator<'a> {
             .iter()
             .skip(1)
             .map(|m| {
-                let speaker = if m.role == crate::chat::Role::User { "Agent" } else { "Customer" };
+                let speaker = if m.role == crate::chat::Role::User {
+                    "Agent"
+                } else {
+                    "Customer"
+                };
                 json!({"speaker": speaker, "text": m.content})
             })
             .collect();
@@ -178,7 +190,10 @@ impl<'a> UserSimulator<'a> {
             }),
         )?;
         let request = Request::new(Prompt::chat(vec![Message::user(prompt)]))
-            .sampling(SamplingParams { seed, ..self.judge_settings.sampling.clone() })
+            .sampling(SamplingParams {
+                seed,
+                ..self.judge_settings.sampling.clone()
+            })
             .max_tokens(self.judge_settings.max_tokens)
             .constraint(Constraint::JsonSchema(score_schema()));
         Ok(generate_in_context(self.judge, request, &mut self.judge_tokens)?.map(|c| parse_score(&c.text)))

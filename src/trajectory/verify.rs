@@ -35,7 +35,11 @@ pub fn missing_outputs(outputs: &[String], messages: &[Message]) -> Vec<String> 
         .filter(|m| m.role == Role::Assistant)
         .map(|m| m.content.to_lowercase().replace(',', ""))
         .collect();
-    outputs.iter().filter(|o| !said.iter().any(|s| s.contains(&o.to_lowercase()))).cloned().collect()
+    outputs
+        .iter()
+        .filter(|o| !said.iter().any(|s| s.contains(&o.to_lowercase())))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -51,14 +55,23 @@ mod tests {
         ];
         assert!(missing_outputs(&["1234.50".into(), "paypal".into()], &messages).is_empty());
         // Commas stay in the expected output, so this one cannot match.
-        assert_eq!(missing_outputs(&["1,234.50".into()], &messages), vec!["1,234.50".to_string()]);
+        assert_eq!(
+            missing_outputs(&["1,234.50".into()], &messages),
+            vec!["1,234.50".to_string()]
+        );
         // Only the agent's messages count.
-        assert_eq!(missing_outputs(&["the total".into()], &messages), vec!["the total".to_string()]);
+        assert_eq!(
+            missing_outputs(&["the total".into()], &messages),
+            vec!["the total".to_string()]
+        );
     }
 
     #[test]
     fn state_check_passes_on_equal_hashes_and_diffs_otherwise() {
-        let a: Db = json!({"users": {"u1": {"zip": "12345"}}}).as_object().cloned().unwrap_or_default();
+        let a: Db = json!({"users": {"u1": {"zip": "12345"}}})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         let mut b = a.clone();
         assert!(check_state(&a, &b).is_ok());
         b["users"]["u1"]["zip"] = json!("54321");
