@@ -9,3 +9,4 @@ mod model;
 mod source;
 mod text;
 mod worldgen;
+mod phase2;

@@ -250,7 +250,7 @@ impl Sink {
                 self.rejected.flush()?;
                 continue;
             }
-            if !seen.insert(serde_json::to_string(&record.messages)?) {
+            if !seen.insert(fingerprint(&record.messages)) {
                 stats.trajectories.duplicates += 1;
                 continue;
             }
@@ -285,6 +285,19 @@ impl Sink {
         crate::env::data::write_atomic(&path, &format!("{}\n", serde_json::to_string_pretty(&self.stats)?))?;
         Ok(self.stats)
     }
+}
+
+/// What makes two conversations the same: who said what and which calls were made, but not the
+/// call ids, which differ between attempts by construction.
+fn fingerprint(messages: &[Message]) -> String {
+    let said: Vec<_> = messages
+        .iter()
+        .map(|m| {
+            let calls: Vec<_> = m.tool_calls.iter().map(|c| (&c.name, &c.arguments)).collect();
+            (m.role, &m.content, calls)
+        })
+        .collect();
+    serde_json::to_string(&said).unwrap_or_default()
 }
 
 /// Everything a run needs besides the blueprints.
