@@ -242,6 +242,9 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
                     "outputs": [email], "data_seed": 0, "extra_field": "ignored"});
     let blueprints = dir.path().join("blueprints.jsonl");
     std::fs::write(&blueprints, format!("{bp}\n")).expect("write blueprints");
+    // A one-line policy keeps the agent's prompt (and the test) short.
+    let policy = dir.path().join("policy.md");
+    std::fs::write(&policy, "Help the customer with their retail account.\n").expect("write policy");
     let run_once = |out: &str| {
         let out = dir.path().join(out);
         let status = Command::new(env!("CARGO_BIN_EXE_apigen-mt"))
@@ -251,6 +254,8 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
             .arg(&blueprints)
             .arg("--out")
             .arg(&out)
+            .arg("--policy")
+            .arg(&policy)
             .args([
                 "--seed",
                 "3",
@@ -283,7 +288,7 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
     let stats: Value =
         serde_json::from_str(&std::fs::read_to_string(first.join("stats.json")).expect("stats")).expect("JSON");
     let t = &stats["trajectories"];
-    assert_eq!(t["attempted"], 2);
+    assert_eq!(t["attempted"], 1);
     assert_eq!(t["verified"].as_u64(), Some(kept.len() as u64));
     assert_eq!(t["rejected"].as_u64(), Some(rejected.len() as u64));
     assert_eq!(
@@ -294,7 +299,7 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
     );
     for record in kept.iter().chain(&rejected) {
         assert!(record["messages"].as_array().is_some_and(|m| !m.is_empty()));
-        assert_eq!(record["user_turns"][0]["candidates"].as_array().map(Vec::len), Some(2));
+        assert_eq!(record["user_turns"][0]["candidates"].as_array().map(Vec::len), Some(1));
     }
     let second = run_once("b");
     for name in ["trajectories.jsonl", "rejected.jsonl", "stats.json"] {
