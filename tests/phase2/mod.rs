@@ -227,7 +227,10 @@ fn shared_smollm2() -> Option<PathBuf> {
     }
 }
 
+/// Opt-in (`cargo test --release -- --ignored phase2`): in the dev profile on a shared 2-core
+/// machine one attempt did not finish within 9 minutes, and its release timing is unmeasured.
 #[test]
+#[ignore = "slow on CPU; run in release with --ignored"]
 fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_itself() {
     let Some(gguf) = shared_smollm2() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
