@@ -16,3 +16,4 @@ pub mod samplers;
 pub mod seeds;
 pub mod tokenizer;
 pub mod validate;
+pub mod trajectory;

@@ -18,6 +18,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("generator.jinja", include_str!("../prompts/generator.jinja")),
     ("reviewer.jinja", include_str!("../prompts/reviewer.jinja")),
     ("summarizer.jinja", include_str!("../prompts/summarizer.jinja")),
+    ("judge.jinja", include_str!("../prompts/judge.jinja")),
+    ("user.jinja", include_str!("../prompts/user.jinja")),
 ];
 
 /// A set of prompt templates, ready to render.

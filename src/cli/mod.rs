@@ -22,7 +22,7 @@ pub struct Cli {
 pub enum Command {
     /// Phase 1: generate and validate task blueprints.
     Blueprints(blueprints::BlueprintsArgs),
-    /// Phase 2: turn blueprints into verified multi-turn trajectories.
+    /// Phase 2: act out blueprints with a simulated user and an agent; keep verified trajectories.
     Trajectories(trajectories::TrajectoriesArgs),
     /// Talk to a model: one prompt, or an interactive chat.
     Chat(chat::ChatArgs),

@@ -1,0 +1,512 @@
+//! One conversation: the simulated user talks, the agent answers or calls tools, and every tool
+//! call runs against the live environment.
+//!
+//! The agent sees the policy as its system prompt and the domain's tools through its own chat
+//! template, in the tool-call format its model speaks. Whatever a real deployment would return
+//! goes back into the conversation: tool results and tool errors as tool messages, and a
+//! completion that is not a well-formed call as a message carrying the parser's error, so the
+//! agent can correct itself. The conversation ends when the user says `###STOP###`, the agent
+//! calls a terminating tool, the agent runs out of steps, a prompt no longer fits the context,
+//! or the agent fails to produce a parseable answer too many times in a row.
+
+use serde::{Deserialize, Serialize};
+
+use super::user::{generate_in_context, UserSimulator, UserTurn, GREETING};
+use super::{Blueprint, TokenUsage, TrajectoryConfig};
+use crate::chat::tools::{parse, CallContext, ToolFormat};
+use crate::chat::Message;
+use crate::engine::{EngineHandle, Prompt, Request, SamplingParams};
+use crate::env::{Action, Env, ToolKind};
+use crate::prompts::Prompts;
+use crate::seeds::derive;
+
+/// The models behind the three roles (often one model behind three handles).
+#[derive(Debug, Clone)]
+pub struct Models {
+    pub agent: EngineHandle,
+    pub user: EngineHandle,
+    pub judge: EngineHandle,
+}
+
+/// How a conversation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum End {
+    /// The simulated user wrote `###STOP###`.
+    UserStop,
+    /// The agent called a terminating tool (a transfer to a human).
+    Terminate,
+    MaxTurns,
+    ContextExceeded,
+    ParseErrors,
+}
+
+/// Tokens per role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleTokens {
+    pub agent: TokenUsage,
+    pub user: TokenUsage,
+    pub judge: TokenUsage,
+}
+
+impl RoleTokens {
+    pub fn total(&self) -> usize {
+        [self.agent, self.user, self.judge]
+            .iter()
+            .map(|t| t.prompt + t.completion)
+            .sum()
+    }
+}
+
+/// A finished conversation and the environment it left behind.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    /// The agent's view: system prompt, user messages, assistant messages with their calls,
+    /// tool results.
+    pub messages: Vec<Message>,
+    pub user_turns: Vec<UserTurn>,
+    pub end: End,
+    pub agent_steps: usize,
+    pub tool_calls: usize,
+    pub parse_errors: usize,
+    pub tokens: RoleTokens,
+    pub env: Env,
+}
+
+/// Everything one conversation needs.
+pub struct Setup<'a> {
+    pub models: &'a Models,
+    pub prompts: &'a Prompts,
+    pub config: &'a TrajectoryConfig,
+    pub policy: &'a str,
+    pub blueprint: &'a Blueprint,
+    /// Seed of this conversation (derived from run, blueprint and attempt); roles and turns
+    /// derive theirs from it.
+    pub seed: u64,
+}
+
+/// Plays one conversation out on `env`.
+pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
+    let config = setup.config;
+    let format = ToolFormat::from_name(&setup.models.agent.info().tool_format)?;
+    let tools = env.domain.openai_tools();
+    let conversation_seed = format!("{:016x}", setup.seed);
+    let mut user = UserSimulator::new(
+        &setup.models.user,
+        &setup.models.judge,
+        setup.prompts,
+        setup.blueprint,
+        &config.user,
+        &config.judge,
+        config.best_of,
+    )?;
+    let mut messages = vec![Message::system(setup.policy)];
+    let mut user_turns = Vec::new();
+    let (mut agent_steps, mut tool_calls, mut parse_errors, mut failures_in_a_row) = (0, 0, 0, 0);
+    let mut agent_tokens = TokenUsage::default();
+    let mut agent_said = GREETING.to_string();
+    let end = 'conversation: loop {
+        let turn_seed = derive(setup.seed, &["user", &user_turns.len().to_string()]);
+        let turn = match user.respond(&agent_said, turn_seed)? {
+            Ok(turn) => turn,
+            Err(_) => break End::ContextExceeded,
+        };
+        let stop = turn.is_stop();
+        if !stop {
+            messages.push(Message::user(turn.text()));
+        }
+        user_turns.push(turn);
+        if stop {
+            break End::UserStop;
+        }
+        // The agent acts until it answers the user in text.
+        loop {
+            if agent_steps >= config.max_turns {
+                break 'conversation End::MaxTurns;
+            }
+            let sampling = SamplingParams {
+                seed: derive(setup.seed, &["agent", &agent_steps.to_string()]),
+                ..config.agent.sampling.clone()
+            };
+            let prompt = Prompt::Chat {
+                messages: messages.clone(),
+                tools: tools.clone(),
+                add_generation_prompt: true,
+            };
+            let request = Request::new(prompt)
+                .sampling(sampling)
+                .max_tokens(config.agent.max_tokens);
+            let completion = match generate_in_context(&setup.models.agent, request, &mut agent_tokens)? {
+                Ok(completion) => completion,
+                Err(_) => break 'conversation End::ContextExceeded,
+            };
+            let context = CallContext {
+                tools: &tools,
+                parallel: true,
+                conversation_seed: &conversation_seed,
+                turn: agent_steps,
+            };
+            agent_steps += 1;
+            let parsed = match parse(format, &completion.text, &context) {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    parse_errors += 1;
+                    failures_in_a_row += 1;
+                    messages.push(Message::assistant(completion.text.trim()));
+                    messages.push(Message::user(format!(
+                        "Error: your last message could not be read as a tool call: {error}. \
+                         Answer the customer in plain text, or call one of the offered tools in the required format."
+                    )));
+                    if failures_in_a_row >= config.max_parse_errors {
+                        break 'conversation End::ParseErrors;
+                    }
+                    continue;
+                }
+            };
+            failures_in_a_row = 0;
+            if parsed.calls.is_empty() {
+                agent_said = parsed.text.clone();
+                messages.push(parsed.into_message());
+                break;
+            }
+            let calls = parsed.calls.clone();
+            messages.push(parsed.into_message());
+            let mut terminated = false;
+            for call in &calls {
+                tool_calls += 1;
+                let action = Action {
+                    name: call.name.clone(),
+                    kwargs: call.arguments.clone(),
+                };
+                let observation = env.step(&action).unwrap_or_else(|error| error);
+                messages.push(Message::tool_result(call, observation));
+                terminated |= env
+                    .domain
+                    .tool(&call.name)
+                    .is_some_and(|t| t.kind == ToolKind::Terminate);
+            }
+            if terminated {
+                break 'conversation End::Terminate;
+            }
+        }
+    };
+    let tokens = RoleTokens {
+        agent: agent_tokens,
+        user: user.user_tokens,
+        judge: user.judge_tokens,
+    };
+    Ok(Conversation {
+        messages,
+        user_turns,
+        end,
+        agent_steps,
+        tool_calls,
+        parse_errors,
+        tokens,
+        env,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::chat::generic::call_text;
+    use crate::chat::{Role, ToolCall};
+    use crate::engine::{Completion, EngineError, FinishReason, LanguageModel, ModelInfo};
+    use crate::trajectory::user::STOP;
+
+    /// Answers each role from its own queue: agent requests carry tools, judge requests a
+    /// constraint, user requests neither. Tokens are counted as characters / 4.
+    struct Scripted {
+        info: ModelInfo,
+        agent: Mutex<VecDeque<String>>,
+        user: Mutex<VecDeque<String>>,
+        judge: Mutex<VecDeque<String>>,
+        /// Every request, in order.
+        seen: Mutex<Vec<Request>>,
+        /// Replies end with `FinishReason::Length` before `max_tokens`.
+        out_of_context: bool,
+    }
+
+    fn queue(items: &[&str]) -> Mutex<VecDeque<String>> {
+        Mutex::new(items.iter().map(|s| s.to_string()).collect())
+    }
+
+    impl Scripted {
+        fn new(agent: &[&str], user: &[&str], judge: &[&str]) -> Self {
+            Self {
+                info: ModelInfo {
+                    name: "scripted".into(),
+                    architecture: "script".into(),
+                    context_length: 1_000_000,
+                    tool_format: "generic".into(),
+                    template_supports_tools: false,
+                },
+                agent: queue(agent),
+                user: queue(user),
+                judge: queue(judge),
+                seen: Mutex::new(Vec::new()),
+                out_of_context: false,
+            }
+        }
+
+        fn chars(prompt: &Prompt) -> usize {
+            match prompt {
+                Prompt::Chat { messages, tools, .. } => {
+                    messages.iter().map(|m| m.content.len()).sum::<usize>()
+                        + tools.iter().map(|t| t.to_string().len()).sum::<usize>()
+                }
+                Prompt::Text(text) => text.len(),
+                Prompt::Tokens(tokens) => tokens.len() * 4,
+            }
+        }
+    }
+
+    impl LanguageModel for Scripted {
+        fn info(&self) -> &ModelInfo {
+            &self.info
+        }
+
+        fn generate_streaming(&self, request: Request, _: &mut dyn FnMut(&str)) -> Result<Completion, EngineError> {
+            let is_agent = matches!(&request.prompt, Prompt::Chat { tools, .. } if !tools.is_empty());
+            let source = if is_agent {
+                &self.agent
+            } else if request.constraint.is_some() {
+                &self.judge
+            } else {
+                &self.user
+            };
+            let text = source
+                .lock()
+                .unwrap()
+                .pop_front()
+                .ok_or_else(|| EngineError::Invalid("script ran out".into()))?;
+            let prompt_tokens = Self::chars(&request.prompt) / 4;
+            self.seen.lock().unwrap().push(request);
+            let finish_reason = if self.out_of_context {
+                FinishReason::Length
+            } else {
+                FinishReason::Stop
+            };
+            Ok(Completion {
+                text,
+                tokens: vec![1, 2],
+                prompt_tokens,
+                cached_tokens: 0,
+                finish_reason,
+                error: None,
+            })
+        }
+
+        fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError> {
+            Ok(Self::chars(prompt) / 4)
+        }
+    }
+
+    fn call(name: &str, arguments: serde_json::Value) -> String {
+        let arguments = arguments.as_object().cloned().unwrap_or_default();
+        call_text(&ToolCall {
+            id: String::new(),
+            name: name.into(),
+            arguments,
+        })
+    }
+
+    fn blueprint() -> Blueprint {
+        Blueprint {
+            id: None,
+            instruction: "You are u1 and want to know your email address.".into(),
+            actions: Vec::new(),
+            outputs: Vec::new(),
+            user_id: Some("u1".into()),
+            persona: Some("terse".into()),
+            data_seed: None,
+        }
+    }
+
+    fn env() -> Env {
+        let db = json!({"users": {"u1": {"user_id": "u1", "email": "u1@example.com"}}, "orders": {}, "products": {}});
+        Env::new(
+            crate::env::domain("retail").unwrap(),
+            db.as_object().cloned().unwrap_or_default(),
+        )
+    }
+
+    fn play(model: Scripted, config: TrajectoryConfig) -> (Conversation, Vec<Request>) {
+        let model = std::sync::Arc::new(model);
+        let handle = EngineHandle::new(model.clone());
+        let models = Models {
+            agent: handle.clone(),
+            user: handle.clone(),
+            judge: handle,
+        };
+        let prompts = Prompts::load(None).unwrap();
+        let blueprint = blueprint();
+        let setup = Setup {
+            models: &models,
+            prompts: &prompts,
+            config: &config,
+            policy: "Be helpful.",
+            blueprint: &blueprint,
+            seed: 7,
+        };
+        let conversation = converse(&setup, env()).unwrap();
+        let seen = model.seen.lock().unwrap().clone();
+        (conversation, seen)
+    }
+
+    fn config() -> TrajectoryConfig {
+        TrajectoryConfig {
+            best_of: 1,
+            max_turns: 10,
+            ..TrajectoryConfig::default()
+        }
+    }
+
+    #[test]
+    fn calls_errors_and_parse_errors_go_back_to_the_agent_until_the_user_stops() {
+        let agent = [
+            call("get_user_details", json!({"user_id": "u1"})).as_str(),
+            call("get_user_details", json!({"user_id": "nobody"})).as_str(),
+            "<tool_call>{\"name\": \"get_user_details\", \"arguments\": {",
+            "Your email is u1@example.com.",
+        ]
+        .map(String::from);
+        let agent: Vec<&str> = agent.iter().map(String::as_str).collect();
+        let (c, seen) = play(
+            Scripted::new(&agent, &["what is my email? I am u1", STOP], &[]),
+            config(),
+        );
+        assert_eq!(c.end, End::UserStop);
+        assert_eq!((c.agent_steps, c.tool_calls, c.parse_errors), (4, 2, 1));
+        let roles: Vec<Role> = c.messages.iter().map(|m| m.role).collect();
+        use Role::*;
+        assert_eq!(
+            roles,
+            [System, User, Assistant, Tool, Assistant, Tool, Assistant, User, Assistant]
+        );
+        assert!(c.messages[3].content.contains("u1@example.com"));
+        assert_eq!(c.messages[5].content, "Error: user not found");
+        assert!(
+            c.messages[7]
+                .content
+                .starts_with("Error: your last message could not be read"),
+            "{}",
+            c.messages[7].content
+        );
+        assert_eq!(c.messages[8].content, "Your email is u1@example.com.");
+        // The greeting opens the simulator's conversation only; the agent's begins with the user.
+        let first_user = seen
+            .iter()
+            .find(|r| matches!(&r.prompt, Prompt::Chat { tools, .. } if tools.is_empty()))
+            .unwrap();
+        let Prompt::Chat { messages, .. } = &first_user.prompt else {
+            panic!("chat prompt")
+        };
+        assert!(messages[0]
+            .content
+            .contains("You are u1 and want to know your email address."));
+        assert_eq!(messages[1].content, GREETING);
+        assert!(c.messages.iter().all(|m| m.content != GREETING));
+        assert_eq!(c.user_turns.len(), 2);
+    }
+
+    #[test]
+    fn a_terminating_tool_ends_the_conversation() {
+        let transfer = call("transfer_to_human_agents", json!({"summary": "wants a human"}));
+        let (c, _) = play(Scripted::new(&[&transfer], &["get me a human"], &[]), config());
+        assert_eq!(c.end, End::Terminate);
+        assert_eq!(c.messages.last().map(|m| m.role), Some(Role::Tool));
+    }
+
+    #[test]
+    fn the_agent_stops_after_max_turns_steps() {
+        let lookup = call("get_user_details", json!({"user_id": "u1"}));
+        let agent = vec![lookup.as_str(); 5];
+        let (c, _) = play(
+            Scripted::new(&agent, &["hi"], &[]),
+            TrajectoryConfig {
+                max_turns: 3,
+                ..config()
+            },
+        );
+        assert_eq!(c.end, End::MaxTurns);
+        assert_eq!((c.agent_steps, c.tool_calls), (3, 3));
+    }
+
+    #[test]
+    fn repeated_parse_errors_abandon_the_conversation() {
+        let (c, _) = play(
+            Scripted::new(
+                &["<tool_call>{", "<tool_call>[]</tool_call>", "<tool_call>x"],
+                &["hi"],
+                &[],
+            ),
+            config(),
+        );
+        assert_eq!(c.end, End::ParseErrors);
+        assert_eq!(c.parse_errors, 3);
+    }
+
+    #[test]
+    fn a_prompt_beyond_the_context_or_a_reply_cut_by_it_ends_with_context_exceeded() {
+        let mut model = Scripted::new(&["never used"], &["hi"], &[]);
+        // The user's prompt fits; the agent's (tool schemas included) does not.
+        model.info.context_length = 600;
+        let (c, _) = play(model, config());
+        assert_eq!(c.end, End::ContextExceeded);
+        assert_eq!(c.agent_steps, 0);
+
+        let mut model = Scripted::new(&[], &["hi"], &[]);
+        model.out_of_context = true;
+        let (c, _) = play(model, config());
+        assert_eq!(c.end, End::ContextExceeded);
+        assert!(c.user_turns.is_empty());
+    }
+
+    #[test]
+    fn best_of_n_keeps_the_highest_judged_candidate_and_records_every_score() {
+        let config = TrajectoryConfig { best_of: 3, ..config() };
+        let judge = [
+            r#"{"score": 3}"#,
+            r#"{"score": 9}"#,
+            r#"{"score": 9}"#,
+            r#"{"score": 8}"#,
+            "oops",
+            r#"{"score": 2}"#,
+        ];
+        let user = [
+            "I am u1",
+            "my id is u1, what is my email?",
+            "hello",
+            STOP,
+            "thanks",
+            "bye",
+        ];
+        let (c, seen) = play(Scripted::new(&["Your email is u1@example.com."], &user, &judge), config);
+        assert_eq!(c.end, End::UserStop);
+        assert_eq!(c.user_turns[0].scores, vec![Some(3), Some(9), Some(9)]);
+        assert_eq!(c.user_turns[0].chosen, 1, "ties go to the lowest index");
+        assert_eq!(c.messages[1].content, "my id is u1, what is my email?");
+        assert_eq!(c.user_turns[1].scores, vec![Some(8), None, Some(2)]);
+        assert_eq!(c.user_turns[1].chosen, 0);
+        assert!(c.user_turns[1].is_stop());
+        // Candidates of one turn sample with distinct seeds; the judge runs under a schema.
+        let user_seeds: Vec<u64> = seen
+            .iter()
+            .filter(|r| r.constraint.is_none())
+            .map(|r| r.sampling.seed)
+            .take(3)
+            .collect();
+        assert!(user_seeds[0] != user_seeds[1] && user_seeds[1] != user_seeds[2] && user_seeds[0] != user_seeds[2]);
+        assert!(seen
+            .iter()
+            .filter(|r| r.constraint.is_some())
+            .all(|r| matches!(r.constraint, Some(crate::engine::Constraint::JsonSchema(_)))));
+    }
+}

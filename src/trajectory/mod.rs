@@ -1,0 +1,146 @@
+//! Phase 2 of APIGen-MT: a simulated human and an agent talk in the live environment, and only
+//! conversations that provably reach a blueprint's outcome are kept.
+//!
+//! * [`user`]: the simulated human, one best-of-n turn at a time, scored by a judge;
+//! * [`agent`]: the agent loop, which runs the agent's tool calls against the environment;
+//! * [`verify`]: the two checks (final state, expected outputs);
+//! * [`runner`]: attempts per blueprint, concurrency, and the output files.
+
+pub mod agent;
+pub mod runner;
+pub mod user;
+pub mod verify;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::engine::SamplingParams;
+use crate::env::Action;
+
+/// A task to act out: what the human wants, and what a correct agent does and says.
+///
+/// This is the part of Phase 1's blueprint that Phase 2 reads; other fields of a blueprint line
+/// are ignored, so τ-bench tasks converted to this shape go through the same code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Blueprint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The user's goal, written for the simulated human.
+    pub instruction: String,
+    /// The ground-truth actions (a_gt); replaying them on fresh data gives the expected state.
+    pub actions: Vec<Action>,
+    /// Strings the agent must say (o_gt).
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persona: Option<String>,
+    /// The generated world this blueprint was written against, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_seed: Option<u64>,
+}
+
+impl Blueprint {
+    /// Reads one blueprint per non-empty line; `origin` names the file in errors.
+    pub fn parse_jsonl(text: &str, origin: &str) -> anyhow::Result<Vec<Blueprint>> {
+        let mut out = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let value: Value = serde_json::from_str(line)
+                .map_err(|e| anyhow::anyhow!("{origin}:{}: not a JSON object: {e}", number + 1))?;
+            let blueprint: Blueprint = serde_json::from_value(value)
+                .map_err(|e| anyhow::anyhow!("{origin}:{}: not a blueprint: {e}", number + 1))?;
+            out.push(blueprint);
+        }
+        Ok(out)
+    }
+}
+
+/// How one role samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleSettings {
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+}
+
+/// Everything that shapes a Phase 2 run besides the models and the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrajectoryConfig {
+    pub run_seed: u64,
+    /// Tries per blueprint.
+    pub attempts: usize,
+    /// Candidates per simulated-user turn; 1 skips the judge.
+    pub best_of: usize,
+    /// Agent steps (generations) per conversation.
+    pub max_turns: usize,
+    /// Consecutive unparseable agent turns after which the conversation is abandoned.
+    pub max_parse_errors: usize,
+    /// Conversations in flight at once.
+    pub concurrency: usize,
+    pub agent: RoleSettings,
+    pub user: RoleSettings,
+    pub judge: RoleSettings,
+}
+
+impl Default for TrajectoryConfig {
+    fn default() -> Self {
+        let role = |temperature: f32, max_tokens: usize| RoleSettings {
+            sampling: SamplingParams {
+                temperature,
+                ..SamplingParams::default()
+            },
+            max_tokens,
+        };
+        Self {
+            run_seed: 0,
+            attempts: 3,
+            best_of: 4,
+            max_turns: 30,
+            max_parse_errors: 3,
+            concurrency: 4,
+            agent: role(0.0, 512),
+            user: role(0.8, 128),
+            judge: role(0.0, 16),
+        }
+    }
+}
+
+/// Why an attempt was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    StateMismatch,
+    MissingOutputs,
+    MaxTurns,
+    ContextExceeded,
+    ParseErrors,
+}
+
+impl Rejection {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rejection::StateMismatch => "state_mismatch",
+            Rejection::MissingOutputs => "missing_outputs",
+            Rejection::MaxTurns => "max_turns",
+            Rejection::ContextExceeded => "context_exceeded",
+            Rejection::ParseErrors => "parse_errors",
+        }
+    }
+}
+
+/// Tokens a conversation cost, per role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub prompt: usize,
+    pub completion: usize,
+}
+
+impl TokenUsage {
+    pub fn add(&mut self, completion: &crate::engine::Completion) {
+        self.prompt += completion.prompt_tokens;
+        self.completion += completion.completion_tokens();
+    }
+}

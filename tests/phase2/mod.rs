@@ -1,0 +1,312 @@
+//! Phase 2 end to end: a scripted agent that replays a blueprint's own ground truth must verify
+//! (and a one-argument change must not), and the `trajectories` command on the real SmolLM2 GGUF
+//! records every attempt and repeats itself exactly.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use apigen_mt::chat::generic::call_text;
+use apigen_mt::chat::{Role, ToolCall};
+use apigen_mt::engine::{
+    Completion, EngineError, EngineHandle, FinishReason, LanguageModel, ModelInfo, Prompt, Request,
+};
+use apigen_mt::env::{Action, Db};
+use apigen_mt::prompts::Prompts;
+use apigen_mt::trajectory::agent::Models;
+use apigen_mt::trajectory::runner::{run, Run, Stats, World};
+use apigen_mt::trajectory::user::STOP;
+use apigen_mt::trajectory::{Blueprint, TrajectoryConfig};
+
+/// An agent that makes `calls` one per step (in the generic tool-call format), then says
+/// `answer`; a user who asks once and then stops. Replies depend only on the prompt, so any
+/// number of threads may share it.
+struct Replay {
+    info: ModelInfo,
+    calls: Vec<Action>,
+    answer: String,
+}
+
+impl LanguageModel for Replay {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn generate_streaming(&self, request: Request, _: &mut dyn FnMut(&str)) -> Result<Completion, EngineError> {
+        let Prompt::Chat { messages, tools, .. } = &request.prompt else {
+            return Err(EngineError::Invalid("expected a chat prompt".into()));
+        };
+        let spoken = messages.iter().filter(|m| m.role == Role::Assistant).count();
+        let text = if tools.is_empty() {
+            if spoken == 0 {
+                "Please change my default address."
+            } else {
+                STOP
+            }
+            .to_string()
+        } else if let Some(action) = self.calls.get(spoken) {
+            call_text(&ToolCall {
+                id: String::new(),
+                name: action.name.clone(),
+                arguments: action.kwargs.clone(),
+            })
+        } else {
+            self.answer.clone()
+        };
+        Ok(Completion {
+            text,
+            tokens: vec![0; 3],
+            prompt_tokens: 10,
+            cached_tokens: 0,
+            finish_reason: FinishReason::Stop,
+            error: None,
+        })
+    }
+
+    fn count_tokens(&self, _: &Prompt) -> Result<usize, EngineError> {
+        Ok(10)
+    }
+}
+
+fn world() -> Db {
+    apigen_mt::env::generate::generate("retail", 0).expect("retail generates")
+}
+
+fn first_user(db: &Db) -> String {
+    db["users"]
+        .as_object()
+        .and_then(|u| u.keys().next().cloned())
+        .expect("the world has users")
+}
+
+fn action(name: &str, kwargs: Value) -> Action {
+    Action {
+        name: name.into(),
+        kwargs: kwargs.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+fn blueprint(user: &str, zip: &str) -> Blueprint {
+    let address = json!({"user_id": user, "address1": "12 Quarry Lane", "address2": "Unit 4", "city": "Dover",
+                         "state": "DE", "country": "USA", "zip": zip});
+    Blueprint {
+        id: Some("move".into()),
+        instruction: format!(
+            "You are {user}. You moved; update your default address to 12 Quarry Lane, Unit 4, Dover DE {zip}."
+        ),
+        actions: vec![
+            action("get_user_details", json!({"user_id": user})),
+            action("modify_user_address", address),
+        ],
+        outputs: vec![zip.to_string()],
+        user_id: Some(user.into()),
+        persona: None,
+        data_seed: Some(0),
+    }
+}
+
+fn replay_run(calls: Vec<Action>, answer: &str, blueprint: &Blueprint, attempts: usize, out: &Path) -> Stats {
+    let info = ModelInfo {
+        name: "replay".into(),
+        architecture: "script".into(),
+        context_length: 100_000,
+        tool_format: "generic".into(),
+        template_supports_tools: false,
+    };
+    let handle = EngineHandle::new(Arc::new(Replay {
+        info,
+        calls,
+        answer: answer.into(),
+    }));
+    let models = Models {
+        agent: handle.clone(),
+        user: handle.clone(),
+        judge: handle,
+    };
+    let prompts = Prompts::load(None).expect("compiled-in prompts");
+    let config = TrajectoryConfig {
+        attempts,
+        best_of: 1,
+        max_turns: 6,
+        concurrency: 2,
+        ..TrajectoryConfig::default()
+    };
+    let domain = apigen_mt::env::domain("retail").expect("retail");
+    let policy = apigen_mt::env::policy::document("retail").expect("policy");
+    let setup = Run {
+        models: &models,
+        prompts: &prompts,
+        config: &config,
+        policy,
+        domain,
+        world: World::Generated(9),
+    };
+    run(setup, std::slice::from_ref(blueprint), out).expect("the run completes")
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).expect("output file");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn replaying_the_ground_truth_verifies_and_a_changed_argument_does_not() {
+    let user = first_user(&world());
+    let bp = blueprint(&user, "19901");
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let good = dir.path().join("good");
+    let stats = replay_run(
+        bp.actions.clone(),
+        "Done: your address now ends in 19,901.",
+        &bp,
+        2,
+        &good,
+    );
+    assert_eq!(
+        (
+            stats.trajectories.attempted,
+            stats.trajectories.verified,
+            stats.trajectories.duplicates
+        ),
+        (2, 1, 1)
+    );
+    let kept = lines(&good.join("trajectories.jsonl"));
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["final_hash"], kept[0]["expected_hash"]);
+    assert_eq!(kept[0]["tool_calls"], 2);
+    assert_eq!(kept[0]["messages"][0]["role"], "system");
+    assert!(lines(&good.join("rejected.jsonl")).is_empty());
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(good.join("stats.json")).expect("stats")).expect("JSON");
+    assert_eq!(written["trajectories"]["attempted"], 2);
+    assert_eq!(written["trajectories"]["verified"], 1);
+
+    // One argument differs: the state no longer matches, and the diff shows where.
+    let mut changed = bp.actions.clone();
+    changed[1].kwargs.insert("zip".into(), json!("19902"));
+    let bad = dir.path().join("bad");
+    let stats = replay_run(changed, "Done: your address now ends in 19901.", &bp, 1, &bad);
+    assert_eq!((stats.trajectories.verified, stats.trajectories.rejected), (0, 1));
+    assert_eq!(stats.rejected_by_reason.get("state_mismatch"), Some(&1));
+    let rejected = lines(&bad.join("rejected.jsonl"));
+    assert_eq!(rejected[0]["reason"], "state_mismatch");
+    let diff = rejected[0]["diff"].as_array().expect("a diff");
+    assert!(
+        diff.iter()
+            .any(|op| op["path"] == format!("/users/{user}/address/zip") && op["value"] == "19902"),
+        "{diff:?}"
+    );
+
+    // The right state but the expected output never said: missing outputs.
+    let quiet = dir.path().join("quiet");
+    let stats = replay_run(bp.actions.clone(), "Done.", &bp, 1, &quiet);
+    assert_eq!(stats.rejected_by_reason.get("missing_outputs"), Some(&1));
+    assert_eq!(
+        lines(&quiet.join("rejected.jsonl"))[0]["missing_outputs"],
+        json!(["19901"])
+    );
+}
+
+/// The shared SmolLM2 folder, or `None` (with a notice) where this checkout has none.
+fn shared_smollm2() -> Option<PathBuf> {
+    let root = match std::env::var_os("APIGEN_SHARED") {
+        Some(shared) => PathBuf::from(shared),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+    };
+    let gguf = root.join("models/smollm2-135m-instruct/model-q4_1.gguf");
+    if gguf.exists() {
+        Some(gguf)
+    } else {
+        eprintln!("skipped: {} is absent", gguf.display());
+        None
+    }
+}
+
+/// Opt-in (`cargo test --release -- --ignored phase2`): in the dev profile on a shared 2-core
+/// machine one attempt did not finish within 9 minutes, and its release timing is unmeasured.
+#[test]
+#[ignore = "slow on CPU; run in release with --ignored"]
+fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_itself() {
+    let Some(gguf) = shared_smollm2() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = world();
+    let user = first_user(&db);
+    let email = db["users"][&user]["email"]
+        .as_str()
+        .expect("users have an email")
+        .to_string();
+    let bp = json!({"id": "lookup", "instruction": format!("You are {user} and want to know the email address on your account."),
+                    "actions": [{"name": "get_user_details", "kwargs": {"user_id": user}}],
+                    "outputs": [email], "data_seed": 0, "extra_field": "ignored"});
+    let blueprints = dir.path().join("blueprints.jsonl");
+    std::fs::write(&blueprints, format!("{bp}\n")).expect("write blueprints");
+    // A one-line policy keeps the agent's prompt (and the test) short.
+    let policy = dir.path().join("policy.md");
+    std::fs::write(&policy, "Help the customer with their retail account.\n").expect("write policy");
+    let run_once = |out: &str| {
+        let out = dir.path().join(out);
+        let status = Command::new(env!("CARGO_BIN_EXE_apigen-mt"))
+            .args(["trajectories", "--domain", "retail", "--model"])
+            .arg(&gguf)
+            .arg("--blueprints")
+            .arg(&blueprints)
+            .arg("--out")
+            .arg(&out)
+            .arg("--policy")
+            .arg(&policy)
+            .args([
+                "--seed",
+                "3",
+                "--attempts",
+                "2",
+                "--best-of",
+                "2",
+                "--max-turns",
+                "2",
+                "--concurrency",
+                "2",
+            ])
+            .args([
+                "--agent-max-tokens",
+                "24",
+                "--user-max-tokens",
+                "16",
+                "--judge-max-tokens",
+                "12",
+            ])
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .expect("the binary runs");
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        out
+    };
+    let first = run_once("a");
+    let kept = lines(&first.join("trajectories.jsonl"));
+    let rejected = lines(&first.join("rejected.jsonl"));
+    let stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(first.join("stats.json")).expect("stats")).expect("JSON");
+    let t = &stats["trajectories"];
+    assert_eq!(t["attempted"], 1);
+    assert_eq!(t["verified"].as_u64(), Some(kept.len() as u64));
+    assert_eq!(t["rejected"].as_u64(), Some(rejected.len() as u64));
+    assert_eq!(
+        t["verified"].as_u64().unwrap_or(0)
+            + t["rejected"].as_u64().unwrap_or(0)
+            + t["duplicates"].as_u64().unwrap_or(0),
+        2
+    );
+    for record in kept.iter().chain(&rejected) {
+        assert!(record["messages"].as_array().is_some_and(|m| !m.is_empty()));
+        assert_eq!(record["user_turns"][0]["candidates"].as_array().map(Vec::len), Some(1));
+    }
+    let second = run_once("b");
+    for name in ["trajectories.jsonl", "rejected.jsonl", "stats.json"] {
+        let read = |dir: &Path| std::fs::read(dir.join(name)).expect("output file");
+        assert_eq!(read(&first), read(&second), "{name} differs between identical runs");
+    }
+}
