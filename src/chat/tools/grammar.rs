@@ -42,10 +42,7 @@ pub fn call_grammar(format: ToolFormat, tools: &[Value]) -> Result<CallGrammar> 
                 bail!("tool {i} has no name: {}", crate::chat::generic::to_json(tool));
             };
             let mut parameters = function.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object"}));
-            // A constrained call names only the declared arguments: tools reject unknown ones.
-            if let Some(fields) = parameters.as_object_mut().filter(|f| f.contains_key("properties")) {
-                fields.entry("additionalProperties").or_insert(json!(false));
-            }
+            bound_arguments(&mut parameters);
             Ok(json!({
                 "type": "object",
                 "properties": {"name": {"enum": [name]}, arguments_key: parameters},
@@ -71,6 +68,32 @@ pub fn call_grammar(format: ToolFormat, tools: &[Value]) -> Result<CallGrammar> 
         ToolFormat::Xlam => grammar("[", true, array(one_call), ""),
         ToolFormat::Mistral => grammar("[TOOL_CALLS]", false, array(one_call), ""),
     })
+}
+
+/// Longest free-text argument a forced call may write, in characters. Tool arguments are ids,
+/// names and short phrases; without a bound, a small model sampling at temperature 1 can fill its
+/// whole token budget inside one string, and the call never closes.
+pub const MAX_FREE_STRING: u64 = 128;
+
+/// Tightens a tool's parameter schema for constrained calls: objects name only their declared
+/// properties (tools reject unknown arguments), and strings with no enum, pattern or length
+/// bound of their own get [`MAX_FREE_STRING`].
+fn bound_arguments(schema: &mut Value) {
+    let Some(fields) = schema.as_object_mut() else { return };
+    if fields.contains_key("properties") {
+        fields.entry("additionalProperties").or_insert(json!(false));
+    }
+    let free_string = fields.get("type").and_then(Value::as_str) == Some("string")
+        && !["enum", "const", "pattern", "maxLength", "format"].iter().any(|k| fields.contains_key(*k));
+    if free_string {
+        fields.insert("maxLength".into(), json!(MAX_FREE_STRING));
+    }
+    if let Some(Value::Object(props)) = fields.get_mut("properties") {
+        props.values_mut().for_each(bound_arguments);
+    }
+    if let Some(items) = fields.get_mut("items") {
+        bound_arguments(items);
+    }
 }
 
 impl CallGrammar {
@@ -104,6 +127,23 @@ impl CallGrammar {
 #[cfg(test)]
 mod lark_tests {
     use super::*;
+
+    #[test]
+    fn forced_arguments_are_closed_and_free_strings_bounded() {
+        let mut schema = json!({"type": "object", "properties": {
+            "order_id": {"type": "string"},
+            "reason": {"type": "string", "enum": ["a", "b"]},
+            "items": {"type": "array", "items": {"type": "string"}},
+            "address": {"type": "object", "properties": {"zip": {"type": "string", "pattern": "^[0-9]{5}$"}}}
+        }});
+        bound_arguments(&mut schema);
+        assert_eq!(schema["additionalProperties"], json!(false));
+        assert_eq!(schema["properties"]["order_id"]["maxLength"], json!(MAX_FREE_STRING));
+        assert!(schema["properties"]["reason"].get("maxLength").is_none());
+        assert_eq!(schema["properties"]["items"]["items"]["maxLength"], json!(MAX_FREE_STRING));
+        assert_eq!(schema["properties"]["address"]["additionalProperties"], json!(false));
+        assert!(schema["properties"]["address"]["properties"]["zip"].get("maxLength").is_none());
+    }
 
     #[test]
     fn lark_wraps_the_schema_in_the_formats_call_text() {
