@@ -1,5 +1,6 @@
 //! The integration tests, in one binary so that CI links once (Cargo.toml sets autotests = false).
 
+mod batching;
 mod cli;
 mod constrain;
 mod engine;

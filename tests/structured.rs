@@ -4,7 +4,6 @@
 use apigen_mt::chat::tools::{parse, tool_choice_constraint, CallContext, ToolFormat};
 use apigen_mt::chat::Message;
 use apigen_mt::engine::loaded::{LoadOptions, LoadedModel};
-use apigen_mt::engine::sequential::SequentialEngine;
 use apigen_mt::engine::{Constraint, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
 use serde_json::{json, Value};
 
@@ -15,7 +14,7 @@ fn smollm2() -> Option<EngineHandle> {
     let options = LoadOptions::from_env(true).expect("load options");
     let model = LoadedModel::load(dir.join("model-q4_1.gguf").to_str().expect("utf-8 path"), &options)
         .expect("SmolLM2 loads");
-    Some(SequentialEngine::start(model).expect("engine starts"))
+    Some(apigen_mt::engine::start(model, apigen_mt::engine::EngineConfig::default()).expect("engine starts"))
 }
 
 fn sampled(seed: u64) -> SamplingParams {

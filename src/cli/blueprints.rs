@@ -9,7 +9,6 @@ use super::load::ModelArgs;
 use crate::blueprint::attempt::AttemptConfig;
 use crate::blueprint::caller::RoleConfig;
 use crate::blueprint::run::{run as run_blueprints, RunConfig};
-use crate::engine::sequential::SequentialEngine;
 use crate::engine::SamplingParams;
 use crate::env::domain;
 use crate::prompts::Prompts;
@@ -115,7 +114,7 @@ pub fn run(args: BlueprintsArgs) -> Result<()> {
     let config = args.config()?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let pool = fewshot::pool(&args.domain, &args.few_shot)?;
-    let engine = SequentialEngine::start(args.model.load()?)?;
+    let engine = args.model.start()?;
     let stats = run_blueprints(&engine, &prompts, &config, &pool, &args.out)?;
     println!("{}", serde_json::to_string_pretty(&stats["blueprints"])?);
     Ok(())

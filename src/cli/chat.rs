@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use super::load::ModelArgs;
 use crate::chat::tools::{parse, tool_choice_constraint, CallContext, ToolFormat};
 use crate::chat::Message;
-use crate::engine::sequential::SequentialEngine;
 use crate::engine::{Completion, Constraint, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
 
 /// Chat with a model through its own chat template.
@@ -143,7 +142,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
     validate(&args)?;
     let constraint = args.constraint()?;
     let tools = args.tools.as_deref().map(read_tools).transpose()?;
-    let engine = SequentialEngine::start(args.model.load()?)?;
+    let engine = args.model.start()?;
     let mut history: Vec<Message> = args.system.iter().map(Message::system).collect();
     if let (Some(prompt), Some(tools)) = (&args.prompt, &tools) {
         history.push(Message::user(prompt));

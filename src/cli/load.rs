@@ -5,6 +5,7 @@ use clap::Args;
 
 use crate::chat::CalendarDate;
 use crate::engine::loaded::{parse_device, parse_dtype, LoadOptions, LoadedModel};
+use crate::engine::{self, EngineConfig, EngineHandle};
 
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -26,6 +27,12 @@ pub struct ModelArgs {
     /// so that prompts do not change with the day they are rendered.
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<String>,
+    /// Memory for the key/value cache of running sequences and reusable prompt prefixes, in
+    /// MiB (default: half the memory available after loading the model). Sequences that do not
+    /// fit wait, or are paused and recomputed later; a single request larger than this fails
+    /// with finish reason `length`.
+    #[arg(long, value_name = "MIB")]
+    pub kv_cache_mb: Option<usize>,
 }
 
 impl ModelArgs {
@@ -42,6 +49,15 @@ impl ModelArgs {
     pub fn load(&self) -> Result<LoadedModel> {
         let options = self.load_options()?;
         LoadedModel::load(&self.model, &options).with_context(|| format!("loading model {}", self.model))
+    }
+
+    /// Loads the model and starts an engine on it.
+    pub fn start(&self) -> Result<EngineHandle> {
+        if self.kv_cache_mb == Some(0) {
+            anyhow::bail!("--kv-cache-mb must be at least 1");
+        }
+        let model = self.load()?;
+        Ok(engine::start(model, EngineConfig::with_kv_cache_mb(self.kv_cache_mb))?)
     }
 }
 

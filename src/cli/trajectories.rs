@@ -6,7 +6,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::load::ModelArgs;
-use crate::engine::sequential::SequentialEngine;
 use crate::engine::{EngineHandle, SamplingParams};
 use crate::prompts::Prompts;
 use crate::trajectory::agent::Models;
@@ -143,7 +142,7 @@ impl TrajectoriesArgs {
                 model: name.to_string(),
                 ..self.model.clone()
             };
-            let engine = SequentialEngine::start(args.load()?)?;
+            let engine = args.start()?;
             loaded.push((name.to_string(), engine.clone()));
             Ok(engine)
         };

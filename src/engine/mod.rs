@@ -3,16 +3,20 @@
 //! Pipeline code holds a cheap, cloneable [`EngineHandle`] and calls [`EngineHandle::generate`]
 //! from as many threads as it likes; each call reads as plain sequential logic ("ask the
 //! generator"). Behind the handle, the engine owns the model, the tokenizer and the KV cache and
-//! decides how requests share forward passes. Swapping the sequential implementation for a
-//! batching one changes nothing on this side of the door.
+//! decides how requests share forward passes ([`batch`]: continuous batching with a prefix
+//! cache); none of that shows on this side of the door.
 //!
 //! Unit tests of pipeline control flow may implement [`LanguageModel`] with a scripted model;
 //! the product only ever uses the real engine.
 
+pub mod batch;
 pub mod loaded;
+pub mod prefix;
 pub mod sampling;
-pub mod sequential;
+mod sequence;
 pub mod stop;
+
+pub use batch::{start, EngineConfig};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,17 +196,54 @@ pub struct ModelInfo {
     pub template_supports_tools: bool,
 }
 
-/// What an engine has done since it started, for progress lines and benchmarks.
+/// What an engine has done since it started, for progress lines, reports and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct EngineMetrics {
     /// Requests finished (including failed ones).
     pub requests: u64,
     pub prompt_tokens: u64,
     pub generated_tokens: u64,
+    /// Prompt tokens served from the prefix cache instead of computed (preempted sequences
+    /// resuming count too).
+    pub prefix_hit_tokens: u64,
+    /// Forward passes.
+    pub steps: u64,
+    /// Sequences summed over steps: `step_sequences / steps` is the mean batch occupancy.
+    pub step_sequences: u64,
+    /// Tokens summed over steps.
+    pub step_tokens: u64,
+    /// Sequences whose cache was dropped for memory and recomputed later.
+    pub preemptions: u64,
+    /// The most KV cache bytes held at once (live sequences and cached prefixes).
+    pub peak_kv_bytes: u64,
     /// Time spent inside the model's forward passes.
     pub forward_time: Duration,
+    /// Time spent computing constraint masks and advancing grammars.
+    pub mask_time: Duration,
+    /// Tokens generated under a constraint: `mask_time / masked_tokens` is the cost per token.
+    pub masked_tokens: u64,
     /// Wall time the engine spent serving requests (forward passes, sampling, decoding).
     pub busy_time: Duration,
+}
+
+impl EngineMetrics {
+    /// Share of prompt tokens the prefix cache supplied.
+    pub fn prefix_hit_rate(&self) -> f64 {
+        if self.prompt_tokens == 0 {
+            0.0
+        } else {
+            self.prefix_hit_tokens as f64 / self.prompt_tokens as f64
+        }
+    }
+
+    /// Mean sequences per forward pass.
+    pub fn mean_batch(&self) -> f64 {
+        if self.steps == 0 {
+            0.0
+        } else {
+            self.step_sequences as f64 / self.steps as f64
+        }
+    }
 }
 
 /// A model that answers requests. The product implements it with the engine; tests of pipeline
@@ -219,6 +260,10 @@ pub trait LanguageModel: Send + Sync {
 
     /// Token count of a prompt as this model would see it, for context-budget decisions.
     fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError>;
+
+    /// Tells the engine a conversation is over, so its cached prefixes need no longer be kept
+    /// ahead of others. Only a hint: the default does nothing.
+    fn end_session(&self, _session: &str) {}
 
     /// Totals so far; a scripted model has none to report.
     fn metrics(&self) -> EngineMetrics {
@@ -253,6 +298,10 @@ impl EngineHandle {
     }
     pub fn metrics(&self) -> EngineMetrics {
         self.0.metrics()
+    }
+    /// See [`LanguageModel::end_session`].
+    pub fn end_session(&self, session: &str) {
+        self.0.end_session(session)
     }
 }
 

@@ -117,6 +117,12 @@ impl Decoder {
         &self.device
     }
 
+    /// Bytes of key/value cache one token takes, over all layers.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        let c = &self.config;
+        2 * c.num_layers * c.num_kv_heads * c.head_dim * self.dtype.size_in_bytes()
+    }
+
     /// An empty cache for one sequence.
     pub fn new_kv(&self) -> SeqKv {
         SeqKv::new(

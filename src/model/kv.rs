@@ -35,6 +35,10 @@ pub struct SeqKv {
 }
 
 impl SeqKv {
+    /// Tokens per unit of copy-on-write: a write into storage shared with a clone copies at most
+    /// this many tokens' keys and values.
+    pub const BLOCK_TOKENS: usize = 16;
+
     pub(crate) fn new(
         num_layers: usize,
         num_kv_heads: usize,
@@ -74,6 +78,14 @@ impl SeqKv {
             .flatten()
             .map(|b| b.k.elem_count() * b.k.dtype().size_in_bytes() * 2)
             .sum()
+    }
+
+    /// The storage this sequence references: a stable identity for each buffer and its size in
+    /// bytes, so that memory shared between clones can be counted once.
+    pub fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.layers.iter().flatten().map(|b| {
+            (Arc::as_ptr(b) as usize, b.k.elem_count() * b.k.dtype().size_in_bytes() * 2)
+        })
     }
 
     /// Whether this cache was made for a model with these attention dimensions.
