@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, each a thin layer over the library.
 
+pub mod bench;
 pub mod blueprints;
 pub mod chat;
 pub mod env;
@@ -30,6 +31,9 @@ pub enum Command {
     Models(models::ModelsArgs),
     /// Environments: domains, tool schemas, replays, policies, dependency graphs, generated worlds.
     Env(env::EnvArgs),
+    /// Measure prefill and decode throughput at several concurrencies (llama-batched-bench's
+    /// definitions), optionally checking that batching does not change outputs.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the parsed command. Every failure comes back as an error for `main` to print.
@@ -40,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chat(args) => chat::run(args),
         Command::Models(args) => models::run(args),
         Command::Env(args) => env::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

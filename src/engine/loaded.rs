@@ -242,6 +242,11 @@ impl Frontend {
         self.eos.contains(&token)
     }
 
+    /// Every token that ends generation.
+    pub fn eos_tokens(&self) -> &[u32] {
+        &self.eos
+    }
+
     /// The prompt's token ids as the model will see them.
     pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, EngineError> {
         let text = match prompt {

@@ -97,6 +97,9 @@ pub struct Request {
     pub constraint: Option<Constraint>,
     /// Pins a conversation's cached prefix while the session lives; never needed for correctness.
     pub session: Option<String>,
+    /// Never end on an end-of-sequence token (it is masked out): benchmarks use it to generate
+    /// exactly `max_tokens`.
+    pub ignore_eos: bool,
 }
 
 impl Request {
@@ -108,6 +111,7 @@ impl Request {
             stop: Vec::new(),
             constraint: None,
             session: None,
+            ignore_eos: false,
         }
     }
     pub fn sampling(mut self, sampling: SamplingParams) -> Self {
@@ -128,6 +132,10 @@ impl Request {
     }
     pub fn session(mut self, id: impl Into<String>) -> Self {
         self.session = Some(id.into());
+        self
+    }
+    pub fn ignore_eos(mut self) -> Self {
+        self.ignore_eos = true;
         self
     }
 }

@@ -135,6 +135,13 @@ impl Sequence {
     /// Masks, samples and advances the constraint for one step. `Err` carries the reason a
     /// constrained request cannot continue.
     fn sample(&mut self, logits: &mut [f32], frontend: &Frontend) -> Result<Step, String> {
+        if self.request.ignore_eos {
+            for &eos in frontend.eos_tokens() {
+                if let Some(logit) = logits.get_mut(eos as usize) {
+                    *logit = f32::NEG_INFINITY;
+                }
+            }
+        }
         let Some(constraint) = self.constraint.as_mut() else {
             return match self.sampler.sample(logits, &self.tokens) {
                 Some(token) if frontend.is_eos(token) => Ok(Step::End(FinishReason::Stop, None)),
