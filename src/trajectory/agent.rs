@@ -85,6 +85,17 @@ pub struct Setup<'a> {
     pub seed: u64,
 }
 
+/// The engine session of a conversation's agent turns: each turn re-sends the growing
+/// conversation, and the engine keeps its computed prefix while the session lives.
+fn agent_session(seed: u64) -> String {
+    format!("agent-{seed:016x}")
+}
+
+/// The engine session of a conversation's simulated-user turns.
+fn user_session(seed: u64) -> String {
+    format!("user-{seed:016x}")
+}
+
 /// Plays one conversation out on `env`.
 pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
     let config = setup.config;
@@ -99,7 +110,8 @@ pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
         &config.user,
         &config.judge,
         config.best_of,
-    )?;
+    )?
+    .with_session(user_session(setup.seed));
     let mut messages = vec![Message::system(setup.policy)];
     let mut user_turns = Vec::new();
     let (mut agent_steps, mut tool_calls, mut parse_errors, mut failures_in_a_row) = (0, 0, 0, 0);
@@ -135,7 +147,8 @@ pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
             };
             let request = Request::new(prompt)
                 .sampling(sampling)
-                .max_tokens(config.agent.max_tokens);
+                .max_tokens(config.agent.max_tokens)
+                .session(agent_session(setup.seed));
             let completion = match generate_in_context(&setup.models.agent, request, &mut agent_tokens)? {
                 Ok(completion) => completion,
                 Err(_) => break 'conversation End::ContextExceeded,
@@ -190,6 +203,9 @@ pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
             }
         }
     };
+    // The conversation's cached prompts need no longer be kept ahead of others'.
+    setup.models.agent.end_session(&agent_session(setup.seed));
+    setup.models.user.end_session(&user_session(setup.seed));
     let tokens = RoleTokens {
         agent: agent_tokens,
         user: user.user_tokens,

@@ -84,6 +84,8 @@ pub struct UserSimulator<'a> {
     history: Vec<Message>,
     pub user_tokens: TokenUsage,
     pub judge_tokens: TokenUsage,
+    /// The engine session the user's requests carry.
+    session: Option<String>,
 }
 
 /// The judge's answer shape.
@@ -122,7 +124,14 @@ impl<'a> UserSimulator<'a> {
             history: vec![Message::system(system)],
             user_tokens: TokenUsage::default(),
             judge_tokens: TokenUsage::default(),
+            session: None,
         })
+    }
+
+    /// Tags the user's requests with an engine session, so its growing prompt stays cached.
+    pub fn with_session(mut self, session: String) -> Self {
+        self.session = Some(session);
+        self
     }
 
     /// The agent said `agent_text`; returns the user's next message. `seed` is derived per turn;
@@ -135,9 +144,10 @@ impl<'a> UserSimulator<'a> {
                 seed: crate::seeds::derive(seed, &["candidate", &index.to_string()]),
                 ..self.user.sampling.clone()
             };
-            let request = Request::new(Prompt::chat(self.history.clone()))
+            let mut request = Request::new(Prompt::chat(self.history.clone()))
                 .sampling(sampling)
                 .max_tokens(self.user.max_tokens);
+            request.session = self.session.clone();
             match generate_in_context(self.model, request, &mut self.user_tokens)? {
                 Ok(completion) => candidates.push(clean(&completion.text)),
                 Err(exceeded) => return Ok(Err(exceeded)),
