@@ -517,3 +517,63 @@ fn smollm2_mask_time() {
     }
     eprintln!("{masks} masks for {tokens} tokens; mean {:?} per mask", total / masks as u32);
 }
+
+// ---------------------------------------------------------------------------------------------
+// `auto` tool choice: free text until the format's trigger, a well-formed call after it.
+
+/// Feeds `text` to `seq` token by token, computing each mask first; the first refusal's error.
+fn feed(seq: &mut SeqConstraint, tokenizer: &Tokenizer, text: &str) -> Result<(), String> {
+    let ids = tokenizer.encode(text, false).map_err(|e| e.to_string())?.get_ids().to_vec();
+    for id in ids {
+        seq.compute_mask().map_err(|e| e.to_string())?;
+        seq.commit(id).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn auto_tools() -> Vec<Value> {
+    vec![json!({"type": "function", "function": {"name": "get_order", "parameters": {
+        "type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}}})]
+}
+
+#[test]
+fn auto_tool_choice_allows_free_text_and_constrains_from_the_trigger_on() {
+    use apigen_mt::chat::tools::{tool_choice_constraint, ToolFormat};
+    let TinyVocab { tokenizer, eos } = tiny_vocab(Value::Null);
+    let compiler = ConstraintCompiler::new(&tokenizer, &[eos]).expect("the compiler builds");
+    let constraint = tool_choice_constraint("auto", ToolFormat::Generic, &auto_tools())
+        .expect("grammar builds")
+        .expect("auto constrains when tools are offered");
+
+    // Plain text, with brackets and braces but no trigger, ends where the model ends it.
+    let mut plain = compiler.compile(&constraint).expect("compiles");
+    feed(&mut plain, &tokenizer, "Sure {not a call} <b>tool</b>, anything goes.").expect("free text is allowed");
+    plain.compute_mask().unwrap();
+    plain.commit(eos).expect("free text may end");
+    assert!(plain.is_complete());
+
+    // After the trigger only the call may follow.
+    let mut call = compiler.compile(&constraint).expect("compiles");
+    feed(&mut call, &tokenizer, "Let me look. <tool_call>").expect("text then the trigger");
+    let err = feed(&mut call, &tokenizer, "hello").expect_err("prose after the trigger is refused");
+    assert!(err.contains("not allowed"), "{err}");
+
+    let mut call = compiler.compile(&constraint).expect("compiles");
+    feed(&mut call, &tokenizer, "Let me look. <tool_call>{\"name\":\"get_order\",\"arguments\":{\"id\":\"#W1\"}}</tool_call>")
+        .expect("a well-formed call is accepted");
+    let mut wrong = compiler.compile(&constraint).expect("compiles");
+    let err = feed(&mut wrong, &tokenizer, "<tool_call>{\"name\":\"cancel_order\"").expect_err("unknown tool refused");
+    assert!(err.contains("not allowed"), "{err}");
+}
+
+#[test]
+fn auto_tool_choice_in_json_first_formats_reads_a_leading_brace_as_a_call() {
+    use apigen_mt::chat::tools::{tool_choice_constraint, ToolFormat};
+    let (compiler, tokenizer) = tiny_compiler();
+    let constraint = tool_choice_constraint("auto", ToolFormat::Llama3, &auto_tools()).unwrap().unwrap();
+    let mut text = compiler.compile(&constraint).unwrap();
+    feed(&mut text, &tokenizer, "The order {id} is on its way.").expect("text that does not start with { is free");
+    let mut call = compiler.compile(&constraint).unwrap();
+    let err = feed(&mut call, &tokenizer, "{oops").expect_err("a leading brace starts a call");
+    assert!(err.contains("not allowed"), "{err}");
+}

@@ -81,7 +81,8 @@ pub struct ChatArgs {
     /// the calls the model makes as a JSON array of {name, arguments}. Needs --prompt.
     #[arg(long, value_name = "FILE", conflicts_with = "constraint", requires = "prompt")]
     pub tools: Option<PathBuf>,
-    /// With --tools: `auto` (the model decides; its calls are parsed), `required` (the reply must
+    /// With --tools: `auto` (the model answers in text or calls; a call it starts must be
+    /// well-formed, to an offered tool, with valid arguments), `required` (the reply must
     /// be a call to one of the tools) or a tool's name (the reply must call that tool).
     #[arg(long, default_value = "auto", value_name = "auto|required|NAME")]
     pub tool_choice: String,
@@ -198,7 +199,8 @@ fn call_tools(engine: &EngineHandle, args: &ChatArgs, history: &[Message], tools
     let format = ToolFormat::from_name(&engine.info().tool_format)?;
     let constraint = tool_choice_constraint(&args.tool_choice, format, tools).context("--tool-choice")?;
     let completion = engine.generate(args.request(history, tools, constraint.as_ref()))?;
-    check_finish(&completion, constraint.is_some())?;
+    // In `auto` mode a plain-text reply cut short is still text; a cut call fails to parse below.
+    check_finish(&completion, constraint.is_some() && args.tool_choice != "auto")?;
     let context = CallContext { tools, parallel: format.parallel_calls(), conversation_seed: "chat", turn: 0 };
     let parsed = parse(format, &completion.text, &context)
         .map_err(|e| anyhow::anyhow!("the model's reply is not a valid tool call: {e}\nreply: {}", completion.text))?;

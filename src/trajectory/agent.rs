@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::user::{generate_in_context, UserSimulator, UserTurn, GREETING};
 use super::{Blueprint, TokenUsage, TrajectoryConfig};
-use crate::chat::tools::{parse, CallContext, ToolFormat};
+use crate::chat::tools::{parse, tool_choice_constraint, CallContext, ToolFormat};
 use crate::chat::Message;
 use crate::engine::{EngineHandle, Prompt, Request, SamplingParams};
 use crate::env::{Action, Env, ToolKind};
@@ -101,6 +101,8 @@ pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
     let config = setup.config;
     let format = ToolFormat::from_name(&setup.models.agent.info().tool_format)?;
     let tools = env.domain.openai_tools();
+    // The agent may answer in text, but a call it starts is held to an offered tool's schema.
+    let calls = tool_choice_constraint("auto", format, &tools)?;
     let conversation_seed = format!("{:016x}", setup.seed);
     let mut user = UserSimulator::new(
         &setup.models.user,
@@ -145,10 +147,11 @@ pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
                 tools: tools.clone(),
                 add_generation_prompt: true,
             };
-            let request = Request::new(prompt)
+            let mut request = Request::new(prompt)
                 .sampling(sampling)
                 .max_tokens(config.agent.max_tokens)
                 .session(agent_session(setup.seed));
+            request.constraint = calls.clone();
             let completion = match generate_in_context(&setup.models.agent, request, &mut agent_tokens)? {
                 Ok(completion) => completion,
                 Err(_) => break 'conversation End::ContextExceeded,
@@ -512,7 +515,11 @@ mod tests {
         assert_eq!(c.user_turns[1].scores, vec![Some(8), None, Some(2)]);
         assert_eq!(c.user_turns[1].chosen, 0);
         assert!(c.user_turns[1].is_stop());
-        // Candidates of one turn sample with distinct seeds; the judge runs under a schema.
+        // Candidates of one turn sample with distinct seeds; the judge runs under a schema; the
+        // agent's calls under the `auto` tool grammar.
+        let is_agent = |r: &&Request| matches!(&r.prompt, Prompt::Chat { tools, .. } if !tools.is_empty());
+        assert!(seen.iter().filter(is_agent).all(|r| matches!(r.constraint, Some(crate::engine::Constraint::Lark(_)))));
+        let seen: Vec<&Request> = seen.iter().filter(|r| !is_agent(r)).collect();
         let user_seeds: Vec<u64> = seen
             .iter()
             .filter(|r| r.constraint.is_none())

@@ -104,6 +104,39 @@ impl CallGrammar {
     /// This is how `required` and named tool choice are enforced: the reply cannot be anything
     /// but a well-formed call to an offered tool.
     pub fn lark(&self, parallel: bool) -> String {
+        let block = self.block();
+        let start = if parallel { "start: block (\"\\n\" block)*" } else { "start: block" };
+        format!("{start}\nblock: {block}\ncall: %json {}\n", self.compact_schema())
+    }
+
+    /// A Lark grammar for `auto` tool choice: the model may answer in free text, but once its
+    /// output shows the format's call trigger, the rest must be well-formed calls to offered
+    /// tools. Where the trigger is text before the JSON (`<tool_call>`, `[TOOL_CALLS]`), a lazy
+    /// rule lets any text run up to the first trigger. Where the JSON itself is the trigger
+    /// (Llama 3's `{`, xLAM's `[`), the reply is a call when it starts with that character and
+    /// free text otherwise, as the parsers read these formats.
+    pub fn lark_auto(&self, parallel: bool) -> String {
+        let more = if parallel { " (\"\\n\" block)*" } else { "" };
+        let schema = self.compact_schema();
+        if self.trigger_in_json {
+            let first = regex_escape(&self.trigger);
+            format!("start: TEXT | block{more}\nblock: call\ncall: %json {schema}\nTEXT: /([^{first}](?s:.)*)?/\n")
+        } else {
+            let literal = |text: &str| crate::env::pyjson::dumps(&Value::String(text.to_string()));
+            let close = if self.close.is_empty() { String::new() } else { format!(" {}", literal(&self.close)) };
+            // Plain text may not contain the trigger: once it appears, only a call can follow.
+            format!(
+                "start: PLAIN | head call{close}{more}\nhead[lazy]: TEXT {trigger}\nblock: {block}\ncall: %json {schema}\n\
+                 TEXT: /(?s:.)*/\nPLAIN: TEXT & ~/(?s:.)*{escaped}(?s:.)*/\n",
+                trigger = literal(&self.trigger),
+                escaped = regex_escape(&self.trigger),
+                block = self.block(),
+            )
+        }
+    }
+
+    /// One call as Lark: the trigger (unless the JSON opens with it), the call, the closing text.
+    fn block(&self) -> String {
         let literal = |text: &str| crate::env::pyjson::dumps(&Value::String(text.to_string()));
         let mut block = Vec::new();
         if !self.trigger_in_json {
@@ -113,15 +146,25 @@ impl CallGrammar {
         if !self.close.is_empty() {
             block.push(literal(&self.close));
         }
-        let start = if parallel { "start: block (\"\\n\" block)*" } else { "start: block" };
-        // Compact JSON, as for every schema constraint: a small model left free to write blanks
-        // can spend its whole budget on them.
+        block.join(" ")
+    }
+
+    /// The schema as `%json` takes it, compact: a small model left free to write blanks can
+    /// spend its whole budget on them.
+    fn compact_schema(&self) -> String {
         let mut schema = self.schema.clone();
         if let Value::Object(fields) = &mut schema {
             fields.insert("x-guidance".into(), json!({"whitespace_flexible": false}));
         }
-        format!("{start}\nblock: {}\ncall: %json {}\n", block.join(" "), crate::env::pyjson::dumps(&schema))
+        crate::env::pyjson::dumps(&schema)
     }
+}
+
+/// `text` as a regex that matches it literally (also inside a character class).
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| if "\\.+*?()|[]{}^$-/".contains(c) { vec!['\\', c] } else { vec![c] })
+        .collect()
 }
 
 #[cfg(test)]
@@ -156,13 +199,14 @@ mod lark_tests {
     }
 }
 
-/// The constraint that enforces a tool choice: `None` for `auto` (the model decides and its reply
-/// is parsed), otherwise a grammar that admits exactly one call, in `format`, to one of `tools`
-/// (`required`) or to the tool named `choice`.
+/// The constraint that enforces a tool choice: for `auto`, free text or calls, constrained from
+/// the format's trigger on; otherwise a grammar that admits exactly one call, in `format`, to one
+/// of `tools` (`required`) or to the tool named `choice`. `None` when there are no tools.
 pub fn tool_choice_constraint(choice: &str, format: ToolFormat, tools: &[Value]) -> Result<Option<Constraint>> {
     let name_of = |tool: &Value| tool.get("function").unwrap_or(tool).get("name").and_then(Value::as_str).map(str::to_string);
     let offered: Vec<Value> = match choice {
-        "auto" => return Ok(None),
+        "auto" if tools.is_empty() => return Ok(None),
+        "auto" => return Ok(Some(Constraint::Lark(call_grammar(format, tools)?.lark_auto(true)))),
         "required" => tools.to_vec(),
         name => {
             let chosen: Vec<Value> = tools.iter().filter(|t| name_of(t).as_deref() == Some(name)).cloned().collect();
