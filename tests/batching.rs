@@ -207,3 +207,33 @@ fn smollm2_batched_greedy_outputs_equal_solo_ones() {
     assert_eq!(outputs(&got), outputs(&expected));
     assert!(engine.metrics().mean_batch() > 1.5, "{:?}", engine.metrics());
 }
+
+#[test]
+fn schema_constrained_requests_on_a_random_weight_model_validate_for_100_seeds_in_batches_of_16() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model_with(dir.path(), Some(GgmlDType::Q8_0));
+    let engine = start(dir.path(), EngineConfig::default());
+    // The schemas whose longest sentence fits the tiny model's 256-token context.
+    let schemas: Vec<serde_json::Value> = crate::constrain::schemas().into_iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, s)| s).collect();
+    let requests: Vec<(usize, Request)> = (0..100u64)
+        .map(|seed| {
+            let which = seed as usize % schemas.len();
+            let sampling = SamplingParams { temperature: 1.0, seed, ..SamplingParams::default() };
+            let request = greedy("json:", 200)
+                .sampling(sampling)
+                .constraint(apigen_mt::engine::Constraint::JsonSchema(schemas[which].clone()));
+            (which, request)
+        })
+        .collect();
+    for wave in requests.chunks(16) {
+        let batch: Vec<Request> = wave.iter().map(|(_, r)| r.clone()).collect();
+        for ((which, request), completion) in wave.iter().zip(together(&engine, &batch)) {
+            let seed = request.sampling.seed;
+            assert_eq!(completion.finish_reason, FinishReason::Constraint, "seed {seed}: {:?}", completion);
+            crate::constrain::assert_valid_json(&schemas[*which], &completion.text, &format!("seed {seed}"));
+        }
+    }
+    let metrics = engine.metrics();
+    assert!(metrics.masked_tokens > 0 && metrics.mask_time > std::time::Duration::ZERO, "{metrics:?}");
+    assert!(metrics.mean_batch() > 4.0, "requests should have shared steps: {metrics:?}");
+}

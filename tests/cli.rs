@@ -149,3 +149,36 @@ fn devices_without_their_feature_are_refused() {
     let output = run(&["chat", "--model", "/nonexistent.gguf", "--device", "cuda", "--prompt", "hi"]);
     assert_clean_failure(&output, "cuda");
 }
+
+#[test]
+fn bench_reports_throughput_per_concurrency_as_json_and_verifies_invariance() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::engine::tiny_model_with(dir.path(), Some(GgmlDType::Q8_0));
+    let model = dir.path().to_str().unwrap();
+    let args = ["bench", "--model", model, "--concurrency", "1,3", "--prompt-tokens", "48", "--gen-tokens", "8"];
+    let output = run(&[&args[..], &["--shared-prefix", "40", "--json", "--verify"]].concat());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for (line, c) in lines.iter().zip([1, 3]) {
+        assert_eq!(line["concurrency"], c);
+        assert!(line["prefill_tok_s"].as_f64().unwrap() > 0.0, "{line}");
+        assert!(line["decode_tok_s"].as_f64().unwrap() > 0.0, "{line}");
+        assert!(line["peak_rss_mb"].as_f64().unwrap() > 0.0, "{line}");
+        assert_eq!(line["batch_invariant"], true, "{line}");
+    }
+    // With three requests sharing a 40-token prefix, the later ones take it from the cache.
+    assert!(lines[1]["prefix_hit_tokens"].as_u64().unwrap() >= 2 * 32, "{}", lines[1]);
+
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, r#"{"type": "array", "items": {"type": "integer"}, "minItems": 12}"#).unwrap();
+    let output = run(&[&args[..], &["--json", "--json-schema", schema.to_str().unwrap()]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let first: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().next().unwrap()).unwrap();
+    assert!(first["mask_us_per_token"].as_f64().unwrap() > 0.0, "{first}");
+
+    let bad = run(&["bench", "--model", model, "--prompt-tokens", "8", "--shared-prefix", "8"]);
+    assert_clean_failure(&bad, "--shared-prefix");
+}

@@ -118,7 +118,7 @@ fn decode(tokenizer: &Tokenizer, tokens: &[u32]) -> String {
     tokenizer.decode(tokens, false).expect("generated tokens decode")
 }
 
-fn assert_valid_json(schema: &Value, text: &str, context: &str) {
+pub fn assert_valid_json(schema: &Value, text: &str, context: &str) {
     let instance: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{context}: not JSON ({e}): {text}"));
     let validator = jsonschema::validator_for(schema).expect("test schemas are valid");
     let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
@@ -143,7 +143,7 @@ fn blank_outside_strings(text: &str) -> Option<usize> {
 
 /// Schemas with nested objects, enums, bounded arrays and integers, required fields, and
 /// strings bounded by maxLength or a pattern.
-fn schemas() -> Vec<Value> {
+pub fn schemas() -> Vec<Value> {
     vec![
         json!({
             "type": "object",

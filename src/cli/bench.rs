@@ -9,14 +9,14 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::load::ModelArgs;
-use crate::engine::{self, Completion, EngineConfig, EngineHandle, Prompt, Request, SamplingParams};
+use crate::engine::{self, Completion, Constraint, EngineConfig, EngineHandle, Prompt, Request, SamplingParams};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -48,6 +48,11 @@ pub struct BenchArgs {
     /// Seed of the random prompts.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Constrain every request to this JSON Schema, to measure what constrained decoding costs.
+    /// Every output it admits must be at least G tokens long, e.g.
+    /// `{"type": "array", "items": {"type": "integer"}, "minItems": 200}` for G = 128.
+    #[arg(long, value_name = "FILE")]
+    pub json_schema: Option<std::path::PathBuf>,
 }
 
 /// One concurrency's figures.
@@ -67,6 +72,10 @@ pub struct BenchResult {
     pub mean_batch: f64,
     /// Peak resident memory of this process while measuring this concurrency.
     pub peak_rss_mb: f64,
+    /// With --json-schema: mean time to compute a constraint mask and advance the grammar, per
+    /// generated token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask_us_per_token: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_invariant: Option<bool>,
 }
@@ -81,6 +90,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.shared_prefix >= args.prompt_tokens {
         bail!("--shared-prefix ({}) must be shorter than --prompt-tokens ({})", args.shared_prefix, args.prompt_tokens);
     }
+    let constraint = match &args.json_schema {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let schema = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+            Some(Constraint::JsonSchema(schema))
+        }
+    };
     let model = args.model.load()?;
     let vocab = model.frontend.tokenizer().vocab_size();
     let context = model.info.context_length;
@@ -108,7 +125,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
     }
     for &c in &args.concurrency {
-        let result = measure(&engine, &args, c, &mut prompts)?;
+        let result = measure(&engine, &args, c, &mut prompts, constraint.as_ref())?;
         if args.json {
             println!("{}", serde_json::to_string(&result)?);
         } else {
@@ -159,8 +176,11 @@ impl Prompts {
     }
 }
 
-fn request(prompt: &[u32], max_tokens: usize) -> Request {
-    Request::new(Prompt::Tokens(prompt.to_vec())).sampling(SamplingParams::greedy()).max_tokens(max_tokens).ignore_eos()
+fn request(prompt: &[u32], max_tokens: usize, constraint: Option<&Constraint>) -> Request {
+    let mut request =
+        Request::new(Prompt::Tokens(prompt.to_vec())).sampling(SamplingParams::greedy()).max_tokens(max_tokens).ignore_eos();
+    request.constraint = constraint.cloned();
+    request
 }
 
 /// Sends every request at once and waits for all of them.
@@ -179,25 +199,38 @@ fn all_at_once(engine: &EngineHandle, requests: &[Request]) -> Result<(Duration,
     Ok((start.elapsed(), completions))
 }
 
-fn measure(engine: &EngineHandle, args: &BenchArgs, c: usize, prompts: &mut Prompts) -> Result<BenchResult> {
+fn measure(
+    engine: &EngineHandle,
+    args: &BenchArgs,
+    c: usize,
+    prompts: &mut Prompts,
+    constraint: Option<&Constraint>,
+) -> Result<BenchResult> {
     let (p, g, shared) = (args.prompt_tokens, args.gen_tokens, args.shared_prefix);
     // Fresh prompts for each run, so that no run reuses what an earlier one cached; within a
     // run, only the intended shared prefix can be reused.
     let prefill_batch = prompts.batch(c, p, shared);
     let full_batch = prompts.batch(c, p, shared);
     // Warm up allocations and thread pools outside the measurement.
-    all_at_once(engine, &[request(&prompts.tokens(8), 2)])?;
+    all_at_once(engine, &[request(&prompts.tokens(8), 2, constraint)])?;
     reset_peak_rss();
     let before = engine.metrics();
 
-    let prefill_requests: Vec<Request> = prefill_batch.iter().map(|t| request(t, 1)).collect();
+    let prefill_requests: Vec<Request> = prefill_batch.iter().map(|t| request(t, 1, constraint)).collect();
     let (prefill, _) = all_at_once(engine, &prefill_requests)?;
-    let full_requests: Vec<Request> = full_batch.iter().map(|t| request(t, g + 1)).collect();
+    let full_requests: Vec<Request> = full_batch.iter().map(|t| request(t, g + 1, constraint)).collect();
     let (full, batched) = all_at_once(engine, &full_requests)?;
     let after = engine.metrics();
     let decode = full.saturating_sub(prefill).max(Duration::from_micros(1));
     if let Some(short) = batched.iter().find(|c| c.tokens.len() != g + 1) {
-        bail!("a request generated {} tokens instead of {}: {:?}", short.tokens.len(), g + 1, short.error);
+        bail!(
+            "a request generated {} tokens instead of {} (finish reason {:?}{}); with --json-schema, use a \
+             schema whose outputs are all at least that long (minItems, minLength)",
+            short.tokens.len(),
+            g + 1,
+            short.finish_reason,
+            short.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        );
     }
 
     let batch_invariant = if args.verify {
@@ -219,6 +252,10 @@ fn measure(engine: &EngineHandle, args: &BenchArgs, c: usize, prompts: &mut Prom
         prefix_hit_tokens: after.prefix_hit_tokens - before.prefix_hit_tokens,
         mean_batch: if steps == 0 { 0.0 } else { (after.step_sequences - before.step_sequences) as f64 / steps as f64 },
         peak_rss_mb: peak_rss_mb(),
+        mask_us_per_token: constraint.map(|_| {
+            let masked = (after.masked_tokens - before.masked_tokens).max(1);
+            (after.mask_time - before.mask_time).as_secs_f64() * 1e6 / masked as f64
+        }),
         batch_invariant,
     })
 }
