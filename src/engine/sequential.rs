@@ -103,6 +103,10 @@ impl LanguageModel for SequentialEngine {
         Ok(self.frontend.tokenize(prompt)?.len())
     }
 
+    fn opens_reasoning(&self, prompt: &Prompt) -> Result<bool, EngineError> {
+        self.frontend.opens_reasoning(prompt)
+    }
+
     fn metrics(&self) -> EngineMetrics {
         let c = &self.counters;
         EngineMetrics {
@@ -204,6 +208,7 @@ fn run_one(
     }
     Ok(Completion {
         text: stops.text().to_string(),
+        reasoning: None,
         tokens: generated,
         prompt_tokens: prompt.len(),
         cached_tokens: 0,

@@ -132,6 +132,7 @@ pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
                 messages: messages.clone(),
                 tools: tools.clone(),
                 add_generation_prompt: true,
+                thinking: None,
             };
             let request = Request::new(prompt)
                 .sampling(sampling)
@@ -295,6 +296,7 @@ mod tests {
             };
             Ok(Completion {
                 text,
+                reasoning: None,
                 tokens: vec![1, 2],
                 prompt_tokens,
                 cached_tokens: 0,
