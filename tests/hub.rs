@@ -282,7 +282,7 @@ fn a_hub_model_downloads_into_the_cache_loads_and_then_resolves_offline() {
     let err = format!("{:#}", resolve("tiny-org/never-downloaded:model-q4.gguf", &offline).unwrap_err());
     assert!(err.contains("tiny-org/never-downloaded") && err.contains("model-q4.gguf") && err.contains("offline"), "{err}");
     let err = format!("{:#}", resolve("tiny-org/tiny-llama:model-q4.gguf", &offline).unwrap_err());
-    assert!(err.contains("tiny-org/tiny-llama") && err.contains("model-q4.gguf"), "{err}");
+    assert!(err.contains("tiny-org/tiny-llama") && err.contains("no file model-q4.gguf") && err.contains("offline"), "{err}");
     assert_eq!(hub.requests().len(), before);
 
     // Online, a file the repo does not have is named with the files it does have.
@@ -306,7 +306,8 @@ fn a_gated_repo_needs_hf_token_and_receives_it_as_a_bearer_header() {
 
     let anonymous = hub_config(&[("HF_HOME", home_path), ("HF_ENDPOINT", &hub.address)], false);
     let err = format!("{:#}", resolve("gated-org/tiny", &anonymous).unwrap_err());
-    assert!(err.contains("gated-org/tiny") && err.contains("HF_TOKEN") && err.contains("401"), "{err}");
+    assert!(err.contains("gated-org/tiny") && err.contains("HF_TOKEN") && err.contains("status code 401"), "{err}");
+    assert_eq!(err.matches("status code 401").count(), 1, "said once: {err}");
 
     let wrong = hub_config(&[("HF_HOME", home_path), ("HF_ENDPOINT", &hub.address), ("HF_TOKEN", "hf_wrong")], false);
     let err = format!("{:#}", resolve("gated-org/tiny", &wrong).unwrap_err());

@@ -192,7 +192,8 @@ fn resolve_hub(hub_ref: &HubRef, hub: &HubConfig) -> Result<ModelFiles> {
         let repo = api.repo(Repo::with_revision(hub_ref.repo.clone(), RepoType::Model, hub_ref.revision.clone()));
         select(&HubRepo { repo, name: hub_ref.repo.clone(), has_token: hub.token.is_some() }, hub_ref.file.as_deref())
     };
-    files.with_context(|| format!("resolving {}@{}", hub_ref.repo, hub_ref.revision))
+    let mode = if hub.offline { " from the cache alone (offline mode)" } else { "" };
+    files.with_context(|| format!("resolving {}@{}{mode}", hub_ref.repo, hub_ref.revision))
 }
 
 /// The snapshot folder of a cached repo revision: `models--org--name/snapshots/<commit>`, where
@@ -268,6 +269,8 @@ impl HubRepo {
             },
             _ => None,
         };
+        // ApiError's message already holds its source's; chaining both would say it twice.
+        let error = anyhow!("{error}");
         let hint = match status {
             Some(401 | 403) if self.has_token => format!(
                 "the hub refused the token in HF_TOKEN: {} is private, gated and not yet accepted for this \
@@ -279,9 +282,9 @@ impl HubRepo {
                  access token (or write it to $HF_HOME/token)",
                 self.name
             ),
-            _ => return anyhow!(error).context(what),
+            _ => return error.context(what),
         };
-        anyhow!(error).context(hint).context(what)
+        error.context(hint).context(what)
     }
 }
 
@@ -409,6 +412,26 @@ mod tests {
         for bad in ["name", "org/", "/name", "a/b/c", "org/name@", "org/name:", "../x", "org/na me"] {
             assert!(HubRef::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_hf_environment_maps_onto_the_config() {
+        let config = |vars: &[(&str, &str)], offline: bool| {
+            let vars: std::collections::HashMap<String, String> =
+                vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            HubConfig::from_vars(offline, |name| vars.get(name).cloned())
+        };
+        let c = config(&[("HOME", "/home/u")], false).unwrap();
+        assert_eq!(c.cache_dir, Path::new("/home/u/.cache/huggingface/hub"));
+        assert_eq!((c.endpoint.as_str(), c.token.as_deref(), c.offline), ("https://huggingface.co", None, false));
+        let c = config(&[("HF_HOME", "/hf"), ("HF_HUB_CACHE", "/cache"), ("HF_HUB_OFFLINE", "True")], false).unwrap();
+        assert_eq!((c.cache_dir.as_path(), c.offline), (Path::new("/cache"), true));
+        let c = config(&[("HF_HOME", "/hf"), ("HF_HUB_OFFLINE", "0"), ("HF_TOKEN", " "), ("HF_ENDPOINT", "http://mirror:8080/")], true)
+            .unwrap();
+        assert_eq!(c.cache_dir, Path::new("/hf/hub"));
+        assert_eq!((c.endpoint.as_str(), c.token, c.offline), ("http://mirror:8080", None, true));
+        let err = config(&[], false).unwrap_err().to_string();
+        assert!(err.contains("HF_HOME"), "{err}");
     }
 
     #[test]
