@@ -143,35 +143,78 @@ fn tool_calls_are_parsed_from_the_answer_not_the_reasoning() {
     assert_eq!(parsed.calls[0].arguments["q"], "final");
 }
 
-/// The real engine on a tiny model whose template opens `<think>` unless `enable_thinking` is
-/// false: the engine tells the handle, and the chat reply comes back as reasoning.
-#[test]
-fn the_engine_reports_a_block_its_template_opened() {
-    let dir = tempfile::tempdir().unwrap();
-    crate::engine::tiny_model(dir.path());
+/// Writes a tiny model whose template opens `<think>` unless `enable_thinking` is false.
+fn thinking_model(dir: &std::path::Path) {
+    crate::engine::tiny_model(dir);
     let template = "{% for m in messages %}<|user|>{{ m.content }}</s>{% endfor %}<|assistant|>\
                     {% if enable_thinking is not defined or enable_thinking %}<think>\n{% endif %}";
     let config = json!({"chat_template": template, "bos_token": "<s>", "eos_token": "</s>"});
-    std::fs::write(dir.path().join("tokenizer_config.json"), config.to_string()).unwrap();
+    std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
+}
+
+fn hi(thinking: Option<bool>) -> Prompt {
+    Prompt::Chat { messages: vec![Message::user("hi")], tools: Vec::new(), add_generation_prompt: true, thinking }
+}
+
+fn greedy(engine: &EngineHandle, prompt: Prompt) -> Completion {
+    engine.generate(Request::new(prompt).sampling(SamplingParams::greedy()).max_tokens(8)).unwrap()
+}
+
+/// The real engine on that model: it tells the handle that its template opened the block, and
+/// the chat reply comes back as reasoning.
+#[test]
+fn the_engine_reports_a_block_its_template_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    thinking_model(dir.path());
     let model = LoadedModel::load(dir.path().to_str().unwrap(), &LoadOptions::from_env(true).unwrap()).unwrap();
     let template = model.frontend.template();
     let rendered = |thinking| template.render_with_thinking(&[Message::user("hi")], &[], true, thinking).unwrap();
     let (on, off) = (rendered(None), rendered(Some(false)));
+    assert!(on.ends_with("<think>\n") && !off.contains("<think>"), "{on:?} / {off:?}");
     let engine = SequentialEngine::start(model).unwrap();
-    let greedy = |prompt: Prompt| {
-        engine.generate(Request::new(prompt).sampling(SamplingParams::greedy()).max_tokens(8)).unwrap()
-    };
-    let chat = |thinking| Prompt::Chat { messages: vec![Message::user("hi")], tools: Vec::new(), add_generation_prompt: true, thinking };
 
-    let raw = greedy(Prompt::Text(on));
-    let thought = greedy(chat(None));
+    let raw = greedy(&engine, Prompt::Text(on));
+    let thought = greedy(&engine, hi(None));
     assert_eq!(thought.tokens, raw.tokens, "the chat prompt is the rendered text");
     assert!(!raw.text.trim().is_empty(), "the tiny model should write something: {raw:?}");
     assert_eq!(thought.text, "", "cut off inside the open block: no answer");
     assert_eq!(thought.reasoning, thinking::split(&raw.text, true).reasoning);
     assert!(thought.reasoning.is_some());
 
-    let raw = greedy(Prompt::Text(off));
-    let plain = greedy(chat(Some(false)));
+    let raw = greedy(&engine, Prompt::Text(off));
+    let plain = greedy(&engine, hi(Some(false)));
     assert_eq!((plain.text.as_str(), plain.reasoning.as_deref()), (raw.text.as_str(), None));
+}
+
+/// `chat --thinking`: reasoning on stderr, the answer alone on stdout.
+#[test]
+fn chat_prints_reasoning_to_stderr_and_the_answer_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    thinking_model(dir.path());
+    let engine = SequentialEngine::start(
+        LoadedModel::load(dir.path().to_str().unwrap(), &LoadOptions::from_env(true).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let chat = |flags: &[&str]| {
+        let model = dir.path().to_str().unwrap();
+        let mut args = vec!["chat", "--model", model, "--prompt", "hi", "--temperature", "0", "--max-tokens", "8"];
+        args.extend(flags);
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_apigen-mt")).args(&args).output().unwrap();
+        let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).unwrap();
+        (output.status.code(), text(&output.stdout), text(&output.stderr))
+    };
+
+    let (code, stdout, stderr) = chat(&[]);
+    let thought = greedy(&engine, hi(None));
+    assert_eq!((code, stdout.as_str()), (Some(0), "\n"), "{stderr}");
+    assert!(stderr.starts_with(&format!("{}\n", thought.reasoning.unwrap())), "{stderr}");
+    assert!(stderr.contains("still reasoning"), "{stderr}");
+
+    let (code, stdout, stderr) = chat(&["--thinking", "off"]);
+    assert_eq!((code, stdout), (Some(0), format!("{}\n", greedy(&engine, hi(Some(false))).text)), "{stderr}");
+    assert!(!stderr.contains("reasoning"), "{stderr}");
+
+    let (code, _, stderr) = chat(&["--thinking", "maybe"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--thinking"), "{stderr}");
 }
