@@ -10,6 +10,8 @@ the same pairs in Rust and compares.
 
 A template that never reads `tools` is only given conversations without tools: for those the
 Rust side first rewrites the conversation into its generic tool format, which is tested apart.
+A conversation that lists `templates` is only given to those. A template that reads
+`enable_thinking` is also rendered with it set to true and to false, under `enable_thinking`.
 
 Usage: pip install jinja2 && python3 scripts/make-template-fixtures.py
 (APIGEN_SHARED points at the shared folder; the default is ../shared beside the crate.)
@@ -35,6 +37,7 @@ TOKENS = {
     "hermes": ("<|endoftext|>", "<|im_end|>"),
     "llama3": ("<|begin_of_text|>", "<|eot_id|>"),
     "mistral": ("<s>", "</s>"),
+    "qwen3": ("", "<|im_end|>"),
     "xlam": ("<|begin_of_text|>", "<|eot_id|>"),
 }
 
@@ -88,23 +91,32 @@ def main():
     }
     (FIXTURES / "expected").mkdir(exist_ok=True)
     for name, source, bos, eos in templates():
-        reads_tools = "tools" in meta.find_undeclared_variables(env.parse(source))
+        variables = meta.find_undeclared_variables(env.parse(source))
+        reads_tools = "tools" in variables
         template = env.from_string(source)
-        cases = {}
-        for stem, conversation in conversations.items():
-            if not reads_tools and has_tool_content(conversation):
-                continue
-            try:
-                output = template.render(
-                    messages=conversation["messages"],
-                    tools=conversation["tools"] or None,
-                    add_generation_prompt=conversation["add_generation_prompt"],
-                    bos_token=bos,
-                    eos_token=eos,
-                )
-                cases[stem] = {"output": output}
-            except jinja2.exceptions.TemplateError as error:
-                cases[stem] = {"error": str(error)}
+
+        def render_all(**extra):
+            cases = {}
+            for stem, conversation in conversations.items():
+                if not reads_tools and has_tool_content(conversation):
+                    continue
+                if name not in conversation.get("templates", [name]):
+                    continue
+                try:
+                    output = template.render(
+                        messages=conversation["messages"],
+                        tools=conversation["tools"] or None,
+                        add_generation_prompt=conversation["add_generation_prompt"],
+                        bos_token=bos,
+                        eos_token=eos,
+                        **extra,
+                    )
+                    cases[stem] = {"output": output}
+                except jinja2.exceptions.TemplateError as error:
+                    cases[stem] = {"error": str(error)}
+            return cases
+
+        cases = render_all()
         expected = {
             "bos_token": bos,
             "eos_token": eos,
@@ -112,6 +124,10 @@ def main():
             "supports_tools": reads_tools,
             "cases": cases,
         }
+        if "enable_thinking" in variables:
+            expected["enable_thinking"] = {
+                json.dumps(flag): render_all(enable_thinking=flag) for flag in (True, False)
+            }
         out = FIXTURES / "expected" / f"{name}.json"
         out.write_text(json.dumps(expected, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         print(f"{out.relative_to(ROOT)}: {len(cases)} cases")

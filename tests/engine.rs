@@ -20,7 +20,7 @@ const CHARS: &str = " abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345
 
 /// Writes a tiny model directory: random llama weights, a character-level tokenizer whose ids
 /// match the model's vocabulary, and a chat template that does not render tools.
-fn tiny_model(dir: &Path) -> WeightsSource {
+pub(crate) fn tiny_model(dir: &Path) -> WeightsSource {
     tiny_model_with(dir, None)
 }
 
@@ -214,7 +214,7 @@ fn chat_prompts_render_through_the_template_with_tools_falling_back() {
     // <|user|> h i </s> <|assistant|>
     assert_eq!(plain, 5);
     let tool = json!({"type": "function", "function": {"name": "get_time", "description": "now", "parameters": {"type": "object", "properties": {}}}});
-    let with_tools = Prompt::Chat { messages, tools: vec![tool], add_generation_prompt: true };
+    let with_tools = Prompt::Chat { messages, tools: vec![tool], add_generation_prompt: true, thinking: None };
     assert!(!f.engine.info().template_supports_tools);
     assert!(f.engine.count_tokens(&with_tools).unwrap() > plain, "the generic tool prompt adds the tool's description");
 }

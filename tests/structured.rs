@@ -73,7 +73,7 @@ fn smollm2_required_tool_calls_parse_and_validate_for_20_seeds() {
     let constraint = tool_choice_constraint("required", format, &tools).expect("grammar").expect("required constrains");
     let messages = vec![Message::user("Please cancel order #W2378156, I ordered it by mistake.")];
     for seed in 0..20 {
-        let prompt = Prompt::Chat { messages: messages.clone(), tools: tools.clone(), add_generation_prompt: true };
+        let prompt = Prompt::Chat { messages: messages.clone(), tools: tools.clone(), add_generation_prompt: true, thinking: None };
         let request = Request::new(prompt).sampling(sampled(seed)).max_tokens(200).constraint(constraint.clone());
         let completion = engine.generate(request).expect("request");
         assert_eq!(completion.finish_reason, FinishReason::Constraint, "seed {seed}: {:?}", completion.text);

@@ -4,6 +4,7 @@ pub mod generic;
 pub mod message;
 pub mod strftime;
 pub mod template;
+pub mod thinking;
 pub mod tools;
 
 pub use message::{Message, Role, ToolCall};

@@ -234,6 +234,18 @@ impl ChatTemplate {
     /// The prompt text for `messages`, offering `tools` (OpenAI function schemas:
     /// `{"type": "function", "function": {"name", "description", "parameters"}}`).
     pub fn render(&self, messages: &[Message], tools: &[Value], add_generation_prompt: bool) -> Result<String> {
+        self.render_with_thinking(messages, tools, add_generation_prompt, None)
+    }
+
+    /// [`Self::render`], with `enable_thinking` set for templates that read it (Qwen3's turn the
+    /// model's reasoning on or off with it). `None` leaves it undefined, so the template decides.
+    pub fn render_with_thinking(
+        &self,
+        messages: &[Message],
+        tools: &[Value],
+        add_generation_prompt: bool,
+        thinking: Option<bool>,
+    ) -> Result<String> {
         let adapted;
         let (messages, tools) = if self.supports_tools {
             (messages, tools)
@@ -245,13 +257,16 @@ impl ChatTemplate {
         let template = self.env.get_template(name).map_err(|e| describe(&self.source, name, &e))?;
         let messages: Vec<Value> = messages.iter().map(template_message).collect();
         let tools = if tools.is_empty() { Value::Null } else { Value::Array(tools.to_vec()) };
-        let context = json!({
+        let mut context = json!({
             "messages": messages,
             "tools": tools,
             "add_generation_prompt": add_generation_prompt,
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
         });
+        if let Some(thinking) = thinking {
+            context["enable_thinking"] = Value::Bool(thinking);
+        }
         template.render(minijinja::value::Serde(&context)).map_err(|e| describe(&self.source, name, &e))
     }
 }

@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::load::ModelArgs;
+use crate::chat::thinking::Part;
 use crate::chat::tools::{parse, tool_choice_constraint, CallContext, ToolFormat};
 use crate::chat::Message;
 use crate::engine::{Completion, Constraint, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
@@ -86,6 +87,11 @@ pub struct ChatArgs {
     /// be a call to one of the tools) or a tool's name (the reply must call that tool).
     #[arg(long, default_value = "auto", value_name = "auto|required|NAME")]
     pub tool_choice: String,
+    /// Let a reasoning model (Qwen3) think before it answers, or not: the chat template's
+    /// `enable_thinking`. Without the flag, the model's own default. Its reasoning is printed to
+    /// stderr, the answer to stdout.
+    #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    pub thinking: Option<bool>,
 }
 
 impl ChatArgs {
@@ -99,7 +105,7 @@ impl ChatArgs {
             seed: self.seed,
             ..SamplingParams::default()
         };
-        let prompt = Prompt::Chat { messages: messages.to_vec(), tools: tools.to_vec(), add_generation_prompt: true };
+        let prompt = Prompt::Chat { messages: messages.to_vec(), tools: tools.to_vec(), add_generation_prompt: true, thinking: self.thinking };
         let mut request = Request::new(prompt).sampling(sampling).max_tokens(self.max_tokens).stop(self.stop.clone());
         request.constraint = constraint.cloned();
         request
@@ -199,6 +205,11 @@ fn call_tools(engine: &EngineHandle, args: &ChatArgs, history: &[Message], tools
     let format = ToolFormat::from_name(&engine.info().tool_format)?;
     let constraint = tool_choice_constraint(&args.tool_choice, format, tools).context("--tool-choice")?;
     let completion = engine.generate(args.request(history, tools, constraint.as_ref()))?;
+    if let Some(reasoning) = &completion.reasoning {
+        let mut shown = ReasoningOnStderr::new();
+        shown.piece(reasoning);
+        shown.end();
+    }
     // In `auto` mode a plain-text reply cut short is still text; a cut call fails to parse below.
     check_finish(&completion, constraint.is_some() && args.tool_choice != "auto")?;
     let context = CallContext { tools, parallel: format.parallel_calls(), conversation_seed: "chat", turn: 0 };
@@ -235,19 +246,32 @@ fn reply(engine: &EngineHandle, args: &ChatArgs, history: &[Message], constraint
     let request = args.request(history, &[], constraint);
     let terminal = std::io::stdout().is_terminal();
     let mut stdout = std::io::stdout().lock();
+    let mut reasoning = ReasoningOnStderr::new();
     let completion = if terminal {
-        let completion = engine.generate_streaming(request, &mut |piece| {
-            // A closed terminal is not worth failing generation over.
-            let _ = stdout.write_all(piece.as_bytes());
-            let _ = stdout.flush();
+        let completion = engine.generate_streaming_parts(request, &mut |part, piece| match part {
+            Part::Reasoning => reasoning.piece(piece),
+            Part::Answer => {
+                reasoning.end();
+                // A closed terminal is not worth failing generation over.
+                let _ = stdout.write_all(piece.as_bytes());
+                let _ = stdout.flush();
+            }
         })?;
+        reasoning.end();
         writeln!(stdout)?;
         completion
     } else {
         let completion = engine.generate(request)?;
+        if let Some(text) = &completion.reasoning {
+            reasoning.piece(text);
+            reasoning.end();
+        }
         writeln!(stdout, "{}", completion.text)?;
         completion
     };
+    if completion.finish_reason == FinishReason::Length && completion.text.is_empty() && completion.reasoning.is_some() {
+        eprintln!("warning: the reply reached --max-tokens while still reasoning; raise --max-tokens or pass --thinking off");
+    }
     check_finish(&completion, constraint.is_some())?;
     if terminal {
         let m = engine.metrics();
@@ -261,4 +285,35 @@ fn reply(engine: &EngineHandle, args: &ChatArgs, history: &[Message], constraint
         );
     }
     Ok(completion)
+}
+
+/// Prints a model's reasoning to stderr, dimmed when stderr is a terminal, so that stdout carries
+/// the answer alone.
+struct ReasoningOnStderr {
+    dim: bool,
+    open: bool,
+}
+
+impl ReasoningOnStderr {
+    fn new() -> Self {
+        Self { dim: std::io::stderr().is_terminal(), open: false }
+    }
+
+    fn piece(&mut self, text: &str) {
+        let mut stderr = std::io::stderr().lock();
+        if !self.open && self.dim {
+            let _ = stderr.write_all(b"\x1b[2m");
+        }
+        self.open = true;
+        let _ = stderr.write_all(text.as_bytes());
+        let _ = stderr.flush();
+    }
+
+    /// Closes the reasoning, if any was printed, before the answer starts.
+    fn end(&mut self) {
+        if std::mem::take(&mut self.open) {
+            let reset = if self.dim { "\x1b[0m" } else { "" };
+            eprintln!("{reset}");
+        }
+    }
 }

@@ -176,6 +176,10 @@ impl LanguageModel for BatchEngine {
         Ok(self.frontend.tokenize(prompt)?.len())
     }
 
+    fn opens_reasoning(&self, prompt: &Prompt) -> Result<bool, EngineError> {
+        self.frontend.opens_reasoning(prompt)
+    }
+
     fn end_session(&self, session: &str) {
         // An engine that has shut down holds nothing to release.
         let _ = self.send(Message::EndSession(session.to_string()));

@@ -13,6 +13,7 @@ use candle_core::{DType, Device};
 use serde::Serialize;
 
 use super::{Completion, EngineError, FinishReason, ModelInfo, Prompt, Request};
+use crate::chat::thinking;
 use crate::chat::tools::ToolFormat;
 use crate::chat::{CalendarDate, ChatTemplate, RenderOptions};
 use crate::constrain::{ConstraintCompiler, SeqConstraint};
@@ -257,12 +258,28 @@ impl Frontend {
                 return Ok(tokens.clone());
             }
             Prompt::Text(text) => text.clone(),
-            Prompt::Chat { messages, tools, add_generation_prompt } => self
+            Prompt::Chat { messages, tools, add_generation_prompt, thinking: enable } => self
                 .template
-                .render(messages, tools, *add_generation_prompt)
+                .render_with_thinking(messages, tools, *add_generation_prompt, *enable)
                 .map_err(|e| EngineError::Template(format!("{e:#}")))?,
         };
         self.tokenizer.encode(&text, true).map_err(|e| EngineError::Invalid(format!("{e:#}")))
+    }
+
+    /// Whether the rendered chat prompt ends inside an open `<think>` block. Templates that
+    /// never write the tag are not rendered twice to find out.
+    pub fn opens_reasoning(&self, prompt: &Prompt) -> Result<bool, EngineError> {
+        let Prompt::Chat { messages, tools, add_generation_prompt, thinking: enable } = prompt else {
+            return Ok(false);
+        };
+        if !self.template.sources().any(|text| text.contains(thinking::OPEN)) {
+            return Ok(false);
+        }
+        let text = self
+            .template
+            .render_with_thinking(messages, tools, *add_generation_prompt, *enable)
+            .map_err(|e| EngineError::Template(format!("{e:#}")))?;
+        Ok(thinking::prompt_opens_reasoning(&text))
     }
 
     /// Tokenizes and checks a request, and compiles its constraint.
@@ -274,6 +291,7 @@ impl Frontend {
         if tokens.len() >= self.context_length {
             return Ok(Admission::Done(Completion {
                 text: String::new(),
+                reasoning: None,
                 tokens: Vec::new(),
                 prompt_tokens: tokens.len(),
                 cached_tokens: 0,

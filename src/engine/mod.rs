@@ -24,14 +24,16 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::chat::thinking::{self, Part, ReasoningSplitter};
 use crate::chat::Message;
 
 /// What the model is asked to continue.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prompt {
     /// Rendered through the model's own chat template, with `tools` (OpenAI function schemas)
-    /// when the list is non-empty.
-    Chat { messages: Vec<Message>, tools: Vec<Value>, add_generation_prompt: bool },
+    /// when the list is non-empty. `thinking` is the template's `enable_thinking` (Qwen3's switch
+    /// for its reasoning); `None` leaves the model's default.
+    Chat { messages: Vec<Message>, tools: Vec<Value>, add_generation_prompt: bool, thinking: Option<bool> },
     /// Raw text, tokenized as is (special-token text is recognised).
     Text(String),
     /// Token ids, used as they are.
@@ -41,7 +43,7 @@ pub enum Prompt {
 impl Prompt {
     /// A chat prompt that ends with the assistant's turn opened.
     pub fn chat(messages: Vec<Message>) -> Self {
-        Prompt::Chat { messages, tools: Vec::new(), add_generation_prompt: true }
+        Prompt::Chat { messages, tools: Vec::new(), add_generation_prompt: true, thinking: None }
     }
 }
 
@@ -158,7 +160,12 @@ pub enum FinishReason {
 /// The result of one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Completion {
+    /// The answer: for a chat prompt, the reply without its reasoning block.
     pub text: String,
+    /// What a reasoning model wrote inside `<think>…</think>` before answering (see
+    /// [`crate::chat::thinking`]); `None` when it wrote none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
     pub tokens: Vec<u32>,
     pub prompt_tokens: usize,
     /// Prompt tokens served from the prefix cache rather than computed.
@@ -273,6 +280,14 @@ pub trait LanguageModel: Send + Sync {
     /// ahead of others. Only a hint: the default does nothing.
     fn end_session(&self, _session: &str) {}
 
+    /// Whether `prompt`, as this model's template renders it, ends inside an open `<think>`
+    /// block, so that the reply starts with reasoning (templates of models that always think).
+    /// The handle needs to know before the first piece streams; models whose templates never
+    /// open one keep the default.
+    fn opens_reasoning(&self, _prompt: &Prompt) -> Result<bool, EngineError> {
+        Ok(false)
+    }
+
     /// Totals so far; a scripted model has none to report.
     fn metrics(&self) -> EngineMetrics {
         EngineMetrics::default()
@@ -292,14 +307,49 @@ impl EngineHandle {
     }
     /// Blocks this thread until the completion is ready; other threads' requests proceed.
     pub fn generate(&self, request: Request) -> Result<Completion, EngineError> {
-        self.0.generate_streaming(request, &mut |_| {})
+        self.generate_streaming_parts(request, &mut |_, _| {})
     }
+
+    /// Like [`Self::generate`], calling `on_text` with each new piece of the answer as it is
+    /// decoded (reasoning is not streamed).
     pub fn generate_streaming(
         &self,
         request: Request,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Completion, EngineError> {
-        self.0.generate_streaming(request, on_text)
+        self.generate_streaming_parts(request, &mut |part, piece| {
+            if part == Part::Answer {
+                on_text(piece)
+            }
+        })
+    }
+
+    /// Like [`Self::generate`], streaming both the reasoning and the answer, each piece tagged
+    /// with its part.
+    ///
+    /// The reasoning of a chat reply is split off here, above every engine, so that any
+    /// implementation of [`LanguageModel`] returns the same shape: `text` holds the answer (what
+    /// tool-call parsing and the conversation history see) and `reasoning` the thought. Raw
+    /// text and token prompts, and constrained requests (whose output shape the constraint
+    /// fixes from the first token), are returned as generated.
+    pub fn generate_streaming_parts(
+        &self,
+        request: Request,
+        on_piece: &mut dyn FnMut(Part, &str),
+    ) -> Result<Completion, EngineError> {
+        let is_chat = matches!(request.prompt, Prompt::Chat { .. });
+        if !is_chat || request.constraint.is_some() {
+            return self.0.generate_streaming(request, &mut |piece| on_piece(Part::Answer, piece));
+        }
+        let opened = self.0.opens_reasoning(&request.prompt)?;
+        let mut splitter = ReasoningSplitter::new(opened);
+        let mut completion = self.0.generate_streaming(request, &mut |piece| splitter.push(piece, on_piece))?;
+        splitter.finish(on_piece);
+        // The completion's text, not the stream, is authoritative: an engine need not stream.
+        let split = thinking::split(&completion.text, opened);
+        completion.text = split.answer;
+        completion.reasoning = split.reasoning;
+        Ok(completion)
     }
     pub fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError> {
         self.0.count_tokens(prompt)

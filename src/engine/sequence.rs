@@ -183,6 +183,7 @@ impl Sequence {
         }
         let completion = Completion {
             text: self.stops.text().to_string(),
+            reasoning: None,
             tokens: self.tokens[self.prompt_len..].to_vec(),
             prompt_tokens: self.prompt_len,
             cached_tokens: self.cached_tokens,

@@ -12,14 +12,14 @@
 //!
 //! The hub cache follows the Python `huggingface_hub` conventions, so both tools share downloads:
 //! `HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`; the token comes from
-//! `HF_TOKEN`, else `$HF_HOME/token`. With `HF_HUB_OFFLINE=1` (or `--offline`) only the cache is
-//! read and a missing file is an error that says so.
+//! `HF_TOKEN`, else `$HF_HOME/token`; `HF_ENDPOINT` points at a mirror. With `HF_HUB_OFFLINE=1`
+//! (or `--offline`) only the cache is read and a missing file is an error that says so.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use hf_hub::api::sync::{ApiBuilder, ApiRepo};
+use hf_hub::api::sync::{ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 
 use super::presets::{self, Preset};
@@ -58,7 +58,13 @@ impl HubConfig {
     /// Reads the Hugging Face environment variables; `offline` forces offline mode on top of
     /// `HF_HUB_OFFLINE`.
     pub fn from_env(offline: bool) -> Result<Self> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self::from_vars(offline, |name| std::env::var(name).ok())
+    }
+
+    /// [`Self::from_env`] with the variables looked up by `lookup`, so that tests need not
+    /// change the process environment.
+    pub fn from_vars(offline: bool, lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let hf_home = match var("HF_HOME") {
             Some(home) => PathBuf::from(home),
             None => {
@@ -80,7 +86,9 @@ impl HubConfig {
         Ok(Self {
             cache_dir,
             token,
-            endpoint: var("HF_ENDPOINT").unwrap_or_else(|| "https://huggingface.co".to_string()),
+            // hf-hub appends `/org/name/...` to the endpoint as it is.
+            endpoint: var("HF_ENDPOINT")
+                .map_or_else(|| "https://huggingface.co".to_string(), |e| e.trim().trim_end_matches('/').to_string()),
             offline: offline || env_offline,
         })
     }
@@ -182,9 +190,10 @@ fn resolve_hub(hub_ref: &HubRef, hub: &HubConfig) -> Result<ModelFiles> {
             .build()
             .context("starting the Hugging Face client")?;
         let repo = api.repo(Repo::with_revision(hub_ref.repo.clone(), RepoType::Model, hub_ref.revision.clone()));
-        select(&HubRepo { repo, name: hub_ref.repo.clone() }, hub_ref.file.as_deref())
+        select(&HubRepo { repo, name: hub_ref.repo.clone(), has_token: hub.token.is_some() }, hub_ref.file.as_deref())
     };
-    files.with_context(|| format!("resolving {}@{}", hub_ref.repo, hub_ref.revision))
+    let mode = if hub.offline { " from the cache alone (offline mode)" } else { "" };
+    files.with_context(|| format!("resolving {}@{}{mode}", hub_ref.repo, hub_ref.revision))
 }
 
 /// The snapshot folder of a cached repo revision: `models--org--name/snapshots/<commit>`, where
@@ -192,8 +201,9 @@ fn resolve_hub(hub_ref: &HubRef, hub: &HubConfig) -> Result<ModelFiles> {
 fn cached_snapshot(cache_dir: &Path, hub_ref: &HubRef) -> Result<PathBuf> {
     let repo_dir = cache_dir.join(format!("models--{}", hub_ref.repo.replace('/', "--")));
     let miss = || {
+        let file = hub_ref.file.as_ref().map_or_else(String::new, |f| format!(" (file {f})"));
         anyhow!(
-            "offline mode: {}@{} is not in the Hugging Face cache at {} (download it once without --offline / HF_HUB_OFFLINE)",
+            "offline mode: {}@{}{file} is not in the Hugging Face cache at {} (download it once without --offline / HF_HUB_OFFLINE)",
             hub_ref.repo,
             hub_ref.revision,
             cache_dir.display()
@@ -244,6 +254,38 @@ impl FileSource for LocalDir {
 struct HubRepo {
     repo: ApiRepo,
     name: String,
+    /// Whether a token was sent, to explain a refusal.
+    has_token: bool,
+}
+
+impl HubRepo {
+    /// A failed hub request as an error that says what was asked of which repo, and, when the
+    /// hub refused, what to do about it.
+    fn explain(&self, error: ApiError, what: String) -> anyhow::Error {
+        let status = match &error {
+            ApiError::RequestError(inner) => match inner.as_ref() {
+                ureq::Error::Status(code, _) => Some(*code),
+                ureq::Error::Transport(_) => None,
+            },
+            _ => None,
+        };
+        // ApiError's message already holds its source's; chaining both would say it twice.
+        let error = anyhow!("{error}");
+        let hint = match status {
+            Some(401 | 403) if self.has_token => format!(
+                "the hub refused the token in HF_TOKEN: {} is private, gated and not yet accepted for this \
+                 account, or does not exist",
+                self.name
+            ),
+            Some(401 | 403) => format!(
+                "{} is gated or private (or does not exist): accept its terms on the hub, then set HF_TOKEN to an \
+                 access token (or write it to $HF_HOME/token)",
+                self.name
+            ),
+            _ => return error.context(what),
+        };
+        error.context(hint).context(what)
+    }
 }
 
 impl FileSource for HubRepo {
@@ -251,11 +293,11 @@ impl FileSource for HubRepo {
         format!("hub repo {}", self.name)
     }
     fn list(&self) -> Result<Vec<String>> {
-        let info = self.repo.info().with_context(|| format!("listing the files of {}", self.name))?;
+        let info = self.repo.info().map_err(|e| self.explain(e, format!("listing the files of {}", self.name)))?;
         Ok(info.siblings.into_iter().map(|s| s.rfilename).collect())
     }
     fn fetch(&self, name: &str) -> Result<PathBuf> {
-        self.repo.get(name).with_context(|| format!("downloading {name} from {}", self.name))
+        self.repo.get(name).map_err(|e| self.explain(e, format!("downloading {name} from {}", self.name)))
     }
 }
 
@@ -370,6 +412,26 @@ mod tests {
         for bad in ["name", "org/", "/name", "a/b/c", "org/name@", "org/name:", "../x", "org/na me"] {
             assert!(HubRef::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_hf_environment_maps_onto_the_config() {
+        let config = |vars: &[(&str, &str)], offline: bool| {
+            let vars: std::collections::HashMap<String, String> =
+                vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            HubConfig::from_vars(offline, |name| vars.get(name).cloned())
+        };
+        let c = config(&[("HOME", "/home/u")], false).unwrap();
+        assert_eq!(c.cache_dir, Path::new("/home/u/.cache/huggingface/hub"));
+        assert_eq!((c.endpoint.as_str(), c.token.as_deref(), c.offline), ("https://huggingface.co", None, false));
+        let c = config(&[("HF_HOME", "/hf"), ("HF_HUB_CACHE", "/cache"), ("HF_HUB_OFFLINE", "True")], false).unwrap();
+        assert_eq!((c.cache_dir.as_path(), c.offline), (Path::new("/cache"), true));
+        let c = config(&[("HF_HOME", "/hf"), ("HF_HUB_OFFLINE", "0"), ("HF_TOKEN", " "), ("HF_ENDPOINT", "http://mirror:8080/")], true)
+            .unwrap();
+        assert_eq!(c.cache_dir, Path::new("/hf/hub"));
+        assert_eq!((c.endpoint.as_str(), c.token, c.offline), ("http://mirror:8080", None, true));
+        let err = config(&[], false).unwrap_err().to_string();
+        assert!(err.contains("HF_HOME"), "{err}");
     }
 
     #[test]

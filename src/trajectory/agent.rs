@@ -146,6 +146,7 @@ pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
                 messages: messages.clone(),
                 tools: tools.clone(),
                 add_generation_prompt: true,
+                thinking: None,
             };
             let mut request = Request::new(prompt)
                 .sampling(sampling)
@@ -314,6 +315,7 @@ mod tests {
             };
             Ok(Completion {
                 text,
+                reasoning: None,
                 tokens: vec![1, 2],
                 prompt_tokens,
                 cached_tokens: 0,

@@ -75,6 +75,7 @@ impl LanguageModel for Scripted {
             prompt_tokens: prompt.split_whitespace().count(),
             cached_tokens: 0,
             text,
+            reasoning: None,
             finish_reason: FinishReason::Stop,
             error: None,
         })

@@ -57,6 +57,7 @@ impl LanguageModel for Replay {
         };
         Ok(Completion {
             text,
+            reasoning: None,
             tokens: vec![0; 3],
             prompt_tokens: 10,
             cached_tokens: 0,

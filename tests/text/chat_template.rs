@@ -69,12 +69,17 @@ fn conversation(stem: &str) -> Conversation {
 fn check_cases(name: &str, template: &ChatTemplate) -> usize {
     let expected = read_json(&fixtures().join("expected").join(format!("{name}.json")));
     assert_eq!(template.supports_tools(), expected["supports_tools"].as_bool().unwrap(), "{name}");
-    let cases = expected["cases"].as_object().unwrap();
+    check_rendered(name, template, &expected["cases"], None)
+}
+
+/// Renders each case of `cases` with `enable_thinking` set to `thinking` and compares.
+fn check_rendered(name: &str, template: &ChatTemplate, cases: &Value, thinking: Option<bool>) -> usize {
+    let cases = cases.as_object().unwrap();
     for (stem, want) in cases {
         let c = conversation(stem);
-        let got = template.render(&c.messages, &c.tools, c.add_generation_prompt);
+        let got = template.render_with_thinking(&c.messages, &c.tools, c.add_generation_prompt, thinking);
         match (want.get("output").and_then(Value::as_str), got) {
-            (Some(want), Ok(got)) => assert_eq!(got, want, "{name} × {stem}"),
+            (Some(want), Ok(got)) => assert_eq!(got, want, "{name} × {stem} (enable_thinking: {thinking:?})"),
             (None, Err(err)) => {
                 let message = want["error"].as_str().unwrap();
                 let err = format!("{err:#}");
@@ -110,6 +115,26 @@ fn own_templates_match_jinja2() {
         checked += check_cases(name, &template);
     }
     assert_eq!(checked, 20);
+}
+
+#[test]
+fn qwen3_style_template_matches_jinja2_with_thinking_on_off_and_unset() {
+    let expected = read_json(&fixtures().join("expected").join("qwen3.json"));
+    let template = ChatTemplate::from_jinja_file(&fixtures().join("qwen3.jinja"), "", "<|im_end|>")
+        .unwrap()
+        .with_options(pinned("qwen3"));
+    let mut checked = check_cases("qwen3", &template);
+    for (flag, thinking) in [("true", true), ("false", false)] {
+        checked += check_rendered("qwen3", &template, &expected["enable_thinking"][flag], Some(thinking));
+    }
+    assert_eq!(checked, 18);
+    // What the switch does: off closes an empty block in the generation prompt; on and unset
+    // leave the model to open its own.
+    let c = conversation("plain");
+    let render = |thinking| template.render_with_thinking(&c.messages, &c.tools, true, thinking).unwrap();
+    assert!(render(Some(false)).ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"));
+    assert!(render(Some(true)).ends_with("<|im_start|>assistant\n"));
+    assert_eq!(render(None), render(Some(true)));
 }
 
 #[test]
