@@ -2,6 +2,7 @@
 
 mod cli;
 mod constrain;
+mod dataset;
 mod engine;
 mod env;
 mod env_airline;

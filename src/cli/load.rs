@@ -4,7 +4,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::chat::CalendarDate;
+use crate::dataset::stats::EngineReport;
 use crate::engine::loaded::{parse_device, parse_dtype, LoadOptions, LoadedModel};
+use crate::engine::sequential::SequentialEngine;
+use crate::engine::EngineHandle;
 
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -12,6 +15,13 @@ pub struct ModelArgs {
     /// or a Hugging Face repo `org/name[@revision][:file.gguf]`.
     #[arg(long, short = 'm', value_name = "MODEL")]
     pub model: String,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// How models are loaded: where they run and from where they may be fetched.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
     /// Use only the local Hugging Face cache (also: HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
@@ -30,6 +40,16 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load_options(&self) -> Result<LoadOptions> {
+        self.load.options()
+    }
+
+    pub fn load(&self) -> Result<LoadedModel> {
+        self.load.load(&self.model)
+    }
+}
+
+impl LoadArgs {
+    pub fn options(&self) -> Result<LoadOptions> {
         let mut options = LoadOptions::from_env(self.offline)?;
         options.decoder.device = parse_device(&self.device)?;
         options.decoder.dtype = self.dtype.as_deref().map(parse_dtype).transpose()?;
@@ -39,9 +59,44 @@ impl ModelArgs {
         Ok(options)
     }
 
-    pub fn load(&self) -> Result<LoadedModel> {
-        let options = self.load_options()?;
-        LoadedModel::load(&self.model, &options).with_context(|| format!("loading model {}", self.model))
+    pub fn load(&self, model: &str) -> Result<LoadedModel> {
+        let options = self.options()?;
+        LoadedModel::load(model, &options).with_context(|| format!("loading model {model}"))
+    }
+}
+
+/// The engines of a run: each distinct model loaded once, its handle shared by every role that
+/// names it.
+pub struct Engines {
+    loaded: Vec<(String, EngineHandle)>,
+}
+
+impl Engines {
+    /// Loads every model in `names` (duplicates once).
+    pub fn load(load: &LoadArgs, names: &[&str]) -> Result<Self> {
+        let mut loaded: Vec<(String, EngineHandle)> = Vec::new();
+        for name in names {
+            if loaded.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let engine = SequentialEngine::start(load.load(name)?)?;
+            loaded.push((name.to_string(), engine));
+        }
+        Ok(Self { loaded })
+    }
+
+    /// The handle of a loaded model.
+    pub fn get(&self, name: &str) -> Result<EngineHandle> {
+        self.loaded
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, e)| e.clone())
+            .with_context(|| format!("model {name} was not loaded"))
+    }
+
+    /// Each engine's totals, for `stats.json`.
+    pub fn reports(&self) -> Vec<EngineReport> {
+        self.loaded.iter().map(|(model, e)| EngineReport { model: model.clone(), metrics: e.metrics() }).collect()
     }
 }
 

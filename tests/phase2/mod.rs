@@ -16,9 +16,11 @@ use apigen_mt::engine::{
 use apigen_mt::env::{Action, Db};
 use apigen_mt::prompts::Prompts;
 use apigen_mt::trajectory::agent::Models;
-use apigen_mt::trajectory::runner::{run, Run, Stats, World};
+use apigen_mt::config::SettingsFile;
+use apigen_mt::dataset::rundir::{RunDir, OPENAI, REJECTED, SHAREGPT, TRAJECTORIES};
+use apigen_mt::trajectory::runner::{run, Progress, Run, Stats, World};
 use apigen_mt::trajectory::user::STOP;
-use apigen_mt::trajectory::{Blueprint, TrajectoryConfig};
+use apigen_mt::trajectory::Blueprint;
 
 /// An agent that makes `calls` one per step (in the generic tool-call format), then says
 /// `answer`; a user who asks once and then stops. Replies depend only on the prompt, so any
@@ -126,13 +128,9 @@ fn replay_run(calls: Vec<Action>, answer: &str, blueprint: &Blueprint, attempts:
         judge: handle,
     };
     let prompts = Prompts::load(None).expect("compiled-in prompts");
-    let config = TrajectoryConfig {
-        attempts,
-        best_of: 1,
-        max_turns: 6,
-        concurrency: 2,
-        ..TrajectoryConfig::default()
-    };
+    let text = format!("domain = 'retail'\nmodel = 'replay'\nattempts = {attempts}\nbest_of = 1\nmax_turns = 6\nconcurrency = 2\n");
+    let settings = toml::from_str::<SettingsFile>(&text).expect("TOML").resolve().expect("settings");
+    let config = settings.trajectory_config();
     let domain = apigen_mt::env::domain("retail").expect("retail");
     let policy = apigen_mt::env::policy::document("retail").expect("policy");
     let setup = Run {
@@ -143,7 +141,11 @@ fn replay_run(calls: Vec<Action>, answer: &str, blueprint: &Blueprint, attempts:
         domain,
         world: World::Generated(9),
     };
-    run(setup, std::slice::from_ref(blueprint), out).expect("the run completes")
+    let files = [TRAJECTORIES, REJECTED, SHAREGPT, OPENAI];
+    let mut sink = RunDir::open(out, "trajectories", &settings, json!({}), &files).expect("a run directory");
+    let progress = run(setup, std::slice::from_ref(blueprint), &mut sink, Progress::default(), false).expect("the run completes");
+    sink.finish(&[]).expect("stats");
+    progress.stats
 }
 
 fn lines(path: &Path) -> Vec<Value> {
