@@ -31,9 +31,9 @@ struct Parallel {
     user_id: String,
 }
 
-/// The five digits after "zip " in `text`.
+/// The test's zip code (`199..`) named in `text`.
 fn zip_in(text: &str) -> String {
-    text.split("zip ").nth(1).map(|rest| rest.chars().take(5).collect()).unwrap_or_default()
+    text.find("zip 199").map(|i| text[i + 4..].chars().take(5).collect()).unwrap_or_default()
 }
 
 fn address(user: &str, zip: &str) -> Value {
@@ -160,7 +160,8 @@ fn the_sharegpt_file_loads_by_llama_factory_rules() {
     let dir = tempfile::tempdir().unwrap();
     let stats = phase2(dir.path(), &settings(1), None).unwrap();
     let records = lines(&dir.path().join(SHAREGPT));
-    assert_eq!(records.len(), 3, "one verified, distinct trajectory per blueprint");
+    let rejected = lines(&dir.path().join(REJECTED));
+    assert_eq!(records.len(), 3, "one verified, distinct trajectory per blueprint; rejected: {rejected:?}");
     assert_eq!(stats["dataset"]["records"], 3);
     for r in &records {
         let turns = r["conversations"].as_array().unwrap();
@@ -201,7 +202,9 @@ fn the_openai_file_renders_through_a_tool_calling_chat_template() {
     )
     .unwrap();
     assert!(template.supports_tools());
-    for r in lines(&dir.path().join(OPENAI)) {
+    let records = lines(&dir.path().join(OPENAI));
+    assert_eq!(records.len(), 3);
+    for r in records {
         let messages: Vec<OpenAiMessage> = serde_json::from_value(r["messages"].clone()).unwrap();
         let roles: Vec<&str> = messages.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(roles, ["system", "user", "assistant", "tool", "tool", "assistant"]);
