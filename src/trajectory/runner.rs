@@ -319,6 +319,8 @@ pub fn run(run: Run, blueprints: &[Blueprint], sink: &mut dyn Sink, mut progress
     let first_job = progress.next_blueprint * attempts;
     let jobs = blueprints.len() * attempts;
     if first_job >= jobs {
+        // Nothing (left) to run; the checkpoint still records that this phase took place.
+        sink.committed(&progress)?;
         return Ok(progress);
     }
     let bar = PhaseProgress::new("trajectories", "verified", blueprints.len(), show);
