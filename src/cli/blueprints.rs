@@ -54,8 +54,9 @@ pub fn run(args: BlueprintsArgs) -> Result<()> {
     let pool = fewshot::pool(&settings.domain, &args.few_shot)?;
     let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace});
     let files: &[&str] = if args.trace { &[BLUEPRINTS, REJECTED, TRACE] } else { &[BLUEPRINTS, REJECTED] };
-    let mut out = RunDir::open(&args.out, "blueprints", &settings, options, files)?;
+    // Models load before the directory is touched: a typo in a model name leaves no run behind.
     let engines = Engines::load(&args.load, &settings.models(&PHASE1_ROLES))?;
+    let mut out = RunDir::open(&args.out, "blueprints", &settings, options, files)?;
     pipeline::blueprints(&settings, &engines, &prompts, &pool, args.trace, &mut out)?;
     let stats = out.finish(&engines.reports())?;
     println!("{}", serde_json::to_string_pretty(&stats["blueprints"])?);

@@ -68,10 +68,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     if args.trace {
         files.push(TRACE);
     }
-    let mut out = RunDir::open(&args.out, "run", &settings, options, &files)?;
+    // Models load before the directory is touched: a typo in a model name leaves no run behind.
     let mut roles = PHASE1_ROLES.to_vec();
     roles.extend(PHASE2_ROLES);
     let engines = Engines::load(&args.load, &settings.models(&roles))?;
+    let mut out = RunDir::open(&args.out, "run", &settings, options, &files)?;
 
     pipeline::blueprints(&settings, &engines, &prompts, &pool, args.trace, &mut out)?;
     let path = out.dir().join(BLUEPRINTS);

@@ -78,8 +78,9 @@ pub fn run(args: TrajectoriesArgs) -> Result<()> {
         "data_dir": args.data_dir,
         "prompts": args.prompts,
     });
-    let mut out = RunDir::open(&args.out, "trajectories", &settings, options, &[TRAJECTORIES, REJECTED, SHAREGPT, OPENAI])?;
+    // Models load before the directory is touched: a typo in a model name leaves no run behind.
     let engines = Engines::load(&args.load, &settings.models(&PHASE2_ROLES))?;
+    let mut out = RunDir::open(&args.out, "trajectories", &settings, options, &[TRAJECTORIES, REJECTED, SHAREGPT, OPENAI])?;
     pipeline::trajectories(&settings, &engines, &prompts, &policy, world, &blueprints, &mut out)?;
     let stats = out.finish(&engines.reports())?;
     let t = &stats["trajectories"];
