@@ -6,11 +6,14 @@
 
 pub mod blueprint;
 pub mod chat;
+pub mod config;
 pub mod constrain;
+pub mod dataset;
 pub mod engine;
 pub mod env;
 pub mod model;
 pub mod cli;
+pub mod progress;
 pub mod prompts;
 pub mod samplers;
 pub mod seeds;

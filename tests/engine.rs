@@ -1,4 +1,4 @@
-//! The sequential engine end to end on a tiny random-weight model: greedy decoding against a
+//! The engine end to end on a tiny random-weight model: greedy decoding against a
 //! hand-written decoder loop, stop strings, length limits, the context limit, constraints, and
 //! many threads sharing one handle.
 

@@ -3,6 +3,7 @@
 mod batching;
 mod cli;
 mod constrain;
+mod dataset;
 mod engine;
 mod env;
 mod env_airline;

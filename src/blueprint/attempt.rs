@@ -4,7 +4,6 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::engine::EngineHandle;
 use crate::env::state::hash;
 use crate::env::{generate::generate, Domain};
 use crate::prompts::Prompts;
@@ -12,7 +11,7 @@ use crate::samplers::{self, Context};
 use crate::seeds::derive;
 use crate::validate::{validate, Committee, Failure, Stage, Validated};
 
-use super::caller::{Caller, RoleConfig};
+use super::caller::{Caller, Models, RoleConfig, Who};
 use super::schema::blueprint_schema;
 use super::Blueprint;
 
@@ -49,14 +48,14 @@ pub struct Attempt {
 
 /// Runs attempt `task`. Only a broken setup (a template that does not render, a domain
 /// without a generator) is an `Err`; everything the model does wrong is a failed outcome.
-pub fn run(engine: &EngineHandle, prompts: &Prompts, config: &AttemptConfig, pool: &[Value], task: usize) -> anyhow::Result<Attempt> {
+pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[Value], task: usize) -> anyhow::Result<Attempt> {
     let domain = config.domain;
     let data_seed = derive(config.run_seed, &["blueprint", &task.to_string(), "data"]);
     let db = generate(domain.name, data_seed)?;
     let context = samplers::sample(domain, &db, config.run_seed, task, pool)?;
     let schema = blueprint_schema(domain, &context);
     let tools: Vec<Value> = context.tools.iter().filter_map(|n| domain.tool(n)).map(|t| t.openai_schema()).collect();
-    let mut caller = Caller::new(engine, prompts, config.run_seed, task);
+    let mut caller = Caller::new(models, prompts, config.run_seed, task);
 
     let mut draft: Option<Blueprint> = None;
     let mut feedback: Option<String> = None;
@@ -76,7 +75,7 @@ pub fn run(engine: &EngineHandle, prompts: &Prompts, config: &AttemptConfig, poo
         });
         let label = format!("round-{round}");
         let result = caller
-            .ask("generator", &config.generator, "generator.jinja", &prompt, &[&label], Some(schema.clone()))
+            .ask(Who::Generator, &config.generator, "generator.jinja", &prompt, &[&label], Some(schema.clone()))
             .map_err(|e| Failure::new(Stage::Generation, format!("{e:#}")))
             .and_then(|reply| {
                 serde_json::from_str::<Blueprint>(&reply.text)
@@ -123,7 +122,7 @@ fn summarize(caller: &mut Caller, config: &AttemptConfig, failure: &Failure, dra
     let verbatim = format!("The {} check failed: {}", failure.stage.name(), failure.reason);
     // A template that does not render is a setup error, not a model error.
     caller.prompts.render("summarizer.jinja", &context)?;
-    Ok(match caller.ask("summarizer", &config.summarizer, "summarizer.jinja", &context, &[&label], None) {
+    Ok(match caller.ask(Who::Summarizer, &config.summarizer, "summarizer.jinja", &context, &[&label], None) {
         Ok(reply) if !reply.text.trim().is_empty() => format!("{verbatim}\n{}", reply.text.trim()),
         _ => verbatim,
     })

@@ -16,9 +16,43 @@ pub struct RoleConfig {
     pub max_tokens: usize,
 }
 
+/// The models behind Phase 1's roles; one model often sits behind every handle.
+#[derive(Debug, Clone)]
+pub struct Models {
+    pub generator: EngineHandle,
+    /// Reviewer k asks `reviewers[k % len]`: different models, or one model with k's seed.
+    pub reviewers: Vec<EngineHandle>,
+    pub summarizer: EngineHandle,
+}
+
+impl Models {
+    /// Every role on one model.
+    pub fn single(engine: EngineHandle) -> Self {
+        Self { generator: engine.clone(), reviewers: vec![engine.clone()], summarizer: engine }
+    }
+}
+
+/// Who is asked: the role names the prompt's seed path and trace entries, and picks the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    Generator,
+    Reviewer(usize),
+    Summarizer,
+}
+
+impl Who {
+    pub fn role(self) -> &'static str {
+        match self {
+            Who::Generator => "generator",
+            Who::Reviewer(_) => "reviewer",
+            Who::Summarizer => "summarizer",
+        }
+    }
+}
+
 /// Calls made for one attempt, with what they cost.
 pub struct Caller<'a> {
-    pub engine: &'a EngineHandle,
+    pub models: &'a Models,
     pub prompts: &'a Prompts,
     pub run_seed: u64,
     pub task: usize,
@@ -33,22 +67,31 @@ pub struct Reply {
 }
 
 impl<'a> Caller<'a> {
-    pub fn new(engine: &'a EngineHandle, prompts: &'a Prompts, run_seed: u64, task: usize) -> Self {
-        Self { engine, prompts, run_seed, task, trace: Vec::new(), prompt_tokens: 0, completion_tokens: 0 }
+    pub fn new(models: &'a Models, prompts: &'a Prompts, run_seed: u64, task: usize) -> Self {
+        Self { models, prompts, run_seed, task, trace: Vec::new(), prompt_tokens: 0, completion_tokens: 0 }
     }
 
-    /// Asks `role` with `template` rendered from `context`. `path` names the call (round,
+    /// Asks `who` with `template` rendered from `context`. `path` names the call (round,
     /// reviewer index) and, with the run seed, task and role, derives its sampling seed. An
     /// engine error, a cut-off output or a failed generation is an `Err` with the reason.
     pub fn ask(
         &mut self,
-        role: &str,
+        who: Who,
         config: &RoleConfig,
         template: &str,
         context: &Value,
         path: &[&str],
         schema: Option<Value>,
     ) -> anyhow::Result<Reply> {
+        let role = who.role();
+        let engine = match who {
+            Who::Generator => &self.models.generator,
+            Who::Summarizer => &self.models.summarizer,
+            Who::Reviewer(k) => match self.models.reviewers.get(k % self.models.reviewers.len().max(1)) {
+                Some(engine) => engine,
+                None => anyhow::bail!("no reviewer model"),
+            },
+        };
         let text = self.prompts.render(template, context)?;
         let task = self.task.to_string();
         let mut seed_path = vec!["blueprint", task.as_str(), role];
@@ -60,7 +103,7 @@ impl<'a> Caller<'a> {
         if let Some(schema) = schema {
             request = request.constraint(Constraint::JsonSchema(schema));
         }
-        let result = self.engine.generate(request);
+        let result = engine.generate(request);
         let entry = match &result {
             Ok(c) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "completion": c.text,
                              "finish_reason": c.finish_reason, "error": c.error}),

@@ -1,30 +1,28 @@
 //! A blueprint run: attempts in parallel, committed in task-index order.
 //!
-//! Workers take task indices from a shared counter and run attempts against one engine handle;
-//! the committing thread writes each attempt's lines only when every lower index has been
-//! written, and deduplicates against what it has committed so far. Output therefore depends on
-//! the seed alone, never on timing: the run stops after the attempt that brings the validated
-//! count to N, and attempts with higher indices that happened to be in flight are discarded.
+//! Workers take task indices from a shared counter and run attempts against the role models;
+//! the committing thread hands each attempt's lines to the [`Sink`] only when every lower index
+//! has been committed, and deduplicates against what it has committed so far. Output therefore
+//! depends on the seed alone, never on timing: the run stops after the attempt that brings the
+//! validated count to N, and attempts with higher indices that happened to be in flight are
+//! discarded. After each task the sink gets a checkpoint ([`Progress`]) from which a killed run
+//! resumes exactly where it stopped.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
 
 use anyhow::{bail, Context as _};
-use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::engine::EngineHandle;
-use crate::env::data::write_atomic;
+use crate::engine::SamplingParams;
 use crate::prompts::Prompts;
+use crate::progress::PhaseProgress;
 use crate::validate::{dedup, Failure, Stage};
 
 use super::attempt::{self, Attempt, AttemptConfig};
+use super::caller::Models;
 use super::Blueprint;
 
 /// One run's settings.
@@ -36,31 +34,39 @@ pub struct RunConfig {
     /// ...or after this many attempts.
     pub max_attempts: usize,
     pub concurrency: usize,
-    /// The model name each role uses, recorded with every blueprint.
-    pub model: String,
+    /// The model names per role, recorded with every blueprint.
+    pub models: RoleModels,
     pub trace: bool,
     #[serde(skip)]
     pub progress: bool,
 }
 
-/// Pass counts of one stage: how many drafts reached it and how many got through.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-struct StageCount {
-    entered: usize,
-    passed: usize,
+/// Which model plays each Phase 1 role, by name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoleModels {
+    pub generator: String,
+    pub reviewers: Vec<String>,
+    pub summarizer: String,
 }
 
-/// What `stats.json` reports.
-#[derive(Debug, Default)]
-struct Stats {
-    attempted: usize,
-    validated: usize,
-    rejected_by_stage: BTreeMap<&'static str, usize>,
+/// Pass counts of one stage: how many drafts reached it and how many got through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageCount {
+    pub entered: usize,
+    pub passed: usize,
+}
+
+/// What `stats.json` reports about Phase 1; also the state a resumed run continues from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub attempted: usize,
+    pub validated: usize,
+    pub rejected_by_stage: BTreeMap<String, usize>,
     /// Per stage, over first drafts only (no feedback) and over final drafts (with feedback).
-    without_feedback: BTreeMap<Stage, StageCount>,
-    with_feedback: BTreeMap<Stage, StageCount>,
-    rounds: usize,
-    tokens: usize,
+    pub without_feedback: BTreeMap<Stage, StageCount>,
+    pub with_feedback: BTreeMap<Stage, StageCount>,
+    pub rounds: usize,
+    pub tokens: usize,
 }
 
 fn count_stages(table: &mut BTreeMap<Stage, StageCount>, failed_at: Option<Stage>) {
@@ -79,7 +85,7 @@ impl Stats {
         self.attempted += 1;
         match last {
             None => self.validated += 1,
-            Some(stage) => *self.rejected_by_stage.entry(stage.name()).or_default() += 1,
+            Some(stage) => *self.rejected_by_stage.entry(stage.name().to_string()).or_default() += 1,
         }
         count_stages(&mut self.without_feedback, first);
         count_stages(&mut self.with_feedback, last);
@@ -87,7 +93,8 @@ impl Stats {
         self.tokens += tokens;
     }
 
-    fn to_json(&self, seconds: f64) -> Value {
+    /// The stats as `stats.json` shows them (without timings, which the caller adds).
+    pub fn to_json(&self) -> Value {
         let rates = |table: &BTreeMap<Stage, StageCount>| -> Value {
             table
                 .iter()
@@ -111,64 +118,81 @@ impl Stats {
             "revision_rounds": self.rounds,
             "tokens": self.tokens,
             "tokens_per_validated": per_validated(self.tokens),
-            "wall_seconds": seconds,
         })
     }
 }
 
-/// The output files of a run, opened append-only.
-struct Outputs {
-    dir: PathBuf,
-    blueprints: File,
-    rejected: File,
-    trace: Option<File>,
+/// Where a run stands: the next task to commit and the stats so far. A fresh run starts from
+/// `Progress::default()`; a resumed one from the last checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub next_task: usize,
+    pub stats: Stats,
+    /// The run reached its count or its attempt cap.
+    pub finished: bool,
 }
 
-impl Outputs {
-    /// Creates the files; existing output is refused, since resuming is not supported and
-    /// appending to another run's lines would mix two runs silently.
-    fn create(dir: &Path, trace: bool) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let open = |name: &str| -> anyhow::Result<File> {
-            let path = dir.join(name);
-            if path.exists() {
-                bail!("{} already exists; give an empty output directory (resuming a run is not supported)", path.display());
-            }
-            OpenOptions::new().create_new(true).append(true).open(&path).with_context(|| format!("creating {}", path.display()))
-        };
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            blueprints: open("blueprints.jsonl")?,
-            rejected: open("rejected.jsonl")?,
-            trace: if trace { Some(open("trace.jsonl")?) } else { None },
+/// Where a run's lines go. Lines of one task arrive together, in task order, followed by
+/// `committed`, after which they must survive a crash.
+pub trait Sink {
+    fn validated(&mut self, line: &Value) -> anyhow::Result<()>;
+    fn rejected(&mut self, line: &Value) -> anyhow::Result<()>;
+    fn trace(&mut self, entries: &[Value]) -> anyhow::Result<()>;
+    fn committed(&mut self, progress: &Progress) -> anyhow::Result<()>;
+}
+
+/// The validated blueprints already committed (from `blueprints.jsonl`), which new ones are
+/// deduplicated against when a run resumes.
+pub fn accepted_from(lines: &[Value]) -> anyhow::Result<Vec<(String, Blueprint)>> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let id = line["id"].as_str().with_context(|| format!("blueprint line {} has no id", i + 1))?;
+            let bp = Blueprint::deserialize(line).with_context(|| format!("blueprint line {} ({id})", i + 1))?;
+            Ok((id.to_string(), bp))
         })
-    }
+        .collect()
 }
 
-fn write_line(file: &mut File, value: &Value, dir: &Path) -> anyhow::Result<()> {
-    let mut line = serde_json::to_string(value)?;
-    line.push('\n');
-    file.write_all(line.as_bytes()).with_context(|| format!("writing into {}", dir.display()))
+/// Everything a run needs besides where its lines go.
+pub struct Run<'a> {
+    pub models: &'a Models,
+    pub prompts: &'a Prompts,
+    pub config: &'a RunConfig,
+    /// Few-shot examples.
+    pub pool: &'a [Value],
 }
 
-/// Runs the whole thing into `dir` and returns the stats it wrote.
-pub fn run(engine: &EngineHandle, prompts: &Prompts, config: &RunConfig, pool: &[Value], dir: &Path) -> anyhow::Result<Value> {
+/// Runs attempts from `progress.next_task` on until the count or the attempt cap is reached,
+/// committing each one into `sink`; `accepted` holds the validated blueprints already
+/// committed. Returns the final progress.
+pub fn run(
+    run: Run,
+    sink: &mut dyn Sink,
+    mut progress: Progress,
+    mut accepted: Vec<(String, Blueprint)>,
+) -> anyhow::Result<Progress> {
+    let Run { models, prompts, config, pool } = run;
     if config.count == 0 || config.max_attempts == 0 || config.concurrency == 0 {
         bail!("count, max attempts and concurrency must all be at least 1");
     }
-    let mut out = Outputs::create(dir, config.trace)?;
-    write_atomic(&dir.join("config.json"), &serde_json::to_string_pretty(config)?)?;
-    let started = Instant::now();
-    let bar = progress_bar(config);
-    let next = AtomicUsize::new(0);
+    if progress.stats.validated >= config.count || progress.next_task >= config.max_attempts {
+        progress.finished = true;
+    }
+    if progress.finished {
+        return Ok(progress);
+    }
+    let bar = PhaseProgress::new("blueprints", "validated", config.count, config.progress);
+    bar.update(progress.stats.validated, progress.stats.validated, progress.stats.attempted, 0);
+    let tokens_before = progress.stats.tokens;
+    let next = AtomicUsize::new(progress.next_task);
     let stop = AtomicBool::new(false);
-    let mut stats = Stats::default();
-    let mut accepted: Vec<(String, Blueprint)> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
 
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<(usize, anyhow::Result<Attempt>)>();
-        for _ in 0..config.concurrency.min(config.max_attempts) {
+        for _ in 0..config.concurrency.min(config.max_attempts - progress.next_task) {
             let tx = tx.clone();
             let (next, stop) = (&next, &stop);
             scope.spawn(move || loop {
@@ -176,7 +200,7 @@ pub fn run(engine: &EngineHandle, prompts: &Prompts, config: &RunConfig, pool: &
                 if stop.load(Ordering::SeqCst) || task >= config.max_attempts {
                     break;
                 }
-                let result = attempt::run(engine, prompts, &config.attempt, pool, task);
+                let result = attempt::run(models, prompts, &config.attempt, pool, task);
                 if tx.send((task, result)).is_err() {
                     break;
                 }
@@ -184,47 +208,35 @@ pub fn run(engine: &EngineHandle, prompts: &Prompts, config: &RunConfig, pool: &
         }
         drop(tx);
         let mut pending: BTreeMap<usize, anyhow::Result<Attempt>> = BTreeMap::new();
-        let mut due = 0;
         for (task, result) in rx {
             pending.insert(task, result);
-            while let Some(result) = pending.remove(&due) {
-                due += 1;
+            while let Some(result) = pending.remove(&progress.next_task) {
+                let task = progress.next_task;
                 if stop.load(Ordering::SeqCst) {
                     continue;
                 }
-                let committed = result.and_then(|a| commit(a, config, &mut out, &mut stats, &mut accepted));
+                let committed = result.and_then(|a| commit(a, config, sink, &mut progress.stats, &mut accepted)).and_then(|()| {
+                    progress.next_task = task + 1;
+                    progress.finished = progress.stats.validated >= config.count || progress.next_task >= config.max_attempts;
+                    sink.committed(&progress)
+                });
                 if let Err(e) = committed {
-                    failure = Some(e.context(format!("attempt {}", due - 1)));
+                    failure = Some(e.context(format!("attempt {task}")));
                     stop.store(true, Ordering::SeqCst);
                     continue;
                 }
-                if stats.validated >= config.count {
+                if progress.finished {
                     stop.store(true, Ordering::SeqCst);
                 }
-                bar.set_position(stats.validated as u64);
-                let rate = stats.validated as f64 / stats.attempted.max(1) as f64;
-                bar.set_message(format!("rejected {} · pass rate {:.0}%", stats.attempted - stats.validated, 100.0 * rate));
+                bar.update(progress.stats.validated, progress.stats.validated, progress.stats.attempted, progress.stats.tokens - tokens_before);
             }
         }
     });
-    bar.finish_and_clear();
-    if let Some(e) = failure {
-        return Err(e);
+    bar.finish();
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(progress),
     }
-    let stats = stats.to_json(started.elapsed().as_secs_f64());
-    write_atomic(&dir.join("stats.json"), &serde_json::to_string_pretty(&stats)?)?;
-    Ok(stats)
-}
-
-fn progress_bar(config: &RunConfig) -> ProgressBar {
-    if !config.progress {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(config.count as u64);
-    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} validated {pos}/{len} {bar:30} {msg}") {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// Writes one attempt's lines: a validated blueprint (unless it duplicates an earlier one) or
@@ -232,7 +244,7 @@ fn progress_bar(config: &RunConfig) -> ProgressBar {
 fn commit(
     attempt: Attempt,
     config: &RunConfig,
-    out: &mut Outputs,
+    sink: &mut dyn Sink,
     stats: &mut Stats,
     accepted: &mut Vec<(String, Blueprint)>,
 ) -> anyhow::Result<()> {
@@ -245,7 +257,13 @@ fn commit(
         (Ok(_), None) => bail!("a validated attempt without a draft"),
         (Err(f), _) => Err(f.clone()),
     };
-    let models = json!({"generator": config.model, "reviewer": config.model, "summarizer": config.model});
+    let sampling = |s: &SamplingParams| json!({"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "min_p": s.min_p, "repeat_penalty": s.repeat_penalty});
+    let a = &config.attempt;
+    let sampling = json!({
+        "generator": sampling(&a.generator.sampling),
+        "reviewer": sampling(&a.committee.role.sampling),
+        "summarizer": sampling(&a.summarizer.sampling),
+    });
     let persona = attempt.context.persona.as_ref().map(|p| p.to_string());
     match outcome {
         Ok((validated, bp)) => {
@@ -263,10 +281,12 @@ fn commit(
                 "votes": {"reviews": validated.verdict.reviews, "voted": validated.verdict.voted, "mean": validated.verdict.mean},
                 "rounds": attempt.rounds,
                 "recombined": false,
-                "models": models,
+                "models": config.models,
+                "sampling": sampling,
                 "seed": config.attempt.run_seed,
+                "tokens": attempt.tokens,
             });
-            write_line(&mut out.blueprints, &line, &out.dir)?;
+            sink.validated(&line)?;
             accepted.push((id, bp.clone()));
             stats.record(attempt.first_failure, None, attempt.rounds, attempt.tokens);
         }
@@ -281,17 +301,17 @@ fn commit(
                 "data_seed": attempt.data_seed,
                 "user_id": attempt.context.data.user_id,
                 "rounds": attempt.rounds,
-                "models": models,
+                "models": config.models,
+                "sampling": sampling,
                 "seed": config.attempt.run_seed,
+                "tokens": attempt.tokens,
             });
-            write_line(&mut out.rejected, &line, &out.dir)?;
+            sink.rejected(&line)?;
             stats.record(first, Some(failure.stage), attempt.rounds, attempt.tokens);
         }
     }
-    if let Some(trace) = out.trace.as_mut() {
-        for entry in &attempt.trace {
-            write_line(trace, entry, &out.dir)?;
-        }
+    if config.trace {
+        sink.trace(&attempt.trace)?;
     }
     Ok(())
 }

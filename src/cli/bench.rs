@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::load::ModelArgs;
-use crate::engine::{self, Completion, Constraint, EngineConfig, EngineHandle, Prompt, Request, SamplingParams};
+use crate::engine::{self, Completion, Constraint, EngineHandle, Prompt, Request, SamplingParams};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -104,7 +104,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.prompt_tokens + args.gen_tokens + 1 > context {
         bail!("--prompt-tokens + --gen-tokens exceed the model's context ({context} tokens)");
     }
-    let mut config = EngineConfig::with_kv_cache_mb(args.model.kv_cache_mb);
+    let mut config = args.model.load.engine_config()?;
     config.step_tokens = args.step_tokens;
     config.max_sequences = config.max_sequences.max(*args.concurrency.iter().max().unwrap_or(&1));
     let engine = engine::start(model, config)?;

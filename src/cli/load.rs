@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::chat::CalendarDate;
+use crate::dataset::stats::EngineReport;
 use crate::engine::loaded::{parse_device, parse_dtype, LoadOptions, LoadedModel};
 use crate::engine::{self, EngineConfig, EngineHandle};
 
@@ -13,6 +14,13 @@ pub struct ModelArgs {
     /// or a Hugging Face repo `org/name[@revision][:file.gguf]`.
     #[arg(long, short = 'm', value_name = "MODEL")]
     pub model: String,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// How models are loaded: where they run and from where they may be fetched.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
     /// Use only the local Hugging Face cache (also: HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
@@ -37,6 +45,21 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load_options(&self) -> Result<LoadOptions> {
+        self.load.options()
+    }
+
+    pub fn load(&self) -> Result<LoadedModel> {
+        self.load.load(&self.model)
+    }
+
+    /// Loads the model and starts an engine on it.
+    pub fn start(&self) -> Result<EngineHandle> {
+        self.load.start(&self.model)
+    }
+}
+
+impl LoadArgs {
+    pub fn options(&self) -> Result<LoadOptions> {
         let mut options = LoadOptions::from_env(self.offline)?;
         options.decoder.device = parse_device(&self.device)?;
         options.decoder.dtype = self.dtype.as_deref().map(parse_dtype).transpose()?;
@@ -46,18 +69,58 @@ impl ModelArgs {
         Ok(options)
     }
 
-    pub fn load(&self) -> Result<LoadedModel> {
-        let options = self.load_options()?;
-        LoadedModel::load(&self.model, &options).with_context(|| format!("loading model {}", self.model))
+    pub fn load(&self, model: &str) -> Result<LoadedModel> {
+        let options = self.options()?;
+        LoadedModel::load(model, &options).with_context(|| format!("loading model {model}"))
     }
 
-    /// Loads the model and starts an engine on it.
-    pub fn start(&self) -> Result<EngineHandle> {
+    /// The engine settings these flags ask for.
+    pub fn engine_config(&self) -> Result<EngineConfig> {
         if self.kv_cache_mb == Some(0) {
             anyhow::bail!("--kv-cache-mb must be at least 1");
         }
-        let model = self.load()?;
-        Ok(engine::start(model, EngineConfig::with_kv_cache_mb(self.kv_cache_mb))?)
+        Ok(EngineConfig::with_kv_cache_mb(self.kv_cache_mb))
+    }
+
+    /// Loads `model` and starts an engine on it.
+    pub fn start(&self, model: &str) -> Result<EngineHandle> {
+        let config = self.engine_config()?;
+        Ok(engine::start(self.load(model)?, config)?)
+    }
+}
+
+/// The engines of a run: each distinct model loaded once, its handle shared by every role that
+/// names it.
+pub struct Engines {
+    loaded: Vec<(String, EngineHandle)>,
+}
+
+impl Engines {
+    /// Loads every model in `names` (duplicates once).
+    pub fn load(load: &LoadArgs, names: &[&str]) -> Result<Self> {
+        let mut loaded: Vec<(String, EngineHandle)> = Vec::new();
+        for name in names {
+            if loaded.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let engine = load.start(name)?;
+            loaded.push((name.to_string(), engine));
+        }
+        Ok(Self { loaded })
+    }
+
+    /// The handle of a loaded model.
+    pub fn get(&self, name: &str) -> Result<EngineHandle> {
+        self.loaded
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, e)| e.clone())
+            .with_context(|| format!("model {name} was not loaded"))
+    }
+
+    /// Each engine's totals, for `stats.json`.
+    pub fn reports(&self) -> Vec<EngineReport> {
+        self.loaded.iter().map(|(model, e)| EngineReport { model: model.clone(), metrics: e.metrics() }).collect()
     }
 }
 

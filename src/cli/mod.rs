@@ -6,6 +6,9 @@ pub mod chat;
 pub mod env;
 mod load;
 pub mod models;
+mod pipeline;
+pub mod run;
+mod settings;
 pub mod trajectories;
 pub mod world;
 
@@ -21,6 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole pipeline: blueprints, then trajectories, into a training dataset.
+    Run(run::RunArgs),
     /// Phase 1: generate and validate task blueprints.
     Blueprints(blueprints::BlueprintsArgs),
     /// Phase 2: act out blueprints with a simulated user and an agent; keep verified trajectories.
@@ -39,6 +44,7 @@ pub enum Command {
 /// Runs the parsed command. Every failure comes back as an error for `main` to print.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Blueprints(args) => blueprints::run(args),
         Command::Trajectories(args) => trajectories::run(args),
         Command::Chat(args) => chat::run(args),

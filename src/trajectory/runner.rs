@@ -3,18 +3,15 @@
 //! Attempts run concurrently on worker threads that share the engine handles; each attempt's
 //! seeds derive from (run seed, blueprint, attempt, role, turn), so its conversation does not
 //! depend on scheduling. Results are committed in blueprint order (all attempts of blueprint
-//! `i` before any of `i + 1`), every line flushed as it is written, so the same command gives
-//! the same files and an interrupted run leaves a clean prefix.
+//! `i` before any of `i + 1`) into a [`Sink`], with a checkpoint after each blueprint, so the
+//! same command gives the same files and an interrupted run resumes where it stopped.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::agent::{converse, Conversation, End, Models, RoleTokens, Setup};
 use super::user::UserTurn;
@@ -23,6 +20,7 @@ use super::{Blueprint, Rejection, TrajectoryConfig};
 use crate::chat::Message;
 use crate::env::state::{hash, PatchOp};
 use crate::env::{Db, Domain, Env};
+use crate::progress::PhaseProgress;
 use crate::prompts::Prompts;
 use crate::seeds::derive;
 
@@ -172,7 +170,7 @@ pub fn run_attempt(
 }
 
 /// Counts for `stats.json`.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Stats {
     pub trajectories: TrajectoryCounts,
     pub blueprints: BlueprintCounts,
@@ -182,7 +180,7 @@ pub struct Stats {
     pub tokens: RoleTokens,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TrajectoryCounts {
     pub attempted: usize,
     /// Distinct verified trajectories, the lines of `trajectories.jsonl`.
@@ -192,13 +190,13 @@ pub struct TrajectoryCounts {
     pub duplicates: usize,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct BlueprintCounts {
     pub total: usize,
     pub with_verified: usize,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct PerTrajectory {
     pub agent_steps: f64,
     pub user_turns: f64,
@@ -206,48 +204,36 @@ pub struct PerTrajectory {
     pub tokens: f64,
 }
 
-/// Writes one blueprint's attempts and folds them into the stats.
-struct Sink {
-    trajectories: BufWriter<File>,
-    rejected: BufWriter<File>,
-    stats: Stats,
+/// Where a run stands: the next blueprint to commit and the counts so far. A fresh run starts
+/// from `Progress::default()`; a resumed one from the last checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub next_blueprint: usize,
+    pub stats: Stats,
+    /// Sums over kept trajectories of agent steps, user turns, tool calls and tokens.
     sums: [usize; 4],
 }
 
-impl Sink {
-    fn create(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let open = |name: &str| -> anyhow::Result<BufWriter<File>> {
-            let path = dir.join(name);
-            Ok(BufWriter::new(
-                File::create(&path).with_context(|| format!("creating {}", path.display()))?,
-            ))
-        };
-        Ok(Self {
-            trajectories: open("trajectories.jsonl")?,
-            rejected: open("rejected.jsonl")?,
-            stats: Stats::default(),
-            sums: [0; 4],
-        })
-    }
-
-    fn commit(&mut self, attempts: Vec<AttemptRecord>) -> anyhow::Result<()> {
+impl Progress {
+    /// Folds one blueprint's attempts into the counts and hands each to `sink`.
+    fn commit(&mut self, attempts: Vec<AttemptRecord>, sink: &mut dyn Sink) -> anyhow::Result<()> {
         let mut seen = HashSet::new();
         let mut any = false;
         for record in attempts {
             let stats = &mut self.stats;
             stats.trajectories.attempted += 1;
-            stats.tokens.agent.prompt += record.tokens.agent.prompt;
-            stats.tokens.agent.completion += record.tokens.agent.completion;
-            stats.tokens.user.prompt += record.tokens.user.prompt;
-            stats.tokens.user.completion += record.tokens.user.completion;
-            stats.tokens.judge.prompt += record.tokens.judge.prompt;
-            stats.tokens.judge.completion += record.tokens.judge.completion;
+            for (total, used) in [
+                (&mut stats.tokens.agent, record.tokens.agent),
+                (&mut stats.tokens.user, record.tokens.user),
+                (&mut stats.tokens.judge, record.tokens.judge),
+            ] {
+                total.prompt += used.prompt;
+                total.completion += used.completion;
+            }
             if let Some(reason) = record.reason {
                 stats.trajectories.rejected += 1;
                 *stats.rejected_by_reason.entry(reason.name().to_string()).or_default() += 1;
-                writeln!(self.rejected, "{}", serde_json::to_string(&record)?)?;
-                self.rejected.flush()?;
+                sink.rejected(&record)?;
                 continue;
             }
             if !seen.insert(fingerprint(&record.messages)) {
@@ -264,15 +250,10 @@ impl Sink {
             ]) {
                 *sum += value;
             }
-            writeln!(self.trajectories, "{}", serde_json::to_string(&record)?)?;
-            self.trajectories.flush()?;
+            sink.verified(&record)?;
         }
         self.stats.blueprints.total += 1;
         self.stats.blueprints.with_verified += usize::from(any);
-        Ok(())
-    }
-
-    fn finish(mut self, dir: &Path) -> anyhow::Result<Stats> {
         let n = self.stats.trajectories.verified.max(1) as f64;
         let [steps, turns, calls, tokens] = self.sums.map(|s| s as f64 / n);
         self.stats.per_verified = PerTrajectory {
@@ -281,10 +262,17 @@ impl Sink {
             tool_calls: calls,
             tokens,
         };
-        let path = dir.join("stats.json");
-        crate::env::data::write_atomic(&path, &format!("{}\n", serde_json::to_string_pretty(&self.stats)?))?;
-        Ok(self.stats)
+        self.next_blueprint += 1;
+        sink.committed(self)
     }
+}
+
+/// Where a run's records go. The attempts of one blueprint arrive together, in blueprint order,
+/// followed by `committed`, after which they must survive a crash.
+pub trait Sink {
+    fn verified(&mut self, record: &AttemptRecord) -> anyhow::Result<()>;
+    fn rejected(&mut self, record: &AttemptRecord) -> anyhow::Result<()>;
+    fn committed(&mut self, progress: &Progress) -> anyhow::Result<()>;
 }
 
 /// What makes two conversations the same: who said what and which calls were made, but not the
@@ -310,9 +298,10 @@ pub struct Run<'a> {
     pub world: World,
 }
 
-/// Runs every attempt of every blueprint and writes `trajectories.jsonl`, `rejected.jsonl` and
-/// `stats.json` under `out`.
-pub fn run(run: Run, blueprints: &[Blueprint], out: &Path) -> anyhow::Result<Stats> {
+/// Runs every attempt of the blueprints from `progress.next_blueprint` on, handing the records
+/// to `sink` in blueprint order, and returns the final progress. `show` turns the progress
+/// display on.
+pub fn run(run: Run, blueprints: &[Blueprint], sink: &mut dyn Sink, mut progress: Progress, show: bool) -> anyhow::Result<Progress> {
     let Run {
         models,
         prompts,
@@ -327,13 +316,20 @@ pub fn run(run: Run, blueprints: &[Blueprint], out: &Path) -> anyhow::Result<Sta
         world,
         generated: Mutex::new(HashMap::new()),
     };
-    let mut sink = Sink::create(out)?;
+    let first_job = progress.next_blueprint * attempts;
     let jobs = blueprints.len() * attempts;
-    let next = AtomicUsize::new(0);
+    if first_job >= jobs {
+        // Nothing (left) to run; the checkpoint still records that this phase took place.
+        sink.committed(&progress)?;
+        return Ok(progress);
+    }
+    let bar = PhaseProgress::new("trajectories", "verified", blueprints.len(), show);
+    let tokens_before = progress.stats.tokens.total();
+    let next = AtomicUsize::new(first_job);
     let failed = AtomicBool::new(false);
     let (sender, receiver) = mpsc::channel::<(usize, anyhow::Result<AttemptRecord>)>();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        for _ in 0..config.concurrency.clamp(1, jobs.max(1)) {
+    let result = std::thread::scope(|scope| -> anyhow::Result<()> {
+        for _ in 0..config.concurrency.clamp(1, (jobs - first_job).max(1)) {
             let sender = sender.clone();
             let (next, failed, worlds) = (&next, &failed, &worlds);
             scope.spawn(move || loop {
@@ -360,7 +356,6 @@ pub fn run(run: Run, blueprints: &[Blueprint], out: &Path) -> anyhow::Result<Sta
         drop(sender);
         // Commit blueprints in order as soon as all their attempts are in.
         let mut pending: BTreeMap<usize, AttemptRecord> = BTreeMap::new();
-        let mut committed = 0;
         for (job, result) in receiver {
             let record = match result {
                 Ok(record) => record,
@@ -370,15 +365,22 @@ pub fn run(run: Run, blueprints: &[Blueprint], out: &Path) -> anyhow::Result<Sta
                 }
             };
             pending.insert(job, record);
-            while (committed..committed + attempts).all(|j| pending.contains_key(&j)) && committed < jobs {
-                let batch = (committed..committed + attempts)
-                    .filter_map(|j| pending.remove(&j))
-                    .collect();
-                sink.commit(batch)?;
-                committed += attempts;
+            loop {
+                let first = progress.next_blueprint * attempts;
+                if first >= jobs || !(first..first + attempts).all(|j| pending.contains_key(&j)) {
+                    break;
+                }
+                let batch = (first..first + attempts).filter_map(|j| pending.remove(&j)).collect();
+                if let Err(error) = progress.commit(batch, sink) {
+                    failed.store(true, Ordering::SeqCst);
+                    return Err(error);
+                }
+                let t = &progress.stats.trajectories;
+                bar.update(progress.next_blueprint, t.verified, t.attempted, progress.stats.tokens.total() - tokens_before);
             }
         }
         Ok(())
-    })?;
-    sink.finish(out)
+    });
+    bar.finish();
+    result.map(|()| progress)
 }

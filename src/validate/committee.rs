@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::blueprint::caller::{Caller, RoleConfig};
+use crate::blueprint::caller::{Caller, RoleConfig, Who};
 
 use super::{Failure, Stage};
 
@@ -115,8 +115,8 @@ impl Committee {
         let round = format!("round-{round}");
         let reviews = (0..self.reviewers)
             .map(|k| {
-                let k = format!("reviewer-{k}");
-                let reply = caller.ask("reviewer", &self.role, "reviewer.jinja", context, &[&round, &k], Some(review_schema()));
+                let label = format!("reviewer-{k}");
+                let reply = caller.ask(Who::Reviewer(k), &self.role, "reviewer.jinja", context, &[&round, &label], Some(review_schema()));
                 match reply {
                     Ok(r) => serde_json::from_str::<Review>(&r.text)
                         .map_err(|e| format!("{e}"))

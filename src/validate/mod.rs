@@ -14,7 +14,7 @@ pub use committee::{Committee, Review, Verdict};
 pub use execution::Executed;
 
 /// The validation stages, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// The generator's output could not be read as a blueprint at all.

@@ -7,17 +7,15 @@ mod e2e;
 use std::path::Path;
 use std::sync::Arc;
 
-use apigen_mt::blueprint::attempt::AttemptConfig;
-use apigen_mt::blueprint::caller::RoleConfig;
-use apigen_mt::blueprint::run::{run, RunConfig};
+use apigen_mt::blueprint::caller::Models;
+use apigen_mt::blueprint::run::{run, Run};
+use apigen_mt::config::{Settings, SettingsFile};
+use apigen_mt::dataset::rundir::{RunDir, BLUEPRINTS, REJECTED, TRACE};
 use apigen_mt::engine::{
     Completion, Constraint, EngineError, EngineHandle, FinishReason, LanguageModel, ModelInfo, Prompt, Request,
-    SamplingParams,
 };
-use apigen_mt::env::domain;
 use apigen_mt::prompts::Prompts;
 use apigen_mt::samplers::fewshot;
-use apigen_mt::validate::Committee;
 use serde_json::{json, Value};
 
 /// What the script sees of a request: the role (from the prompt's wording), the prompt text
@@ -130,24 +128,26 @@ fn review(yes: u8) -> String {
     .to_string()
 }
 
-fn config(count: usize, max_attempts: usize, rounds: usize, reviewers: usize, concurrency: usize) -> RunConfig {
-    let role = RoleConfig { sampling: SamplingParams::greedy(), max_tokens: 64 };
-    RunConfig {
-        attempt: AttemptConfig {
-            domain: domain("retail").unwrap(),
-            run_seed: 5,
-            rounds,
-            generator: role.clone(),
-            summarizer: role.clone(),
-            committee: Committee { reviewers, threshold: 0.75, role },
-        },
-        count,
-        max_attempts,
-        concurrency,
-        model: "scripted".into(),
-        trace: true,
-        progress: false,
-    }
+fn config(count: usize, max_attempts: usize, rounds: usize, reviewers: usize, concurrency: usize) -> Settings {
+    let role = "temperature = 0.0\nmax_tokens = 64\n";
+    let text = format!(
+        "domain = 'retail'\nmodel = 'scripted'\nseed = 5\ntasks = {count}\nmax_attempts = {max_attempts}\nrounds = {rounds}\n\
+         reviewers = {reviewers}\nconcurrency = {concurrency}\n[generator]\n{role}[reviewer]\n{role}[summarizer]\n{role}"
+    );
+    toml::from_str::<SettingsFile>(&text).unwrap().resolve().unwrap()
+}
+
+/// Runs (or resumes) Phase 1 into `dir` as the `blueprints` command does, with a trace.
+fn run_into(engine: &EngineHandle, settings: &Settings, dir: &Path) -> anyhow::Result<Value> {
+    let prompts = Prompts::load(None)?;
+    let pool = fewshot::pool("retail", &[] as &[&Path])?;
+    let mut config = settings.blueprint_config(true)?;
+    config.progress = false;
+    let mut out = RunDir::open(dir, "blueprints", settings, json!({"trace": true}), &[BLUEPRINTS, REJECTED, TRACE])?;
+    let models = Models::single(engine.clone());
+    let (progress, accepted) = (out.blueprint_progress(), out.accepted()?);
+    run(Run { models: &models, prompts: &prompts, config: &config, pool: &pool }, &mut out, progress, accepted)?;
+    out.finish(&[])
 }
 
 fn lines(dir: &Path, name: &str) -> Vec<Value> {
@@ -158,10 +158,8 @@ fn lines(dir: &Path, name: &str) -> Vec<Value> {
         .collect()
 }
 
-fn go(engine: &EngineHandle, config: &RunConfig, dir: &Path) -> Value {
-    let prompts = Prompts::load(None).unwrap();
-    let pool = fewshot::pool("retail", &[] as &[&Path]).unwrap();
-    let stats = run(engine, &prompts, config, &pool, dir).unwrap();
+fn go(engine: &EngineHandle, config: &Settings, dir: &Path) -> Value {
+    let stats = run_into(engine, config, dir).unwrap();
     let attempted = stats["blueprints"]["attempted"].as_u64().unwrap() as usize;
     let validated = stats["blueprints"]["validated"].as_u64().unwrap() as usize;
     assert_eq!(lines(dir, "blueprints.jsonl").len(), validated, "stats and blueprints.jsonl disagree");
@@ -194,8 +192,8 @@ fn feedback_turns_a_failed_draft_into_a_validated_blueprint() {
     assert_eq!(bp["votes"]["voted"], json!([1, 1, 1, 1]));
     assert_eq!(bp["votes"]["reviews"].as_array().unwrap().len(), 3);
     assert_eq!(bp["data_hash"].as_str().unwrap().len(), 64);
-    assert_eq!(stats["pass_rate"]["without_feedback"]["format"]["rate"], 0.0);
-    assert_eq!(stats["pass_rate"]["with_feedback"]["committee"]["passed"], 1);
+    assert_eq!(stats["blueprints"]["pass_rate"]["without_feedback"]["format"]["rate"], 0.0);
+    assert_eq!(stats["blueprints"]["pass_rate"]["with_feedback"]["committee"]["passed"], 1);
     let trace = lines(dir.path(), "trace.jsonl");
     let roles: Vec<&str> = trace.iter().map(|t| t["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["generator", "summarizer", "generator", "reviewer", "reviewer", "reviewer"]);
@@ -253,7 +251,7 @@ fn duplicates_are_rejected_and_concurrency_does_not_change_the_files() {
     let script = |seen: &Seen| if seen.role == "reviewer" { review(1) } else { good_draft(seen, false) };
     let read = |dir: &Path| {
         let mut stats: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).unwrap()).unwrap();
-        stats.as_object_mut().unwrap().remove("wall_seconds");
+        stats.as_object_mut().unwrap().remove("timing");
         let files: Vec<String> = ["blueprints.jsonl", "rejected.jsonl", "trace.jsonl"]
             .iter()
             .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
@@ -268,10 +266,12 @@ fn duplicates_are_rejected_and_concurrency_does_not_change_the_files() {
     assert!(lines(one.path(), "rejected.jsonl")[0]["reason"].as_str().unwrap().contains("similar to retail-5-0"));
     assert_eq!(read(one.path()), read(three.path()));
 
-    // A second run into the same directory is refused rather than mixed in.
-    let prompts = Prompts::load(None).unwrap();
-    let err = run(&Scripted::handle(script), &prompts, &config(1, 1, 0, 1, 1), &[], one.path()).unwrap_err();
-    assert!(format!("{err:#}").contains("already exists"), "{err:#}");
+    // The same command again resumes a finished run and adds nothing; another config is refused.
+    let before = read(one.path());
+    run_into(&Scripted::handle(script), &config(2, 4, 0, 1, 1), one.path()).unwrap();
+    assert_eq!(read(one.path()), before);
+    let err = run_into(&Scripted::handle(script), &config(1, 4, 0, 1, 1), one.path()).unwrap_err();
+    assert!(format!("{err:#}").contains("config differs at `tasks`"), "{err:#}");
 }
 
 #[test]

@@ -16,9 +16,11 @@ use apigen_mt::engine::{
 use apigen_mt::env::{Action, Db};
 use apigen_mt::prompts::Prompts;
 use apigen_mt::trajectory::agent::Models;
-use apigen_mt::trajectory::runner::{run, Run, Stats, World};
+use apigen_mt::config::SettingsFile;
+use apigen_mt::dataset::rundir::{RunDir, OPENAI, REJECTED, SHAREGPT, TRAJECTORIES};
+use apigen_mt::trajectory::runner::{run, Progress, Run, Stats, World};
 use apigen_mt::trajectory::user::STOP;
-use apigen_mt::trajectory::{Blueprint, TrajectoryConfig};
+use apigen_mt::trajectory::Blueprint;
 
 /// An agent that makes `calls` one per step (in the generic tool-call format), then says
 /// `answer`; a user who asks once and then stops. Replies depend only on the prompt, so any
@@ -127,13 +129,9 @@ fn replay_run(calls: Vec<Action>, answer: &str, blueprint: &Blueprint, attempts:
         judge: handle,
     };
     let prompts = Prompts::load(None).expect("compiled-in prompts");
-    let config = TrajectoryConfig {
-        attempts,
-        best_of: 1,
-        max_turns: 6,
-        concurrency: 2,
-        ..TrajectoryConfig::default()
-    };
+    let text = format!("domain = 'retail'\nmodel = 'replay'\nattempts = {attempts}\nbest_of = 1\nmax_turns = 6\nconcurrency = 2\n");
+    let settings = toml::from_str::<SettingsFile>(&text).expect("TOML").resolve().expect("settings");
+    let config = settings.trajectory_config();
     let domain = apigen_mt::env::domain("retail").expect("retail");
     let policy = apigen_mt::env::policy::document("retail").expect("policy");
     let setup = Run {
@@ -144,7 +142,11 @@ fn replay_run(calls: Vec<Action>, answer: &str, blueprint: &Blueprint, attempts:
         domain,
         world: World::Generated(9),
     };
-    run(setup, std::slice::from_ref(blueprint), out).expect("the run completes")
+    let files = [TRAJECTORIES, REJECTED, SHAREGPT, OPENAI];
+    let mut sink = RunDir::open(out, "trajectories", &settings, json!({}), &files).expect("a run directory");
+    let progress = run(setup, std::slice::from_ref(blueprint), &mut sink, Progress::default(), false).expect("the run completes");
+    sink.finish(&[]).expect("stats");
+    progress.stats
 }
 
 fn lines(path: &Path) -> Vec<Value> {
@@ -306,8 +308,15 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
         assert_eq!(record["user_turns"][0]["candidates"].as_array().map(Vec::len), Some(1));
     }
     let second = run_once("b");
-    for name in ["trajectories.jsonl", "rejected.jsonl", "stats.json"] {
+    for name in ["trajectories.jsonl", "rejected.jsonl", "dataset.sharegpt.jsonl", "dataset.openai.jsonl", "manifest.json"] {
         let read = |dir: &Path| std::fs::read(dir.join(name)).expect("output file");
         assert_eq!(read(&first), read(&second), "{name} differs between identical runs");
     }
+    // stats.json equal but for its timings.
+    let untimed = |dir: &Path| {
+        let mut stats: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).expect("stats")).expect("JSON");
+        stats.as_object_mut().expect("an object").remove("timing");
+        stats
+    };
+    assert_eq!(untimed(&first), untimed(&second));
 }

@@ -1,0 +1,88 @@
+//! `apigen-mt run`: the whole pipeline in one command. Phase 1 until N blueprints validate (or
+//! the attempt cap), then Phase 2 on them, into one directory holding the training files, both
+//! phases' records, the stats, a report and the manifest that makes the run resumable.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::json;
+
+use super::load::{Engines, LoadArgs};
+use super::pipeline::{self, PHASE1_ROLES, PHASE2_ROLES};
+use super::settings::{self, BlueprintFlags, CommonFlags, TrajectoryFlags};
+use crate::dataset::rundir::{RunDir, BLUEPRINTS, OPENAI, REJECTED, SHAREGPT, TRACE, TRAJECTORIES};
+use crate::prompts::Prompts;
+use crate::samplers::fewshot;
+use crate::trajectory::runner::World;
+use crate::trajectory::Blueprint;
+
+/// Generate a verified multi-turn tool-use dataset: blueprints, then trajectories.
+#[derive(Debug, Args)]
+#[command(long_about = "Generate a verified multi-turn tool-use dataset: Phase 1 writes and validates task
+blueprints until --tasks validate (or --max-attempts is reached), Phase 2 acts each one out with a
+simulated user and an agent and keeps the verified conversations.
+
+DIR receives dataset.sharegpt.jsonl (LLaMA-Factory sharegpt, the APIGen-MT-5k layout),
+dataset.openai.jsonl (messages + tools, for transformers chat templates and TRL), blueprints.jsonl,
+rejected.jsonl (both phases), trajectories.jsonl, stats.json, report.md and manifest.json.
+Records are committed in task order; after a crash, re-running the same command resumes and gives
+the same files as an uninterrupted run. A changed config is refused.
+
+Example:
+  apigen-mt run --domain retail --model smollm2-135m-instruct --tasks 5 --out runs/r1
+  apigen-mt run --config run.toml --out runs/r2")]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonFlags,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Validated blueprints to produce, each then acted out (default 10).
+    #[arg(long)]
+    pub tasks: Option<usize>,
+    /// The output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub phase1: BlueprintFlags,
+    #[command(flatten)]
+    pub phase2: TrajectoryFlags,
+    /// A directory of *.jinja files overriding the compiled-in prompts.
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
+    /// JSONL files of validated blueprints to use as few-shot examples.
+    #[arg(long, num_args = 1..)]
+    pub few_shot: Vec<PathBuf>,
+    /// Also write every Phase 1 prompt and completion to DIR/trace.jsonl.
+    #[arg(long)]
+    pub trace: bool,
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let settings = settings::resolve(&args.common, args.tasks, &args.phase1, &args.phase2)?;
+    let domain = crate::env::domain(&settings.domain)?;
+    let prompts = Prompts::load(args.prompts.as_deref())?;
+    let pool = fewshot::pool(&settings.domain, &args.few_shot)?;
+    let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace});
+    let mut files = vec![BLUEPRINTS, REJECTED, TRAJECTORIES, SHAREGPT, OPENAI];
+    if args.trace {
+        files.push(TRACE);
+    }
+    // Models load before the directory is touched: a typo in a model name leaves no run behind.
+    let mut roles = PHASE1_ROLES.to_vec();
+    roles.extend(PHASE2_ROLES);
+    let engines = Engines::load(&args.load, &settings.models(&roles))?;
+    let mut out = RunDir::open(&args.out, "run", &settings, options, &files)?;
+
+    pipeline::blueprints(&settings, &engines, &prompts, &pool, args.trace, &mut out)?;
+    let path = out.dir().join(BLUEPRINTS);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let blueprints = Blueprint::parse_jsonl(&text, &path.display().to_string())?;
+    let policy = crate::env::policy::document(domain.name)?;
+    pipeline::trajectories(&settings, &engines, &prompts, policy, World::Generated(settings.seed), &blueprints, &mut out)?;
+
+    let stats = out.finish(&engines.reports())?;
+    let records = &stats["dataset"]["records"];
+    eprintln!("{records} dataset records; report: {}", out.dir().join("report.md").display());
+    Ok(())
+}

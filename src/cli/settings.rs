@@ -1,0 +1,142 @@
+//! The flags that describe a run, shared by `run`, `blueprints` and `trajectories`. Every flag
+//! is optional: it overrides the same key of `--config FILE`, and what neither gives takes the
+//! default (see `run.example.toml`).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::config::{RoleFile, Settings, SettingsFile};
+
+/// Flags every pipeline command takes.
+#[derive(Debug, Clone, Args)]
+pub struct CommonFlags {
+    /// A TOML run config (see run.example.toml); flags override its keys.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The domain: retail or airline.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Every role's model unless the role names its own: a preset, a local directory or .gguf
+    /// file, or a Hugging Face repo `org/name[@revision][:file.gguf]`.
+    #[arg(long, short = 'm', value_name = "MODEL")]
+    pub model: Option<String>,
+    /// The run seed every random choice and sampling seed derives from (default 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Attempts in flight at once (changes speed, never the output).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+}
+
+/// Phase 1's flags.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BlueprintFlags {
+    /// Stop Phase 1 after this many attempts (default 4 × the blueprint count).
+    #[arg(long)]
+    pub max_attempts: Option<usize>,
+    /// Reviewers in the committee (default 3).
+    #[arg(long)]
+    pub reviewers: Option<usize>,
+    /// Mean of the voted criteria a blueprint needs to pass review (default 0.75).
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Revision rounds after a failed draft (default 3 for retail, 5 for airline).
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    #[arg(long, value_name = "MODEL")]
+    pub generator_model: Option<String>,
+    /// The reviewers' models; reviewer k uses the k-th, cycling.
+    #[arg(long, value_name = "MODEL", num_args = 1..)]
+    pub reviewer_model: Vec<String>,
+    #[arg(long, value_name = "MODEL")]
+    pub summarizer_model: Option<String>,
+    /// Sampling temperature of the generator (default 0.7; likewise reviewer and summarizer).
+    #[arg(long)]
+    pub generator_temperature: Option<f32>,
+    #[arg(long)]
+    pub reviewer_temperature: Option<f32>,
+    #[arg(long)]
+    pub summarizer_temperature: Option<f32>,
+    /// Most tokens the generator may write (default 768).
+    #[arg(long)]
+    pub generator_max_tokens: Option<usize>,
+    /// Most tokens each reviewer may write (default 256).
+    #[arg(long)]
+    pub reviewer_max_tokens: Option<usize>,
+    /// Most tokens the summarizer may write (default 160).
+    #[arg(long)]
+    pub summarizer_max_tokens: Option<usize>,
+}
+
+/// Phase 2's flags.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrajectoryFlags {
+    /// Conversations per blueprint (default 3).
+    #[arg(long)]
+    pub attempts: Option<usize>,
+    /// Candidates per simulated-user turn, scored by the judge; 1: no judge (default 4).
+    #[arg(long)]
+    pub best_of: Option<usize>,
+    /// Agent steps per conversation (default 30).
+    #[arg(long)]
+    pub max_turns: Option<usize>,
+    #[arg(long, value_name = "MODEL")]
+    pub agent_model: Option<String>,
+    #[arg(long, value_name = "MODEL")]
+    pub user_model: Option<String>,
+    #[arg(long, value_name = "MODEL")]
+    pub judge_model: Option<String>,
+    /// The agent's sampling temperature (default 0; user 0.8, judge 0).
+    #[arg(long)]
+    pub agent_temperature: Option<f32>,
+    #[arg(long)]
+    pub user_temperature: Option<f32>,
+    #[arg(long)]
+    pub judge_temperature: Option<f32>,
+    /// Most tokens per agent turn (default 512; user 128, judge 16).
+    #[arg(long)]
+    pub agent_max_tokens: Option<usize>,
+    #[arg(long)]
+    pub user_max_tokens: Option<usize>,
+    #[arg(long)]
+    pub judge_max_tokens: Option<usize>,
+}
+
+fn role(model: Option<&String>, temperature: Option<f32>, max_tokens: Option<usize>) -> RoleFile {
+    RoleFile { model: model.cloned(), temperature, max_tokens, ..RoleFile::default() }
+}
+
+/// The resolved settings: `--config` (if any), overridden by the flags that were given.
+pub fn resolve(common: &CommonFlags, tasks: Option<usize>, p1: &BlueprintFlags, p2: &TrajectoryFlags) -> Result<Settings> {
+    let base = match &common.config {
+        Some(path) => SettingsFile::load(path)?,
+        None => SettingsFile::default(),
+    };
+    let flags = SettingsFile {
+        domain: common.domain.clone(),
+        model: common.model.clone(),
+        seed: common.seed,
+        concurrency: common.concurrency,
+        tasks,
+        max_attempts: p1.max_attempts,
+        reviewers: p1.reviewers,
+        threshold: p1.threshold,
+        rounds: p1.rounds,
+        attempts: p2.attempts,
+        best_of: p2.best_of,
+        max_turns: p2.max_turns,
+        max_parse_errors: None,
+        generator: role(p1.generator_model.as_ref(), p1.generator_temperature, p1.generator_max_tokens),
+        reviewer: RoleFile {
+            models: (!p1.reviewer_model.is_empty()).then(|| p1.reviewer_model.clone()),
+            ..role(None, p1.reviewer_temperature, p1.reviewer_max_tokens)
+        },
+        summarizer: role(p1.summarizer_model.as_ref(), p1.summarizer_temperature, p1.summarizer_max_tokens),
+        user: role(p2.user_model.as_ref(), p2.user_temperature, p2.user_max_tokens),
+        judge: role(p2.judge_model.as_ref(), p2.judge_temperature, p2.judge_max_tokens),
+        agent: role(p2.agent_model.as_ref(), p2.agent_temperature, p2.agent_max_tokens),
+    };
+    base.merge(&flags).resolve()
+}
