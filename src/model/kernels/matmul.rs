@@ -134,14 +134,6 @@ impl Weights {
         Ok(Self { rows, cols, blocks })
     }
 
-    pub(crate) fn rows(&self) -> usize {
-        self.rows
-    }
-
-    pub(crate) fn cols(&self) -> usize {
-        self.cols
-    }
-
     /// The storage type.
     pub(crate) fn dtype(&self) -> GgmlDType {
         match &self.blocks {
