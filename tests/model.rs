@@ -577,13 +577,30 @@ fn smollm2_greedy_tokens_equal_candle_quantized_llama() {
 
     let mut reference = reference_gguf("llama", &gguf);
     let mut theirs = Vec::new();
-    let mut next = argmax(&reference(&prompt, 0));
+    // How far candle's best logit leads its second best, at each step.
+    let mut margins = Vec::new();
+    let mut row = reference(&prompt, 0);
     for step in 0..STEPS {
+        let next = argmax(&row);
         theirs.push(next);
-        next = argmax(&reference(&[next], prompt.len() + step));
+        let runner_up = row
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i as u32 != next)
+            .map(|(_, &x)| x)
+            .fold(f32::MIN, f32::max);
+        margins.push(row[next as usize] - runner_up);
+        row = reference(&[next], prompt.len() + step);
     }
     eprintln!("greedy: {:?}", tokenizer.decode(&ours_tokens, false));
-    assert_eq!(ours_tokens, theirs);
+    // Our attention and norms reduce in other orders than candle's, so logits agree to rounding
+    // only, and greedy paths may part where candle's top two logits nearly tie. Compare up to
+    // the first such near-tie, which must come after the answer and its end-of-turn token.
+    let compared = margins.iter().position(|&m| m < 0.05).unwrap_or(STEPS);
+    let end_of_turn = theirs.iter().position(|&t| t == 2).expect("an <|im_end|>");
+    eprintln!("compared {compared} of {STEPS} tokens; margins {margins:?}");
+    assert!(compared > end_of_turn, "a near-tie at step {compared}, inside the answer");
+    assert_eq!(ours_tokens[..compared], theirs[..compared]);
     assert!(tokenizer
         .decode(&ours_tokens, true)
         .expect("decode")
