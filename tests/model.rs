@@ -258,36 +258,88 @@ fn gguf_qwen3_matches_candle_quantized_qwen3() {
     assert_eq!(ours.config().head_dim, 32);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Batch invariance: a sequence's logits are bit-identical however it is scheduled.
+
+/// The models every scheduling property is checked on: dense f32 safetensors (Llama with GQA,
+/// Qwen3 with q/k norms) and GGUF files in several quantized types. The GGUF models use rows of
+/// 256 values so that K-quants fit.
+fn invariance_models(dir: &Path) -> Vec<(&'static str, Decoder)> {
+    let wide = Spec {
+        hidden: 256,
+        intermediate: 512,
+        head_dim: 64,
+        seed: 9,
+        ..Spec::llama()
+    };
+    let gguf = |name: &str, quant: &dyn Fn(&str) -> GgmlDType| {
+        load(&wide.write_gguf(&dir.join(format!("{name}.gguf")), quant))
+    };
+    let dense_dir = dir.join("dense");
+    let qwen3_dir = dir.join("qwen3");
+    std::fs::create_dir_all(&dense_dir).expect("mkdir");
+    std::fs::create_dir_all(&qwen3_dir).expect("mkdir");
+    vec![
+        ("f32 llama", load(&Spec::llama().write_safetensors(&dense_dir))),
+        ("f32 qwen3", load(&Spec::qwen3().write_safetensors(&qwen3_dir))),
+        (
+            "Q4_1",
+            gguf("q4_1", &|n| {
+                if n == "token_embd.weight" {
+                    GgmlDType::Q8_0
+                } else {
+                    GgmlDType::Q4_1
+                }
+            }),
+        ),
+        ("Q8_0", gguf("q8_0", &|_| GgmlDType::Q8_0)),
+        (
+            "Q4K + Q6K",
+            gguf("k", &|n| {
+                if n.contains("ffn_down") || n == "output.weight" {
+                    GgmlDType::Q6K
+                } else {
+                    GgmlDType::Q4K
+                }
+            }),
+        ),
+        ("Q5K", gguf("q5k", &|_| GgmlDType::Q5K)),
+    ]
+}
+
 /// Each sequence's chunks, step by step; step `k` of every sequence shares one forward pass.
+/// The first sequence's prompt spans two cache blocks.
 const SCRIPTS: [&[&[u32]]; 3] = [
-    &[&[1, 5, 9, 13, 17, 21, 25, 29, 33], &[40], &[41]],
+    &[
+        &[1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 65, 69, 73],
+        &[40],
+        &[41],
+    ],
     &[&[3, 6, 9, 12], &[50, 51, 52], &[53]],
     &[&[7, 14, 21, 28, 35, 42], &[60], &[61, 62]],
 ];
 
-/// Runs the scripts batched and each alone; returns the largest logit difference and whether
-/// every logit was bit-identical.
-fn batched_vs_solo(model: &Decoder) -> (f32, bool) {
-    let mut solo = Vec::new();
-    for script in SCRIPTS {
-        let mut kv = model.new_kv();
-        let steps: Vec<Vec<f32>> = script
-            .iter()
-            .map(|chunk| {
-                logits(
-                    model,
-                    &mut [SeqChunk {
-                        tokens: chunk,
-                        kv: &mut kv,
-                    }],
-                )
-                .remove(0)
-            })
-            .collect();
-        solo.push(steps);
-    }
+/// Runs every script alone, chunk by chunk; `[sequence][step] -> logits`.
+fn solo_runs(model: &Decoder) -> Vec<Vec<Vec<f32>>> {
+    SCRIPTS
+        .iter()
+        .map(|script| {
+            let mut kv = model.new_kv();
+            script
+                .iter()
+                .map(|chunk| {
+                    logits(model, &mut [SeqChunk { tokens: chunk, kv: &mut kv }]).remove(0)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs the scripts batched, step `k` of every sequence in one pass; same layout as
+/// [`solo_runs`].
+fn batched_runs(model: &Decoder) -> Vec<Vec<Vec<f32>>> {
     let mut kvs: Vec<_> = SCRIPTS.iter().map(|_| model.new_kv()).collect();
-    let (mut worst, mut identical) = (0f32, true);
+    let mut out = vec![Vec::new(); SCRIPTS.len()];
     for step in 0..3 {
         let mut chunks: Vec<SeqChunk> = kvs
             .iter_mut()
@@ -297,150 +349,125 @@ fn batched_vs_solo(model: &Decoder) -> (f32, bool) {
                 kv,
             })
             .collect();
-        let batched = logits(model, &mut chunks);
-        for (seq, row) in batched.iter().enumerate() {
-            worst = worst.max(max_diff(row, &solo[seq][step]));
-            identical &= *row == solo[seq][step];
+        for (seq, row) in logits(model, &mut chunks).into_iter().enumerate() {
+            out[seq].push(row);
         }
     }
     for (kv, script) in kvs.iter().zip(SCRIPTS) {
         assert_eq!(kv.len(), script.iter().map(|c| c.len()).sum::<usize>());
     }
-    (worst, identical)
+    out
 }
 
 #[test]
 fn batched_forward_equals_each_sequence_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let dense = load(&Spec::llama().write_safetensors(dir.path()));
-    let (diff, identical) = batched_vs_solo(&dense);
-    eprintln!("safetensors f32: batched vs solo max diff {diff:e}, bit-identical: {identical}");
-    assert!(
-        diff <= 1e-5,
-        "dense batched logits differ from solo by {diff}"
-    );
+    for (name, model) in invariance_models(dir.path()) {
+        let (solo, batched) = (solo_runs(&model), batched_runs(&model));
+        assert_eq!(batched, solo, "{name}: batched logits differ from solo");
+        // The comparison is not vacuous: different sequences give different logits.
+        assert_ne!(solo[0][0], solo[1][0], "{name}");
+    }
+}
 
-    let quantized =
-        load(&Spec::llama().write_gguf(&dir.path().join("q.gguf"), |_| GgmlDType::Q8_0));
-    let (diff, identical) = batched_vs_solo(&quantized);
-    eprintln!("gguf Q8_0: batched vs solo max diff {diff:e}, bit-identical: {identical}");
-    assert!(
-        identical,
-        "quantized batched logits differ from solo by {diff}"
-    );
+#[test]
+fn logits_do_not_depend_on_the_thread_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, model) in invariance_models(dir.path()) {
+        let runs: Vec<_> = [1, 2, 3]
+            .into_iter()
+            .map(|threads| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("thread pool");
+                pool.install(|| batched_runs(&model))
+            })
+            .collect();
+        assert_eq!(runs[0], runs[1], "{name}: 1 vs 2 threads");
+        assert_eq!(runs[0], runs[2], "{name}: 1 vs 3 threads");
+    }
+}
+
+/// Feeds `prompt` in chunks of the given sizes, then one more token; returns the logits after
+/// the prompt and after that token.
+fn chunked(model: &Decoder, prompt: &[u32], sizes: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(sizes.iter().sum::<usize>(), prompt.len());
+    let mut kv = model.new_kv();
+    let mut at = 0;
+    let mut last = Vec::new();
+    for &size in sizes {
+        let part = &prompt[at..at + size];
+        last = logits(model, &mut [SeqChunk { tokens: part, kv: &mut kv }]).remove(0);
+        at += size;
+    }
+    let next = logits(model, &mut [SeqChunk { tokens: &[77], kv: &mut kv }]).remove(0);
+    (last, next)
 }
 
 #[test]
 fn chunked_prefill_equals_one_shot_prefill() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let model = load(&Spec::qwen2().write_safetensors(dir.path()));
-    let prompt: Vec<u32> = (0..12).map(|i| (i * 7 + 3) % 96).collect();
-    let mut whole = model.new_kv();
-    let one_shot = logits(
-        &model,
-        &mut [SeqChunk {
-            tokens: &prompt,
-            kv: &mut whole,
-        }],
-    )
-    .remove(0);
-    let mut parts = model.new_kv();
-    let mut chunked = Vec::new();
-    for part in [&prompt[..5], &prompt[5..9], &prompt[9..]] {
-        chunked = logits(
-            &model,
-            &mut [SeqChunk {
-                tokens: part,
-                kv: &mut parts,
-            }],
-        )
-        .remove(0);
+    let prompt: Vec<u32> = (0..40).map(|i| (i * 7 + 3) % 96).collect();
+    for (name, model) in invariance_models(dir.path()) {
+        let one_shot = chunked(&model, &prompt, &[40]);
+        for sizes in [&[5, 11, 24][..], &[16, 16, 8], &[1, 39], &[15, 2, 23], &[1; 40]] {
+            // The caches agree too: the next token sees the same past either way.
+            assert_eq!(chunked(&model, &prompt, sizes), one_shot, "{name}: chunks {sizes:?}");
+        }
     }
-    assert!(
-        max_diff(&one_shot, &chunked) <= 1e-5,
-        "{}",
-        max_diff(&one_shot, &chunked)
-    );
-    // The caches agree too: the next token sees the same past either way.
-    let a = logits(
-        &model,
-        &mut [SeqChunk {
-            tokens: &[77],
-            kv: &mut whole,
-        }],
-    )
-    .remove(0);
-    let b = logits(
-        &model,
-        &mut [SeqChunk {
-            tokens: &[77],
-            kv: &mut parts,
-        }],
-    )
-    .remove(0);
-    assert!(max_diff(&a, &b) <= 1e-5, "{}", max_diff(&a, &b));
 }
 
 #[test]
 fn a_truncated_clone_reuses_the_prefix() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let prompt: Vec<u32> = (0..37).map(|i| (i * 5 + 1) % 96).collect();
+    for (name, model) in invariance_models(dir.path()) {
+        let run = |kv: &mut apigen_mt::model::SeqKv, tokens: &[u32]| {
+            logits(&model, &mut [SeqChunk { tokens, kv }]).remove(0)
+        };
+        let mut base = model.new_kv();
+        run(&mut base, &prompt);
+        // Forks cut inside a block and on a block boundary, then continue differently.
+        for keep in [20, 32] {
+            let mut fork = base.clone();
+            fork.truncate(keep);
+            assert_eq!(fork.len(), keep);
+            let forked = run(&mut fork, &[9, 10]);
+            let mut fresh = model.new_kv();
+            let mut direct_prompt = prompt[..keep].to_vec();
+            direct_prompt.extend([9, 10]);
+            assert_eq!(forked, run(&mut fresh, &direct_prompt), "{name}: fork at {keep}");
+        }
+        // The original cache is untouched by the forks' writes.
+        let next = run(&mut base, &[7]);
+        let mut again = model.new_kv();
+        let mut whole = prompt.clone();
+        whole.push(7);
+        assert_eq!(next, run(&mut again, &whole), "{name}: original after forks");
+    }
+}
+
+#[test]
+fn forks_share_their_prefix_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
     let model = load(&Spec::llama().write_safetensors(dir.path()));
+    let s = Spec::llama();
+    assert_eq!(
+        model.kv_bytes_per_token(),
+        s.layers * 2 * s.kv_heads * s.head_dim * 4
+    );
     let mut base = model.new_kv();
-    logits(
-        &model,
-        &mut [SeqChunk {
-            tokens: &[1, 2, 3, 4, 5, 6],
-            kv: &mut base,
-        }],
-    );
+    let prompt: Vec<u32> = (0..40).collect();
+    logits(&model, &mut [SeqChunk { tokens: &prompt, kv: &mut base }]);
+    assert_eq!(base.size_bytes(), 48 * model.kv_bytes_per_token(), "3 blocks of 16");
     let mut fork = base.clone();
-    fork.truncate(4);
-    let forked = logits(
-        &model,
-        &mut [SeqChunk {
-            tokens: &[9, 10],
-            kv: &mut fork,
-        }],
-    )
-    .remove(0);
-    let mut fresh = model.new_kv();
-    let direct = logits(
-        &model,
-        &mut [SeqChunk {
-            tokens: &[1, 2, 3, 4, 9, 10],
-            kv: &mut fresh,
-        }],
-    )
-    .remove(0);
-    assert!(
-        max_diff(&forked, &direct) <= 1e-5,
-        "{}",
-        max_diff(&forked, &direct)
-    );
-    // The original cache is untouched by the fork's writes.
-    let next = logits(
-        &model,
-        &mut [SeqChunk {
-            tokens: &[7],
-            kv: &mut base,
-        }],
-    )
-    .remove(0);
-    let mut again = model.new_kv();
-    let expected = logits(
-        &model,
-        &mut [SeqChunk {
-            tokens: &[1, 2, 3, 4, 5, 6, 7],
-            kv: &mut again,
-        }],
-    )
-    .remove(0);
-    assert!(
-        max_diff(&next, &expected) <= 1e-5,
-        "{}",
-        max_diff(&next, &expected)
-    );
-    assert!(base.size_bytes() > 0);
+    logits(&model, &mut [SeqChunk { tokens: &[5], kv: &mut fork }]);
+    let mut ids: Vec<usize> = base.blocks().chain(fork.blocks()).map(|b| b.0).collect();
+    ids.sort();
+    ids.dedup();
+    // Two full blocks shared; the partial third one copied on the fork's write.
+    assert_eq!(ids.len(), 4);
 }
 
 #[test]
@@ -550,17 +577,95 @@ fn smollm2_greedy_tokens_equal_candle_quantized_llama() {
 
     let mut reference = reference_gguf("llama", &gguf);
     let mut theirs = Vec::new();
-    let mut next = argmax(&reference(&prompt, 0));
+    // How far candle's best logit leads its second best, at each step.
+    let mut margins = Vec::new();
+    let mut row = reference(&prompt, 0);
     for step in 0..STEPS {
+        let next = argmax(&row);
         theirs.push(next);
-        next = argmax(&reference(&[next], prompt.len() + step));
+        let runner_up = row
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i as u32 != next)
+            .map(|(_, &x)| x)
+            .fold(f32::MIN, f32::max);
+        margins.push(row[next as usize] - runner_up);
+        row = reference(&[next], prompt.len() + step);
     }
     eprintln!("greedy: {:?}", tokenizer.decode(&ours_tokens, false));
-    assert_eq!(ours_tokens, theirs);
+    // Our attention and norms reduce in other orders than candle's, so logits agree to rounding
+    // only; re-quantizing activations to 8 bits before every product amplifies that to a few
+    // hundredths after dozens of steps, and greedy paths may then part where candle's top two
+    // logits nearly tie (seen: a 0.07 lead at step 33, long after the answer ended). Compare up
+    // to the first such near-tie, which must come after the answer and its end-of-turn token.
+    let compared = margins.iter().position(|&m| m < 0.1).unwrap_or(STEPS);
+    let end_of_turn = theirs.iter().position(|&t| t == 2).expect("an <|im_end|>");
+    eprintln!("compared {compared} of {STEPS} tokens; margins {margins:?}");
+    assert!(compared > end_of_turn, "a near-tie at step {compared}, inside the answer");
+    assert_eq!(ours_tokens[..compared], theirs[..compared]);
     assert!(tokenizer
         .decode(&ours_tokens, true)
         .expect("decode")
         .contains("Paris"));
+}
+
+/// Greedy decoding of each prompt; `[prompt][step] -> (token, logits)`. With `batched`, every
+/// step (the prompts first, then one token per sequence) is one forward pass over all of them.
+fn greedy(model: &Decoder, prompts: &[Vec<u32>], steps: usize, batched: bool) -> Vec<Vec<(u32, Vec<f32>)>> {
+    let mut kvs: Vec<_> = prompts.iter().map(|_| model.new_kv()).collect();
+    let mut out = vec![Vec::new(); prompts.len()];
+    let mut inputs: Vec<Vec<u32>> = prompts.to_vec();
+    for _ in 0..=steps {
+        let rows: Vec<Vec<f32>> = if batched {
+            let mut chunks: Vec<SeqChunk> = kvs
+                .iter_mut()
+                .zip(&inputs)
+                .map(|(kv, tokens)| SeqChunk { tokens, kv })
+                .collect();
+            logits(model, &mut chunks)
+        } else {
+            kvs.iter_mut()
+                .zip(&inputs)
+                .map(|(kv, tokens)| logits(model, &mut [SeqChunk { tokens, kv }]).remove(0))
+                .collect()
+        };
+        for (seq, row) in rows.into_iter().enumerate() {
+            let next = argmax(&row);
+            inputs[seq] = vec![next];
+            out[seq].push((next, row));
+        }
+    }
+    out
+}
+
+#[test]
+fn smollm2_batched_greedy_decoding_equals_each_prompt_alone() {
+    let dir = shared_model_dir();
+    let gguf = dir.join("model-q4_1.gguf");
+    if !gguf.exists() {
+        eprintln!("skipped: {} not found", gguf.display());
+        return;
+    }
+    let tokenizer =
+        tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).expect("tokenizer");
+    let encode = |text: &str| -> Vec<u32> {
+        tokenizer.encode(text, false).expect("encode").get_ids().to_vec()
+    };
+    let prompts = [
+        encode("<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n"),
+        encode("<|im_start|>system\nYou are a terse assistant.<|im_end|>\n<|im_start|>user\nName three primary colours.<|im_end|>\n<|im_start|>assistant\n"),
+        encode("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face. Answer briefly and precisely, and say so when you do not know.<|im_end|>\n<|im_start|>user\nExplain in one sentence why the sky looks blue during the day.<|im_end|>\n<|im_start|>assistant\n"),
+    ];
+    assert!(prompts[0].len() < prompts[1].len() && prompts[1].len() < prompts[2].len());
+    let model = load(&WeightsSource::Gguf(gguf));
+    let alone = greedy(&model, &prompts, 8, false);
+    let together = greedy(&model, &prompts, 8, true);
+    for (seq, (a, b)) in alone.iter().zip(&together).enumerate() {
+        let tokens = |run: &[(u32, Vec<f32>)]| run.iter().map(|s| s.0).collect::<Vec<_>>();
+        assert_eq!(tokens(a), tokens(b), "prompt {seq}: tokens");
+        assert!(a == b, "prompt {seq}: logits differ");
+        eprintln!("prompt {seq}: {:?}", tokenizer.decode(&tokens(a), false));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -742,4 +847,49 @@ fn a_missing_tensor_is_named() {
             && err.contains("missing"),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timing on the real SmolLM2 file (release, `--ignored`); prints numbers, asserts nothing about
+// speed.
+
+/// Decode steps of `batch` sequences at once, each after a short prompt; tokens per second.
+fn decode_rate(model: &Decoder, batch: usize, steps: usize) -> f64 {
+    let mut kvs: Vec<_> = (0..batch).map(|_| model.new_kv()).collect();
+    for (i, kv) in kvs.iter_mut().enumerate() {
+        let prompt: Vec<u32> = (0..32).map(|t| (t * 31 + i as u32 * 7 + 100) % 5000).collect();
+        logits(model, &mut [SeqChunk { tokens: &prompt, kv }]);
+    }
+    let start = std::time::Instant::now();
+    for step in 0..steps {
+        let tokens: Vec<[u32; 1]> = (0..batch).map(|i| [(step * 13 + i * 5 + 200) as u32]).collect();
+        let mut chunks: Vec<SeqChunk> = kvs
+            .iter_mut()
+            .zip(&tokens)
+            .map(|(kv, t)| SeqChunk { tokens: t, kv })
+            .collect();
+        logits(model, &mut chunks);
+    }
+    (batch * steps) as f64 / start.elapsed().as_secs_f64()
+}
+
+#[test]
+#[ignore = "timing: run in release with --ignored --nocapture"]
+fn smollm2_timing() {
+    let gguf = shared_model_dir().join("model-q4_1.gguf");
+    if !gguf.exists() {
+        eprintln!("skipped: {} not found", gguf.display());
+        return;
+    }
+    let model = load(&WeightsSource::Gguf(gguf));
+    for batch in [1, 4, 16] {
+        let rate = decode_rate(&model, batch, 24);
+        eprintln!("decode batch {batch}: {rate:.1} tok/s");
+    }
+    let prompt: Vec<u32> = (0..512).map(|t| (t * 37 + 11) % 40000).collect();
+    let mut kv = model.new_kv();
+    let start = std::time::Instant::now();
+    logits(&model, &mut [SeqChunk { tokens: &prompt, kv: &mut kv }]);
+    let rate = prompt.len() as f64 / start.elapsed().as_secs_f64();
+    eprintln!("prefill 512 tokens: {rate:.1} tok/s");
 }

@@ -131,18 +131,16 @@ pub fn common_prefix(a: &[u32], b: &[u32]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{DType, Device, Tensor};
-
     use super::*;
+    use crate::model::KvShape;
 
     /// A one-layer cache holding `n` tokens.
     fn kv(n: usize) -> SeqKv {
-        let mut kv = SeqKv::new(1, 1, 1, DType::F32, Device::Cpu);
-        if n > 0 {
-            let t = Tensor::zeros((1, n, 1), DType::F32, &Device::Cpu).unwrap();
-            kv.write(0, &t, &t).unwrap();
-            kv.commit(n);
+        let mut kv = SeqKv::new(KvShape { layers: 1, kv_heads: 1, head_dim: 1 });
+        for position in 0..n {
+            kv.write(0, position, &[0.0], &[0.0]).unwrap();
         }
+        kv.commit(n);
         kv
     }
 

@@ -1,19 +1,26 @@
 //! The decoder: one forward pass over a batch of sequence chunks.
 //!
 //! Every linear layer runs once per step over all the batch's tokens stacked into one
-//! `[tokens, hidden]` matrix; only attention is per sequence, against that sequence's own cache.
-//! There is no padding and no cross-sequence mask. A batch of one chunk is the sequential case.
+//! `[tokens, hidden]` matrix, so a step streams each weight matrix from memory once however
+//! many sequences share it; attention is per sequence, against that sequence's own cache. There
+//! is no padding and no cross-sequence mask. A batch of one chunk is the sequential case.
 //!
-//! Batch invariance: a sequence's logits should not depend on what else is in the batch. Row-wise
-//! ops (embedding, RMSNorm, RoPE, SiLU, residuals) and the per-sequence attention are invariant
-//! by construction. The matrix products over all tokens are only as invariant as candle's kernels
-//! for a different number of rows: see the module docs of [`crate::model`].
+//! Every kernel computes each output element in an order fixed by that element alone (see
+//! [`super::kernels`]), so a sequence's logits are bit-identical however it is scheduled.
+//!
+//! The pass runs on the host whatever [`Decoder::device`] says: weights are kept in host memory
+//! and the logits are moved to the device at the end. A CUDA or Metal device therefore works,
+//! through the CPU kernels, rather than accelerating anything.
 
-use candle_core::quantized::QMatMul;
-use candle_core::{DType, Device, Module, Result, Tensor};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Result, Tensor};
 
 use super::config::ModelConfig;
-use super::kv::SeqKv;
+use super::kernels::attention::{attend, Queries};
+use super::kernels::matmul::Weights;
+use super::kernels::rowwise::{add_bias, add_in_place, rms_norm, rms_norm_in_place, silu_mul};
+use super::kv::{KvShape, SeqKv};
 use super::rope::Rope;
 
 /// One sequence's share of a forward pass: its new tokens and its cache, which the pass extends.
@@ -25,31 +32,25 @@ pub struct SeqChunk<'a> {
 /// `x @ W^T (+ b)`, with `W` dense or quantized.
 #[derive(Debug, Clone)]
 pub(crate) struct Linear {
-    pub weight: QMatMul,
-    pub bias: Option<Tensor>,
+    pub weight: Arc<Weights>,
+    pub bias: Option<Vec<f32>>,
 }
 
 impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.weight.forward(x)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
+    /// `x` is `m` rows; returns `m` rows of `weight.rows()` values.
+    fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let mut y = self.weight.matmul(x, m);
+        if let Some(b) = &self.bias {
+            add_bias(&mut y, b);
         }
+        y
     }
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct RmsNorm {
-    pub weight: Tensor,
+    pub weight: Vec<f32>,
     pub eps: f32,
-}
-
-impl RmsNorm {
-    /// Normalises over the last dimension, whatever the leading ones.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::rms_norm(x, &self.weight, self.eps)
-    }
 }
 
 /// One transformer block. `q_norm`/`k_norm` are Qwen3's per-head norms.
@@ -73,7 +74,7 @@ pub(crate) struct Layer {
 pub struct Decoder {
     pub(crate) config: ModelConfig,
     /// `[vocab, hidden]`, looked up row by row (dequantizing only the rows used).
-    pub(crate) embedding: QMatMul,
+    pub(crate) embedding: Arc<Weights>,
     pub(crate) layers: Vec<Layer>,
     pub(crate) final_norm: RmsNorm,
     /// The embedding itself when the model ties them.
@@ -85,12 +86,10 @@ pub struct Decoder {
     pub(crate) weights_summary: String,
 }
 
-/// Where one chunk's tokens sit in the stacked batch.
+/// One chunk's place in the step: where its tokens sit in the stacked batch.
 struct Span {
     start: usize,
     len: usize,
-    /// Tokens already cached before this pass.
-    prefix: usize,
 }
 
 impl Decoder {
@@ -108,30 +107,33 @@ impl Decoder {
         &self.weights_summary
     }
 
-    /// The dtype activations and the KV cache use.
+    /// The dtype dense weights are kept in. Activations and the KV cache are f32 regardless.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
 
+    /// Where the logits are returned (the pass itself runs on the host).
     pub fn device(&self) -> &Device {
         &self.device
     }
 
-    /// Bytes of key/value cache one token takes, over all layers.
-    pub fn kv_bytes_per_token(&self) -> usize {
-        let c = &self.config;
-        2 * c.num_layers * c.num_kv_heads * c.head_dim * self.dtype.size_in_bytes()
+    fn kv_shape(&self) -> KvShape {
+        KvShape {
+            layers: self.config.num_layers,
+            kv_heads: self.config.num_kv_heads,
+            head_dim: self.config.head_dim,
+        }
     }
 
     /// An empty cache for one sequence.
     pub fn new_kv(&self) -> SeqKv {
-        SeqKv::new(
-            self.config.num_layers,
-            self.config.num_kv_heads,
-            self.config.head_dim,
-            self.dtype,
-            self.device.clone(),
-        )
+        SeqKv::new(self.kv_shape())
+    }
+
+    /// Bytes of cache one token occupies (keys and values of every layer, f32); caches grow in
+    /// blocks of 16 tokens.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        self.kv_shape().bytes_per_token()
     }
 
     /// Runs `chunks` through the model, appending their keys and values to their caches, and
@@ -156,15 +158,13 @@ impl Decoder {
         }
         let mut spans = Vec::with_capacity(chunks.len());
         let mut tokens = Vec::new();
-        let mut positions = Vec::new();
+        // For each token: its chunk and its absolute position.
+        let mut rows = Vec::new();
         for (i, chunk) in chunks.iter().enumerate() {
             if chunk.tokens.is_empty() {
                 candle_core::bail!("chunk {i} has no tokens");
             }
-            if !chunk
-                .kv
-                .fits(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, self.dtype)
-            {
+            if !chunk.kv.fits(self.kv_shape()) {
                 candle_core::bail!("chunk {i}'s cache was not made by this model");
             }
             if let Some(&bad) = chunk.tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
@@ -181,158 +181,81 @@ impl Decoder {
             spans.push(Span {
                 start: tokens.len(),
                 len: chunk.tokens.len(),
-                prefix,
             });
             tokens.extend_from_slice(chunk.tokens);
-            positions.extend(prefix..end);
+            rows.extend((prefix..end).map(|p| (i, p)));
         }
 
-        let ids = Tensor::new(tokens.as_slice(), &self.device)?;
-        let mut x = self.embedding.embedding(&ids)?.to_dtype(self.dtype)?;
-        let (cos, sin) = self.rope.tables(&positions, self.dtype, &self.device)?;
+        let hidden = cfg.hidden_size;
+        let mut x = vec![0f32; tokens.len() * hidden];
+        for (row, &token) in x.chunks_mut(hidden).zip(&tokens) {
+            self.embedding.row_into(token as usize, row);
+        }
+        let positions: Vec<usize> = rows.iter().map(|&(_, p)| p).collect();
+        let (cos, sin) = self.rope.tables(&positions);
         for (index, layer) in self.layers.iter().enumerate() {
-            x = self.block(index, layer, &x, &cos, &sin, chunks, &spans)?;
+            self.block(index, layer, &mut x, (&cos, &sin), chunks, &rows)?;
         }
         for (chunk, span) in chunks.iter_mut().zip(&spans) {
             chunk.kv.commit(span.len);
         }
 
-        let last: Vec<u32> = spans.iter().map(|s| (s.start + s.len - 1) as u32).collect();
-        let last = Tensor::new(last.as_slice(), &self.device)?;
-        let h = self.final_norm.forward(&x.index_select(&last, 0)?)?;
-        self.lm_head.forward(&h)?.to_dtype(DType::F32)
+        let mut last = Vec::with_capacity(spans.len() * hidden);
+        for span in &spans {
+            let at = (span.start + span.len - 1) * hidden;
+            last.extend_from_slice(&x[at..at + hidden]);
+        }
+        let h = rms_norm(&last, &self.final_norm.weight, self.final_norm.eps);
+        let logits = self.lm_head.forward(&h, spans.len());
+        Tensor::from_vec(logits, (spans.len(), cfg.vocab_size), &self.device)
     }
 
     /// Pre-norm attention then pre-norm SwiGLU MLP, each added to the residual stream `x`.
-    #[allow(clippy::too_many_arguments)]
     fn block(
         &self,
         index: usize,
         layer: &Layer,
-        x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
+        x: &mut [f32],
+        (cos, sin): (&[f32], &[f32]),
         chunks: &mut [SeqChunk],
-        spans: &[Span],
-    ) -> Result<Tensor> {
+        rows: &[(usize, usize)],
+    ) -> Result<()> {
         let cfg = &self.config;
-        let t = x.dim(0)?;
-        let h = layer.attn_norm.forward(x)?;
-        let mut q = layer
-            .q
-            .forward(&h)?
-            .reshape((t, cfg.num_heads, cfg.head_dim))?;
-        let mut k = layer
-            .k
-            .forward(&h)?
-            .reshape((t, cfg.num_kv_heads, cfg.head_dim))?;
-        let v = layer
-            .v
-            .forward(&h)?
-            .reshape((t, cfg.num_kv_heads, cfg.head_dim))?;
+        let t = rows.len();
+        let h = rms_norm(x, &layer.attn_norm.weight, layer.attn_norm.eps);
+        let mut q = layer.q.forward(&h, t);
+        let mut k = layer.k.forward(&h, t);
+        let v = layer.v.forward(&h, t);
         if let (Some(q_norm), Some(k_norm)) = (&layer.q_norm, &layer.k_norm) {
-            q = q_norm.forward(&q)?;
-            k = k_norm.forward(&k)?;
+            rms_norm_in_place(&mut q, &q_norm.weight, q_norm.eps);
+            rms_norm_in_place(&mut k, &k_norm.weight, k_norm.eps);
         }
-        let q = self.rope.apply(&q, cos, sin)?;
-        let k = self.rope.apply(&k, cos, sin)?;
+        self.rope.apply(&mut q, cfg.head_dim, cos, sin);
+        self.rope.apply(&mut k, cfg.head_dim, cos, sin);
 
-        let mut contexts = Vec::with_capacity(spans.len());
-        for (chunk, span) in chunks.iter_mut().zip(spans) {
-            // Heads first: [heads, len, head_dim], the layout attention and the cache use.
-            let q_s = q
-                .narrow(0, span.start, span.len)?
-                .transpose(0, 1)?
-                .contiguous()?;
-            let k_s = k
-                .narrow(0, span.start, span.len)?
-                .transpose(0, 1)?
-                .contiguous()?;
-            let v_s = v
-                .narrow(0, span.start, span.len)?
-                .transpose(0, 1)?
-                .contiguous()?;
-            let (k_all, v_all) = chunk.kv.write(index, &k_s, &v_s)?;
-            contexts.push(self.attend(&q_s, &k_all, &v_all, span.prefix)?);
+        let kv_dim = cfg.kv_dim();
+        for (token, &(seq, position)) in rows.iter().enumerate() {
+            let span = token * kv_dim..(token + 1) * kv_dim;
+            chunks[seq]
+                .kv
+                .write(index, position, &k[span.clone()], &v[span])
+                .map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?;
         }
-        let context = Tensor::cat(&contexts, 0)?;
-        let x = (x + layer.o.forward(&context)?)?;
-
-        let h = layer.mlp_norm.forward(&x)?;
-        let gated = (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
-        x + layer.down.forward(&gated)?
-    }
-
-    /// Causal attention of one sequence's new queries `[heads, n, head_dim]` over its cached and
-    /// new keys/values `[kv_heads, prefix + n, head_dim]`; returns `[n, heads * head_dim]`.
-    ///
-    /// Grouped key/value heads are repeated to one per query head, so every product has the
-    /// same shape as in candle's reference models and gives the same bits; stacking a group's
-    /// queries instead would save the copy but change the GEMM shape, and with it the rounding.
-    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, prefix: usize) -> Result<Tensor> {
-        let (heads, n, head_dim) = q.dims3()?;
-        let groups = self.config.kv_groups();
-        let q = q.to_dtype(DType::F32)?;
-        let k = repeat_heads(&k.to_dtype(DType::F32)?, groups)?;
-        let v = repeat_heads(&v.to_dtype(DType::F32)?, groups)?;
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (head_dim as f64).sqrt()))?;
-        let scores = if n > 1 {
-            scores.broadcast_add(&causal_mask(n, prefix, &self.device)?)?
-        } else {
-            scores
+        let caches: Vec<&SeqKv> = chunks.iter().map(|c| &*c.kv).collect();
+        let queries = Queries {
+            q: &q,
+            rows,
+            heads: cfg.num_heads,
+            kv_heads: cfg.num_kv_heads,
+            head_dim: cfg.head_dim,
         };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = probs.matmul(&v)?.to_dtype(self.dtype)?;
-        context.transpose(0, 1)?.reshape((n, heads * head_dim))
-    }
-}
+        let context = attend(&queries, &caches, index);
+        add_in_place(x, &layer.o.forward(&context, t));
 
-/// `[kv_heads, len, d]` to a contiguous `[kv_heads * groups, len, d]`, query head `h` reading
-/// key/value head `h / groups`.
-fn repeat_heads(x: &Tensor, groups: usize) -> Result<Tensor> {
-    if groups == 1 {
-        return x.contiguous();
-    }
-    let (kv_heads, len, d) = x.dims3()?;
-    Tensor::cat(&vec![x; groups], 1)?.reshape((kv_heads * groups, len, d))
-}
-
-/// `[n, prefix + n]`: 0 where query `i` may see key `j` (`j <= prefix + i`), −∞ elsewhere.
-fn causal_mask(n: usize, prefix: usize, device: &Device) -> Result<Tensor> {
-    let total = prefix + n;
-    let mask: Vec<f32> = (0..n)
-        .flat_map(|i| {
-            (0..total).map(move |j| {
-                if j <= prefix + i {
-                    0.0
-                } else {
-                    f32::NEG_INFINITY
-                }
-            })
-        })
-        .collect();
-    Tensor::from_vec(mask, (n, total), device)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mask_sees_the_prefix_and_earlier_chunk_tokens() -> Result<()> {
-        let m = causal_mask(2, 1, &Device::Cpu)?.to_vec2::<f32>()?;
-        let inf = f32::NEG_INFINITY;
-        assert_eq!(m, vec![vec![0.0, 0.0, inf], vec![0.0, 0.0, 0.0]]);
-        Ok(())
-    }
-
-    #[test]
-    fn mask_broadcasts_over_heads() -> Result<()> {
-        let scores = Tensor::zeros((3, 2, 3), DType::F32, &Device::Cpu)?;
-        let masked = scores.broadcast_add(&causal_mask(2, 1, &Device::Cpu)?)?;
-        let last = masked.get(2)?.to_vec2::<f32>()?;
-        assert_eq!(last[0][2], f32::NEG_INFINITY);
-        assert_eq!(last[1], vec![0.0, 0.0, 0.0]);
+        let h = rms_norm(x, &layer.mlp_norm.weight, layer.mlp_norm.eps);
+        let mut gated = layer.gate.forward(&h, t);
+        silu_mul(&mut gated, &layer.up.forward(&h, t));
+        add_in_place(x, &layer.down.forward(&gated, t));
         Ok(())
     }
 }

@@ -1,58 +1,79 @@
 //! One sequence's key/value cache, owned by whoever schedules the sequence (the engine), not by
 //! the model, so that any set of sequences can share a forward pass.
 //!
-//! Each layer keeps K and V in buffers of shape `[num_kv_heads, capacity, head_dim]` that grow
-//! geometrically, so a decode step writes one row instead of copying the whole cache. Buffers
-//! are shared copy-on-write: cloning a `SeqKv` (to keep a prompt prefix for reuse) is cheap, and
-//! the first write to a shared buffer copies it, so clones never see each other's tokens.
+//! The cache is paged: positions are grouped into blocks of [`BLOCK_TOKENS`] tokens, each block
+//! holding those tokens' keys and values for every layer, behind an `Arc`. So:
+//!
+//! - cloning a `SeqKv` shares every block (a prompt prefix kept for reuse costs nothing more),
+//! - [`SeqKv::truncate`] drops whole trailing blocks,
+//! - writing into a block another cache still references copies that one block first
+//!   (copy-on-write), so clones never see each other's tokens, and
+//! - [`SeqKv::blocks`] names each referenced block, so memory shared between caches (many
+//!   conversations behind one long system prompt) can be counted once.
+//!
+//! Keys and values are stored as f32: the attention kernel computes in f32, and keeping the
+//! cache in the same precision means a prefix served from the cache gives exactly the bits that
+//! recomputing it would. That costs twice the memory of f16
+//! ([`crate::model::Decoder::kv_bytes_per_token`] says how much).
 
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Result, Tensor};
+use anyhow::{bail, Result};
 
-/// A layer's K and V storage; rows at or beyond the owning `SeqKv::len` are stale.
-#[derive(Debug)]
-struct KvBuffer {
-    k: Tensor,
-    v: Tensor,
+/// Tokens per block: small enough that a fork wastes little, large enough that attention reads
+/// keys in long contiguous runs.
+pub(crate) const BLOCK_TOKENS: usize = 16;
+
+/// The attention dimensions a cache is laid out for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KvShape {
+    pub layers: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
 }
 
-impl KvBuffer {
-    fn capacity(&self) -> usize {
-        self.k.dims()[1]
+impl KvShape {
+    /// f32 values in one block.
+    fn block_len(&self) -> usize {
+        self.layers * 2 * self.kv_heads * BLOCK_TOKENS * self.head_dim
+    }
+
+    /// Where the `BLOCK_TOKENS × head_dim` run of keys (`value = false`) or values of `head` at
+    /// `layer` starts inside a block.
+    fn run_start(&self, layer: usize, value: bool, head: usize) -> usize {
+        ((layer * 2 + usize::from(value)) * self.kv_heads + head) * BLOCK_TOKENS * self.head_dim
+    }
+
+    /// Bytes of keys and values per cached token.
+    pub(crate) fn bytes_per_token(&self) -> usize {
+        self.block_len() / BLOCK_TOKENS * std::mem::size_of::<f32>()
     }
 }
 
-/// Per-sequence, per-layer keys and values.
+/// Keys and values of [`BLOCK_TOKENS`] consecutive positions for every layer, laid out
+/// `[layer][key, value][kv_head][token][head_dim]`; slots at or beyond the owner's length are
+/// stale.
+#[derive(Debug, Clone)]
+struct Block(Vec<f32>);
+
+/// Per-sequence keys and values, paged and shared copy-on-write.
 #[derive(Debug, Clone)]
 pub struct SeqKv {
-    layers: Vec<Option<Arc<KvBuffer>>>,
+    blocks: Vec<Arc<Block>>,
     len: usize,
-    num_kv_heads: usize,
-    head_dim: usize,
-    dtype: DType,
-    device: Device,
+    shape: KvShape,
 }
 
 impl SeqKv {
-    /// Tokens per unit of copy-on-write: a write into storage shared with a clone copies at most
-    /// this many tokens' keys and values.
-    pub const BLOCK_TOKENS: usize = 16;
+    /// Tokens per block, the unit of sharing and of copy-on-write: a write into a block shared
+    /// with a clone copies this many tokens' keys and values.
+    pub const BLOCK_TOKENS: usize = BLOCK_TOKENS;
 
-    pub(crate) fn new(
-        num_layers: usize,
-        num_kv_heads: usize,
-        head_dim: usize,
-        dtype: DType,
-        device: Device,
-    ) -> Self {
+    pub(crate) fn new(shape: KvShape) -> Self {
         Self {
-            layers: vec![None; num_layers],
+            blocks: Vec::new(),
             len: 0,
-            num_kv_heads,
-            head_dim,
-            dtype,
-            device,
+            shape,
         }
     }
 
@@ -65,98 +86,78 @@ impl SeqKv {
         self.len == 0
     }
 
-    /// Keeps the first `n` tokens (a reusable prefix); a no-op when `n >= len()`.
+    /// Keeps the first `n` tokens (a reusable prefix), releasing the blocks past them; a no-op
+    /// when `n >= len()`.
     pub fn truncate(&mut self, n: usize) {
         self.len = self.len.min(n);
+        self.blocks.truncate(self.len.div_ceil(BLOCK_TOKENS));
     }
 
-    /// Bytes of K/V storage this sequence holds, allocated capacity included. A buffer shared
-    /// with a clone is counted in each of them.
+    /// Bytes of the blocks this sequence references. A block shared with other caches is
+    /// counted in each of them; [`SeqKv::blocks`] tells shared blocks apart.
     pub fn size_bytes(&self) -> usize {
-        self.layers
-            .iter()
-            .flatten()
-            .map(|b| b.k.elem_count() * b.k.dtype().size_in_bytes() * 2)
-            .sum()
+        self.blocks.len() * self.block_bytes()
     }
 
-    /// The storage this sequence references: a stable identity for each buffer and its size in
-    /// bytes, so that memory shared between clones can be counted once.
+    /// Each referenced block as (a stable identity, its size in bytes). Two caches yield the
+    /// same identity for a block they share, for as long as either holds it.
     pub fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.layers.iter().flatten().map(|b| {
-            (Arc::as_ptr(b) as usize, b.k.elem_count() * b.k.dtype().size_in_bytes() * 2)
-        })
+        let bytes = self.block_bytes();
+        self.blocks
+            .iter()
+            .map(move |b| (Arc::as_ptr(b) as usize, bytes))
+    }
+
+    fn block_bytes(&self) -> usize {
+        self.shape.block_len() * std::mem::size_of::<f32>()
     }
 
     /// Whether this cache was made for a model with these attention dimensions.
-    pub(crate) fn fits(
-        &self,
-        num_layers: usize,
-        num_kv_heads: usize,
-        head_dim: usize,
-        dtype: DType,
-    ) -> bool {
-        self.layers.len() == num_layers
-            && self.num_kv_heads == num_kv_heads
-            && self.head_dim == head_dim
-            && self.dtype == dtype
+    pub(crate) fn fits(&self, shape: KvShape) -> bool {
+        self.shape == shape
     }
 
-    /// Writes `k` and `v` (`[num_kv_heads, n, head_dim]`, contiguous) for `layer` at positions
-    /// `len()..len() + n` and returns views of keys and values `0..len() + n`. The length only
-    /// advances at [`SeqKv::commit`], once every layer has been written.
-    pub(crate) fn write(
-        &mut self,
-        layer: usize,
-        k: &Tensor,
-        v: &Tensor,
-    ) -> Result<(Tensor, Tensor)> {
-        let (_, added, _) = k.dims3()?;
-        let needed = self.len + added;
-        let Some(slot) = self.layers.get_mut(layer) else {
-            candle_core::bail!(
-                "layer {layer} is outside this cache ({} layers)",
-                self.layers.len()
-            )
-        };
-        let (capacity, shared) = match slot {
-            Some(buffer) => (buffer.capacity(), Arc::strong_count(buffer) > 1),
-            None => (0, false),
-        };
-        if capacity < needed || shared {
-            let new_capacity = if capacity < needed {
-                needed.max(2 * capacity)
-            } else {
-                capacity
-            };
-            let shape = (self.num_kv_heads, new_capacity, self.head_dim);
-            let fresh = KvBuffer {
-                k: Tensor::zeros(shape, self.dtype, &self.device)?,
-                v: Tensor::zeros(shape, self.dtype, &self.device)?,
-            };
-            if let Some(old) = slot.as_ref() {
-                if self.len > 0 {
-                    fresh.k.slice_set(&old.k, 1, 0)?;
-                    fresh.v.slice_set(&old.v, 1, 0)?;
-                }
-            }
-            *slot = Some(Arc::new(fresh));
+    /// Stores one token's keys and values (`kv_heads × head_dim` each) for `layer` at
+    /// `position`, which must lie in `len()..` and follow the positions already written in this
+    /// pass. The length only advances at [`SeqKv::commit`], once every layer has been written.
+    pub(crate) fn write(&mut self, layer: usize, position: usize, k: &[f32], v: &[f32]) -> Result<()> {
+        let s = self.shape;
+        if layer >= s.layers || k.len() != s.kv_heads * s.head_dim || v.len() != k.len() {
+            bail!("key/value write does not fit the cache's shape {s:?}");
         }
-        let Some(buffer) = slot.as_ref() else {
-            candle_core::bail!("kv buffer for layer {layer} was not allocated")
-        };
-        // The buffer is now held only by this sequence, so writing in place is invisible to clones.
-        buffer.k.slice_set(k, 1, self.len)?;
-        buffer.v.slice_set(v, 1, self.len)?;
-        Ok((
-            buffer.k.narrow(1, 0, needed)?,
-            buffer.v.narrow(1, 0, needed)?,
-        ))
+        if position < self.len {
+            bail!("position {position} is already cached ({} tokens)", self.len);
+        }
+        let index = position / BLOCK_TOKENS;
+        if index == self.blocks.len() {
+            self.blocks.push(Arc::new(Block(vec![0.0; s.block_len()])));
+        } else if index > self.blocks.len() {
+            bail!("position {position} skips past the end of the cache");
+        }
+        // Copies the block first if another cache still references it.
+        let block = &mut Arc::make_mut(&mut self.blocks[index]).0;
+        let slot = position % BLOCK_TOKENS;
+        for head in 0..s.kv_heads {
+            let src = head * s.head_dim..(head + 1) * s.head_dim;
+            for (value, src_row) in [(false, k), (true, v)] {
+                let at = s.run_start(layer, value, head) + slot * s.head_dim;
+                block[at..at + s.head_dim].copy_from_slice(&src_row[src.clone()]);
+            }
+        }
+        Ok(())
     }
 
     /// Advances the length after every layer has written `added` tokens.
     pub(crate) fn commit(&mut self, added: usize) {
         self.len += added;
+    }
+
+    /// Keys (`value = false`) or values of block `index` for `layer` and `head`:
+    /// `BLOCK_TOKENS × head_dim` values, of which the first `min(BLOCK_TOKENS, written - start)`
+    /// tokens are meaningful.
+    pub(crate) fn run(&self, index: usize, layer: usize, value: bool, head: usize) -> &[f32] {
+        let at = self.shape.run_start(layer, value, head);
+        &self.blocks[index].0[at..at + BLOCK_TOKENS * self.shape.head_dim]
     }
 }
 
@@ -164,44 +165,99 @@ impl SeqKv {
 mod tests {
     use super::*;
 
-    fn rows(kv: &mut SeqKv, values: &[f32]) -> Result<(Tensor, Tensor)> {
-        let t = Tensor::from_slice(values, (1, values.len(), 1), &Device::Cpu)?;
-        kv.write(0, &t, &(&t * 10.0)?)
+    const SHAPE: KvShape = KvShape {
+        layers: 2,
+        kv_heads: 1,
+        head_dim: 2,
+    };
+
+    /// Appends tokens whose keys are `[t, -t]` and values `[10t, 0]`, in both layers.
+    fn push(kv: &mut SeqKv, tokens: &[f32]) {
+        for (i, &t) in tokens.iter().enumerate() {
+            for layer in 0..SHAPE.layers {
+                kv.write(layer, kv.len() + i, &[t, -t], &[10.0 * t, 0.0]).unwrap();
+            }
+        }
+        kv.commit(tokens.len());
+    }
+
+    /// The first key component of every cached token in `layer`.
+    fn keys(kv: &SeqKv, layer: usize) -> Vec<f32> {
+        (0..kv.len())
+            .map(|p| kv.run(p / BLOCK_TOKENS, layer, false, 0)[(p % BLOCK_TOKENS) * 2])
+            .collect()
+    }
+
+    fn distinct_blocks(caches: &[&SeqKv]) -> usize {
+        let mut ids: Vec<usize> = caches.iter().flat_map(|c| c.blocks().map(|b| b.0)).collect();
+        ids.sort();
+        ids.dedup();
+        ids.len()
     }
 
     #[test]
-    fn clones_do_not_see_each_others_writes() -> Result<()> {
-        let mut a = SeqKv::new(1, 1, 1, DType::F32, Device::Cpu);
-        rows(&mut a, &[1.0, 2.0, 3.0])?;
-        a.commit(3);
+    fn clones_do_not_see_each_others_writes() {
+        let mut a = SeqKv::new(SHAPE);
+        push(&mut a, &[1.0, 2.0, 3.0]);
         let mut b = a.clone();
         b.truncate(2);
-        let (k, v) = rows(&mut b, &[9.0])?;
-        b.commit(1);
-        assert_eq!(k.flatten_all()?.to_vec1::<f32>()?, [1.0, 2.0, 9.0]);
-        assert_eq!(v.flatten_all()?.to_vec1::<f32>()?, [10.0, 20.0, 90.0]);
-        let (k, _) = rows(&mut a, &[4.0])?;
-        a.commit(1);
-        assert_eq!(k.flatten_all()?.to_vec1::<f32>()?, [1.0, 2.0, 3.0, 4.0]);
-        assert_eq!((a.len(), b.len()), (4, 3));
-        Ok(())
+        push(&mut b, &[9.0]);
+        push(&mut a, &[4.0]);
+        assert_eq!(keys(&a, 1), [1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(keys(&b, 1), [1.0, 2.0, 9.0]);
+        assert_eq!(b.run(0, 0, true, 0)[2 * 2], 90.0);
+        assert_eq!(a.run(0, 0, true, 0)[2 * 2], 30.0);
     }
 
     #[test]
-    fn capacity_grows_geometrically() -> Result<()> {
-        let mut a = SeqKv::new(1, 1, 1, DType::F32, Device::Cpu);
-        assert_eq!(a.size_bytes(), 0);
-        for i in 0..5 {
-            rows(&mut a, &[i as f32])?;
-            a.commit(1);
-        }
-        // 1 -> 2 -> 4 -> 8 rows, K and V, 4 bytes each.
-        assert_eq!(a.size_bytes(), 8 * 2 * 4);
-        let (k, _) = rows(&mut a, &[5.0])?;
-        assert_eq!(
-            k.flatten_all()?.to_vec1::<f32>()?,
-            [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
-        );
-        Ok(())
+    fn truncate_drops_whole_blocks_and_writing_after_it_overwrites() {
+        let mut a = SeqKv::new(SHAPE);
+        let tokens: Vec<f32> = (0..2 * BLOCK_TOKENS + 3).map(|t| t as f32).collect();
+        push(&mut a, &tokens);
+        assert_eq!(a.blocks().count(), 3);
+        a.truncate(BLOCK_TOKENS + 1);
+        assert_eq!((a.len(), a.blocks().count()), (BLOCK_TOKENS + 1, 2));
+        push(&mut a, &[-5.0]);
+        let mut expected: Vec<f32> = tokens[..BLOCK_TOKENS + 1].to_vec();
+        expected.push(-5.0);
+        assert_eq!(keys(&a, 0), expected);
+        a.truncate(BLOCK_TOKENS);
+        assert_eq!(a.blocks().count(), 1);
+        a.truncate(100);
+        assert_eq!(a.len(), BLOCK_TOKENS);
+    }
+
+    #[test]
+    fn shared_blocks_have_one_identity_and_only_the_written_block_is_copied() {
+        let mut a = SeqKv::new(SHAPE);
+        let tokens: Vec<f32> = (0..BLOCK_TOKENS + 4).map(|t| t as f32).collect();
+        push(&mut a, &tokens);
+        let mut b = a.clone();
+        assert_eq!(distinct_blocks(&[&a, &b]), 2);
+        assert_eq!(a.size_bytes(), b.size_bytes());
+        assert_eq!(a.size_bytes(), 2 * BLOCK_TOKENS * SHAPE.bytes_per_token());
+        push(&mut b, &[100.0]);
+        // The full first block stays shared; the partial second one was copied.
+        assert_eq!(distinct_blocks(&[&a, &b]), 3);
+        let first = |kv: &SeqKv| kv.blocks().next().unwrap();
+        assert_eq!(first(&a), first(&b));
+        // A fresh block past a block boundary is not a copy of anything.
+        let mut c = a.clone();
+        c.truncate(BLOCK_TOKENS);
+        push(&mut c, &[7.0]);
+        assert_eq!(distinct_blocks(&[&a, &b, &c]), 4);
+        assert_eq!(keys(&c, 0)[BLOCK_TOKENS], 7.0);
+        assert_eq!(keys(&a, 0), tokens);
+    }
+
+    #[test]
+    fn bad_writes_are_refused() {
+        let mut a = SeqKv::new(SHAPE);
+        push(&mut a, &[1.0]);
+        assert!(a.write(0, 0, &[0.0, 0.0], &[0.0, 0.0]).is_err(), "already cached");
+        assert!(a.write(0, 2 * BLOCK_TOKENS, &[0.0, 0.0], &[0.0, 0.0]).is_err(), "a gap");
+        assert!(a.write(2, 1, &[0.0, 0.0], &[0.0, 0.0]).is_err(), "no such layer");
+        assert!(a.write(0, 1, &[0.0], &[0.0]).is_err(), "wrong width");
+        assert_eq!(a.len(), 1);
     }
 }

@@ -2,23 +2,28 @@
 //! format's own name, shape-checked against the config before it is read.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
 use super::config::{Arch, ModelConfig};
 use super::decoder::{Decoder, Layer, Linear, RmsNorm};
+use super::kernels::matmul::Weights;
 use super::rope::{Rope, RopeStyle};
 use super::weights::{
     LayerTensor as L, Matrix, OpenedWeights, TensorFile, TensorId, WeightsSource,
 };
 
-/// Where the model runs and in which precision.
+/// Where the logits go and how dense weights are stored.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
+    /// The device logits are returned on. The forward pass itself always runs on the host with
+    /// the CPU kernels (see [`Decoder`]), so a GPU device works but is not faster.
     pub device: Device,
-    /// Activation and dense-weight dtype: F32, BF16 or F16. `None` picks F32, except BF16 for
-    /// safetensors weights on a GPU. Quantized GGUF weights stay quantized either way.
+    /// Dense-weight storage dtype: F32, BF16 or F16 (activations are f32 regardless). `None`
+    /// picks F32, except BF16 for safetensors weights on a GPU. Quantized GGUF weights stay
+    /// quantized either way.
     pub dtype: Option<DType>,
 }
 
@@ -54,31 +59,29 @@ impl Decoder {
             tensors,
             config: &config,
             dtype,
-            device: &options.device,
             census: Census::default(),
         };
 
         let (vocab, hidden) = (config.vocab_size, config.hidden_size);
-        let embedding =
-            builder
-                .tensors
-                .matrix(TensorId::Embedding, vocab, hidden, dtype, &options.device)?;
+        let embedding = builder
+            .tensors
+            .matrix(TensorId::Embedding, vocab, hidden, dtype)?;
         builder.census.embedding = Some(embedding.stored_as.clone());
         builder.census.params += embedding.elements;
+        let embedding_weight = Arc::new(embedding.weight);
         let lm_head = if config.tie_word_embeddings {
             Linear {
-                weight: embedding.weight.clone(),
+                weight: embedding_weight.clone(),
                 bias: None,
             }
         } else {
-            let head =
-                builder
-                    .tensors
-                    .matrix(TensorId::LmHead, vocab, hidden, dtype, &options.device)?;
+            let head = builder
+                .tensors
+                .matrix(TensorId::LmHead, vocab, hidden, dtype)?;
             builder.census.output = Some(head.stored_as.clone());
             builder.census.params += head.elements;
             Linear {
-                weight: head.weight,
+                weight: Arc::new(head.weight),
                 bias: None,
             }
         };
@@ -95,13 +98,11 @@ impl Decoder {
             RopeStyle::Half
         };
         let freq_factors = if is_gguf && builder.tensors.contains(TensorId::RopeFreqs) {
-            let t = builder.tensors.vector(
-                TensorId::RopeFreqs,
-                config.head_dim / 2,
-                DType::F32,
-                &options.device,
-            )?;
-            Some(t.to_vec1::<f32>()?)
+            Some(
+                builder
+                    .tensors
+                    .vector(TensorId::RopeFreqs, config.head_dim / 2)?,
+            )
         } else {
             None
         };
@@ -109,7 +110,7 @@ impl Decoder {
         let weights_summary = builder.census.summary();
         Ok(Decoder {
             config: config.clone(),
-            embedding: embedding.weight,
+            embedding: embedding_weight,
             layers,
             final_norm,
             lm_head,
@@ -127,7 +128,6 @@ struct Builder<'a> {
     tensors: TensorFile,
     config: &'a ModelConfig,
     dtype: DType,
-    device: &'a Device,
     census: Census,
 }
 
@@ -136,7 +136,7 @@ impl Builder<'_> {
         let c = self.config;
         let (hidden, q_dim, kv_dim, ffn) =
             (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
-        let bias = |b: &mut Self, t: L, len: usize| -> Result<Option<candle_core::Tensor>> {
+        let bias = |b: &mut Self, t: L, len: usize| -> Result<Option<Vec<f32>>> {
             if c.attention_bias {
                 Ok(Some(b.vector(TensorId::Layer(i, t), len)?))
             } else {
@@ -196,22 +196,22 @@ impl Builder<'_> {
         t: L,
         rows: usize,
         cols: usize,
-    ) -> Result<candle_core::quantized::QMatMul> {
+    ) -> Result<Arc<Weights>> {
         let Matrix {
             weight,
             stored_as,
             elements,
         } = self
             .tensors
-            .matrix(TensorId::Layer(i, t), rows, cols, self.dtype, self.device)?;
+            .matrix(TensorId::Layer(i, t), rows, cols, self.dtype)?;
         *self.census.layers.entry(stored_as).or_default() += elements;
         self.census.params += elements;
-        Ok(weight)
+        Ok(Arc::new(weight))
     }
 
-    fn vector(&mut self, id: TensorId, len: usize) -> Result<candle_core::Tensor> {
+    fn vector(&mut self, id: TensorId, len: usize) -> Result<Vec<f32>> {
         self.census.params += len;
-        self.tensors.vector(id, len, self.dtype, self.device)
+        self.tensors.vector(id, len)
     }
 
     fn norm(&mut self, id: TensorId, len: usize) -> Result<RmsNorm> {

@@ -4,7 +4,7 @@
 //!
 //! The model holds only weights. Each sequence's KV cache ([`SeqKv`]) belongs to the caller, so
 //! the engine decides which sequences share a step, reuses prefixes by cloning and truncating
-//! caches, and a batch of one is just the sequential case.
+//! caches (paged, so clones share memory), and a batch of one is just the sequential case.
 //!
 //! ```no_run
 //! use apigen_mt::model::{Decoder, LoadOptions, SeqChunk, WeightsSource};
@@ -21,19 +21,31 @@
 //!
 //! # Batch invariance
 //!
-//! A sequence's logits should not depend on what else is in the batch. Everything except the
-//! matrix products over the stacked tokens is invariant by construction (row-wise ops, and
-//! attention computed per sequence). The products are invariant when candle computes each output
-//! row independently of the others, which holds for its row-by-row quantized kernels; it does not
-//! hold in general for dense (safetensors) weights, where the GEMM may block differently for a
-//! different number of rows, nor for quantized types whose x86 kernels switch between a one-row
-//! and a many-row path (Q6K). The tests measure how close batched and solo logits are.
+//! A sequence's logits are bit-identical however it is scheduled: alone or batched with any
+//! other sequences, its prompt prefilled in one chunk or several, its prefix served from a
+//! cloned and truncated cache or recomputed, and on any number of rayon threads. The tests
+//! check this with `assert_eq!` on the logits, for dense and quantized models.
+//!
+//! It holds because every output element is computed by a fixed sequence of operations that
+//! depends on nothing but that element's own inputs (see the `kernels` module):
+//!
+//! - matrix products compute each (token, output) as one dot product whose kernel and grouping
+//!   depend only on the output's index, never on how many tokens share the step or how work is
+//!   split across threads;
+//! - attention computes each (sequence, head, query) alone, reading the query's keys in position
+//!   order in blocks aligned to absolute positions, so chunk boundaries cannot change it;
+//! - everything else (embedding, RMSNorm, RoPE, SiLU, residuals) is row-wise; and
+//! - the cache stores exactly the f32 keys and values a recomputation would produce.
+//!
+//! The results are not bit-identical to candle-transformers' reference models, whose attention
+//! and norms reduce in other orders; they agree within rounding (see the tests).
 
 pub mod presets;
 pub mod source;
 
 mod config;
 mod decoder;
+mod kernels;
 mod kv;
 mod loader;
 mod rope;
@@ -42,5 +54,7 @@ mod weights;
 pub use config::{Arch, ModelConfig, RopeScaling};
 pub use decoder::{Decoder, SeqChunk};
 pub use kv::SeqKv;
+#[cfg(test)]
+pub(crate) use kv::KvShape;
 pub use loader::LoadOptions;
 pub use weights::WeightsSource;

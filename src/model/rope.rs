@@ -5,8 +5,6 @@
 //! computed on the fly (`position * inv_freq`, then `cos`/`sin` in f32), which gives the same
 //! bits as a precomputed table and needs no table sized to the context length.
 
-use candle_core::{DType, Device, Result, Tensor};
-
 use super::config::ModelConfig;
 
 /// Which pairs of head dimensions rotate together.
@@ -61,13 +59,8 @@ impl Rope {
         Self { inv_freq, style }
     }
 
-    /// cos and sin for each position, shaped `[positions.len(), 1, head_dim / 2]`.
-    pub(crate) fn tables(
-        &self,
-        positions: &[usize],
-        dtype: DType,
-        device: &Device,
-    ) -> Result<(Tensor, Tensor)> {
+    /// cos and sin for each position, `[positions.len(), head_dim / 2]` each.
+    pub(crate) fn tables(&self, positions: &[usize]) -> (Vec<f32>, Vec<f32>) {
         let half = self.inv_freq.len();
         let mut cos = Vec::with_capacity(positions.len() * half);
         let mut sin = Vec::with_capacity(positions.len() * half);
@@ -78,22 +71,29 @@ impl Rope {
                 sin.push(angle.sin());
             }
         }
-        let shape = (positions.len(), 1, half);
-        let cos = Tensor::from_vec(cos, shape, device)?.to_dtype(dtype)?;
-        let sin = Tensor::from_vec(sin, shape, device)?.to_dtype(dtype)?;
-        Ok((cos, sin))
+        (cos, sin)
     }
 
-    /// Rotates `x` of shape `[tokens, heads, head_dim]`, token `t` by row `t` of the tables.
-    pub(crate) fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-        let (tokens, heads, head_dim) = x.dims3()?;
-        // Tokens become the rope kernel's batch axis, so each one picks its own cos/sin row.
-        let x = x.contiguous()?.reshape((tokens, heads, 1, head_dim))?;
-        let y = match self.style {
-            RopeStyle::Half => candle_nn::rotary_emb::rope(&x, cos, sin)?,
-            RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(&x, cos, sin)?,
-        };
-        y.reshape((tokens, heads, head_dim))
+    /// Rotates `x` of shape `[tokens, heads, head_dim]` in place, token `t` by row `t` of the
+    /// tables.
+    pub(crate) fn apply(&self, x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
+        let half = head_dim / 2;
+        let tokens = cos.len() / half;
+        let per_token = x.len() / tokens.max(1);
+        for (t, row) in x.chunks_mut(per_token).enumerate() {
+            let (cos, sin) = (&cos[t * half..(t + 1) * half], &sin[t * half..(t + 1) * half]);
+            for head in row.chunks_mut(head_dim) {
+                for i in 0..half {
+                    let (a, b) = match self.style {
+                        RopeStyle::Half => (i, i + half),
+                        RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+                    };
+                    let (x0, x1) = (head[a], head[b]);
+                    head[a] = x0 * cos[i] - x1 * sin[i];
+                    head[b] = x0 * sin[i] + x1 * cos[i];
+                }
+            }
+        }
     }
 }
 
@@ -159,34 +159,54 @@ mod tests {
         }
     }
 
+    /// `x` with head dimensions reordered: `out[.., i] = x[.., perm[i]]`.
+    fn permute(x: &[f32], d: usize, perm: &[usize]) -> Vec<f32> {
+        x.chunks(d)
+            .flat_map(|head| perm.iter().map(move |&p| head[p]))
+            .collect()
+    }
+
     #[test]
-    fn interleaved_style_is_half_style_on_permuted_dimensions() -> Result<()> {
+    fn interleaved_style_is_half_style_on_permuted_dimensions() {
         let d = 8;
-        let dev = Device::Cpu;
-        let values: Vec<f32> = (0..3 * 2 * d)
+        let x: Vec<f32> = (0..3 * 2 * d)
             .map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0)
             .collect();
-        let x = Tensor::from_vec(values, (3, 2, d), &dev)?;
         // Half pairs (i, i + d/2); interleaved pairs (2i, 2i + 1).
-        let perm: Vec<u32> = (0..d / 2)
-            .flat_map(|i| [i as u32, (i + d / 2) as u32])
-            .collect();
-        let perm = Tensor::new(perm.as_slice(), &dev)?;
+        let perm: Vec<usize> = (0..d / 2).flat_map(|i| [i, i + d / 2]).collect();
         let positions = [0, 5, 17];
         let half = Rope::new(&config(d, None), RopeStyle::Half, None);
         let inter = Rope::new(&config(d, None), RopeStyle::Interleaved, None);
-        let (cos, sin) = half.tables(&positions, DType::F32, &dev)?;
-        let a = half.apply(&x, &cos, &sin)?.index_select(&perm, 2)?;
-        let b = inter.apply(&x.index_select(&perm, 2)?, &cos, &sin)?;
-        let diff = (a - &b)?.abs()?.max_all()?.to_scalar::<f32>()?;
-        assert!(diff < 1e-6, "{diff}");
+        let (cos, sin) = half.tables(&positions);
+        let mut a = x.clone();
+        half.apply(&mut a, d, &cos, &sin);
+        let a = permute(&a, d, &perm);
+        let mut b = permute(&x, d, &perm);
+        inter.apply(&mut b, d, &cos, &sin);
+        assert_eq!(a, b);
         // Position 0 is the identity; later positions are not.
-        let x0 = x.get(0)?.index_select(&perm, 1)?;
-        assert_eq!(b.get(0)?.to_vec2::<f32>()?, x0.to_vec2::<f32>()?);
-        assert_ne!(
-            b.get(1)?.to_vec2::<f32>()?,
-            x.get(1)?.index_select(&perm, 1)?.to_vec2::<f32>()?
-        );
+        let px = permute(&x, d, &perm);
+        assert_eq!(b[..2 * d], px[..2 * d]);
+        assert_ne!(b[2 * d..4 * d], px[2 * d..4 * d]);
+    }
+
+    #[test]
+    fn half_style_matches_candles_rope() -> candle_core::Result<()> {
+        use candle_core::{Device, Tensor};
+        let d = 16;
+        let x: Vec<f32> = (0..2 * 3 * d).map(|i| ((i * 5 % 13) as f32 - 6.0) / 4.0).collect();
+        let rope = Rope::new(&config(d, None), RopeStyle::Half, None);
+        let (cos, sin) = rope.tables(&[3, 40]);
+        let mut ours = x.clone();
+        rope.apply(&mut ours, d, &cos, &sin);
+        // candle's kernel with tokens as its batch axis, each picking its own table row.
+        let xt = Tensor::from_vec(x, (2, 3, 1, d), &Device::Cpu)?;
+        let ct = Tensor::from_vec(cos, (2, 1, d / 2), &Device::Cpu)?;
+        let st = Tensor::from_vec(sin, (2, 1, d / 2), &Device::Cpu)?;
+        let theirs = candle_nn::rotary_emb::rope(&xt, &ct, &st)?.flatten_all()?.to_vec1::<f32>()?;
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
         Ok(())
     }
 }

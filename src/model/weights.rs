@@ -8,15 +8,15 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul};
+use candle_core::quantized::{gguf_file, GgmlDType};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
 use super::config::ModelConfig;
+use super::kernels::matmul::Weights;
 
 /// The files a model is loaded from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,7 +267,7 @@ pub(crate) enum TensorFile {
 
 /// A loaded weight matrix and what it cost.
 pub(crate) struct Matrix {
-    pub weight: QMatMul,
+    pub weight: Weights,
     /// How the file stores it ("Q4_1", "BF16", ...), for the model summary.
     pub stored_as: String,
     pub elements: usize,
@@ -281,58 +281,68 @@ impl TensorFile {
         }
     }
 
-    /// A `[rows, cols]` weight for `x @ W^T`. Quantized GGUF weights stay quantized; float
-    /// weights become dense tensors in `dtype`.
+    /// A `[rows, cols]` weight for `x @ W^T`, in host memory. Quantized GGUF weights stay
+    /// quantized (one copy, in their own block type); float weights are kept as `dtype`.
     pub(crate) fn matrix(
         &mut self,
         id: TensorId,
         rows: usize,
         cols: usize,
         dtype: DType,
-        device: &Device,
     ) -> Result<Matrix> {
-        match self {
+        let (weight, stored_as) = match self {
             TensorFile::Safetensors(st) => {
-                let (tensor, stored) = st.load(&id.hf_name(), &[rows, cols], dtype, device)?;
-                let weight = QMatMul::Tensor(tensor);
-                Ok(Matrix {
-                    weight,
-                    stored_as: format!("{stored:?}"),
-                    elements: rows * cols,
-                })
+                let name = id.hf_name();
+                let (tensor, stored) = st.load(&name, &[rows, cols], DType::F32)?;
+                let values = tensor
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .with_context(|| format!("cannot read tensor `{name}`"))?;
+                (Weights::dense(values, rows, cols, dtype)?, format!("{stored:?}"))
             }
             TensorFile::Gguf(g) => {
                 let name = id.gguf_name();
-                let q = g.read(&name, &[rows, cols], device)?;
+                let q = g.read(&name, &[rows, cols])?;
                 let stored_as = format!("{:?}", q.dtype());
                 let weight = match q.dtype() {
                     GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
-                        QMatMul::Tensor(q.dequantize(device)?.to_dtype(dtype)?)
+                        let values = q
+                            .dequantize(&Device::Cpu)
+                            .and_then(|t| t.flatten_all()?.to_vec1::<f32>());
+                        let values = g.context(values, &name)?;
+                        Weights::dense(values, rows, cols, dtype)?
                     }
-                    _ => QMatMul::QTensor(Arc::new(q)),
+                    other => {
+                        let bytes = g.context(q.data(), &name)?;
+                        Weights::ggml(other, &bytes, rows, cols)
+                            .with_context(|| format!("{}: tensor `{name}`", g.path.display()))?
+                    }
                 };
-                Ok(Matrix {
-                    weight,
-                    stored_as,
-                    elements: rows * cols,
-                })
+                (weight, stored_as)
             }
-        }
+        };
+        Ok(Matrix {
+            weight,
+            stored_as,
+            elements: rows * cols,
+        })
     }
 
-    /// A 1-D tensor (norm weight, bias, frequency factors) as dense `dtype`.
-    pub(crate) fn vector(
-        &mut self,
-        id: TensorId,
-        len: usize,
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Tensor> {
+    /// A 1-D tensor (norm weight, bias, frequency factors) as f32.
+    pub(crate) fn vector(&mut self, id: TensorId, len: usize) -> Result<Vec<f32>> {
         match self {
-            TensorFile::Safetensors(st) => Ok(st.load(&id.hf_name(), &[len], dtype, device)?.0),
+            TensorFile::Safetensors(st) => {
+                let name = id.hf_name();
+                let (tensor, _) = st.load(&name, &[len], DType::F32)?;
+                tensor
+                    .to_vec1::<f32>()
+                    .with_context(|| format!("cannot read tensor `{name}`"))
+            }
             TensorFile::Gguf(g) => {
-                let q = g.read(&id.gguf_name(), &[len], device)?;
-                Ok(q.dequantize(device)?.to_dtype(dtype)?)
+                let name = id.gguf_name();
+                let q = g.read(&name, &[len])?;
+                let values = q.dequantize(&Device::Cpu).and_then(|t| t.to_vec1::<f32>());
+                g.context(values, &name)
             }
         }
     }
@@ -378,7 +388,6 @@ impl SafetensorsFiles {
         name: &str,
         shape: &[usize],
         dtype: DType,
-        device: &Device,
     ) -> Result<(Tensor, DType)> {
         let Some(&index) = self.shard_of.get(name) else {
             let files: Vec<String> = self
@@ -411,7 +420,7 @@ impl SafetensorsFiles {
             );
         };
         let tensor = mapped
-            .load(name, device)
+            .load(name, &Device::Cpu)
             .and_then(|t| t.to_dtype(dtype))
             .with_context(|| format!("{}: cannot load tensor `{name}`", path.display()))?;
         Ok((tensor, stored))
@@ -494,12 +503,8 @@ impl GgufFile {
         })
     }
 
-    fn read(
-        &mut self,
-        name: &str,
-        shape: &[usize],
-        device: &Device,
-    ) -> Result<candle_core::quantized::QTensor> {
+    /// Reads tensor `name` into host memory, checking its shape first.
+    fn read(&mut self, name: &str, shape: &[usize]) -> Result<candle_core::quantized::QTensor> {
         let Some(info) = self.content.tensor_infos.get(name) else {
             bail!("{}: tensor `{name}` is missing", self.path.display());
         };
@@ -511,8 +516,13 @@ impl GgufFile {
             );
         }
         self.content
-            .tensor(&mut self.reader, name, device)
+            .tensor(&mut self.reader, name, &Device::Cpu)
             .with_context(|| format!("{}: cannot read tensor `{name}`", self.path.display()))
+    }
+
+    /// Names this file and `name` on a failure to decode the tensor.
+    fn context<T>(&self, result: candle_core::Result<T>, name: &str) -> Result<T> {
+        result.with_context(|| format!("{}: cannot decode tensor `{name}`", self.path.display()))
     }
 }
 
