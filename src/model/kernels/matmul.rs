@@ -39,7 +39,7 @@ enum Blocks {
     F16(Vec<f16>),
     BF16(Vec<bf16>),
     Q4_0(Vec<kq::BlockQ4_0>),
-    Q4_1(Vec<kq::BlockQ4_1>),
+    Q4_1(Q4_1),
     Q5_0(Vec<kq::BlockQ5_0>),
     Q5_1(Vec<kq::BlockQ5_1>),
     Q8_0(Vec<kq::BlockQ8_0>),
@@ -60,7 +60,10 @@ macro_rules! with_blocks {
             Blocks::F16($w) => $body,
             Blocks::BF16($w) => $body,
             Blocks::Q4_0($w) => $body,
-            Blocks::Q4_1($w) => $body,
+            Blocks::Q4_1(q) => {
+                let $w = &q.blocks;
+                $body
+            }
             Blocks::Q5_0($w) => $body,
             Blocks::Q5_1($w) => $body,
             Blocks::Q8_0($w) => $body,
@@ -119,7 +122,7 @@ impl Weights {
             GgmlDType::F16 => Blocks::F16(typed(bytes)),
             GgmlDType::BF16 => Blocks::BF16(typed(bytes)),
             GgmlDType::Q4_0 => Blocks::Q4_0(typed(bytes)),
-            GgmlDType::Q4_1 => Blocks::Q4_1(typed(bytes)),
+            GgmlDType::Q4_1 => Blocks::Q4_1(Q4_1::new(typed(bytes))),
             GgmlDType::Q5_0 => Blocks::Q5_0(typed(bytes)),
             GgmlDType::Q5_1 => Blocks::Q5_1(typed(bytes)),
             GgmlDType::Q8_0 => Blocks::Q8_0(typed(bytes)),
@@ -166,6 +169,9 @@ impl Weights {
     /// `x @ W^T` for `x` of `m` rows of `cols` values; returns `[m, rows]`.
     pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         debug_assert_eq!(x.len(), m * self.cols);
+        if let Blocks::Q4_1(q) = &self.blocks {
+            return q.matmul(self.rows, self.cols, x, m);
+        }
         with_blocks!(&self.blocks, w => matmul_typed(w, self.rows, self.cols, x, m))
     }
 }
@@ -198,6 +204,32 @@ fn matmul_typed<T: GgmlType>(w: &[T], rows: usize, cols: usize, x: &[f32], m: us
 
     let weight = |j: usize| &w[j * per_row..(j + 1) * per_row];
     let quads_end = rows & !3;
+    tiled(m, rows, |i, j0, j1, out| {
+        let a = &xq[i * per_row..(i + 1) * per_row];
+        let mut j = j0;
+        while j < j1.min(quads_end) {
+            let (d0, d1, d2, d3) = T::vec_dot_4(cols, weight(j), weight(j + 1), weight(j + 2), weight(j + 3), a);
+            out[j - j0..j - j0 + 4].copy_from_slice(&[d0, d1, d2, d3]);
+            j += 4;
+        }
+        // The 0..=3 columns after the last quad, only ever in the last tile.
+        if j < j1 && j1 - j >= 2 {
+            let (d0, d1) = T::vec_dot_2(cols, weight(j), weight(j + 1), a);
+            out[j - j0] = d0;
+            out[j - j0 + 1] = d1;
+            j += 2;
+        }
+        if j < j1 {
+            out[j - j0] = T::vec_dot(cols, weight(j), a);
+        }
+    })
+}
+
+/// Runs `fill(i, j0, j1, out)` for every activation row `i` and column range `j0..j1` of a
+/// `[m, rows]` output, in parallel over fixed tiles, and assembles the result. `out` receives
+/// the outputs `(i, j0..j1)`. Tiles depend only on the shape, so which call computes an output
+/// never depends on the thread count.
+fn tiled(m: usize, rows: usize, fill: impl Fn(usize, usize, usize, &mut [f32]) + Sync) -> Vec<f32> {
     let col_tiles = rows.div_ceil(TILE_COLUMNS);
     let row_tiles = m.div_ceil(TILE_ROWS);
     let tiles: Vec<Vec<f32>> = (0..row_tiles * col_tiles)
@@ -209,24 +241,7 @@ fn matmul_typed<T: GgmlType>(w: &[T], rows: usize, cols: usize, x: &[f32], m: us
             let width = j1 - j0;
             let mut out = vec![0f32; (i1 - i0) * width];
             for (i, out) in (i0..i1).zip(out.chunks_mut(width)) {
-                let a = &xq[i * per_row..(i + 1) * per_row];
-                let mut j = j0;
-                while j < j1.min(quads_end) {
-                    let (d0, d1, d2, d3) =
-                        T::vec_dot_4(cols, weight(j), weight(j + 1), weight(j + 2), weight(j + 3), a);
-                    out[j - j0..j - j0 + 4].copy_from_slice(&[d0, d1, d2, d3]);
-                    j += 4;
-                }
-                // The 0..=3 columns after the last quad, only ever in the last tile.
-                if j < j1 && j1 - j >= 2 {
-                    let (d0, d1) = T::vec_dot_2(cols, weight(j), weight(j + 1), a);
-                    out[j - j0] = d0;
-                    out[j - j0 + 1] = d1;
-                    j += 2;
-                }
-                if j < j1 {
-                    out[j - j0] = T::vec_dot(cols, weight(j), a);
-                }
+                fill(i, j0, j1, out);
             }
             out
         })
@@ -243,6 +258,86 @@ fn matmul_typed<T: GgmlType>(w: &[T], rows: usize, cols: usize, x: &[f32], m: us
         }
     }
     y
+}
+
+/// Q4_1 weights with each block's scale and minimum already in f32.
+///
+/// candle's Q4_1 dot product converts four f16 values per 32-weight block on every call; that
+/// conversion, not the arithmetic, dominated decode time. Converting the weights' two once at
+/// load and the activations' two once per row gives the same f32 values, so every output keeps
+/// exactly the bits of candle's `vec_dot` (the tests compare), at a fraction of the cost.
+pub(crate) struct Q4_1 {
+    blocks: Vec<kq::BlockQ4_1>,
+    /// Per block: (scale, minimum).
+    scales: Vec<[f32; 2]>,
+}
+
+/// Bytes of one Q4_1 block: f16 scale, f16 minimum, 16 bytes of nibbles (`#[repr(C)]`).
+const Q4_1_BYTES: usize = 20;
+/// Bytes of one Q8_1 block: f16 scale, f16 scaled sum, 32 signed bytes (`#[repr(C)]`).
+const Q8_1_BYTES: usize = 36;
+
+/// The f16 at `at` in little-endian `bytes`, as f32.
+fn f16_at(bytes: &[u8], at: usize) -> f32 {
+    f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]])).to_f32()
+}
+
+/// A slice of `#[repr(C)]` blocks viewed as their bytes.
+fn block_bytes<T>(blocks: &[T]) -> &[u8] {
+    // SAFETY: candle's GGML block structs are `#[repr(C)]` f16 and integer fields without
+    // padding (candle asserts their sizes), so every byte is initialised; the view lives as long
+    // as the borrow of `blocks`.
+    unsafe { std::slice::from_raw_parts(blocks.as_ptr().cast::<u8>(), std::mem::size_of_val(blocks)) }
+}
+
+impl Q4_1 {
+    fn new(blocks: Vec<kq::BlockQ4_1>) -> Self {
+        debug_assert_eq!(std::mem::size_of::<kq::BlockQ4_1>(), Q4_1_BYTES);
+        let scales = block_bytes(&blocks)
+            .chunks_exact(Q4_1_BYTES)
+            .map(|b| [f16_at(b, 0), f16_at(b, 2)])
+            .collect();
+        Self { blocks, scales }
+    }
+
+    fn matmul(&self, rows: usize, cols: usize, x: &[f32], m: usize) -> Vec<f32> {
+        debug_assert_eq!(std::mem::size_of::<kq::BlockQ8_1>(), Q8_1_BYTES);
+        let per_row = cols / kq::BlockQ4_1::BLCK_SIZE;
+        let mut xq = vec![kq::BlockQ8_1::zeros(); m * per_row];
+        xq.par_chunks_mut(per_row.max(1))
+            .zip(x.par_chunks(cols.max(1)))
+            .for_each(|(q, x)| kq::BlockQ8_1::from_float(x, q));
+        let xbytes = block_bytes(&xq);
+        let xscales: Vec<[f32; 2]> = xbytes.chunks_exact(Q8_1_BYTES).map(|b| [f16_at(b, 0), f16_at(b, 2)]).collect();
+        let wbytes = block_bytes(&self.blocks);
+        tiled(m, rows, |i, j0, j1, out| {
+            let a = i * per_row;
+            for (j, out) in (j0..j1).zip(out.iter_mut()) {
+                let w = j * per_row;
+                *out = q4_1_dot(
+                    &wbytes[w * Q4_1_BYTES..(w + per_row) * Q4_1_BYTES],
+                    &self.scales[w..w + per_row],
+                    &xbytes[a * Q8_1_BYTES..(a + per_row) * Q8_1_BYTES],
+                    &xscales[a..a + per_row],
+                );
+            }
+        })
+    }
+}
+
+/// One output: ggml's Q4_1 × Q8_1 dot product, in its order of operations.
+fn q4_1_dot(w: &[u8], wscales: &[[f32; 2]], x: &[u8], xscales: &[[f32; 2]]) -> f32 {
+    let mut sumf = 0f32;
+    for (((wb, ws), xb), xs) in w.chunks_exact(Q4_1_BYTES).zip(wscales).zip(x.chunks_exact(Q8_1_BYTES)).zip(xscales) {
+        let (nibbles, quants) = (&wb[4..20], &xb[4..36]);
+        let mut sumi = 0i32;
+        for k in 0..16 {
+            let (lo, hi) = (i32::from(nibbles[k] & 0x0F), i32::from(nibbles[k] >> 4));
+            sumi += lo * i32::from(quants[k] as i8) + hi * i32::from(quants[k + 16] as i8);
+        }
+        sumf += sumi as f32 * ws[0] * xs[0] + ws[1] * xs[1];
+    }
+    sumf
 }
 
 #[cfg(test)]
