@@ -42,7 +42,6 @@ fn committed_something(dir: &Path) -> bool {
 }
 
 #[test]
-#[ignore = "minutes on a 2-core CPU (each Phase 1 attempt prefills a prompt of ~2k tokens); run with --ignored in release"]
 fn a_run_killed_with_sigkill_resumes_to_the_files_of_an_uninterrupted_run() {
     let Some(model) = smollm2_dir() else { return };
     let gguf = model.join("model-q4_1.gguf");
