@@ -1,7 +1,6 @@
 //! The `apigen-mt` binary: `chat` and `models` on the real SmolLM2 GGUF, and bad input that must
 //! end in exit code 2 with an `error:` line naming the file, never a panic.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use candle_core::quantized::{gguf_file, GgmlDType};
@@ -16,21 +15,6 @@ fn run(args: &[&str]) -> Output {
     bin().args(args).env("HF_HUB_OFFLINE", "1").output().expect("the binary runs")
 }
 
-/// The shared SmolLM2 folder, or `None` (with a notice) where this checkout has none.
-fn shared_smollm2() -> Option<PathBuf> {
-    let root = match std::env::var_os("APIGEN_SHARED") {
-        Some(shared) => PathBuf::from(shared),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
-    };
-    let dir = root.join("models/smollm2-135m-instruct");
-    if dir.join("model-q4_1.gguf").exists() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: {} is absent", dir.display());
-        None
-    }
-}
-
 /// Asserts a clean failure: exit code 2, an `error:` line that names `needle`, no panic.
 fn assert_clean_failure(output: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -42,7 +26,7 @@ fn assert_clean_failure(output: &Output, needle: &str) {
 
 #[test]
 fn chat_prints_a_greedy_reply_from_the_real_model() {
-    let Some(dir) = shared_smollm2() else { return };
+    let Some(dir) = crate::support::smollm2_dir() else { return };
     let gguf = dir.join("model-q4_1.gguf");
     let args = ["chat", "--model", gguf.to_str().unwrap(), "--prompt", "What is the capital of France?", "--temperature", "0", "--max-tokens", "16"];
     let first = run(&args);
@@ -56,7 +40,7 @@ fn chat_prints_a_greedy_reply_from_the_real_model() {
 
 #[test]
 fn models_inspect_json_describes_the_real_model() {
-    let Some(dir) = shared_smollm2() else { return };
+    let Some(dir) = crate::support::smollm2_dir() else { return };
     let gguf = dir.join("model-q4_1.gguf");
     let output = run(&["models", "inspect", "--model", gguf.to_str().unwrap(), "--json"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -131,7 +115,7 @@ fn an_unknown_architecture_and_a_shape_mismatch_are_clean_errors() {
 
 #[test]
 fn a_broken_chat_template_is_a_clean_error() {
-    let Some(shared) = shared_smollm2() else { return };
+    let Some(shared) = crate::support::smollm2_dir() else { return };
     let dir = tempfile::tempdir().unwrap();
     let gguf = dir.path().join("model.gguf");
     std::os::unix::fs::symlink(shared.join("model-q4_1.gguf"), &gguf).unwrap();

@@ -1,7 +1,6 @@
 //! Constrained decoding against a stand-in model whose logits are seeded noise: whatever the
 //! "model" prefers, the output must be a complete sentence of the constraint's grammar.
 
-use std::path::PathBuf;
 use std::str::FromStr;
 
 use apigen_mt::constrain::{compute_masks, generate, ConstraintCompiler, Generation, Sampler, SeqConstraint};
@@ -432,15 +431,7 @@ fn the_compiler_refuses_end_tokens_outside_the_vocabulary() {
 // The real SmolLM2 vocabulary (49,152 tokens), when `../shared` is present.
 
 fn smollm2_tokenizer() -> Option<Tokenizer> {
-    let root = match std::env::var_os("APIGEN_SHARED") {
-        Some(shared) => PathBuf::from(shared),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")),
-    };
-    let path = root.join("models/smollm2-135m-instruct/tokenizer.json");
-    if !path.exists() {
-        eprintln!("skipped: {} is absent", path.display());
-        return None;
-    }
+    let path = crate::support::smollm2_dir()?.join("tokenizer.json");
     Some(Tokenizer::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 

@@ -4,7 +4,7 @@
 pub mod tiny;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use apigen_mt::model::{Arch, Decoder, LoadOptions, SeqChunk, WeightsSource};
 use candle_core::quantized::{gguf_file, GgmlDType};
@@ -509,16 +509,6 @@ fn a_failed_forward_leaves_caches_unchanged() {
 // ---------------------------------------------------------------------------------------------
 // The real SmolLM2 file: our greedy tokens must equal candle's.
 
-fn shared_model_dir() -> PathBuf {
-    match std::env::var_os("APIGEN_SHARED") {
-        Some(shared) => PathBuf::from(shared).join("models/smollm2-135m-instruct"),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/models/smollm2-135m-instruct"
-        )),
-    }
-}
-
 /// Lowest index of the largest value, so both sides break ties the same way.
 fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;
@@ -532,12 +522,8 @@ fn argmax(logits: &[f32]) -> u32 {
 
 #[test]
 fn smollm2_greedy_tokens_equal_candle_quantized_llama() {
-    let dir = shared_model_dir();
+    let Some(dir) = crate::support::smollm2_dir() else { return };
     let gguf = dir.join("model-q4_1.gguf");
-    if !gguf.exists() {
-        eprintln!("skipped: {} not found", gguf.display());
-        return;
-    }
     let tokenizer =
         tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).expect("tokenizer");
     let prompt = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France? Answer in two sentences.<|im_end|>\n<|im_start|>assistant\n";
@@ -640,12 +626,8 @@ fn greedy(model: &Decoder, prompts: &[Vec<u32>], steps: usize, batched: bool) ->
 
 #[test]
 fn smollm2_batched_greedy_decoding_equals_each_prompt_alone() {
-    let dir = shared_model_dir();
+    let Some(dir) = crate::support::smollm2_dir() else { return };
     let gguf = dir.join("model-q4_1.gguf");
-    if !gguf.exists() {
-        eprintln!("skipped: {} not found", gguf.display());
-        return;
-    }
     let tokenizer =
         tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).expect("tokenizer");
     let encode = |text: &str| -> Vec<u32> {
@@ -876,11 +858,8 @@ fn decode_rate(model: &Decoder, batch: usize, steps: usize) -> f64 {
 #[test]
 #[ignore = "timing: run in release with --ignored --nocapture"]
 fn smollm2_timing() {
-    let gguf = shared_model_dir().join("model-q4_1.gguf");
-    if !gguf.exists() {
-        eprintln!("skipped: {} not found", gguf.display());
-        return;
-    }
+    let Some(dir) = crate::support::smollm2_dir() else { return };
+    let gguf = dir.join("model-q4_1.gguf");
     let model = load(&WeightsSource::Gguf(gguf));
     for batch in [1, 4, 16] {
         let rate = decode_rate(&model, batch, 24);

@@ -117,11 +117,6 @@ impl PrefixCache {
     pub fn caches(&self) -> impl Iterator<Item = &SeqKv> {
         self.entries.iter().map(|e| &e.kv)
     }
-
-    /// Drops everything.
-    pub fn clear(&mut self) {
-        self.entries.clear();
-    }
 }
 
 /// Number of leading tokens `a` and `b` share.

@@ -1,24 +1,10 @@
 //! `apigen-mt blueprints` on the real SmolLM2 GGUF, sized for a test: the run completes, the
 //! files are well formed, the stats add up, and the same seed gives the same files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-
-fn smollm2_gguf() -> Option<PathBuf> {
-    let root = match std::env::var_os("APIGEN_SHARED") {
-        Some(shared) => PathBuf::from(shared),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
-    };
-    let gguf = root.join("models/smollm2-135m-instruct/model-q4_1.gguf");
-    if gguf.exists() {
-        Some(gguf)
-    } else {
-        eprintln!("skipped: {} is absent", gguf.display());
-        None
-    }
-}
 
 fn blueprints(gguf: &Path, out: &Path) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_apigen-mt"))
@@ -45,7 +31,7 @@ fn jsonl(path: &Path) -> Vec<Value> {
 #[test]
 #[ignore = "too slow so far: one attempt did not finish within 400 s in the dev profile on the shared 2-core machine"]
 fn blueprints_run_on_smollm2_is_complete_consistent_and_reproducible() {
-    let Some(gguf) = smollm2_gguf() else { return };
+    let Some(gguf) = crate::support::smollm2_dir().map(|d| d.join("model-q4_1.gguf")) else { return };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let stats = blueprints(&gguf, a.path());
     eprintln!("smollm2 blueprint stats: {stats}");

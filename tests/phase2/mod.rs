@@ -2,7 +2,7 @@
 //! (and a one-argument change must not), and the `trajectories` command on the real SmolLM2 GGUF
 //! records every attempt and repeats itself exactly.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -215,27 +215,12 @@ fn replaying_the_ground_truth_verifies_and_a_changed_argument_does_not() {
     );
 }
 
-/// The shared SmolLM2 folder, or `None` (with a notice) where this checkout has none.
-fn shared_smollm2() -> Option<PathBuf> {
-    let root = match std::env::var_os("APIGEN_SHARED") {
-        Some(shared) => PathBuf::from(shared),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
-    };
-    let gguf = root.join("models/smollm2-135m-instruct/model-q4_1.gguf");
-    if gguf.exists() {
-        Some(gguf)
-    } else {
-        eprintln!("skipped: {} is absent", gguf.display());
-        None
-    }
-}
-
 /// Opt-in (`cargo test --release -- --ignored phase2`): in the dev profile on a shared 2-core
 /// machine one attempt did not finish within 9 minutes, and its release timing is unmeasured.
 #[test]
 #[ignore = "slow on CPU; run in release with --ignored"]
 fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_itself() {
-    let Some(gguf) = shared_smollm2() else { return };
+    let Some(gguf) = crate::support::smollm2_dir().map(|d| d.join("model-q4_1.gguf")) else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let db = world();
     let user = first_user(&db);

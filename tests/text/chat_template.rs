@@ -7,7 +7,7 @@ use apigen_mt::chat::{CalendarDate, ChatTemplate, Message, RenderOptions, Role, 
 use candle_core::quantized::gguf_file::Content;
 use serde_json::Value;
 
-use super::tokenizer::smollm_dir;
+use crate::support::smollm2_dir;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/templates"))
@@ -139,7 +139,7 @@ fn qwen3_style_template_matches_jinja2_with_thinking_on_off_and_unset() {
 
 #[test]
 fn smollm2_template_matches_jinja2_from_both_sources() {
-    let Some(dir) = smollm_dir() else { return };
+    let Some(dir) = smollm2_dir() else { return };
     let from_config = ChatTemplate::from_tokenizer_config(&dir.join("tokenizer_config.json")).unwrap();
     assert_eq!(check_cases("smollm2", &from_config), 2);
     let gguf_path = dir.join("model-q4_1.gguf");
@@ -151,7 +151,7 @@ fn smollm2_template_matches_jinja2_from_both_sources() {
 
 #[test]
 fn smollm2_gets_the_generic_tool_format() {
-    let Some(dir) = smollm_dir() else { return };
+    let Some(dir) = smollm2_dir() else { return };
     let template = ChatTemplate::from_tokenizer_config(&dir.join("tokenizer_config.json")).unwrap();
     let c = conversation("tool_loop");
     let text = template.render(&c.messages, &c.tools, true).unwrap();

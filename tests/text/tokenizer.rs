@@ -1,24 +1,10 @@
 //! The tokenizer rebuilt from GGUF metadata must give the ids that the model's own
 //! tokenizer.json gives, on text of every kind a conversation carries.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use apigen_mt::tokenizer::Tokenizer;
 use candle_core::quantized::gguf_file::Content;
-
-/// The SmolLM2 files, or `None` (with a notice) where the shared folder is absent.
-pub fn smollm_dir() -> Option<PathBuf> {
-    let root = std::env::var_os("APIGEN_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")));
-    let dir = root.join("models/smollm2-135m-instruct");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: {} is absent", dir.display());
-        None
-    }
-}
 
 fn load_both(dir: &Path) -> (Tokenizer, Tokenizer) {
     let json = Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
@@ -46,7 +32,7 @@ const CORPUS: &[&str] = &[
 
 #[test]
 fn gguf_tokenizer_matches_tokenizer_json() {
-    let Some(dir) = smollm_dir() else { return };
+    let Some(dir) = crate::support::smollm2_dir() else { return };
     let (json, gguf) = load_both(&dir);
     assert_eq!(json.vocab_size(), gguf.vocab_size());
     assert_eq!(json.special_tokens(), gguf.special_tokens());
@@ -63,7 +49,7 @@ fn gguf_tokenizer_matches_tokenizer_json() {
 
 #[test]
 fn special_text_is_one_id_only_when_parsed() {
-    let Some(dir) = smollm_dir() else { return };
+    let Some(dir) = crate::support::smollm2_dir() else { return };
     let (json, _) = load_both(&dir);
     let im_end = json.token_to_id("<|im_end|>").unwrap();
     assert_eq!(json.encode("<|im_end|>", true).unwrap(), vec![im_end]);
@@ -75,7 +61,7 @@ fn special_text_is_one_id_only_when_parsed() {
 
 #[test]
 fn stream_yields_whole_characters_that_add_up() {
-    let Some(dir) = smollm_dir() else { return };
+    let Some(dir) = crate::support::smollm2_dir() else { return };
     let (tok, _) = load_both(&dir);
     let text = "Café 😀 中文 <|im_end|> done";
     let ids = tok.encode(text, true).unwrap();
