@@ -45,6 +45,19 @@ impl Linear {
         }
         y
     }
+
+    /// [`Self::forward`] for several layers reading the same input, in one pass over it.
+    fn forward_many<const N: usize>(layers: [&Linear; N], x: &[f32], m: usize) -> [Vec<f32>; N] {
+        let weights = layers.map(|l| &*l.weight);
+        let mut ys = Weights::matmul_many(&weights, x, m).into_iter();
+        layers.map(|l| {
+            let mut y = ys.next().unwrap_or_default();
+            if let Some(b) = &l.bias {
+                add_bias(&mut y, b);
+            }
+            y
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -223,9 +236,7 @@ impl Decoder {
         let cfg = &self.config;
         let t = rows.len();
         let h = rms_norm(x, &layer.attn_norm.weight, layer.attn_norm.eps);
-        let mut q = layer.q.forward(&h, t);
-        let mut k = layer.k.forward(&h, t);
-        let v = layer.v.forward(&h, t);
+        let [mut q, mut k, v] = Linear::forward_many([&layer.q, &layer.k, &layer.v], &h, t);
         if let (Some(q_norm), Some(k_norm)) = (&layer.q_norm, &layer.k_norm) {
             rms_norm_in_place(&mut q, &q_norm.weight, q_norm.eps);
             rms_norm_in_place(&mut k, &k_norm.weight, k_norm.eps);
@@ -253,8 +264,8 @@ impl Decoder {
         add_in_place(x, &layer.o.forward(&context, t));
 
         let h = rms_norm(x, &layer.mlp_norm.weight, layer.mlp_norm.eps);
-        let mut gated = layer.gate.forward(&h, t);
-        silu_mul(&mut gated, &layer.up.forward(&h, t));
+        let [mut gated, up] = Linear::forward_many([&layer.gate, &layer.up], &h, t);
+        silu_mul(&mut gated, &up);
         add_in_place(x, &layer.down.forward(&gated, t));
         Ok(())
     }

@@ -8,9 +8,13 @@
 //! kernel; which call computes column `j` depends only on `j` and the matrix width, never on
 //! the number of rows or on the thread split.
 //!
-//! Work is split into tiles of [`TILE_COLUMNS`] weight rows by [`TILE_ROWS`] activation rows,
-//! run in parallel; each tile reads its slice of weights once for all its activation rows, so a
-//! decode step of many sequences streams the weights from memory once, not once per sequence.
+//! Q4_1 and Q8_0 weights take SIMD kernels of our own ([`super::q4_1`], [`super::q8_0`]) with
+//! the same arithmetic as candle's.
+//!
+//! Work is split into tiles of up to [`TILE_COLUMNS`] weight rows by [`TILE_ROWS`] activation
+//! rows, run in parallel; each tile reads its slice of weights once for all its activation rows,
+//! so a decode step of many sequences streams the weights from memory once, not once per
+//! sequence.
 
 use std::fmt;
 
@@ -21,7 +25,10 @@ use candle_core::DType;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-/// Weight rows (output columns) per work item; a multiple of 4 so quads never straddle tiles.
+use super::q4_1::Q4_1;
+use super::q8_0::Q8_0;
+
+/// Most weight rows (output columns) per work item.
 const TILE_COLUMNS: usize = 64;
 /// Activation rows per work item: bounds the activations a tile keeps hot in cache.
 const TILE_ROWS: usize = 64;
@@ -39,10 +46,12 @@ enum Blocks {
     F16(Vec<f16>),
     BF16(Vec<bf16>),
     Q4_0(Vec<kq::BlockQ4_0>),
+    /// Repacked for SIMD at load; see [`super::q4_1`].
     Q4_1(Q4_1),
     Q5_0(Vec<kq::BlockQ5_0>),
     Q5_1(Vec<kq::BlockQ5_1>),
-    Q8_0(Vec<kq::BlockQ8_0>),
+    /// Split for SIMD at load; see [`super::q8_0`].
+    Q8_0(Q8_0),
     Q8_1(Vec<kq::BlockQ8_1>),
     Q2K(Vec<kq::BlockQ2K>),
     Q3K(Vec<kq::BlockQ3K>),
@@ -52,21 +61,19 @@ enum Blocks {
     Q8K(Vec<kq::BlockQ8K>),
 }
 
-/// Runs `$body` with `$w` bound to the typed block vector, whatever the storage type.
+/// Runs `$body` with `$w` bound to the typed block vector, whatever the storage type, or
+/// `$q_body` with `$q` bound to weights repacked for one of our own kernels.
 macro_rules! with_blocks {
-    ($blocks:expr, $w:ident => $body:expr) => {
+    ($blocks:expr, $w:ident => $body:expr, $q:ident => $q_body:expr) => {
         match $blocks {
             Blocks::F32($w) => $body,
             Blocks::F16($w) => $body,
             Blocks::BF16($w) => $body,
             Blocks::Q4_0($w) => $body,
-            Blocks::Q4_1(q) => {
-                let $w = &q.blocks;
-                $body
-            }
+            Blocks::Q4_1($q) => $q_body,
             Blocks::Q5_0($w) => $body,
             Blocks::Q5_1($w) => $body,
-            Blocks::Q8_0($w) => $body,
+            Blocks::Q8_0($q) => $q_body,
             Blocks::Q8_1($w) => $body,
             Blocks::Q2K($w) => $body,
             Blocks::Q3K($w) => $body,
@@ -122,10 +129,10 @@ impl Weights {
             GgmlDType::F16 => Blocks::F16(typed(bytes)),
             GgmlDType::BF16 => Blocks::BF16(typed(bytes)),
             GgmlDType::Q4_0 => Blocks::Q4_0(typed(bytes)),
-            GgmlDType::Q4_1 => Blocks::Q4_1(Q4_1::new(typed(bytes))),
+            GgmlDType::Q4_1 => Blocks::Q4_1(Q4_1::new(bytes, rows, cols)),
             GgmlDType::Q5_0 => Blocks::Q5_0(typed(bytes)),
             GgmlDType::Q5_1 => Blocks::Q5_1(typed(bytes)),
-            GgmlDType::Q8_0 => Blocks::Q8_0(typed(bytes)),
+            GgmlDType::Q8_0 => Blocks::Q8_0(Q8_0::new(bytes, rows, cols)),
             GgmlDType::Q8_1 => Blocks::Q8_1(typed(bytes)),
             GgmlDType::Q2K => Blocks::Q2K(typed(bytes)),
             GgmlDType::Q3K => Blocks::Q3K(typed(bytes)),
@@ -163,21 +170,36 @@ impl Weights {
         with_blocks!(&self.blocks, w => {
             let per_row = w.len() / self.rows;
             GgmlType::to_float(&w[row * per_row..(row + 1) * per_row], out)
-        })
+        }, q => q.row_into(row, out))
+    }
+
+    /// `x @ W^T` for each of `matrices` with the same `m` activation rows; returns `[m, rows]`
+    /// each. Q4_1 matrices of one width share one quantization of `x` and one parallel pass
+    /// (a layer's q, k and v, or its gate and up projections); the results are the same as
+    /// separate [`Self::matmul`] calls.
+    pub(crate) fn matmul_many(matrices: &[&Weights], x: &[f32], m: usize) -> Vec<Vec<f32>> {
+        let q4_1: Option<Vec<&Q4_1>> = matrices
+            .iter()
+            .map(|w| match &w.blocks {
+                Blocks::Q4_1(q) if w.cols == matrices[0].cols => Some(q),
+                _ => None,
+            })
+            .collect();
+        match q4_1 {
+            Some(q) => Q4_1::matmul_many(&q, x, m),
+            None => matrices.iter().map(|w| w.matmul(x, m)).collect(),
+        }
     }
 
     /// `x @ W^T` for `x` of `m` rows of `cols` values; returns `[m, rows]`.
     pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         debug_assert_eq!(x.len(), m * self.cols);
-        if let Blocks::Q4_1(q) = &self.blocks {
-            return q.matmul(self.rows, self.cols, x, m);
-        }
-        with_blocks!(&self.blocks, w => matmul_typed(w, self.rows, self.cols, x, m))
+        with_blocks!(&self.blocks, w => matmul_typed(w, self.rows, self.cols, x, m), q => q.matmul(x, m))
     }
 }
 
 /// Copies GGML-encoded bytes into a vector of their block type.
-fn typed<T: GgmlType>(bytes: &[u8]) -> Vec<T> {
+pub(super) fn typed<T: GgmlType>(bytes: &[u8]) -> Vec<T> {
     let size = std::mem::size_of::<T>();
     debug_assert_eq!(bytes.len() % size, 0);
     let mut out = vec![T::zeros(); bytes.len() / size];
@@ -204,161 +226,97 @@ fn matmul_typed<T: GgmlType>(w: &[T], rows: usize, cols: usize, x: &[f32], m: us
 
     let weight = |j: usize| &w[j * per_row..(j + 1) * per_row];
     let quads_end = rows & !3;
-    tiled(m, rows, |i, j0, j1, out| {
-        let a = &xq[i * per_row..(i + 1) * per_row];
-        let mut j = j0;
-        while j < j1.min(quads_end) {
-            let (d0, d1, d2, d3) = T::vec_dot_4(cols, weight(j), weight(j + 1), weight(j + 2), weight(j + 3), a);
-            out[j - j0..j - j0 + 4].copy_from_slice(&[d0, d1, d2, d3]);
-            j += 4;
-        }
-        // The 0..=3 columns after the last quad, only ever in the last tile.
-        if j < j1 && j1 - j >= 2 {
-            let (d0, d1) = T::vec_dot_2(cols, weight(j), weight(j + 1), a);
-            out[j - j0] = d0;
-            out[j - j0 + 1] = d1;
-            j += 2;
-        }
-        if j < j1 {
-            out[j - j0] = T::vec_dot(cols, weight(j), a);
+    tiled(m, rows, 4, |(i0, i1), (j0, j1), out| {
+        let width = j1 - j0;
+        for (i, out) in (i0..i1).zip(out.chunks_mut(width)) {
+            let a = &xq[i * per_row..(i + 1) * per_row];
+            let mut j = j0;
+            while j < j1.min(quads_end) {
+                let (d0, d1, d2, d3) = T::vec_dot_4(cols, weight(j), weight(j + 1), weight(j + 2), weight(j + 3), a);
+                out[j - j0..j - j0 + 4].copy_from_slice(&[d0, d1, d2, d3]);
+                j += 4;
+            }
+            // The 0..=3 columns after the last quad, only ever in the last tile.
+            if j < j1 && j1 - j >= 2 {
+                let (d0, d1) = T::vec_dot_2(cols, weight(j), weight(j + 1), a);
+                out[j - j0] = d0;
+                out[j - j0 + 1] = d1;
+                j += 2;
+            }
+            if j < j1 {
+                out[j - j0] = T::vec_dot(cols, weight(j), a);
+            }
         }
     })
 }
 
-/// Runs `fill(i, j0, j1, out)` for every activation row `i` and column range `j0..j1` of a
-/// `[m, rows]` output, in parallel over fixed tiles, and assembles the result. `out` receives
-/// the outputs `(i, j0..j1)`. Tiles depend only on the shape, so which call computes an output
-/// never depends on the thread count.
-fn tiled(m: usize, rows: usize, fill: impl Fn(usize, usize, usize, &mut [f32]) + Sync) -> Vec<f32> {
-    let col_tiles = rows.div_ceil(TILE_COLUMNS);
+/// Runs `fill((i0, i1), (j0, j1), out)` over tiles of a `[m, rows]` output in parallel and
+/// assembles the result; `out` receives outputs `i0..i1 × j0..j1`, row-major.
+fn tiled(m: usize, rows: usize, align: usize, fill: impl Fn((usize, usize), (usize, usize), &mut [f32]) + Sync) -> Vec<f32> {
+    tiled_many(m, &[rows], align, |_, rows, cols, out| fill(rows, cols, out)).remove(0)
+}
+
+/// [`tiled`] for several matrices sharing the same `m` activation rows (`widths[k]` output
+/// columns each), in one parallel pass: `fill(k, rows, cols, out)` computes a tile of matrix `k`.
+///
+/// Column tiles start at multiples of `align`, so kernels that handle columns in aligned groups
+/// never see a group split. The tile size only decides which thread computes which outputs,
+/// never how an output is computed, so it may follow the shape and the thread count: a decode
+/// step of one row still gets enough tiles to keep every core busy.
+pub(super) fn tiled_many(
+    m: usize,
+    widths: &[usize],
+    align: usize,
+    fill: impl Fn(usize, (usize, usize), (usize, usize), &mut [f32]) + Sync,
+) -> Vec<Vec<f32>> {
     let row_tiles = m.div_ceil(TILE_ROWS);
-    let tiles: Vec<Vec<f32>> = (0..row_tiles * col_tiles)
-        .into_par_iter()
-        .map(|item| {
-            let (rt, ct) = (item / col_tiles, item % col_tiles);
+    // At least four tiles per thread, of at most `TILE_COLUMNS` columns.
+    let wanted = (4 * rayon::current_num_threads()).div_ceil(row_tiles.max(1));
+    let total: usize = widths.iter().sum();
+    let width = total
+        .div_ceil(wanted)
+        .next_multiple_of(align)
+        .clamp(align, TILE_COLUMNS.next_multiple_of(align));
+    // (matrix, row tile, column tile) for every tile of every matrix.
+    let items: Vec<(usize, usize, usize)> = widths
+        .iter()
+        .enumerate()
+        .flat_map(|(k, &rows)| (0..row_tiles).flat_map(move |rt| (0..rows.div_ceil(width)).map(move |ct| (k, rt, ct))))
+        .collect();
+    let tiles: Vec<Vec<f32>> = items
+        .par_iter()
+        .map(|&(k, rt, ct)| {
             let (i0, i1) = (rt * TILE_ROWS, (rt * TILE_ROWS + TILE_ROWS).min(m));
-            let (j0, j1) = (ct * TILE_COLUMNS, (ct * TILE_COLUMNS + TILE_COLUMNS).min(rows));
-            let width = j1 - j0;
-            let mut out = vec![0f32; (i1 - i0) * width];
-            for (i, out) in (i0..i1).zip(out.chunks_mut(width)) {
-                fill(i, j0, j1, out);
-            }
+            let (j0, j1) = (ct * width, (ct * width + width).min(widths[k]));
+            let mut out = vec![0f32; (i1 - i0) * (j1 - j0)];
+            fill(k, (i0, i1), (j0, j1), &mut out);
             out
         })
         .collect();
 
-    let mut y = vec![0f32; m * rows];
-    for (item, tile) in tiles.iter().enumerate() {
-        let (rt, ct) = (item / col_tiles, item % col_tiles);
-        let j0 = ct * TILE_COLUMNS;
-        let width = (rows - j0).min(TILE_COLUMNS);
-        for (k, src) in tile.chunks(width).enumerate() {
-            let i = rt * TILE_ROWS + k;
-            y[i * rows + j0..i * rows + j0 + width].copy_from_slice(src);
+    let mut ys: Vec<Vec<f32>> = widths.iter().map(|&rows| vec![0f32; m * rows]).collect();
+    for (&(k, rt, ct), tile) in items.iter().zip(&tiles) {
+        let rows = widths[k];
+        let j0 = ct * width;
+        let w = (rows - j0).min(width);
+        for (r, src) in tile.chunks(w).enumerate() {
+            let i = rt * TILE_ROWS + r;
+            ys[k][i * rows + j0..i * rows + j0 + w].copy_from_slice(src);
         }
     }
-    y
-}
-
-/// Q4_1 weights with each block's scale and minimum already in f32.
-///
-/// candle's Q4_1 dot product converts four f16 values per 32-weight block on every call; that
-/// conversion, not the arithmetic, dominated decode time. Converting the weights' two once at
-/// load and the activations' two once per row gives the same f32 values, so every output keeps
-/// exactly the bits of candle's `vec_dot` (the tests compare), at a fraction of the cost.
-pub(crate) struct Q4_1 {
-    blocks: Vec<kq::BlockQ4_1>,
-    /// Per block: (scale, minimum).
-    scales: Vec<[f32; 2]>,
-}
-
-/// Bytes of one Q4_1 block: f16 scale, f16 minimum, 16 bytes of nibbles (`#[repr(C)]`).
-const Q4_1_BYTES: usize = 20;
-/// Bytes of one Q8_1 block: f16 scale, f16 scaled sum, 32 signed bytes (`#[repr(C)]`).
-const Q8_1_BYTES: usize = 36;
-
-/// The f16 at `at` in little-endian `bytes`, as f32.
-fn f16_at(bytes: &[u8], at: usize) -> f32 {
-    f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]])).to_f32()
-}
-
-/// A slice of `#[repr(C)]` blocks viewed as their bytes.
-fn block_bytes<T>(blocks: &[T]) -> &[u8] {
-    // SAFETY: candle's GGML block structs are `#[repr(C)]` f16 and integer fields without
-    // padding (candle asserts their sizes), so every byte is initialised; the view lives as long
-    // as the borrow of `blocks`.
-    unsafe { std::slice::from_raw_parts(blocks.as_ptr().cast::<u8>(), std::mem::size_of_val(blocks)) }
-}
-
-impl Q4_1 {
-    fn new(blocks: Vec<kq::BlockQ4_1>) -> Self {
-        debug_assert_eq!(std::mem::size_of::<kq::BlockQ4_1>(), Q4_1_BYTES);
-        let scales = block_bytes(&blocks)
-            .chunks_exact(Q4_1_BYTES)
-            .map(|b| [f16_at(b, 0), f16_at(b, 2)])
-            .collect();
-        Self { blocks, scales }
-    }
-
-    fn matmul(&self, rows: usize, cols: usize, x: &[f32], m: usize) -> Vec<f32> {
-        debug_assert_eq!(std::mem::size_of::<kq::BlockQ8_1>(), Q8_1_BYTES);
-        let per_row = cols / kq::BlockQ4_1::BLCK_SIZE;
-        let mut xq = vec![kq::BlockQ8_1::zeros(); m * per_row];
-        xq.par_chunks_mut(per_row.max(1))
-            .zip(x.par_chunks(cols.max(1)))
-            .for_each(|(q, x)| kq::BlockQ8_1::from_float(x, q));
-        let xbytes = block_bytes(&xq);
-        let xscales: Vec<[f32; 2]> = xbytes.chunks_exact(Q8_1_BYTES).map(|b| [f16_at(b, 0), f16_at(b, 2)]).collect();
-        let wbytes = block_bytes(&self.blocks);
-        tiled(m, rows, |i, j0, j1, out| {
-            let a = i * per_row;
-            for (j, out) in (j0..j1).zip(out.iter_mut()) {
-                let w = j * per_row;
-                *out = q4_1_dot(
-                    &wbytes[w * Q4_1_BYTES..(w + per_row) * Q4_1_BYTES],
-                    &self.scales[w..w + per_row],
-                    &xbytes[a * Q8_1_BYTES..(a + per_row) * Q8_1_BYTES],
-                    &xscales[a..a + per_row],
-                );
-            }
-        })
-    }
-}
-
-/// One output: ggml's Q4_1 × Q8_1 dot product, in its order of operations.
-fn q4_1_dot(w: &[u8], wscales: &[[f32; 2]], x: &[u8], xscales: &[[f32; 2]]) -> f32 {
-    let mut sumf = 0f32;
-    for (((wb, ws), xb), xs) in w.chunks_exact(Q4_1_BYTES).zip(wscales).zip(x.chunks_exact(Q8_1_BYTES)).zip(xscales) {
-        let (nibbles, quants) = (&wb[4..20], &xb[4..36]);
-        let mut sumi = 0i32;
-        for k in 0..16 {
-            let (lo, hi) = (i32::from(nibbles[k] & 0x0F), i32::from(nibbles[k] >> 4));
-            sumi += lo * i32::from(quants[k] as i8) + hi * i32::from(quants[k + 16] as i8);
-        }
-        sumf += sumi as f32 * ws[0] * xs[0] + ws[1] * xs[1];
-    }
-    sumf
+    ys
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::kernels::{test_quantized, test_values as values};
     use candle_core::quantized::QTensor;
     use candle_core::{Device, Tensor};
 
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed * 97);
-                (h % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
 
     fn quantized(dtype: GgmlDType, rows: usize, cols: usize) -> Weights {
-        let t = Tensor::from_vec(values(rows * cols, 1), (rows, cols), &Device::Cpu).unwrap();
-        let q = QTensor::quantize(&t, dtype).unwrap();
-        Weights::ggml(dtype, &q.data().unwrap(), rows, cols).unwrap()
+        Weights::ggml(dtype, &test_quantized(dtype, rows, cols), rows, cols).unwrap()
     }
 
     /// f32 reference: the dequantized weights times the unquantized activations.

@@ -17,6 +17,8 @@
 
 pub(crate) mod attention;
 pub(crate) mod matmul;
+pub(crate) mod q4_1;
+pub(crate) mod q8_0;
 pub(crate) mod rowwise;
 
 /// `a · b` in one fixed order for a given length (candle's f32 dot, SIMD when the CPU has it).
@@ -24,4 +26,36 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     use candle_core::quantized::k_quants::GgmlType;
     debug_assert_eq!(a.len(), b.len());
     <f32 as GgmlType>::vec_dot(a.len(), a, b)
+}
+
+/// candle's GGML blocks viewed as the bytes a GGUF file stores (their fields are private).
+fn block_bytes<T: candle_core::quantized::k_quants::GgmlType>(blocks: &[T]) -> &[u8] {
+    // SAFETY: candle's GGML block structs are `#[repr(C)]` f16 and integer fields without
+    // padding (candle asserts their sizes), so every byte is initialised; the view lives as long
+    // as the borrow of `blocks`.
+    unsafe { std::slice::from_raw_parts(blocks.as_ptr().cast::<u8>(), std::mem::size_of_val(blocks)) }
+}
+
+/// The little-endian f16 at `at` in `bytes`, as f32.
+fn f16_at(bytes: &[u8], at: usize) -> f32 {
+    half::f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]])).to_f32()
+}
+
+/// Deterministic test values in [-1, 1].
+#[cfg(test)]
+fn test_values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed * 97);
+            (h % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+/// GGUF bytes of `[rows, cols]` test values quantized to `dtype` by candle.
+#[cfg(test)]
+fn test_quantized(dtype: candle_core::quantized::GgmlDType, rows: usize, cols: usize) -> Vec<u8> {
+    use candle_core::{quantized::QTensor, Device, Tensor};
+    let t = Tensor::from_vec(test_values(rows * cols, 1), (rows, cols), &Device::Cpu).expect("tensor");
+    QTensor::quantize(&t, dtype).expect("quantize").data().expect("bytes").to_vec()
 }

@@ -1,0 +1,309 @@
+//! Q4_1 weights × Q8_1 activations: ggml's dot product, repacked so AVX2 computes eight output
+//! columns at once.
+//!
+//! ggml's Q4_1 product reduces each 32-weight block to an exact integer sum, then folds the
+//! blocks into one f32 in block order: `sum += sumi·d_w·d_x + m_w·s_x`. candle has no SIMD path
+//! for it on x86, and its scalar loop converts four f16 scales per block per call; on SmolLM2
+//! that loop was most of every forward pass.
+//!
+//! Here the weights are repacked once, at load, into groups of eight output columns: for each
+//! block, the eight columns' nibbles side by side, then their eight scales and eight minimums
+//! (f16, converted eight at a time).
+//! The AVX2 kernel multiplies one activation block with all eight columns' blocks (integer
+//! `maddubs`), transposes the eight integer sums into one vector, and applies the f32 part
+//! lane-wise, one lane per column, with the same operations in the same order as the scalar
+//! formula above. Integer sums are exact, so every output keeps the scalar result's bits (the
+//! tests compare with candle's own `vec_dot`), whichever path the CPU takes and however many
+//! rows share the call. Unpacked weights are reused across every activation row of a tile, so a
+//! prompt pays for unpacking once per tile rather than once per token.
+
+use candle_core::quantized::k_quants::{self as kq, GgmlType};
+use half::f16;
+use rayon::prelude::*;
+
+use super::matmul::tiled_many;
+use super::{block_bytes, f16_at};
+
+/// Output columns packed side by side: one AVX2 lane each.
+const GROUP: usize = 8;
+/// Weights per block.
+const BLOCK: usize = 32;
+/// Bytes of one GGUF Q4_1 block: f16 scale, f16 minimum, 16 bytes of nibbles.
+const Q4_1_BYTES: usize = 20;
+/// Bytes of one Q8_1 block as candle lays it out: f16 scale, f16 scaled sum, 32 signed bytes.
+const Q8_1_BYTES: usize = 36;
+
+/// A `[rows, cols]` Q4_1 matrix, repacked in groups of [`GROUP`] rows (output columns).
+pub(crate) struct Q4_1 {
+    rows: usize,
+    /// Blocks per row.
+    blocks: usize,
+    /// `[group][block][column in group][16 bytes of nibbles]`; padding columns are zero.
+    nibbles: Vec<u8>,
+    /// `[group][block][8 scales, then 8 minimums]`, f16 bits as the file stores them: converted
+    /// in the kernel (eight at a time with F16C), so the weights stream from memory at their
+    /// file size.
+    scales: Vec<u16>,
+}
+
+/// Activation rows quantized to Q8_1, split into quants and f32 `(scale, scaled sum)`.
+struct Activations {
+    /// `[row][block][32]`.
+    quants: Vec<i8>,
+    /// `[row][block]`.
+    scales: Vec<[f32; 2]>,
+}
+
+impl Q4_1 {
+    /// Repacks GGUF bytes of a `[rows, cols]` Q4_1 tensor; the caller has checked the length.
+    pub(crate) fn new(bytes: &[u8], rows: usize, cols: usize) -> Self {
+        let blocks = cols / BLOCK;
+        debug_assert_eq!(bytes.len(), rows * blocks * Q4_1_BYTES);
+        let groups = rows.div_ceil(GROUP);
+        let mut nibbles = vec![0u8; groups * blocks * GROUP * 16];
+        let mut scales = vec![0u16; groups * blocks * 2 * GROUP];
+        nibbles
+            .par_chunks_mut((blocks * GROUP * 16).max(1))
+            .zip(scales.par_chunks_mut((blocks * 2 * GROUP).max(1)))
+            .enumerate()
+            .for_each(|(g, (nibbles, scales))| {
+                for c in 0..GROUP.min(rows - g * GROUP) {
+                    let row = &bytes[(g * GROUP + c) * blocks * Q4_1_BYTES..][..blocks * Q4_1_BYTES];
+                    for (b, block) in row.chunks_exact(Q4_1_BYTES).enumerate() {
+                        nibbles[(b * GROUP + c) * 16..][..16].copy_from_slice(&block[4..]);
+                        scales[b * 2 * GROUP + c] = u16::from_le_bytes([block[0], block[1]]);
+                        scales[b * 2 * GROUP + GROUP + c] = u16::from_le_bytes([block[2], block[3]]);
+                    }
+                }
+            });
+        Self {
+            rows,
+            blocks,
+            nibbles,
+            scales,
+        }
+    }
+
+    /// Row `row` dequantized as ggml does it (`q·d + m`); `out` holds `cols` values.
+    pub(crate) fn row_into(&self, row: usize, out: &mut [f32]) {
+        let (g, c) = (row / GROUP, row % GROUP);
+        for (b, out) in out.chunks_exact_mut(BLOCK).enumerate() {
+            let at = g * self.blocks + b;
+            let nibbles = &self.nibbles[(at * GROUP + c) * 16..][..16];
+            let (d, m) = self.scale(at, c);
+            for (k, &q) in nibbles.iter().enumerate() {
+                out[k] = f32::from(q & 0x0F) * d + m;
+                out[k + 16] = f32::from(q >> 4) * d + m;
+            }
+        }
+    }
+
+    /// Column `c`'s scale and minimum in the group-block `at`.
+    fn scale(&self, at: usize, c: usize) -> (f32, f32) {
+        let s = &self.scales[at * 2 * GROUP..];
+        (f16::from_bits(s[c]).to_f32(), f16::from_bits(s[GROUP + c]).to_f32())
+    }
+
+    /// `x @ W^T` for `m` rows of activations; returns `[m, rows]`.
+    pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        Self::matmul_many(&[self], x, m).remove(0)
+    }
+
+    /// `x @ W^T` for each of `matrices` (all of one width) and the same `m` rows of activations,
+    /// in one parallel pass that quantizes the activations once; returns `[m, rows]` each.
+    pub(crate) fn matmul_many(matrices: &[&Q4_1], x: &[f32], m: usize) -> Vec<Vec<f32>> {
+        let Some(first) = matrices.first() else { return Vec::new() };
+        debug_assert!(matrices.iter().all(|w| w.blocks == first.blocks));
+        let x = first.quantize(x, m);
+        let widths: Vec<usize> = matrices.iter().map(|w| w.rows).collect();
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
+            return tiled_many(m, &widths, GROUP, |k, rows, cols, out| {
+                // SAFETY: AVX2 and F16C are present (checked above); `tile_avx2` checks its ranges.
+                unsafe { matrices[k].tile_avx2(&x, rows, cols, out) }
+            });
+        }
+        tiled_many(m, &widths, GROUP, |k, rows, cols, out| matrices[k].tile_scalar(&x, rows, cols, out))
+    }
+
+    /// Each activation row as candle's `BlockQ8_1::from_float` quantizes it.
+    fn quantize(&self, x: &[f32], m: usize) -> Activations {
+        let cols = self.blocks * BLOCK;
+        debug_assert_eq!(x.len(), m * cols);
+        let mut blocks = vec![kq::BlockQ8_1::zeros(); m * self.blocks];
+        blocks
+            .par_chunks_mut(self.blocks.max(1))
+            .zip(x.par_chunks(cols.max(1)))
+            .for_each(|(q, x)| kq::BlockQ8_1::from_float(x, q));
+        let bytes = block_bytes(&blocks);
+        let mut quants = Vec::with_capacity(m * cols);
+        let mut scales = Vec::with_capacity(m * self.blocks);
+        for block in bytes.chunks_exact(Q8_1_BYTES) {
+            quants.extend(block[4..].iter().map(|&q| q as i8));
+            scales.push([f16_at(block, 0), f16_at(block, 2)]);
+        }
+        Activations { quants, scales }
+    }
+
+    /// One tile, one output at a time, in the formula's order.
+    fn tile_scalar(&self, x: &Activations, rows: (usize, usize), cols: (usize, usize), out: &mut [f32]) {
+        let width = cols.1 - cols.0;
+        for (i, out) in (rows.0..rows.1).zip(out.chunks_mut(width)) {
+            for (j, out) in (cols.0..cols.1).zip(out.iter_mut()) {
+                let (g, c) = (j / GROUP, j % GROUP);
+                let mut sum = 0f32;
+                for b in 0..self.blocks {
+                    let at = g * self.blocks + b;
+                    let nibbles = &self.nibbles[(at * GROUP + c) * 16..][..16];
+                    let quants = &x.quants[(i * self.blocks + b) * BLOCK..][..BLOCK];
+                    let mut sumi = 0i32;
+                    for k in 0..16 {
+                        let (lo, hi) = (i32::from(nibbles[k] & 0x0F), i32::from(nibbles[k] >> 4));
+                        sumi += lo * i32::from(quants[k]) + hi * i32::from(quants[k + 16]);
+                    }
+                    let (d, m) = self.scale(at, c);
+                    let [xd, xs] = x.scales[i * self.blocks + b];
+                    sum += sumi as f32 * d * xd + m * xs;
+                }
+                *out = sum;
+            }
+        }
+    }
+
+    /// One tile, eight columns per vector; the same arithmetic as [`Self::tile_scalar`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn tile_avx2(&self, x: &Activations, rows: (usize, usize), cols: (usize, usize), out: &mut [f32]) {
+        use std::arch::x86_64::*;
+
+        let width = cols.1 - cols.0;
+        let n = rows.1 - rows.0;
+        assert!(cols.0 % GROUP == 0 && cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
+        assert_eq!(out.len(), n * width);
+        let ones = _mm256_set1_epi16(1);
+        let low = _mm_set1_epi8(0x0F);
+        let mut acc = vec![_mm256_setzero_ps(); n];
+        for g in cols.0 / GROUP..cols.1.div_ceil(GROUP) {
+            acc.fill(_mm256_setzero_ps());
+            for b in 0..self.blocks {
+                let at = g * self.blocks + b;
+                // SAFETY (all loads): `at < groups·blocks`, so the group's 128 bytes of nibbles
+                // and 16 scales are in bounds; activation blocks `(i, b)` exist for `i < rows.1`
+                // (asserted above). Unaligned loads need no alignment.
+                let wp = self.nibbles.as_ptr().add(at * GROUP * 16);
+                let mut w = [_mm256_setzero_si256(); GROUP];
+                for (c, w) in w.iter_mut().enumerate() {
+                    let packed = _mm_loadu_si128(wp.add(c * 16).cast());
+                    let lo = _mm_and_si128(packed, low);
+                    let hi = _mm_and_si128(_mm_srli_epi16::<4>(packed), low);
+                    *w = _mm256_set_m128i(hi, lo);
+                }
+                let sp = self.scales.as_ptr().add(at * 2 * GROUP);
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(sp.cast()));
+                let m = _mm256_cvtph_ps(_mm_loadu_si128(sp.add(GROUP).cast()));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let i = rows.0 + r;
+                    let q = _mm256_loadu_si256(x.quants.as_ptr().add((i * self.blocks + b) * BLOCK).cast());
+                    let [xd, xs] = *x.scales.get_unchecked(i * self.blocks + b);
+                    let p = w.map(|w| _mm256_madd_epi16(_mm256_maddubs_epi16(w, q), ones));
+                    let sumi = transpose_sum(p);
+                    let term = _mm256_add_ps(
+                        _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), d), _mm256_set1_ps(xd)),
+                        _mm256_mul_ps(m, _mm256_set1_ps(xs)),
+                    );
+                    *acc = _mm256_add_ps(*acc, term);
+                }
+            }
+            let first = g * GROUP;
+            let take = GROUP.min(cols.1 - first);
+            let mut lanes = [0f32; GROUP];
+            for (r, acc) in acc.iter().enumerate() {
+                _mm256_storeu_ps(lanes.as_mut_ptr(), *acc);
+                out[r * width + first - cols.0..][..take].copy_from_slice(&lanes[..take]);
+            }
+        }
+    }
+}
+
+/// Lane `c` of the result is the sum of `p[c]`'s eight lanes (exact: integer adds).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn transpose_sum(p: [std::arch::x86_64::__m256i; GROUP]) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    // After two rounds of pairwise adds each 128-bit half holds four columns' partial sums:
+    // the low halves from lanes 0..4, the high halves from lanes 4..8.
+    let a = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    let b = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    _mm256_add_epi32(
+        _mm256_permute2x128_si256::<0x20>(a, b),
+        _mm256_permute2x128_si256::<0x31>(a, b),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::kernels::matmul::typed;
+    use crate::model::kernels::{test_quantized, test_values};
+    use candle_core::quantized::GgmlDType;
+
+    /// candle's generic Q4_1 dot product for every output: the bits both paths must give.
+    fn reference(bytes: &[u8], x: &[f32], m: usize, cols: usize) -> Vec<f32> {
+        let blocks: Vec<kq::BlockQ4_1> = typed(bytes);
+        let per_row = cols / BLOCK;
+        let mut xq = vec![kq::BlockQ8_1::zeros(); m * per_row];
+        for (q, x) in xq.chunks_mut(per_row).zip(x.chunks(cols)) {
+            kq::BlockQ8_1::from_float(x, q);
+        }
+        let mut y = Vec::new();
+        for a in xq.chunks(per_row) {
+            y.extend(blocks.chunks(per_row).map(|w| kq::BlockQ4_1::vec_dot_unopt(cols, w, a)));
+        }
+        y
+    }
+
+    #[test]
+    fn scalar_and_simd_tiles_give_candles_bits() {
+        // 21 columns: two full groups and a padded one.
+        let (rows, cols, m) = (21, 256, 3);
+        let bytes = test_quantized(GgmlDType::Q4_1, rows, cols);
+        let w = Q4_1::new(&bytes, rows, cols);
+        let x = test_values(m * cols, 2);
+        let expected = reference(&bytes, &x, m, cols);
+        let xa = w.quantize(&x, m);
+
+        let mut scalar = vec![0f32; m * rows];
+        w.tile_scalar(&xa, (0, m), (0, rows), &mut scalar);
+        assert_eq!(scalar, expected);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
+            // A tile that starts at the second group and the second row.
+            let mut simd = vec![0f32; 2 * 13];
+            // SAFETY: the features were checked just above.
+            unsafe { w.tile_avx2(&xa, (1, 3), (8, 21), &mut simd) };
+            for (r, row) in simd.chunks(13).enumerate() {
+                assert_eq!(row, &expected[(r + 1) * rows + 8..(r + 2) * rows], "row {}", r + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn many_matrices_equal_one_at_a_time_and_rows_dequantize_like_candle() {
+        let (cols, m) = (128, 5);
+        let x = test_values(m * cols, 3);
+        let (a, b) = (test_quantized(GgmlDType::Q4_1, 24, cols), test_quantized(GgmlDType::Q4_1, 9, cols));
+        let (a, b) = (Q4_1::new(&a, 24, cols), Q4_1::new(&b, 9, cols));
+        assert_eq!(Q4_1::matmul_many(&[&a, &b], &x, m), vec![a.matmul(&x, m), b.matmul(&x, m)]);
+
+        let bytes = test_quantized(GgmlDType::Q4_1, 9, cols);
+        let blocks: Vec<kq::BlockQ4_1> = typed(&bytes);
+        let mut theirs = vec![0f32; cols];
+        kq::BlockQ4_1::to_float(&blocks[4 * cols / BLOCK..5 * cols / BLOCK], &mut theirs);
+        let mut ours = vec![0f32; cols];
+        b.row_into(4, &mut ours);
+        assert_eq!(ours, theirs);
+    }
+}
