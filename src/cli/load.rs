@@ -7,6 +7,7 @@ use crate::chat::CalendarDate;
 use crate::dataset::stats::EngineReport;
 use crate::engine::loaded::{parse_device, parse_dtype, LoadOptions, LoadedModel};
 use crate::engine::{self, EngineConfig, EngineHandle};
+use crate::model::KvDtype;
 
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -41,6 +42,11 @@ pub struct LoadArgs {
     /// with finish reason `length`.
     #[arg(long, value_name = "MIB")]
     pub kv_cache_mb: Option<usize>,
+    /// How the key/value cache stores keys and values: f32 (exact, the default) or f16 (half
+    /// the memory, so twice the tokens fit in --kv-cache-mb, and less to read per token; keys
+    /// and values are rounded to f16, so outputs can differ slightly from f32's).
+    #[arg(long, value_enum, default_value_t = KvDtype::F32, value_name = "TYPE")]
+    pub kv_dtype: KvDtype,
 }
 
 impl ModelArgs {
@@ -63,6 +69,7 @@ impl LoadArgs {
         let mut options = LoadOptions::from_env(self.offline)?;
         options.decoder.device = parse_device(&self.device)?;
         options.decoder.dtype = self.dtype.as_deref().map(parse_dtype).transpose()?;
+        options.decoder.kv_dtype = self.kv_dtype;
         if let Some(date) = &self.date {
             options.date = parse_date(date)?;
         }

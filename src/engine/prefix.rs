@@ -127,11 +127,11 @@ pub fn common_prefix(a: &[u32], b: &[u32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::KvShape;
+    use crate::model::{KvDtype, KvShape};
 
     /// A one-layer cache holding `n` tokens.
     fn kv(n: usize) -> SeqKv {
-        let mut kv = SeqKv::new(KvShape { layers: 1, kv_heads: 1, head_dim: 1 });
+        let mut kv = SeqKv::new(KvShape { layers: 1, kv_heads: 1, head_dim: 1 }, KvDtype::F32);
         for position in 0..n {
             kv.write(0, position, &[0.0], &[0.0]).unwrap();
         }

@@ -20,7 +20,7 @@ use super::config::ModelConfig;
 use super::kernels::attention::{attend, Queries};
 use super::kernels::matmul::Weights;
 use super::kernels::rowwise::{add_bias, add_in_place, rms_norm, rms_norm_in_place, silu_mul};
-use super::kv::{KvShape, SeqKv};
+use super::kv::{KvDtype, KvShape, SeqKv};
 use super::rope::Rope;
 
 /// One sequence's share of a forward pass: its new tokens and its cache, which the pass extends.
@@ -94,6 +94,8 @@ pub struct Decoder {
     pub(crate) lm_head: Linear,
     pub(crate) rope: Rope,
     pub(crate) dtype: DType,
+    /// How the caches this decoder makes store keys and values.
+    pub(crate) kv_dtype: KvDtype,
     pub(crate) device: Device,
     pub(crate) param_count: usize,
     pub(crate) weights_summary: String,
@@ -120,7 +122,8 @@ impl Decoder {
         &self.weights_summary
     }
 
-    /// The dtype dense weights are kept in. Activations and the KV cache are f32 regardless.
+    /// The dtype dense weights are kept in. Activations are f32 regardless; the KV cache is
+    /// [`Self::kv_dtype`].
     pub fn dtype(&self) -> DType {
         self.dtype
     }
@@ -140,13 +143,22 @@ impl Decoder {
 
     /// An empty cache for one sequence.
     pub fn new_kv(&self) -> SeqKv {
-        SeqKv::new(self.kv_shape())
+        SeqKv::new(self.kv_shape(), self.kv_dtype)
     }
 
-    /// Bytes of cache one token occupies (keys and values of every layer, f32); caches grow in
+    /// How caches store keys and values.
+    pub fn kv_dtype(&self) -> KvDtype {
+        self.kv_dtype
+    }
+
+    /// Bytes of cache one token occupies (keys and values of every layer); caches grow in
     /// blocks of 16 tokens.
     pub fn kv_bytes_per_token(&self) -> usize {
-        self.kv_shape().bytes_per_token()
+        let bytes = self.kv_shape().bytes_per_token();
+        match self.kv_dtype {
+            KvDtype::F32 => bytes,
+            KvDtype::F16 => bytes / 2,
+        }
     }
 
     /// Runs `chunks` through the model, appending their keys and values to their caches, and
@@ -177,7 +189,7 @@ impl Decoder {
             if chunk.tokens.is_empty() {
                 candle_core::bail!("chunk {i} has no tokens");
             }
-            if !chunk.kv.fits(self.kv_shape()) {
+            if !chunk.kv.fits(self.kv_shape(), self.kv_dtype) {
                 candle_core::bail!("chunk {i}'s cache was not made by this model");
             }
             if let Some(&bad) = chunk.tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {

@@ -11,14 +11,34 @@
 //! - [`SeqKv::blocks`] names each referenced block, so memory shared between caches (many
 //!   conversations behind one long system prompt) can be counted once.
 //!
-//! Keys and values are stored as f32: the attention kernel computes in f32, and keeping the
-//! cache in the same precision means a prefix served from the cache gives exactly the bits that
-//! recomputing it would. That costs twice the memory of f16
-//! ([`crate::model::Decoder::kv_bytes_per_token`] says how much).
+//! Keys and values are stored as f32 by default, or as f16 ([`KvDtype`]): half the memory and
+//! half the bytes attention reads per cached token, at the cost of rounding keys and values to
+//! 11 significant bits. Either way a token's keys are written once and read back by every
+//! query, including the queries of the chunk that wrote them, so a prefix served from the cache
+//! gives exactly the bits that recomputing it would.
 
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+/// How cached keys and values are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum KvDtype {
+    #[default]
+    F32,
+    F16,
+}
+
+impl KvDtype {
+    fn size(self) -> usize {
+        match self {
+            KvDtype::F32 => 4,
+            KvDtype::F16 => 2,
+        }
+    }
+}
 
 /// Tokens per block: small enough that a fork wastes little, large enough that attention reads
 /// keys in long contiguous runs.
@@ -44,7 +64,7 @@ impl KvShape {
         ((layer * 2 + usize::from(value)) * self.kv_heads + head) * BLOCK_TOKENS * self.head_dim
     }
 
-    /// Bytes of keys and values per cached token.
+    /// Bytes of keys and values per cached token, stored as f32.
     pub(crate) fn bytes_per_token(&self) -> usize {
         self.block_len() / BLOCK_TOKENS * std::mem::size_of::<f32>()
     }
@@ -54,7 +74,10 @@ impl KvShape {
 /// `[layer][key, value][kv_head][token][head_dim]`; slots at or beyond the owner's length are
 /// stale.
 #[derive(Debug, Clone)]
-struct Block(Vec<f32>);
+enum Block {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+}
 
 /// Per-sequence keys and values, paged and shared copy-on-write.
 #[derive(Debug, Clone)]
@@ -62,6 +85,7 @@ pub struct SeqKv {
     blocks: Vec<Arc<Block>>,
     len: usize,
     shape: KvShape,
+    dtype: KvDtype,
 }
 
 impl SeqKv {
@@ -69,11 +93,12 @@ impl SeqKv {
     /// with a clone copies this many tokens' keys and values.
     pub const BLOCK_TOKENS: usize = BLOCK_TOKENS;
 
-    pub(crate) fn new(shape: KvShape) -> Self {
+    pub(crate) fn new(shape: KvShape, dtype: KvDtype) -> Self {
         Self {
             blocks: Vec::new(),
             len: 0,
             shape,
+            dtype,
         }
     }
 
@@ -109,12 +134,12 @@ impl SeqKv {
     }
 
     fn block_bytes(&self) -> usize {
-        self.shape.block_len() * std::mem::size_of::<f32>()
+        self.shape.block_len() * self.dtype.size()
     }
 
-    /// Whether this cache was made for a model with these attention dimensions.
-    pub(crate) fn fits(&self, shape: KvShape) -> bool {
-        self.shape == shape
+    /// Whether this cache was made for a model with these attention dimensions and storage.
+    pub(crate) fn fits(&self, shape: KvShape, dtype: KvDtype) -> bool {
+        self.shape == shape && self.dtype == dtype
     }
 
     /// Stores one token's keys and values (`kv_heads × head_dim` each) for `layer` at
@@ -130,18 +155,24 @@ impl SeqKv {
         }
         let index = position / BLOCK_TOKENS;
         if index == self.blocks.len() {
-            self.blocks.push(Arc::new(Block(vec![0.0; s.block_len()])));
+            self.blocks.push(Arc::new(match self.dtype {
+                KvDtype::F32 => Block::F32(vec![0.0; s.block_len()]),
+                KvDtype::F16 => Block::F16(vec![f16::ZERO; s.block_len()]),
+            }));
         } else if index > self.blocks.len() {
             bail!("position {position} skips past the end of the cache");
         }
         // Copies the block first if another cache still references it.
-        let block = &mut Arc::make_mut(&mut self.blocks[index]).0;
+        let block = Arc::make_mut(&mut self.blocks[index]);
         let slot = position % BLOCK_TOKENS;
         for head in 0..s.kv_heads {
             let src = head * s.head_dim..(head + 1) * s.head_dim;
             for (value, src_row) in [(false, k), (true, v)] {
                 let at = s.run_start(layer, value, head) + slot * s.head_dim;
-                block[at..at + s.head_dim].copy_from_slice(&src_row[src.clone()]);
+                match block {
+                    Block::F32(b) => b[at..at + s.head_dim].copy_from_slice(&src_row[src.clone()]),
+                    Block::F16(b) => b[at..at + s.head_dim].convert_from_f32_slice(&src_row[src.clone()]),
+                }
             }
         }
         Ok(())
@@ -155,10 +186,34 @@ impl SeqKv {
     /// Keys (`value = false`) or values of block `index` for `layer` and `head`:
     /// `BLOCK_TOKENS × head_dim` values, of which the first `min(BLOCK_TOKENS, written - start)`
     /// tokens are meaningful.
-    pub(crate) fn run(&self, index: usize, layer: usize, value: bool, head: usize) -> &[f32] {
+    ///
+    /// An f32 cache returns its own storage; an f16 cache converts into `scratch` (reused when
+    /// it already holds this very run, as when several heads share one KV head) and returns it.
+    pub(crate) fn run<'a>(&'a self, index: usize, layer: usize, value: bool, head: usize, scratch: &'a mut Scratch) -> &'a [f32] {
         let at = self.shape.run_start(layer, value, head);
-        &self.blocks[index].0[at..at + BLOCK_TOKENS * self.shape.head_dim]
+        let len = BLOCK_TOKENS * self.shape.head_dim;
+        match &*self.blocks[index] {
+            Block::F32(b) => &b[at..at + len],
+            Block::F16(b) => {
+                let source = (Arc::as_ptr(&self.blocks[index]) as usize, at);
+                if scratch.source != Some(source) {
+                    scratch.values.resize(len, 0.0);
+                    b[at..at + len].convert_to_f32_slice(&mut scratch.values);
+                    scratch.source = Some(source);
+                }
+                &scratch.values
+            }
+        }
     }
+}
+
+/// Where an f16 cache's runs are converted for reading: one per reader and kind of run, for one
+/// pass over caches that nobody writes meanwhile (it recognises a run by its block's address).
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    values: Vec<f32>,
+    /// The run it holds: (block identity, offset in the block).
+    source: Option<(usize, usize)>,
 }
 
 #[cfg(test)]
@@ -184,7 +239,7 @@ mod tests {
     /// The first key component of every cached token in `layer`.
     fn keys(kv: &SeqKv, layer: usize) -> Vec<f32> {
         (0..kv.len())
-            .map(|p| kv.run(p / BLOCK_TOKENS, layer, false, 0)[(p % BLOCK_TOKENS) * 2])
+            .map(|p| kv.run(p / BLOCK_TOKENS, layer, false, 0, &mut Scratch::default())[(p % BLOCK_TOKENS) * 2])
             .collect()
     }
 
@@ -197,7 +252,7 @@ mod tests {
 
     #[test]
     fn clones_do_not_see_each_others_writes() {
-        let mut a = SeqKv::new(SHAPE);
+        let mut a = SeqKv::new(SHAPE, KvDtype::F32);
         push(&mut a, &[1.0, 2.0, 3.0]);
         let mut b = a.clone();
         b.truncate(2);
@@ -205,13 +260,13 @@ mod tests {
         push(&mut a, &[4.0]);
         assert_eq!(keys(&a, 1), [1.0, 2.0, 3.0, 4.0]);
         assert_eq!(keys(&b, 1), [1.0, 2.0, 9.0]);
-        assert_eq!(b.run(0, 0, true, 0)[2 * 2], 90.0);
-        assert_eq!(a.run(0, 0, true, 0)[2 * 2], 30.0);
+        assert_eq!(b.run(0, 0, true, 0, &mut Scratch::default())[2 * 2], 90.0);
+        assert_eq!(a.run(0, 0, true, 0, &mut Scratch::default())[2 * 2], 30.0);
     }
 
     #[test]
     fn truncate_drops_whole_blocks_and_writing_after_it_overwrites() {
-        let mut a = SeqKv::new(SHAPE);
+        let mut a = SeqKv::new(SHAPE, KvDtype::F32);
         let tokens: Vec<f32> = (0..2 * BLOCK_TOKENS + 3).map(|t| t as f32).collect();
         push(&mut a, &tokens);
         assert_eq!(a.blocks().count(), 3);
@@ -229,7 +284,7 @@ mod tests {
 
     #[test]
     fn shared_blocks_have_one_identity_and_only_the_written_block_is_copied() {
-        let mut a = SeqKv::new(SHAPE);
+        let mut a = SeqKv::new(SHAPE, KvDtype::F32);
         let tokens: Vec<f32> = (0..BLOCK_TOKENS + 4).map(|t| t as f32).collect();
         push(&mut a, &tokens);
         let mut b = a.clone();
@@ -251,8 +306,28 @@ mod tests {
     }
 
     #[test]
+    fn an_f16_cache_rounds_to_f16_and_takes_half_the_memory() {
+        let mut a = SeqKv::new(SHAPE, KvDtype::F16);
+        let mut b = SeqKv::new(SHAPE, KvDtype::F32);
+        push(&mut a, &[1.0, 0.1, 3.0e-5]);
+        push(&mut b, &[1.0, 0.1, 3.0e-5]);
+        let rounded: Vec<f32> = [1.0f32, 0.1, 3.0e-5].iter().map(|&x| f16::from_f32(x).to_f32()).collect();
+        assert_eq!(keys(&a, 1), rounded);
+        assert_ne!(keys(&a, 1), keys(&b, 1));
+        assert_eq!(2 * a.size_bytes(), b.size_bytes());
+        assert!(a.fits(SHAPE, KvDtype::F16) && !a.fits(SHAPE, KvDtype::F32));
+        // A clone's write copies the block, so a scratch keyed by block sees the new contents.
+        let mut c = a.clone();
+        c.truncate(1);
+        push(&mut c, &[7.0]);
+        let mut scratch = Scratch::default();
+        assert_eq!(a.run(0, 0, false, 0, &mut scratch)[2], f16::from_f32(0.1).to_f32());
+        assert_eq!(c.run(0, 0, false, 0, &mut scratch)[2], 7.0);
+    }
+
+    #[test]
     fn bad_writes_are_refused() {
-        let mut a = SeqKv::new(SHAPE);
+        let mut a = SeqKv::new(SHAPE, KvDtype::F32);
         push(&mut a, &[1.0]);
         assert!(a.write(0, 0, &[0.0, 0.0], &[0.0, 0.0]).is_err(), "already cached");
         assert!(a.write(0, 2 * BLOCK_TOKENS, &[0.0, 0.0], &[0.0, 0.0]).is_err(), "a gap");

@@ -9,6 +9,7 @@ use candle_core::{DType, Device};
 
 use super::config::{Arch, ModelConfig};
 use super::decoder::{Decoder, Layer, Linear, RmsNorm};
+use super::kv::KvDtype;
 use super::kernels::matmul::Weights;
 use super::rope::{Rope, RopeStyle};
 use super::weights::{
@@ -25,6 +26,8 @@ pub struct LoadOptions {
     /// picks F32, except BF16 for safetensors weights on a GPU. Quantized GGUF weights stay
     /// quantized either way.
     pub dtype: Option<DType>,
+    /// How the key/value caches of this model's sequences are stored.
+    pub kv_dtype: KvDtype,
 }
 
 impl Default for LoadOptions {
@@ -32,6 +35,7 @@ impl Default for LoadOptions {
         Self {
             device: Device::Cpu,
             dtype: None,
+            kv_dtype: KvDtype::F32,
         }
     }
 }
@@ -116,6 +120,7 @@ impl Decoder {
             lm_head,
             rope,
             dtype,
+            kv_dtype: options.kv_dtype,
             device: options.device.clone(),
             param_count: builder.census.params,
             weights_summary,

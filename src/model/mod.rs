@@ -53,7 +53,7 @@ mod weights;
 
 pub use config::{Arch, ModelConfig, RopeScaling};
 pub use decoder::{Decoder, SeqChunk};
-pub use kv::SeqKv;
+pub use kv::{KvDtype, SeqKv};
 #[cfg(test)]
 pub(crate) use kv::KvShape;
 pub use loader::LoadOptions;

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs apigen-mt's `bench` and llama.cpp's llama-bench / llama-batched-bench on the same GGUF,
+# the same shapes and the same thread count, interleaved, and prints medians and ratios.
+#
+#   scripts/bench-vs-llamacpp.sh LLAMA_BIN_DIR [MODEL_DIR_OR_GGUF]
+#
+# LLAMA_BIN_DIR holds llama-bench and llama-batched-bench (a llama.cpp build; see BENCHMARKS.md
+# for how it was built). MODEL defaults to ../shared/models/smollm2-135m-instruct. Settings, from
+# the environment:
+#   REPS=3        repetitions of every measurement (interleaved: ours, theirs, ours, ...)
+#   THREADS=2     threads for both engines
+#   P=128 G=64    prompt and generated tokens of the prefill / decode rows
+#   C=16          concurrency of the batched decode row
+#   WORKLOAD=1    also run the workload row: C sequences sharing a SHARED-token prompt, each then
+#   SHARED=4500   generating OWN tokens (llama-batched-bench -pps); 0 skips it
+#   OWN=500
+#   APIGEN=target/release/apigen-mt
+set -euo pipefail
+
+if [[ $# -lt 1 || ! -x "$1/llama-bench" || ! -x "$1/llama-batched-bench" ]]; then
+    echo "usage: $0 LLAMA_BIN_DIR [MODEL]  (LLAMA_BIN_DIR must hold llama-bench and llama-batched-bench)" >&2
+    exit 2
+fi
+LLAMA=$1
+MODEL=${2:-../shared/models/smollm2-135m-instruct}
+REPS=${REPS:-3} THREADS=${THREADS:-2} P=${P:-128} G=${G:-64} C=${C:-16}
+WORKLOAD=${WORKLOAD:-1} SHARED=${SHARED:-4500} OWN=${OWN:-500}
+APIGEN=${APIGEN:-target/release/apigen-mt}
+if [[ -d $MODEL ]]; then
+    GGUF=$(ls "$MODEL"/*.gguf | head -n 1)
+else
+    GGUF=$MODEL
+fi
+[[ -f $GGUF ]] || { echo "error: no GGUF file at $MODEL" >&2; exit 2; }
+[[ -x $APIGEN ]] || { echo "error: $APIGEN is missing; run cargo build --release first" >&2; exit 2; }
+
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+export RAYON_NUM_THREADS=$THREADS
+
+ours() { # name, bench arguments...
+    local name=$1; shift
+    "$APIGEN" bench --model "$MODEL" --json "$@" >> "$OUT/ours-$name.jsonl"
+}
+
+for rep in $(seq "$REPS"); do
+    echo "repetition $rep of $REPS" >&2
+    ours single --concurrency 1 --prompt-tokens "$P" --gen-tokens "$G"
+    "$LLAMA/llama-bench" -m "$GGUF" -t "$THREADS" -p "$P" -n "$G" -r 1 -o jsonl >> "$OUT/llama-bench.jsonl" 2>/dev/null
+    ours batched --concurrency "$C" --prompt-tokens "$P" --gen-tokens "$G"
+    "$LLAMA/llama-batched-bench" -m "$GGUF" -t "$THREADS" -tb "$THREADS" -c $((C * (P + G) + 64)) \
+        -npp "$P" -ntg "$G" -npl "$C" --output-format jsonl 2>/dev/null | grep '^{' >> "$OUT/llama-batched.jsonl"
+    if [[ $WORKLOAD != 0 ]]; then
+        ours workload --concurrency "$C" --prompt-tokens "$SHARED" --shared-prefix "$SHARED" --gen-tokens "$OWN"
+        "$LLAMA/llama-batched-bench" -m "$GGUF" -t "$THREADS" -tb "$THREADS" -c $((SHARED + C * OWN + 64)) \
+            -pps -npp "$SHARED" -ntg "$OWN" -npl "$C" --output-format jsonl 2>/dev/null | grep '^{' >> "$OUT/llama-workload.jsonl"
+    fi
+done
+
+python3 - "$OUT" "$WORKLOAD" <<'EOF'
+import json, statistics, sys, pathlib
+out, workload = pathlib.Path(sys.argv[1]), sys.argv[2] != "0"
+def rows(name):
+    return [json.loads(l) for l in (out / name).read_text().splitlines() if l.strip()]
+def med(xs):
+    return statistics.median(xs)
+ours_single, ours_batched = rows("ours-single.jsonl"), rows("ours-batched.jsonl")
+bench = rows("llama-bench.jsonl")
+pp = [r["avg_ts"] for r in bench if r["n_gen"] == 0]
+tg = [r["avg_ts"] for r in bench if r["n_prompt"] == 0]
+batched = rows("llama-batched.jsonl")
+table = [
+    ("prefill, 1 sequence", med([r["prefill_tok_s"] for r in ours_single]), med(pp)),
+    ("decode, 1 sequence", med([r["decode_tok_s"] for r in ours_single]), med(tg)),
+    ("decode, batched", med([r["decode_tok_s"] for r in ours_batched]), med([r["speed_tg"] for r in batched])),
+]
+if workload:
+    ours_w, theirs_w = rows("ours-workload.jsonl"), rows("llama-workload.jsonl")
+    # llama-batched-bench -pps counts the shared prompt once: (pp + pl·tg) / total time.
+    def total(r):
+        return (r["prompt_tokens"] + r["concurrency"] * r["gen_tokens"]) / (r["prefill_s"] + r["decode_s"])
+    table.append(("workload, shared prompt (total tok/s)", med([total(r) for r in ours_w]), med([r["speed"] for r in theirs_w])))
+print(f"{'measure':40} {'apigen-mt':>10} {'llama.cpp':>10} {'ratio':>7}   (medians of {len(ours_single)} runs, tokens/s)")
+for name, a, b in table:
+    print(f"{name:40} {a:10.1f} {b:10.1f} {a / b:7.2f}")
+EOF
