@@ -166,3 +166,36 @@ fn bench_reports_throughput_per_concurrency_as_json_and_verifies_invariance() {
     let bad = run(&["bench", "--model", model, "--prompt-tokens", "8", "--shared-prefix", "8"]);
     assert_clean_failure(&bad, "--shared-prefix");
 }
+
+#[test]
+fn bench_measures_a_preset_shape_with_random_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tiny-random.toml"), crate::engine::TINY_PRESET).unwrap();
+    let bench = |args: &[&str]| {
+        let mut all = vec!["bench"];
+        all.extend(args);
+        bin().args(all).env("APIGEN_MT_MODELS", dir.path()).env("HF_HUB_OFFLINE", "1").output().expect("the binary runs")
+    };
+    let args = ["--random-weights", "tiny-random", "--concurrency", "1,2", "--prompt-tokens", "40", "--gen-tokens", "6"];
+    let output = bench(&[&args[..], &["--json", "--verify"]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for (line, c) in lines.iter().zip([1, 2]) {
+        assert_eq!((line["concurrency"].as_u64(), line["prompt_tokens"].as_u64(), line["gen_tokens"].as_u64()), (Some(c), Some(40), Some(6)), "{line}");
+        for field in ["prefill_tok_s", "decode_tok_s", "peak_rss_mb", "mean_batch"] {
+            assert!(line[field].as_f64().unwrap() > 0.0, "{field}: {line}");
+        }
+        assert_eq!(line["batch_invariant"], true, "{line}");
+    }
+
+    let unknown = bench(&["--random-weights", "no-such-model"]);
+    assert_clean_failure(&unknown, "no-such-model");
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("llama-3.2-1b-instruct") && stderr.contains("tiny-random"), "the known presets are listed: {stderr}");
+    let both = bench(&["--random-weights", "tiny-random", "--model", "tiny-random"]);
+    assert_clean_failure(&both, "--model");
+    let schema = bench(&[&args[..], &["--json-schema", "schema.json"]].concat());
+    assert_clean_failure(&schema, "tokenizer");
+}

@@ -62,6 +62,28 @@ pub fn tiny_model_with(dir: &Path, quant: Option<GgmlDType>) -> WeightsSource {
     weights
 }
 
+/// A user preset file with a tiny Qwen3 shape: Q4_K blocks, a Q6_K LM head, untied.
+pub(crate) const TINY_PRESET: &str = r#"description = "tiny random Qwen3 for tests"
+model = "tests/tiny"
+tool_format = "hermes"
+context_length = 1024
+
+[shape]
+arch = "qwen3"
+vocab_size = 512
+hidden_size = 256
+intermediate_size = 512
+num_layers = 2
+num_heads = 4
+num_kv_heads = 2
+head_dim = 64
+rope_theta = 1000000.0
+rms_norm_eps = 1e-6
+tie_word_embeddings = false
+weights = "Q4_K"
+output_weights = "Q6_K"
+"#;
+
 struct Fixture {
     _dir: tempfile::TempDir,
     weights: WeightsSource,
@@ -241,4 +263,28 @@ fn bad_requests_are_refused_before_generation() {
     assert!(matches!(out_of_vocab, Err(apigen_mt::engine::EngineError::Invalid(_))), "{out_of_vocab:?}");
     let bad_regex = f.engine.generate(text_request("x", 4).constraint(Constraint::Regex("(".into())));
     assert!(matches!(bad_regex, Err(apigen_mt::engine::EngineError::Constraint(_))), "{bad_regex:?}");
+}
+
+#[test]
+fn a_random_weights_preset_serves_token_prompts_and_refuses_text() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tiny.toml"), TINY_PRESET).unwrap();
+    let preset = apigen_mt::model::presets::find("tiny", &[dir.path().to_path_buf()]).unwrap().unwrap();
+    let options = LoadOptions::from_env(true).unwrap();
+    let model = LoadedModel::random_from(&preset, 5, &options).unwrap();
+    assert_eq!(model.decoder.weights_summary(), "Q4K (Q6K output)");
+    assert_eq!(model.frontend.vocab_size(), 512);
+    let engine = apigen_mt::engine::start(model, apigen_mt::engine::EngineConfig::default()).unwrap();
+    let tokens = Request::new(Prompt::Tokens(vec![7, 300, 42])).sampling(SamplingParams::greedy()).max_tokens(9);
+    let first = engine.generate(tokens.clone()).unwrap();
+    // No end-of-sequence token: only the budget stops it, and there is no text to decode.
+    assert_eq!((first.tokens.len(), first.finish_reason), (9, FinishReason::Length));
+    assert!(first.text.is_empty());
+    let distinct: std::collections::HashSet<_> = first.tokens.iter().collect();
+    assert!(distinct.len() > 1, "random weights should not collapse to one token: {:?}", first.tokens);
+    // The same seed gives the same weights, so the same greedy output.
+    let again = apigen_mt::engine::start(LoadedModel::random_from(&preset, 5, &options).unwrap(), Default::default()).unwrap();
+    assert_eq!(again.generate(tokens).unwrap().tokens, first.tokens);
+    let text = engine.generate(text_request("hello", 4));
+    assert!(matches!(&text, Err(apigen_mt::engine::EngineError::Invalid(m)) if m.contains("token-id")), "{text:?}");
 }

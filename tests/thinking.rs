@@ -167,7 +167,7 @@ fn the_engine_reports_a_block_its_template_opened() {
     let dir = tempfile::tempdir().unwrap();
     thinking_model(dir.path());
     let model = LoadedModel::load(dir.path().to_str().unwrap(), &LoadOptions::from_env(true).unwrap()).unwrap();
-    let template = model.frontend.template();
+    let template = model.frontend.template().expect("a tokenizer-backed model has a template");
     let rendered = |thinking| template.render_with_thinking(&[Message::user("hi")], &[], true, thinking).unwrap();
     let (on, off) = (rendered(None), rendered(Some(false)));
     assert!(on.ends_with("<think>\n") && !off.contains("<think>"), "{on:?} / {off:?}");

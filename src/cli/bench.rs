@@ -6,6 +6,10 @@
 //! time for all of them to produce G more. So prefill = C·P / prefill time and
 //! decode = C·G / decode time. Prompts are random token ids (a seeded stream), and generation
 //! ignores end-of-sequence tokens, so every run does the same work.
+//!
+//! `--random-weights PRESET` builds the preset's architecture with random weights in its file's
+//! storage types instead of loading it (see [`crate::model::RandomModel`]), so any preset can be
+//! measured without downloading it.
 
 use std::time::{Duration, Instant};
 
@@ -15,13 +19,22 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::load::ModelArgs;
+use super::load::LoadArgs;
+use crate::engine::loaded::LoadedModel;
 use crate::engine::{self, Completion, Constraint, EngineHandle, Prompt, Request, SamplingParams};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
+    /// The model: a preset name (see `apigen-mt models list`), a local directory or .gguf file,
+    /// or a Hugging Face repo `org/name[@revision][:file.gguf]`.
+    #[arg(long, short = 'm', value_name = "MODEL", required_unless_present = "random_weights")]
+    pub model: Option<String>,
+    /// Instead of loading a model, build preset PRESET's architecture with random weights in the
+    /// storage types of its file (e.g. Q4_K), and measure that: no download, no tokenizer.
+    #[arg(long, value_name = "PRESET", conflicts_with = "model")]
+    pub random_weights: Option<String>,
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub load: LoadArgs,
     /// Concurrencies to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32", value_name = "C,...")]
     pub concurrency: Vec<usize>,
@@ -45,7 +58,7 @@ pub struct BenchArgs {
     /// One JSON object per concurrency instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Seed of the random prompts.
+    /// Seed of the random prompts (and of the random weights).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Constrain every request to this JSON Schema, to measure what constrained decoding costs.
@@ -90,6 +103,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.shared_prefix >= args.prompt_tokens {
         bail!("--shared-prefix ({}) must be shorter than --prompt-tokens ({})", args.shared_prefix, args.prompt_tokens);
     }
+    if args.random_weights.is_some() && args.json_schema.is_some() {
+        bail!("--json-schema needs a tokenizer, and a --random-weights model has none");
+    }
     let constraint = match &args.json_schema {
         None => None,
         Some(path) => {
@@ -98,13 +114,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             Some(Constraint::JsonSchema(schema))
         }
     };
-    let model = args.model.load()?;
-    let vocab = model.frontend.tokenizer().vocab_size();
+    let model = load(&args)?;
+    let vocab = model.frontend.vocab_size();
     let context = model.info.context_length;
     if args.prompt_tokens + args.gen_tokens + 1 > context {
         bail!("--prompt-tokens + --gen-tokens exceed the model's context ({context} tokens)");
     }
-    let mut config = args.model.load.engine_config()?;
+    let mut config = args.load.engine_config()?;
     config.step_tokens = args.step_tokens;
     config.max_sequences = config.max_sequences.max(*args.concurrency.iter().max().unwrap_or(&1));
     let engine = engine::start(model, config)?;
@@ -148,6 +164,31 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The model to measure: loaded, or built with random weights.
+fn load(args: &BenchArgs) -> Result<LoadedModel> {
+    let (model, random) = (args.model.as_deref(), args.random_weights.as_deref());
+    let loaded = match (model, random) {
+        (Some(name), None) => args.load.load(name)?,
+        (None, Some(preset)) => {
+            let start = Instant::now();
+            let model = LoadedModel::random(preset, args.seed, &args.load.options()?)?;
+            if !args.json {
+                eprintln!(
+                    "{}: {:.2}B parameters, {}, built in {:.1} s",
+                    model.info.name,
+                    model.decoder.param_count() as f64 / 1e9,
+                    model.decoder.weights_summary(),
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            model
+        }
+        // clap enforces exactly one of the two; this names them should that ever change.
+        _ => bail!("give either --model or --random-weights PRESET"),
+    };
+    Ok(loaded)
 }
 
 /// Seeded random prompts over the vocabulary.

@@ -19,7 +19,8 @@ pub enum ModelsCommand {
     #[command(long_about = "Show the model presets: short names for models with a known hub location,
 tool-call format and context length. Built-in presets come from the repository's models/ folder;
 add your own (or override one) as <name>.toml files in $APIGEN_MT_MODELS or
-~/.config/apigen-mt/models, with the keys description, model, tool_format and context_length.
+~/.config/apigen-mt/models, with the keys description, model, tool_format and context_length,
+and optionally a [shape] table (the architecture, for `bench --random-weights`; see models/*.toml).
 
 Examples:
   apigen-mt models list

@@ -17,6 +17,7 @@ use crate::chat::thinking;
 use crate::chat::tools::ToolFormat;
 use crate::chat::{CalendarDate, ChatTemplate, RenderOptions};
 use crate::constrain::{ConstraintCompiler, SeqConstraint};
+use crate::model::presets::{self, Preset};
 use crate::model::source::{self, HubConfig, ModelFiles};
 use crate::model::{Decoder, LoadOptions as DecoderOptions, WeightsSource};
 use crate::tokenizer::Tokenizer;
@@ -135,14 +136,54 @@ impl LoadedModel {
             tool_format: tool_format(&template, resolved.preset.as_ref().map(|p| p.tool_format.name()), spec).name().to_string(),
             template_supports_tools: template.supports_tools(),
         };
-        let frontend = Frontend { tokenizer, template, eos, context_length, constraints: OnceLock::new() };
+        let vocab_size = tokenizer.vocab_size();
+        let text = Some(TextSide { tokenizer, template });
+        let frontend = Frontend { text, vocab_size, eos, context_length, constraints: OnceLock::new() };
+        Ok(Self { decoder, frontend, info })
+    }
+
+    /// The model of preset `name` with random weights from `seed` (see
+    /// [`crate::model::RandomModel`]): for benchmarks, which need no trained weights and no
+    /// tokenizer. It serves token-id prompts only and never ends on its own (it has no
+    /// end-of-sequence token), so only `max_tokens` and the context stop it.
+    pub fn random(name: &str, seed: u64, options: &LoadOptions) -> Result<Self> {
+        let all = presets::load_all(&presets::user_dirs())?;
+        let Some(preset) = all.iter().find(|p| p.name == name) else {
+            let known: Vec<&str> = all.iter().filter(|p| p.shape.is_some()).map(|p| p.name.as_str()).collect();
+            bail!("unknown preset {name:?} for random weights; known: {}", known.join(", "));
+        };
+        Self::random_from(preset, seed, options)
+    }
+
+    /// Like [`Self::random`], for a preset already in hand.
+    pub fn random_from(preset: &Preset, seed: u64, options: &LoadOptions) -> Result<Self> {
+        let model = preset.random_model(seed)?;
+        let decoder = Decoder::random(&model, &options.decoder)
+            .with_context(|| format!("building preset {} with random weights", preset.name))?;
+        let config = decoder.config();
+        let info = ModelInfo {
+            name: format!("{} (random weights)", preset.name),
+            architecture: config.arch.name().to_string(),
+            context_length: preset.context_length,
+            tool_format: preset.tool_format.name().to_string(),
+            template_supports_tools: false,
+        };
+        let frontend = Frontend {
+            text: None,
+            vocab_size: config.vocab_size,
+            eos: Vec::new(),
+            context_length: preset.context_length,
+            constraints: OnceLock::new(),
+        };
         Ok(Self { decoder, frontend, info })
     }
 
     /// The facts `models inspect` prints.
     pub fn describe(&self) -> ModelDescription {
         let config = self.decoder.config();
-        let token_text = |id: u32| self.frontend.tokenizer.id_to_token(id).unwrap_or_else(|| format!("#{id}"));
+        let token_text = |id: u32| {
+            self.frontend.tokenizer().and_then(|t| t.id_to_token(id)).unwrap_or_else(|| format!("#{id}"))
+        };
         ModelDescription {
             name: self.info.name.clone(),
             architecture: self.info.architecture.clone(),
@@ -217,8 +258,10 @@ pub enum Admission {
 
 /// Everything between a request and token ids; shared by every caller thread.
 pub struct Frontend {
-    tokenizer: Tokenizer,
-    template: ChatTemplate,
+    /// `None` for a model with random weights, which takes token ids only.
+    text: Option<TextSide>,
+    /// Ids a prompt may use: the tokenizer's, or the model's vocabulary without one.
+    vocab_size: usize,
     eos: Vec<u32>,
     context_length: usize,
     /// Built on the first constrained request: the token trie costs time and memory that plain
@@ -226,13 +269,33 @@ pub struct Frontend {
     constraints: OnceLock<Result<ConstraintCompiler, String>>,
 }
 
+/// How text becomes token ids and back.
+struct TextSide {
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+}
+
 impl Frontend {
-    pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
+    /// `None` for a model with random weights.
+    pub fn tokenizer(&self) -> Option<&Tokenizer> {
+        self.text.as_ref().map(|t| &t.tokenizer)
     }
 
-    pub fn template(&self) -> &ChatTemplate {
-        &self.template
+    /// `None` for a model with random weights.
+    pub fn template(&self) -> Option<&ChatTemplate> {
+        self.text.as_ref().map(|t| &t.template)
+    }
+
+    /// One more than the largest token id a prompt may use.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// The text side, or the refusal a text or chat prompt gets without one.
+    fn text(&self) -> Result<&TextSide, EngineError> {
+        self.text.as_ref().ok_or_else(|| {
+            EngineError::Invalid("this model has random weights and no tokenizer: only token-id prompts".into())
+        })
     }
 
     pub fn context_length(&self) -> usize {
@@ -250,20 +313,24 @@ impl Frontend {
 
     /// The prompt's token ids as the model will see them.
     pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, EngineError> {
-        let text = match prompt {
+        let (side, text) = match prompt {
             Prompt::Tokens(tokens) => {
-                if let Some(bad) = tokens.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size()) {
+                if let Some(bad) = tokens.iter().find(|&&t| t as usize >= self.vocab_size) {
                     return Err(EngineError::Invalid(format!("token id {bad} is outside the vocabulary")));
                 }
                 return Ok(tokens.clone());
             }
-            Prompt::Text(text) => text.clone(),
-            Prompt::Chat { messages, tools, add_generation_prompt, thinking: enable } => self
-                .template
-                .render_with_thinking(messages, tools, *add_generation_prompt, *enable)
-                .map_err(|e| EngineError::Template(format!("{e:#}")))?,
+            Prompt::Text(text) => (self.text()?, text.clone()),
+            Prompt::Chat { messages, tools, add_generation_prompt, thinking: enable } => {
+                let side = self.text()?;
+                let text = side
+                    .template
+                    .render_with_thinking(messages, tools, *add_generation_prompt, *enable)
+                    .map_err(|e| EngineError::Template(format!("{e:#}")))?;
+                (side, text)
+            }
         };
-        self.tokenizer.encode(&text, true).map_err(|e| EngineError::Invalid(format!("{e:#}")))
+        side.tokenizer.encode(&text, true).map_err(|e| EngineError::Invalid(format!("{e:#}")))
     }
 
     /// Whether the rendered chat prompt ends inside an open `<think>` block. Templates that
@@ -272,10 +339,11 @@ impl Frontend {
         let Prompt::Chat { messages, tools, add_generation_prompt, thinking: enable } = prompt else {
             return Ok(false);
         };
-        if !self.template.sources().any(|text| text.contains(thinking::OPEN)) {
+        let side = self.text()?;
+        if !side.template.sources().any(|text| text.contains(thinking::OPEN)) {
             return Ok(false);
         }
-        let text = self
+        let text = side
             .template
             .render_with_thinking(messages, tools, *add_generation_prompt, *enable)
             .map_err(|e| EngineError::Template(format!("{e:#}")))?;
@@ -306,9 +374,12 @@ impl Frontend {
         let constraint = match &request.constraint {
             None => None,
             Some(constraint) => {
+                let Some(side) = &self.text else {
+                    return Err(EngineError::Constraint("a model with random weights has no tokenizer to constrain".into()));
+                };
                 let compiler = self
                     .constraints
-                    .get_or_init(|| ConstraintCompiler::new(self.tokenizer.hf(), &self.eos).map_err(|e| format!("{e:#}")))
+                    .get_or_init(|| ConstraintCompiler::new(side.tokenizer.hf(), &self.eos).map_err(|e| format!("{e:#}")))
                     .as_ref()
                     .map_err(|e| EngineError::Constraint(e.clone()))?;
                 Some(compiler.compile(constraint)?)

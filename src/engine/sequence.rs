@@ -40,7 +40,8 @@ pub struct Sequence {
     events: Sender<Event>,
     constraint: Option<SeqConstraint>,
     sampler: Sampler,
-    text: TextStream,
+    /// `None` for a model without a tokenizer (random weights): its output has no text.
+    text: Option<TextStream>,
     stops: StopScanner,
     generated: usize,
     /// Time spent computing constraint masks and advancing the grammar.
@@ -60,7 +61,7 @@ impl Sequence {
             id,
             sampler: Sampler::new(&request.sampling),
             stops: StopScanner::new(&request.stop),
-            text: frontend.tokenizer().stream(true),
+            text: frontend.tokenizer().map(|t| t.stream(true)),
             prompt_len: tokens.len(),
             tokens,
             kv,
@@ -165,8 +166,9 @@ impl Sequence {
     fn push(&mut self, token: u32, frontend: &Frontend) {
         self.tokens.push(token);
         self.generated += 1;
+        let (Some(text), Some(tokenizer)) = (&mut self.text, frontend.tokenizer()) else { return };
         // A token the tokenizer cannot decode adds no text; the token itself is kept.
-        if let Ok(Some(piece)) = self.text.step(frontend.tokenizer(), token) {
+        if let Ok(Some(piece)) = text.step(tokenizer, token) {
             let out = self.stops.push(&piece);
             if !out.is_empty() {
                 // A caller that went away just stops listening.

@@ -22,6 +22,16 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// The family of a GGUF `general.architecture` (or preset `arch`) name.
+    pub fn from_name(name: &str) -> Option<Arch> {
+        match name {
+            "llama" => Some(Arch::Llama),
+            "qwen2" => Some(Arch::Qwen2),
+            "qwen3" => Some(Arch::Qwen3),
+            _ => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Arch::Llama => "llama",
@@ -112,13 +122,10 @@ impl ModelConfig {
             Some(other) => bail!("general.architecture is not a string: {other:?}"),
             None => bail!("metadata has no general.architecture"),
         };
-        let arch = match arch_name {
-            "llama" => Arch::Llama,
-            "qwen2" => Arch::Qwen2,
-            "qwen3" => Arch::Qwen3,
-            other => bail!(
-                "unsupported architecture {other:?} (general.architecture); supported: llama, qwen2, qwen3"
-            ),
+        let Some(arch) = Arch::from_name(arch_name) else {
+            bail!(
+                "unsupported architecture {arch_name:?} (general.architecture); supported: llama, qwen2, qwen3"
+            );
         };
         let key = |suffix: &str| format!("{arch_name}.{suffix}");
         let hidden_size = md_usize(md, &key("embedding_length"))?;

@@ -11,6 +11,7 @@ use super::config::{Arch, ModelConfig};
 use super::decoder::{Decoder, Layer, Linear, RmsNorm};
 use super::kv::KvDtype;
 use super::kernels::matmul::Weights;
+use super::random::{RandomModel, RandomTensors};
 use super::rope::{Rope, RopeStyle};
 use super::weights::{
     LayerTensor as L, Matrix, OpenedWeights, TensorFile, TensorId, WeightsSource,
@@ -41,11 +42,12 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
-    fn compute_dtype(&self, source: &WeightsSource) -> Result<DType> {
-        let dtype = match (self.dtype, source) {
-            (Some(d), _) => d,
-            (None, WeightsSource::Safetensors { .. }) if !self.device.is_cpu() => DType::BF16,
-            (None, _) => DType::F32,
+    /// The dense-weight dtype: as asked, else F32, except BF16 for a float checkpoint on a GPU.
+    fn compute_dtype(&self, float_checkpoint: bool) -> Result<DType> {
+        let dtype = match self.dtype {
+            Some(d) => d,
+            None if float_checkpoint && !self.device.is_cpu() => DType::BF16,
+            None => DType::F32,
         };
         if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
             bail!("compute dtype {dtype:?} is not supported (use F32, BF16 or F16)");
@@ -57,8 +59,27 @@ impl LoadOptions {
 impl Decoder {
     /// Loads a model. Every failure names the file and the problem.
     pub fn load(source: &WeightsSource, options: &LoadOptions) -> Result<Decoder> {
-        let dtype = options.compute_dtype(source)?;
+        let float_checkpoint = matches!(source, WeightsSource::Safetensors { .. });
+        let dtype = options.compute_dtype(float_checkpoint)?;
         let OpenedWeights { config, tensors } = OpenedWeights::open(source)?;
+        Self::build(config, tensors, dtype, options)
+    }
+
+    /// Builds `model`'s shape with random weights in its storage types, through the same
+    /// steps as [`Decoder::load`]: a benchmark of it measures the product's own decoder.
+    pub fn random(model: &RandomModel, options: &LoadOptions) -> Result<Decoder> {
+        let dtype = options.compute_dtype(model.is_float())?;
+        model.config.validate()?;
+        let tensors = TensorFile::Random(RandomTensors::new(model.clone()));
+        Self::build(model.config.clone(), tensors, dtype, options)
+    }
+
+    fn build(
+        config: ModelConfig,
+        tensors: TensorFile,
+        dtype: DType,
+        options: &LoadOptions,
+    ) -> Result<Decoder> {
         let mut builder = Builder {
             tensors,
             config: &config,
@@ -95,7 +116,7 @@ impl Decoder {
         }
         let final_norm = builder.norm(TensorId::FinalNorm, hidden)?;
 
-        let is_gguf = matches!(source, WeightsSource::Gguf(_));
+        let is_gguf = builder.tensors.is_gguf();
         let style = if is_gguf && config.arch == Arch::Llama {
             RopeStyle::Interleaved
         } else {

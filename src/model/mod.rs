@@ -48,6 +48,7 @@ mod decoder;
 mod kernels;
 mod kv;
 mod loader;
+mod random;
 mod rope;
 mod weights;
 
@@ -57,4 +58,5 @@ pub use kv::{KvDtype, SeqKv};
 #[cfg(test)]
 pub(crate) use kv::KvShape;
 pub use loader::LoadOptions;
+pub use random::{parse_storage, RandomModel};
 pub use weights::WeightsSource;

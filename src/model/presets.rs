@@ -6,6 +6,10 @@
 //! so that `--model qwen2.5-0.5b-instruct` works from any directory. Users add their own (or
 //! override a built-in one) by dropping files into `$APIGEN_MT_MODELS` or
 //! `$XDG_CONFIG_HOME/apigen-mt/models` (default `~/.config/apigen-mt/models`).
+//!
+//! A preset may also record its model's architecture (a `[shape]` table, from the published
+//! config) and how its file stores weights, which is all `bench --random-weights` needs to
+//! measure the model without downloading it.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +17,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub use crate::chat::tools::ToolFormat;
+use crate::model::config::{Arch, ModelConfig};
+use crate::model::random::{parse_storage, RandomModel};
 
 /// One preset, as written in its TOML file (the name is the file's stem).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,9 +31,84 @@ pub struct Preset {
     pub model: String,
     pub tool_format: ToolFormat,
     pub context_length: usize,
+    /// The architecture, for building the model with random weights; optional in user files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Shape>,
     /// Where the preset came from: "built-in" or the file's path.
     #[serde(skip_deserializing)]
     pub origin: String,
+}
+
+/// A model's architecture as its published config gives it, and how the preset's file stores
+/// its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shape {
+    /// The family: "llama", "qwen2" or "qwen3".
+    pub arch: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    /// Width of one attention head; `hidden_size / num_heads` when absent (Qwen3 sets its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
+    pub rope_theta: f32,
+    pub rms_norm_eps: f64,
+    pub tie_word_embeddings: bool,
+    /// How the file stores most matrices, as llama.cpp spells the type: "Q4_K", "Q8_0", "BF16".
+    pub weights: String,
+    /// How it stores the LM head (and the embedding, when tied); `weights` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_weights: Option<String>,
+}
+
+impl Shape {
+    /// The model this shape describes, with `context_length` positions and weights from `seed`.
+    pub fn random_model(&self, context_length: usize, seed: u64) -> Result<RandomModel> {
+        let Some(arch) = Arch::from_name(&self.arch) else {
+            bail!("unknown arch {:?}; expected llama, qwen2 or qwen3", self.arch);
+        };
+        let head_dim = match self.head_dim {
+            Some(d) => d,
+            None if self.num_heads > 0 && self.hidden_size % self.num_heads == 0 => {
+                self.hidden_size / self.num_heads
+            }
+            None => bail!(
+                "hidden_size ({}) is not a multiple of num_heads ({}); give head_dim",
+                self.hidden_size,
+                self.num_heads
+            ),
+        };
+        let config = ModelConfig {
+            arch,
+            vocab_size: self.vocab_size,
+            hidden_size: self.hidden_size,
+            intermediate_size: self.intermediate_size,
+            num_layers: self.num_layers,
+            num_heads: self.num_heads,
+            num_kv_heads: self.num_kv_heads,
+            head_dim,
+            rope_theta: self.rope_theta,
+            rope_scaling: None,
+            rms_norm_eps: self.rms_norm_eps,
+            max_position_embeddings: context_length,
+            tie_word_embeddings: self.tie_word_embeddings,
+            attention_bias: arch == Arch::Qwen2,
+            qk_norm: arch == Arch::Qwen3,
+            bos_token_id: None,
+            eos_token_ids: Vec::new(),
+        };
+        config.validate()?;
+        let matrices = parse_storage(&self.weights).context("weights")?;
+        let output = match &self.output_weights {
+            Some(name) => parse_storage(name).context("output_weights")?,
+            None => matrices,
+        };
+        Ok(RandomModel { config, matrices, output, seed })
+    }
 }
 
 /// The presets shipped with the crate, as (file name, contents).
@@ -58,9 +139,28 @@ impl Preset {
         if preset.context_length == 0 {
             bail!("invalid preset {origin}: context_length must be positive");
         }
+        if let Some(shape) = &preset.shape {
+            shape
+                .random_model(preset.context_length, 0)
+                .with_context(|| format!("invalid [shape] in preset {origin}"))?;
+        }
         preset.name = name.to_string();
         preset.origin = origin.to_string();
         Ok(preset)
+    }
+
+    /// This preset's model with random weights from `seed`, for `bench --random-weights`.
+    pub fn random_model(&self, seed: u64) -> Result<RandomModel> {
+        let Some(shape) = &self.shape else {
+            bail!(
+                "preset {} ({}) has no [shape] table, so it cannot be built with random weights",
+                self.name,
+                self.origin
+            );
+        };
+        shape
+            .random_model(self.context_length, seed)
+            .with_context(|| format!("invalid [shape] in preset {}", self.origin))
     }
 }
 
@@ -131,6 +231,63 @@ mod tests {
         }
         let qwen = presets.iter().find(|p| p.name == "qwen2.5-0.5b-instruct").unwrap();
         assert_eq!(qwen.tool_format, ToolFormat::Hermes);
+    }
+
+    /// The nominal size in a preset's name ("1b", "0.5b", "135m"), in parameters.
+    fn nominal_size(name: &str) -> f64 {
+        name.split('-')
+            .find_map(|part| {
+                let (number, unit) = part.split_at(part.len().checked_sub(1)?);
+                let scale = match unit {
+                    "b" => 1e9,
+                    "m" => 1e6,
+                    _ => return None,
+                };
+                Some(number.parse::<f64>().ok()? * scale)
+            })
+            .unwrap_or_else(|| panic!("no size in {name}"))
+    }
+
+    #[test]
+    fn builtin_shapes_are_consistent_and_match_the_size_in_the_name() {
+        for preset in load_all(&[]).unwrap() {
+            let name = &preset.name;
+            let model = preset.random_model(0).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let c = &model.config;
+            assert_eq!(c.num_heads % c.num_kv_heads, 0, "{name}");
+            if c.arch != Arch::Qwen3 {
+                assert_eq!(c.num_heads * c.head_dim, c.hidden_size, "{name}");
+            }
+            assert_eq!(c.max_position_embeddings, preset.context_length, "{name}");
+            for cols in [c.hidden_size, c.q_dim(), c.intermediate_size] {
+                crate::model::random::fitting(model.matrices, cols).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            }
+            crate::model::random::fitting(model.output, c.hidden_size).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            // Parameters, counting a tied embedding once; norms are too small to matter.
+            let layer = c.hidden_size * (2 * c.q_dim() + 2 * c.kv_dim()) + 3 * c.hidden_size * c.intermediate_size;
+            let embeddings = if c.tie_word_embeddings { 1 } else { 2 } * c.vocab_size * c.hidden_size;
+            let params = (c.num_layers * layer + embeddings) as f64;
+            let ratio = params / nominal_size(name);
+            assert!((0.75..1.6).contains(&ratio), "{name}: {params} parameters");
+        }
+    }
+
+    #[test]
+    fn a_bad_shape_names_the_file_and_a_missing_one_is_reported_for_random_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = "description = \"d\"\nmodel = \"me/m\"\ntool_format = \"generic\"\ncontext_length = 4096\n";
+        std::fs::write(dir.path().join("plain.toml"), head).unwrap();
+        let plain = find("plain", &[dir.path().to_path_buf()]).unwrap().unwrap();
+        let err = format!("{:#}", plain.random_model(0).unwrap_err());
+        assert!(err.contains("plain") && err.contains("[shape]"), "{err}");
+
+        let shape = "[shape]\narch = \"llama\"\nvocab_size = 64\nhidden_size = 64\nintermediate_size = 128\n\
+                     num_layers = 1\nnum_heads = 4\nnum_kv_heads = 3\nrope_theta = 1e4\nrms_norm_eps = 1e-5\n\
+                     tie_word_embeddings = true\nweights = \"Q8_0\"\n";
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, format!("{head}{shape}")).unwrap();
+        let err = format!("{:#}", load_all(&[dir.path().to_path_buf()]).unwrap_err());
+        assert!(err.contains(&bad.display().to_string()) && err.contains("num_kv_heads"), "{err}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::config::ModelConfig;
 use super::kernels::matmul::Weights;
+use super::random::RandomTensors;
 
 /// The files a model is loaded from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,10 +260,11 @@ impl OpenedWeights {
     }
 }
 
-/// Named tensors in either format.
+/// Named tensors in either format, or made up in a known shape (`bench --random-weights`).
 pub(crate) enum TensorFile {
     Safetensors(SafetensorsFiles),
     Gguf(GgufFile),
+    Random(RandomTensors),
 }
 
 /// A loaded weight matrix and what it cost.
@@ -278,7 +280,14 @@ impl TensorFile {
         match self {
             TensorFile::Safetensors(st) => st.shard_of.contains_key(&id.hf_name()),
             TensorFile::Gguf(g) => g.content.tensor_infos.contains_key(&id.gguf_name()),
+            TensorFile::Random(r) => r.contains(id),
         }
+    }
+
+    /// Whether the file follows GGUF's layout, whose Llama query and key rows are permuted for
+    /// interleaved RoPE. Random weights have no trained layout to honour.
+    pub(crate) fn is_gguf(&self) -> bool {
+        matches!(self, TensorFile::Gguf(_))
     }
 
     /// A `[rows, cols]` weight for `x @ W^T`, in host memory. Quantized GGUF weights stay
@@ -320,6 +329,7 @@ impl TensorFile {
                 };
                 (weight, stored_as)
             }
+            TensorFile::Random(r) => return r.matrix(id, rows, cols, dtype),
         };
         Ok(Matrix {
             weight,
@@ -344,6 +354,7 @@ impl TensorFile {
                 let values = q.dequantize(&Device::Cpu).and_then(|t| t.to_vec1::<f32>());
                 g.context(values, &name)
             }
+            TensorFile::Random(r) => Ok(r.vector(id, len)),
         }
     }
 }
