@@ -6,13 +6,15 @@
 //! for it on x86, and its scalar loop converts four f16 scales per block per call; on SmolLM2
 //! that loop was most of every forward pass.
 //!
-//! Here the weights are repacked once, at load, into groups of eight output columns: for each
-//! block, the eight columns' nibbles side by side, then their eight scales and eight minimums
-//! (f16, converted eight at a time).
-//! The AVX2 kernel multiplies one activation block with all eight columns' blocks (integer
-//! `maddubs`), transposes the eight integer sums into one vector, and applies the f32 part
-//! lane-wise, one lane per column, with the same operations in the same order as the scalar
-//! formula above. Integer sums are exact, so every output keeps the scalar result's bits (the
+//! Here the weights are repacked once, at load, into groups of eight output columns laid out for
+//! the AVX2 kernel: for each block, eight 32-byte registers `R_k` in which the 32-bit lane `c`
+//! holds column `c`'s weights `4k..4k+4` (two registers share each byte, one per nibble), then
+//! the eight columns' scales and minimums (f16, converted eight at a time). Against an
+//! activation block, the kernel broadcasts activation bytes `4k..4k+4` to every lane, multiplies
+//! them with `R_k` (`maddubs`), adds the eight products as 16-bit integers (at most 8·3,840, so
+//! exact) and sums each lane's pairs: lane `c` is then column `c`'s integer block sum, with no
+//! shuffles. The f32 part runs lane-wise, one lane per column, with the same operations in the
+//! same order as the scalar formula above, so every output keeps the scalar result's bits (the
 //! tests compare with candle's own `vec_dot`), whichever path the CPU takes and however many
 //! rows share the call. Unpacked weights are reused across every activation row of a tile, so a
 //! prompt pays for unpacking once per tile rather than once per token.
@@ -38,7 +40,7 @@ pub(crate) struct Q4_1 {
     rows: usize,
     /// Blocks per row.
     blocks: usize,
-    /// `[group][block][column in group][16 bytes of nibbles]`; padding columns are zero.
+    /// `[group][block][4 × 32 bytes]`: see [`packed_at`]; padding columns are zero.
     nibbles: Vec<u8>,
     /// `[group][block][8 scales, then 8 minimums]`, f16 bits as the file stores them: converted
     /// in the kernel (eight at a time with F16C), so the weights stream from memory at their
@@ -70,7 +72,12 @@ impl Q4_1 {
                 for c in 0..GROUP.min(rows - g * GROUP) {
                     let row = &bytes[(g * GROUP + c) * blocks * Q4_1_BYTES..][..blocks * Q4_1_BYTES];
                     for (b, block) in row.chunks_exact(Q4_1_BYTES).enumerate() {
-                        nibbles[(b * GROUP + c) * 16..][..16].copy_from_slice(&block[4..]);
+                        for j in 0..BLOCK {
+                            // GGUF order: byte k holds weight k (low nibble) and k + 16 (high).
+                            let q = if j < 16 { block[4 + j] & 0x0F } else { block[4 + j - 16] >> 4 };
+                            let (at, shift) = packed_at(c, j);
+                            nibbles[b * GROUP * 16 + at] |= q << shift;
+                        }
                         scales[b * 2 * GROUP + c] = u16::from_le_bytes([block[0], block[1]]);
                         scales[b * 2 * GROUP + GROUP + c] = u16::from_le_bytes([block[2], block[3]]);
                     }
@@ -89,13 +96,17 @@ impl Q4_1 {
         let (g, c) = (row / GROUP, row % GROUP);
         for (b, out) in out.chunks_exact_mut(BLOCK).enumerate() {
             let at = g * self.blocks + b;
-            let nibbles = &self.nibbles[(at * GROUP + c) * 16..][..16];
             let (d, m) = self.scale(at, c);
-            for (k, &q) in nibbles.iter().enumerate() {
-                out[k] = f32::from(q & 0x0F) * d + m;
-                out[k + 16] = f32::from(q >> 4) * d + m;
+            for (j, out) in out.iter_mut().enumerate() {
+                *out = f32::from(self.weight(at, c, j)) * d + m;
             }
         }
+    }
+
+    /// Weight `j` (0..32) of column `c` in the group-block `at`.
+    fn weight(&self, at: usize, c: usize, j: usize) -> u8 {
+        let (offset, shift) = packed_at(c, j);
+        (self.nibbles[at * GROUP * 16 + offset] >> shift) & 0x0F
     }
 
     /// Column `c`'s scale and minimum in the group-block `at`.
@@ -154,13 +165,8 @@ impl Q4_1 {
                 let mut sum = 0f32;
                 for b in 0..self.blocks {
                     let at = g * self.blocks + b;
-                    let nibbles = &self.nibbles[(at * GROUP + c) * 16..][..16];
                     let quants = &x.quants[(i * self.blocks + b) * BLOCK..][..BLOCK];
-                    let mut sumi = 0i32;
-                    for k in 0..16 {
-                        let (lo, hi) = (i32::from(nibbles[k] & 0x0F), i32::from(nibbles[k] >> 4));
-                        sumi += lo * i32::from(quants[k]) + hi * i32::from(quants[k + 16]);
-                    }
+                    let sumi: i32 = (0..BLOCK).map(|j| i32::from(self.weight(at, c, j)) * i32::from(quants[j])).sum();
                     let (d, m) = self.scale(at, c);
                     let [xd, xs] = x.scales[i * self.blocks + b];
                     sum += sumi as f32 * d * xd + m * xs;
@@ -184,32 +190,35 @@ impl Q4_1 {
         assert!(cols.0 % GROUP == 0 && cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
         assert_eq!(out.len(), n * width);
         let ones = _mm256_set1_epi16(1);
-        let low = _mm_set1_epi8(0x0F);
+        let low = _mm256_set1_epi8(0x0F);
         let mut acc = vec![_mm256_setzero_ps(); n];
         for g in cols.0 / GROUP..cols.1.div_ceil(GROUP) {
             acc.fill(_mm256_setzero_ps());
             for b in 0..self.blocks {
                 let at = g * self.blocks + b;
-                // SAFETY (all loads): `at < groups·blocks`, so the group's 128 bytes of nibbles
-                // and 16 scales are in bounds; activation blocks `(i, b)` exist for `i < rows.1`
-                // (asserted above). Unaligned loads need no alignment.
+                // SAFETY (all loads): `at < groups·blocks`, so the group-block's 128 bytes of
+                // nibbles and 16 scales are in bounds; activation blocks `(i, b)` exist for
+                // `i < rows.1` (asserted above). Unaligned loads need no alignment.
                 let wp = self.nibbles.as_ptr().add(at * GROUP * 16);
-                let mut w = [_mm256_setzero_si256(); GROUP];
-                for (c, w) in w.iter_mut().enumerate() {
-                    let packed = _mm_loadu_si128(wp.add(c * 16).cast());
-                    let lo = _mm_and_si128(packed, low);
-                    let hi = _mm_and_si128(_mm_srli_epi16::<4>(packed), low);
-                    *w = _mm256_set_m128i(hi, lo);
+                let mut w = [_mm256_setzero_si256(); 8];
+                for k in 0..4 {
+                    let packed = _mm256_loadu_si256(wp.add(k * 32).cast());
+                    w[k] = _mm256_and_si256(packed, low);
+                    w[k + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
                 }
                 let sp = self.scales.as_ptr().add(at * 2 * GROUP);
                 let d = _mm256_cvtph_ps(_mm_loadu_si128(sp.cast()));
                 let m = _mm256_cvtph_ps(_mm_loadu_si128(sp.add(GROUP).cast()));
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let i = rows.0 + r;
-                    let q = _mm256_loadu_si256(x.quants.as_ptr().add((i * self.blocks + b) * BLOCK).cast());
+                    let xq = x.quants.as_ptr().add((i * self.blocks + b) * BLOCK).cast::<i32>();
+                    let mut pairs = _mm256_setzero_si256();
+                    for (k, w) in w.iter().enumerate() {
+                        let a = _mm256_set1_epi32(xq.add(k).read_unaligned());
+                        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(*w, a));
+                    }
+                    let sumi = _mm256_madd_epi16(pairs, ones);
                     let [xd, xs] = *x.scales.get_unchecked(i * self.blocks + b);
-                    let p = w.map(|w| _mm256_madd_epi16(_mm256_maddubs_epi16(w, q), ones));
-                    let sumi = transpose_sum(p);
                     let term = _mm256_add_ps(
                         _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), d), _mm256_set1_ps(xd)),
                         _mm256_mul_ps(m, _mm256_set1_ps(xs)),
@@ -228,19 +237,12 @@ impl Q4_1 {
     }
 }
 
-/// Lane `c` of the result is the sum of `p[c]`'s eight lanes (exact: integer adds).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn transpose_sum(p: [std::arch::x86_64::__m256i; GROUP]) -> std::arch::x86_64::__m256i {
-    use std::arch::x86_64::*;
-    // After two rounds of pairwise adds each 128-bit half holds four columns' partial sums:
-    // the low halves from lanes 0..4, the high halves from lanes 4..8.
-    let a = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-    let b = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
-    _mm256_add_epi32(
-        _mm256_permute2x128_si256::<0x20>(a, b),
-        _mm256_permute2x128_si256::<0x31>(a, b),
-    )
+/// Where weight `j` (0..32) of column `c` lives in a group-block's 128 packed bytes: register
+/// `R_k` (`k = j / 4`) holds it in lane `c`, byte `j % 4`; registers `R_k` and `R_{k+4}` share
+/// 32 bytes, as low and high nibbles. Returns (byte offset, shift).
+fn packed_at(c: usize, j: usize) -> (usize, u32) {
+    let k = j / 4;
+    ((k % 4) * 32 + c * 4 + j % 4, if k < 4 { 0 } else { 4 })
 }
 
 #[cfg(test)]

@@ -1,12 +1,17 @@
-//! Q8_0 weights × Q8_0 activations: candle's dot product, without its per-block f16 work.
+//! Q8_0 weights × Q8_0 activations: ggml's reference dot product, eight output columns per vector.
 //!
 //! Q8_0 usually stores the token embedding, which small models reuse as the output head: the
-//! widest matrix of the model, read in full for every sequence's next token. candle's AVX2 dot
-//! product is fast in its arithmetic but converts two f16 scales per 32-value block through a
-//! feature check each time. Here quants and scales are split at load; a tile converts a
-//! column's scales eight at a time (F16C), loads each activation block once for four columns,
-//! and then runs candle's exact per-output sequence (`acc = fma(d_w·d_x, Σ pairs, acc)` over the
-//! blocks, one final horizontal sum), so results keep candle's bits on either path.
+//! widest matrix of the model, read in full for every sequence's next token. ggml's reference
+//! product reduces each 32-value block to an exact integer sum and folds the blocks into one f32
+//! in block order (`sum += sumi·d_w·d_x`); candle's generic `vec_dot` does exactly that.
+//!
+//! The weights are repacked at load in groups of eight output columns, like [`super::q4_1`]'s:
+//! per block, eight 32-byte registers `R_k` whose 32-bit lane `c` holds column `c`'s values
+//! `4k..4k+4`. The AVX2 kernel broadcasts activation bytes `4k..4k+4`, multiplies them with
+//! `|R_k|` after moving `R_k`'s signs onto them (`maddubs` takes one unsigned operand), and
+//! sums pairs into 32-bit lanes: lane `c` becomes column `c`'s block sum with no shuffles. The
+//! f32 part runs lane-wise in the scalar formula's order, so both paths give the reference bits
+//! on every CPU (candle's own AVX2 `vec_dot` sums in another order and differs in the last bits).
 
 use candle_core::quantized::k_quants::{self as kq, GgmlType};
 use half::f16;
@@ -15,21 +20,22 @@ use rayon::prelude::*;
 use super::matmul::tiled_many;
 use super::{block_bytes, f16_at};
 
+/// Output columns packed side by side: one AVX2 lane each.
+const GROUP: usize = 8;
 /// Values per block.
 const BLOCK: usize = 32;
 /// Bytes of one GGUF Q8_0 block: f16 scale, 32 signed bytes.
 const Q8_0_BYTES: usize = 34;
-/// Columns that share each activation load in the AVX2 kernel.
-const QUAD: usize = 4;
 
-/// A `[rows, cols]` Q8_0 matrix with quants and scales apart.
+/// A `[rows, cols]` Q8_0 matrix, repacked in groups of [`GROUP`] rows (output columns).
 pub(crate) struct Q8_0 {
     rows: usize,
     /// Blocks per row.
     blocks: usize,
-    /// `[row][block][32]`.
+    /// `[group][block][8 registers × 32 bytes]`: value `j` of column `c` at `(j/4)·32 + 4c + j%4`;
+    /// padding columns are zero.
     quants: Vec<i8>,
-    /// `[row][block]`, f16 bits.
+    /// `[group][block][8 columns]`, f16 bits.
     scales: Vec<u16>,
 }
 
@@ -39,21 +45,32 @@ struct Activations {
     scales: Vec<f32>,
 }
 
+/// Where value `j` (0..32) of column `c` lives in a group-block's 256 bytes.
+fn packed_at(c: usize, j: usize) -> usize {
+    (j / 4) * 32 + c * 4 + j % 4
+}
+
 impl Q8_0 {
-    /// Splits GGUF bytes of a `[rows, cols]` Q8_0 tensor; the caller has checked the length.
+    /// Repacks GGUF bytes of a `[rows, cols]` Q8_0 tensor; the caller has checked the length.
     pub(crate) fn new(bytes: &[u8], rows: usize, cols: usize) -> Self {
         let blocks = cols / BLOCK;
         debug_assert_eq!(bytes.len(), rows * blocks * Q8_0_BYTES);
-        let mut quants = vec![0i8; rows * blocks * BLOCK];
-        let mut scales = vec![0u16; rows * blocks];
+        let groups = rows.div_ceil(GROUP);
+        let mut quants = vec![0i8; groups * blocks * GROUP * BLOCK];
+        let mut scales = vec![0u16; groups * blocks * GROUP];
         quants
-            .par_chunks_mut(BLOCK)
-            .zip(scales.par_iter_mut())
-            .zip(bytes.par_chunks_exact(Q8_0_BYTES))
-            .for_each(|((q, s), block)| {
-                *s = u16::from_le_bytes([block[0], block[1]]);
-                for (q, &b) in q.iter_mut().zip(&block[2..]) {
-                    *q = b as i8;
+            .par_chunks_mut((blocks * GROUP * BLOCK).max(1))
+            .zip(scales.par_chunks_mut((blocks * GROUP).max(1)))
+            .enumerate()
+            .for_each(|(g, (quants, scales))| {
+                for c in 0..GROUP.min(rows - g * GROUP) {
+                    let row = &bytes[(g * GROUP + c) * blocks * Q8_0_BYTES..][..blocks * Q8_0_BYTES];
+                    for (b, block) in row.chunks_exact(Q8_0_BYTES).enumerate() {
+                        scales[b * GROUP + c] = u16::from_le_bytes([block[0], block[1]]);
+                        for (j, &q) in block[2..].iter().enumerate() {
+                            quants[b * GROUP * BLOCK + packed_at(c, j)] = q as i8;
+                        }
+                    }
                 }
             });
         Self {
@@ -64,14 +81,19 @@ impl Q8_0 {
         }
     }
 
+    /// Column `c`'s scale in the group-block `at`.
+    fn scale(&self, at: usize, c: usize) -> f32 {
+        f16::from_bits(self.scales[at * GROUP + c]).to_f32()
+    }
+
     /// Row `row` dequantized as ggml does it (`q·d`); `out` holds `cols` values.
     pub(crate) fn row_into(&self, row: usize, out: &mut [f32]) {
-        let quants = &self.quants[row * self.blocks * BLOCK..][..self.blocks * BLOCK];
-        let scales = &self.scales[row * self.blocks..][..self.blocks];
-        for ((out, q), &d) in out.chunks_exact_mut(BLOCK).zip(quants.chunks_exact(BLOCK)).zip(scales) {
-            let d = f16::from_bits(d).to_f32();
-            for (out, &q) in out.iter_mut().zip(q) {
-                *out = f32::from(q) * d;
+        let (g, c) = (row / GROUP, row % GROUP);
+        for (b, out) in out.chunks_exact_mut(BLOCK).enumerate() {
+            let at = g * self.blocks + b;
+            let d = self.scale(at, c);
+            for (j, out) in out.iter_mut().enumerate() {
+                *out = f32::from(self.quants[at * GROUP * BLOCK + packed_at(c, j)]) * d;
             }
         }
     }
@@ -80,17 +102,14 @@ impl Q8_0 {
     pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let x = self.quantize(x, m);
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-            && std::is_x86_feature_detected!("f16c")
-        {
-            return tiled_many(m, &[self.rows], QUAD, |_, rows, cols, out| {
-                // SAFETY: AVX2, FMA and F16C are present (checked above).
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
+            return tiled_many(m, &[self.rows], GROUP, |_, rows, cols, out| {
+                // SAFETY: AVX2 and F16C are present (checked above); `tile_avx2` checks its ranges.
                 unsafe { self.tile_avx2(&x, rows, cols, out) }
             })
             .remove(0);
         }
-        tiled_many(m, &[self.rows], QUAD, |_, rows, cols, out| self.tile_scalar(&x, rows, cols, out)).remove(0)
+        tiled_many(m, &[self.rows], GROUP, |_, rows, cols, out| self.tile_scalar(&x, rows, cols, out)).remove(0)
     }
 
     /// Each activation row as candle's `BlockQ8_0::from_float` quantizes it.
@@ -109,86 +128,78 @@ impl Q8_0 {
         }
     }
 
-    /// A column's scales in f32.
-    fn column_scales(&self, j: usize) -> impl Iterator<Item = f32> + '_ {
-        self.scales[j * self.blocks..][..self.blocks].iter().map(|&d| f16::from_bits(d).to_f32())
-    }
-
-    /// One tile, one output at a time: candle's generic `vec_dot`, used where AVX2 is missing.
+    /// One tile, one output at a time, in the formula's order.
     fn tile_scalar(&self, x: &Activations, rows: (usize, usize), cols: (usize, usize), out: &mut [f32]) {
         let width = cols.1 - cols.0;
-        for (j, c) in (cols.0..cols.1).zip(0..) {
-            let w = &self.quants[j * self.blocks * BLOCK..][..self.blocks * BLOCK];
-            let wd: Vec<f32> = self.column_scales(j).collect();
-            for i in rows.0..rows.1 {
-                let a = &x.quants[i * self.blocks * BLOCK..][..self.blocks * BLOCK];
-                let ad = &x.scales[i * self.blocks..][..self.blocks];
+        for (i, out) in (rows.0..rows.1).zip(out.chunks_mut(width)) {
+            for (j, out) in (cols.0..cols.1).zip(out.iter_mut()) {
+                let (g, c) = (j / GROUP, j % GROUP);
                 let mut sum = 0f32;
-                for (b, (w, a)) in w.chunks_exact(BLOCK).zip(a.chunks_exact(BLOCK)).enumerate() {
-                    let sumi: i32 = w.iter().zip(a).map(|(&w, &a)| i32::from(w) * i32::from(a)).sum();
-                    sum += sumi as f32 * wd[b] * ad[b];
+                for b in 0..self.blocks {
+                    let at = g * self.blocks + b;
+                    let w = &self.quants[at * GROUP * BLOCK..][..GROUP * BLOCK];
+                    let a = &x.quants[(i * self.blocks + b) * BLOCK..][..BLOCK];
+                    let sumi: i32 = (0..BLOCK).map(|k| i32::from(w[packed_at(c, k)]) * i32::from(a[k])).sum();
+                    sum += sumi as f32 * self.scale(at, c) * x.scales[i * self.blocks + b];
                 }
-                out[(i - rows.0) * width + c] = sum;
+                *out = sum;
             }
         }
     }
 
-    /// One tile, four columns at a time against each activation block; the same arithmetic per
-    /// output as candle's AVX2 `vec_dot_q8_0_q8_0`.
+    /// One tile, eight columns per vector; the same arithmetic as [`Self::tile_scalar`].
     ///
     /// # Safety
-    /// The CPU must support AVX2, FMA and F16C.
+    /// The CPU must support AVX2 and F16C.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma,f16c")]
+    #[target_feature(enable = "avx2,f16c")]
     unsafe fn tile_avx2(&self, x: &Activations, rows: (usize, usize), cols: (usize, usize), out: &mut [f32]) {
         use std::arch::x86_64::*;
 
         let width = cols.1 - cols.0;
-        assert!(cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
-        assert_eq!(out.len(), (rows.1 - rows.0) * width);
-        let mut wd = vec![0f32; QUAD * self.blocks];
-        let mut j = cols.0;
-        while j < cols.1 {
-            let n = QUAD.min(cols.1 - j);
-            for (c, wd) in wd.chunks_mut(self.blocks).take(n).enumerate() {
-                for (wd, d) in wd.iter_mut().zip(self.column_scales(j + c)) {
-                    *wd = d;
+        let n = rows.1 - rows.0;
+        assert!(cols.0 % GROUP == 0 && cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
+        assert_eq!(out.len(), n * width);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = vec![_mm256_setzero_ps(); n];
+        for g in cols.0 / GROUP..cols.1.div_ceil(GROUP) {
+            acc.fill(_mm256_setzero_ps());
+            for b in 0..self.blocks {
+                let at = g * self.blocks + b;
+                // SAFETY (all loads): `at < groups·blocks`, so the group-block's 256 bytes and 8
+                // scales are in bounds; activation blocks `(i, b)` exist for `i < rows.1`
+                // (asserted above). Unaligned loads need no alignment.
+                let wp = self.quants.as_ptr().add(at * GROUP * BLOCK);
+                let mut w = [_mm256_setzero_si256(); 8];
+                let mut magnitude = [_mm256_setzero_si256(); 8];
+                for k in 0..8 {
+                    w[k] = _mm256_loadu_si256(wp.add(k * 32).cast());
+                    magnitude[k] = _mm256_sign_epi8(w[k], w[k]);
                 }
-            }
-            for i in rows.0..rows.1 {
-                let mut acc = [_mm256_setzero_ps(); QUAD];
-                for b in 0..self.blocks {
-                    // SAFETY: `i < rows.1` and `j + c < cols.1 <= self.rows` (asserted above), so
-                    // both blocks are in bounds; unaligned loads need no alignment.
-                    let a = _mm256_loadu_si256(x.quants.as_ptr().add((i * self.blocks + b) * BLOCK).cast());
-                    let ad = *x.scales.get_unchecked(i * self.blocks + b);
-                    for (c, acc) in acc.iter_mut().enumerate().take(n) {
-                        let w = _mm256_loadu_si256(self.quants.as_ptr().add(((j + c) * self.blocks + b) * BLOCK).cast());
-                        let d = _mm256_set1_ps(wd[c * self.blocks + b] * ad);
-                        // candle's mul_sum_i8_pairs_float: |w| × (a with w's sign), pairwise.
-                        let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
-                        let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-                        *acc = _mm256_fmadd_ps(d, q, *acc);
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(self.scales.as_ptr().add(at * GROUP).cast()));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let i = rows.0 + r;
+                    let xq = x.quants.as_ptr().add((i * self.blocks + b) * BLOCK).cast::<i32>();
+                    let mut sumi = _mm256_setzero_si256();
+                    for k in 0..8 {
+                        let a = _mm256_sign_epi8(_mm256_set1_epi32(xq.add(k).read_unaligned()), w[k]);
+                        let pairs = _mm256_maddubs_epi16(magnitude[k], a);
+                        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, ones));
                     }
-                }
-                for (c, acc) in acc.iter().enumerate().take(n) {
-                    out[(i - rows.0) * width + j - cols.0 + c] = hsum(*acc);
+                    let xd = *x.scales.get_unchecked(i * self.blocks + b);
+                    let term = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), d), _mm256_set1_ps(xd));
+                    *acc = _mm256_add_ps(*acc, term);
                 }
             }
-            j += n;
+            let first = g * GROUP;
+            let take = GROUP.min(cols.1 - first);
+            let mut lanes = [0f32; GROUP];
+            for (r, acc) in acc.iter().enumerate() {
+                _mm256_storeu_ps(lanes.as_mut_ptr(), *acc);
+                out[r * width + first - cols.0..][..take].copy_from_slice(&lanes[..take]);
+            }
         }
     }
-}
-
-/// candle's `hsum_float_8`: high half plus low half, then pairwise within the half.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn hsum(x: std::arch::x86_64::__m256) -> f32 {
-    use std::arch::x86_64::*;
-    let r = _mm_add_ps(_mm256_extractf128_ps::<1>(x), _mm256_castps256_ps128(x));
-    let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    let r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    _mm_cvtss_f32(r)
 }
 
 #[cfg(test)]
@@ -198,54 +209,42 @@ mod tests {
     use crate::model::kernels::{test_quantized, test_values};
     use candle_core::quantized::GgmlDType;
 
-    /// `dot(weights, activations)` for every output with candle's function `dot`.
-    fn reference(
-        bytes: &[u8],
-        x: &[f32],
-        (m, rows, cols): (usize, usize, usize),
-        dot: fn(usize, &[kq::BlockQ8_0], &[kq::BlockQ8_0]) -> f32,
-    ) -> Vec<f32> {
-        let blocks: Vec<kq::BlockQ8_0> = typed(bytes);
+    #[test]
+    fn scalar_and_simd_tiles_give_the_reference_bits() {
+        // 21 columns: two full groups and a padded one.
+        let (rows, cols, m) = (21, 256, 3);
+        let bytes = test_quantized(GgmlDType::Q8_0, rows, cols);
+        let w = Q8_0::new(&bytes, rows, cols);
+        let x = test_values(m * cols, 2);
+        let blocks: Vec<kq::BlockQ8_0> = typed(&bytes);
         let per_row = cols / BLOCK;
         let mut xq = vec![kq::BlockQ8_0::zeros(); m * per_row];
         for (q, x) in xq.chunks_mut(per_row).zip(x.chunks(cols)) {
             kq::BlockQ8_0::from_float(x, q);
         }
-        let mut y = Vec::with_capacity(m * rows);
+        let mut expected = Vec::new();
         for a in xq.chunks(per_row) {
-            y.extend(blocks.chunks(per_row).map(|w| dot(cols, w, a)));
+            expected.extend(blocks.chunks(per_row).map(|w| kq::BlockQ8_0::vec_dot_unopt(cols, w, a)));
         }
-        y
-    }
-
-    #[test]
-    fn scalar_and_simd_tiles_give_the_bits_of_candles_matching_path() {
-        let (rows, cols, m) = (7, 256, 3);
-        let bytes = test_quantized(GgmlDType::Q8_0, rows, cols);
-        let w = Q8_0::new(&bytes, rows, cols);
-        let x = test_values(m * cols, 2);
         let xa = w.quantize(&x, m);
 
         let mut scalar = vec![0f32; m * rows];
         w.tile_scalar(&xa, (0, m), (0, rows), &mut scalar);
-        assert_eq!(scalar, reference(&bytes, &x, (m, rows, cols), kq::BlockQ8_0::vec_dot_unopt));
+        assert_eq!(scalar, expected);
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-            && std::is_x86_feature_detected!("f16c")
-        {
-            let mut simd = vec![0f32; m * rows];
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
+            // A tile that starts at the second group and the second row.
+            let mut simd = vec![0f32; 2 * 13];
             // SAFETY: the features were checked just above.
-            unsafe { w.tile_avx2(&xa, (0, m), (0, rows), &mut simd) };
-            // candle's `vec_dot` takes its AVX2 path on such a CPU.
-            assert_eq!(simd, reference(&bytes, &x, (m, rows, cols), kq::BlockQ8_0::vec_dot));
-            assert_ne!(simd, scalar, "the two paths sum in different orders; the test would prove little");
+            unsafe { w.tile_avx2(&xa, (1, 3), (8, 21), &mut simd) };
+            for (r, row) in simd.chunks(13).enumerate() {
+                assert_eq!(row, &expected[(r + 1) * rows + 8..(r + 2) * rows], "row {}", r + 1);
+            }
         }
 
-        let blocks: Vec<kq::BlockQ8_0> = typed(&bytes);
         let (mut theirs, mut ours) = (vec![0f32; cols], vec![0f32; cols]);
-        kq::BlockQ8_0::to_float(&blocks[2 * cols / BLOCK..3 * cols / BLOCK], &mut theirs);
-        w.row_into(2, &mut ours);
+        kq::BlockQ8_0::to_float(&blocks[10 * per_row..11 * per_row], &mut theirs);
+        w.row_into(10, &mut ours);
         assert_eq!(ours, theirs);
     }
 }
