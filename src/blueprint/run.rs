@@ -268,10 +268,10 @@ pub fn run(
                     .and_then(|a| commit(a, config, sink, &mut progress.stats, &mut accepted))
                     .and_then(|()| recombine_group(run, task, sink, &mut progress.stats, &mut accepted))
                     .and_then(|()| {
-                    progress.next_task = task + 1;
-                    progress.finished = progress.stats.validated >= config.count || progress.next_task >= config.max_attempts;
-                    sink.committed(&progress)
-                });
+                        progress.next_task = task + 1;
+                        progress.finished = progress.stats.validated >= config.count || progress.next_task >= config.max_attempts;
+                        sink.committed(&progress)
+                    });
                 if let Err(e) = committed {
                     failure = Some(e.context(format!("attempt {task}")));
                     stop.store(true, Ordering::SeqCst);
