@@ -16,10 +16,14 @@ use sha2::{Digest, Sha256};
 
 use crate::blueprint::attempt::AttemptConfig;
 use crate::blueprint::caller::RoleConfig;
+use crate::blueprint::recombine;
 use crate::blueprint::run::{RoleModels, RunConfig};
 use crate::engine::SamplingParams;
 use crate::trajectory::{RoleSettings, TrajectoryConfig};
 use crate::validate::Committee;
+
+/// The default share of recombined blueprints: recombination is on, for a fifth of the output.
+pub const DEFAULT_RECOMBINE: f64 = 0.2;
 
 /// How one role samples, as written in the file: every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -62,6 +66,8 @@ pub struct SettingsFile {
     pub reviewers: Option<usize>,
     pub threshold: Option<f64>,
     pub rounds: Option<usize>,
+    /// The share of validated blueprints made by reverse recombination.
+    pub recombine: Option<f64>,
     pub attempts: Option<usize>,
     pub best_of: Option<usize>,
     pub max_turns: Option<usize>,
@@ -92,7 +98,7 @@ impl SettingsFile {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f.clone(); } )* };
         }
-        take!(domain, model, seed, concurrency, tasks, max_attempts, reviewers, threshold, rounds, attempts, best_of, max_turns, max_parse_errors);
+        take!(domain, model, seed, concurrency, tasks, max_attempts, reviewers, threshold, rounds, recombine, attempts, best_of, max_turns, max_parse_errors);
         self.generator.merge(&over.generator);
         self.reviewer.merge(&over.reviewer);
         self.summarizer.merge(&over.summarizer);
@@ -130,6 +136,7 @@ impl SettingsFile {
             max_attempts: self.max_attempts.unwrap_or(4 * self.tasks.unwrap_or(10)),
             reviewers: self.reviewers.unwrap_or(3),
             threshold: self.threshold.unwrap_or(0.75),
+            recombine: self.recombine.unwrap_or(DEFAULT_RECOMBINE),
             attempts: self.attempts.unwrap_or(3),
             best_of: self.best_of.unwrap_or(4),
             max_turns: self.max_turns.unwrap_or(30),
@@ -211,6 +218,8 @@ pub struct Settings {
     pub threshold: f64,
     /// Revision rounds after a failed draft.
     pub rounds: usize,
+    /// The share of the validated blueprints to make by reverse recombination (0: none).
+    pub recombine: f64,
     /// Phase 2 conversations per blueprint.
     pub attempts: usize,
     /// Candidate user turns scored by the judge (1: no judge).
@@ -242,8 +251,10 @@ impl Settings {
                 bail!("{key} must be at least 1");
             }
         }
-        if !(0.0..=1.0).contains(&self.threshold) {
-            bail!("threshold must be between 0 and 1, got {}", self.threshold);
+        for (key, value) in [("threshold", self.threshold), ("recombine", self.recombine)] {
+            if !(0.0..=1.0).contains(&value) {
+                bail!("{key} must be between 0 and 1, got {value}");
+            }
         }
         Ok(())
     }
@@ -270,6 +281,7 @@ impl Settings {
             attempt: AttemptConfig {
                 domain: crate::env::domain(&self.domain)?,
                 run_seed: self.seed,
+                group: if self.recombine > 0.0 { recombine::GROUP } else { 1 },
                 rounds: self.rounds,
                 generator: role(&self.generator),
                 summarizer: role(&self.summarizer),
@@ -282,6 +294,7 @@ impl Settings {
             count: self.tasks,
             max_attempts: self.max_attempts,
             concurrency: self.concurrency,
+            recombine: self.recombine,
             models: RoleModels {
                 generator: self.generator.model.clone(),
                 reviewers: self.reviewer.models.clone(),

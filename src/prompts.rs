@@ -1,4 +1,5 @@
-//! Prompt templates for the pipeline's roles (generator, reviewer, simulated user, judge, ...).
+//! Prompt templates for the pipeline's roles (generator, reviewer, summarizer, recombination
+//! writer, simulated user, judge).
 //!
 //! Each prompt is a minijinja template in `prompts/`. The files there are compiled in as
 //! defaults, so the binary works from anywhere; `--prompts DIR` overrides any of them by file
@@ -18,6 +19,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("generator.jinja", include_str!("../prompts/generator.jinja")),
     ("reviewer.jinja", include_str!("../prompts/reviewer.jinja")),
     ("summarizer.jinja", include_str!("../prompts/summarizer.jinja")),
+    ("recombination.jinja", include_str!("../prompts/recombination.jinja")),
     ("judge.jinja", include_str!("../prompts/judge.jinja")),
     ("user.jinja", include_str!("../prompts/user.jinja")),
 ];

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::env::state::hash;
-use crate::env::{generate::generate, Domain};
+use crate::env::{generate::generate, Db, Domain};
 use crate::prompts::Prompts;
 use crate::samplers::{self, Context};
 use crate::seeds::derive;
@@ -21,6 +21,9 @@ pub struct AttemptConfig {
     #[serde(skip)]
     pub domain: &'static Domain,
     pub run_seed: u64,
+    /// Consecutive attempts that share one user and database (1: none share). Reverse
+    /// recombination needs blueprints of one user on one database, so it groups attempts.
+    pub group: usize,
     /// Revision rounds after the first draft.
     pub rounds: usize,
     pub generator: RoleConfig,
@@ -28,10 +31,13 @@ pub struct AttemptConfig {
     pub committee: Committee,
 }
 
-/// The result of one attempt, before deduplication.
+/// The result of one attempt, or of one reverse recombination, before deduplication.
 #[derive(Debug)]
 pub struct Attempt {
+    /// The attempt's task index; for a recombination, its group's first task.
     pub task: usize,
+    /// The ids of the blueprints a recombination combined; empty for a generated blueprint.
+    pub recombined_from: Vec<String>,
     pub data_seed: u64,
     pub data_hash: String,
     pub context: Context,
@@ -46,13 +52,24 @@ pub struct Attempt {
     pub tokens: usize,
 }
 
+/// The first task of `task`'s group, whose database and user the whole group shares.
+pub fn lead(config: &AttemptConfig, task: usize) -> usize {
+    task - task % config.group.max(1)
+}
+
+/// The generated database of the group led by `lead`, and its seed.
+pub fn world(config: &AttemptConfig, lead: usize) -> anyhow::Result<(u64, Db)> {
+    let data_seed = derive(config.run_seed, &["blueprint", &lead.to_string(), "data"]);
+    Ok((data_seed, generate(config.domain.name, data_seed)?))
+}
+
 /// Runs attempt `task`. Only a broken setup (a template that does not render, a domain
 /// without a generator) is an `Err`; everything the model does wrong is a failed outcome.
 pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[Value], task: usize) -> anyhow::Result<Attempt> {
     let domain = config.domain;
-    let data_seed = derive(config.run_seed, &["blueprint", &task.to_string(), "data"]);
-    let db = generate(domain.name, data_seed)?;
-    let context = samplers::sample(domain, &db, config.run_seed, task, pool)?;
+    let lead = lead(config, task);
+    let (data_seed, db) = world(config, lead)?;
+    let context = samplers::sample(domain, &db, config.run_seed, task, lead, pool)?;
     let schema = blueprint_schema(domain, &context);
     let tools: Vec<Value> = context.tools.iter().filter_map(|n| domain.tool(n)).map(|t| t.openai_schema()).collect();
     let mut caller = Caller::new(models, prompts, config.run_seed, task);
@@ -97,6 +114,7 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
     };
     Ok(Attempt {
         task,
+        recombined_from: Vec::new(),
         data_seed,
         data_hash: hash(&db),
         context,

@@ -38,6 +38,9 @@ pub enum Who {
     Generator,
     Reviewer(usize),
     Summarizer,
+    /// The recombination writer: the generator's model, which writes one instruction for a
+    /// recombined blueprint. Its own role name keeps its seeds and trace entries apart.
+    Recombiner,
 }
 
 impl Who {
@@ -46,6 +49,7 @@ impl Who {
             Who::Generator => "generator",
             Who::Reviewer(_) => "reviewer",
             Who::Summarizer => "summarizer",
+            Who::Recombiner => "recombiner",
         }
     }
 }
@@ -85,7 +89,7 @@ impl<'a> Caller<'a> {
     ) -> anyhow::Result<Reply> {
         let role = who.role();
         let engine = match who {
-            Who::Generator => &self.models.generator,
+            Who::Generator | Who::Recombiner => &self.models.generator,
             Who::Summarizer => &self.models.summarizer,
             Who::Reviewer(k) => match self.models.reviewers.get(k % self.models.reviewers.len().max(1)) {
                 Some(engine) => engine,

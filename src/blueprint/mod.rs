@@ -1,8 +1,9 @@
 //! Task blueprints: what they are, the schema the generator writes them under, and the
-//! generate → validate → feedback → revise loop that produces them.
+//! generate → validate → feedback → revise loop that produces them, and reverse recombination.
 
 pub mod attempt;
 pub mod caller;
+pub mod recombine;
 pub mod run;
 pub mod schema;
 

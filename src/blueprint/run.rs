@@ -7,6 +7,10 @@
 //! validated count to N, and attempts with higher indices that happened to be in flight are
 //! discarded. After each task the sink gets a checkpoint ([`Progress`]) from which a killed run
 //! resumes exactly where it stopped.
+//!
+//! Reverse recombination ([`super::recombine`]) happens on the committing thread, when the last
+//! task of a group is committed: it reads only committed blueprints, so it is as deterministic
+//! as the rest, and its lines belong to that task's checkpoint.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,7 +27,7 @@ use crate::validate::{dedup, Failure, Stage};
 
 use super::attempt::{self, Attempt, AttemptConfig};
 use super::caller::Models;
-use super::Blueprint;
+use super::{recombine, Blueprint};
 
 /// One run's settings.
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +38,8 @@ pub struct RunConfig {
     /// ...or after this many attempts.
     pub max_attempts: usize,
     pub concurrency: usize,
+    /// The share of the validated blueprints to make by reverse recombination (0: none).
+    pub recombine: f64,
     /// The model names per role, recorded with every blueprint.
     pub models: RoleModels,
     pub trace: bool,
@@ -57,6 +63,8 @@ pub struct StageCount {
 }
 
 /// What `stats.json` reports about Phase 1; also the state a resumed run continues from.
+/// `attempted`, `validated` and `rejected_by_stage` count every line written, recombinations
+/// included; the pass-rate tables cover generated blueprints, `recombination` the rest.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub attempted: usize,
@@ -67,30 +75,59 @@ pub struct Stats {
     pub with_feedback: BTreeMap<Stage, StageCount>,
     pub rounds: usize,
     pub tokens: usize,
+    #[serde(default)]
+    pub recombination: RecombinationStats,
 }
 
-fn count_stages(table: &mut BTreeMap<Stage, StageCount>, failed_at: Option<Stage>) {
-    for stage in Stage::ALL {
-        if failed_at.is_some_and(|f| f < stage) {
-            break;
-        }
+/// Reverse recombination's own counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecombinationStats {
+    pub attempted: usize,
+    pub validated: usize,
+    pub rejected_by_stage: BTreeMap<String, usize>,
+    /// Per stage, in the order a recombination meets them ([`recombine::STAGES`]).
+    pub stages: BTreeMap<Stage, StageCount>,
+}
+
+/// Counts one pass through `order` that stopped at `failed_at` (or went through).
+fn count_stages(table: &mut BTreeMap<Stage, StageCount>, order: &[Stage], failed_at: Option<Stage>) {
+    for &stage in order {
         let entry = table.entry(stage).or_default();
         entry.entered += 1;
-        entry.passed += (failed_at != Some(stage)) as usize;
+        if failed_at == Some(stage) {
+            break;
+        }
+        entry.passed += 1;
     }
 }
 
 impl Stats {
-    fn record(&mut self, first: Option<Stage>, last: Option<Stage>, rounds: usize, tokens: usize) {
+    /// Counts a line: validated when `last` is `None`, else rejected at `last`.
+    fn count_line(&mut self, last: Option<Stage>, tokens: usize) {
         self.attempted += 1;
         match last {
             None => self.validated += 1,
             Some(stage) => *self.rejected_by_stage.entry(stage.name().to_string()).or_default() += 1,
         }
-        count_stages(&mut self.without_feedback, first);
-        count_stages(&mut self.with_feedback, last);
-        self.rounds += rounds;
         self.tokens += tokens;
+    }
+
+    fn record(&mut self, first: Option<Stage>, last: Option<Stage>, rounds: usize, tokens: usize) {
+        self.count_line(last, tokens);
+        count_stages(&mut self.without_feedback, &Stage::ALL, first);
+        count_stages(&mut self.with_feedback, &Stage::ALL, last);
+        self.rounds += rounds;
+    }
+
+    fn record_recombination(&mut self, last: Option<Stage>, tokens: usize) {
+        self.count_line(last, tokens);
+        let r = &mut self.recombination;
+        r.attempted += 1;
+        match last {
+            None => r.validated += 1,
+            Some(stage) => *r.rejected_by_stage.entry(stage.name().to_string()).or_default() += 1,
+        }
+        count_stages(&mut r.stages, &recombine::STAGES, last);
     }
 
     /// The stats as `stats.json` shows them (without timings, which the caller adds).
@@ -106,13 +143,21 @@ impl Stats {
                 .into()
         };
         let per_validated = |n: usize| if self.validated == 0 { Value::Null } else { json!(n as f64 / self.validated as f64) };
+        let r = &self.recombination;
         json!({
             "blueprints": {
                 "attempted": self.attempted,
                 "validated": self.validated,
                 "rejected": self.attempted - self.validated,
                 "rejected_by_stage": self.rejected_by_stage,
-                "recombined": 0,
+                "recombined": r.validated,
+                "recombination": {
+                    "attempted": r.attempted,
+                    "validated": r.validated,
+                    "rejected": r.attempted - r.validated,
+                    "rejected_by_stage": r.rejected_by_stage,
+                    "pass_rate": rates(&r.stages),
+                },
             },
             "pass_rate": {"without_feedback": rates(&self.without_feedback), "with_feedback": rates(&self.with_feedback)},
             "revision_rounds": self.rounds,
@@ -156,6 +201,7 @@ pub fn accepted_from(lines: &[Value]) -> anyhow::Result<Vec<(String, Blueprint)>
 }
 
 /// Everything a run needs besides where its lines go.
+#[derive(Clone, Copy)]
 pub struct Run<'a> {
     pub models: &'a Models,
     pub prompts: &'a Prompts,
@@ -174,6 +220,9 @@ pub fn run(
     mut accepted: Vec<(String, Blueprint)>,
 ) -> anyhow::Result<Progress> {
     let Run { models, prompts, config, pool } = run;
+    if !(0.0..=1.0).contains(&config.recombine) {
+        bail!("the recombination share must be between 0 and 1, got {}", config.recombine);
+    }
     if config.count == 0 || config.max_attempts == 0 || config.concurrency == 0 {
         bail!("count, max attempts and concurrency must all be at least 1");
     }
@@ -215,11 +264,14 @@ pub fn run(
                 if stop.load(Ordering::SeqCst) {
                     continue;
                 }
-                let committed = result.and_then(|a| commit(a, config, sink, &mut progress.stats, &mut accepted)).and_then(|()| {
-                    progress.next_task = task + 1;
-                    progress.finished = progress.stats.validated >= config.count || progress.next_task >= config.max_attempts;
-                    sink.committed(&progress)
-                });
+                let committed = result
+                    .and_then(|a| commit(a, config, sink, &mut progress.stats, &mut accepted))
+                    .and_then(|()| recombine_group(run, task, sink, &mut progress.stats, &mut accepted))
+                    .and_then(|()| {
+                        progress.next_task = task + 1;
+                        progress.finished = progress.stats.validated >= config.count || progress.next_task >= config.max_attempts;
+                        sink.committed(&progress)
+                    });
                 if let Err(e) = committed {
                     failure = Some(e.context(format!("attempt {task}")));
                     stop.store(true, Ordering::SeqCst);
@@ -239,8 +291,32 @@ pub fn run(
     }
 }
 
-/// Writes one attempt's lines: a validated blueprint (unless it duplicates an earlier one) or
-/// a rejection, then its trace.
+/// The id of task `task`'s blueprint.
+fn blueprint_id(config: &AttemptConfig, task: usize) -> String {
+    format!("{}-{}-{}", config.domain.name, config.run_seed, task)
+}
+
+/// After task `task` is committed: when it closes its group (the group's last task, or the
+/// run's last attempt), the run still needs blueprints and recombination is [`recombine::due`],
+/// combines the group's validated blueprints (at least two) and commits the result.
+fn recombine_group(run: Run, task: usize, sink: &mut dyn Sink, stats: &mut Stats, accepted: &mut Vec<(String, Blueprint)>) -> anyhow::Result<()> {
+    let (config, a) = (run.config, &run.config.attempt);
+    let lead = attempt::lead(a, task);
+    let closes = task + 1 == lead + a.group || task + 1 == config.max_attempts;
+    if a.group < 2 || !closes || stats.validated >= config.count || !recombine::due(config.recombine, stats.recombination.validated, stats.validated) {
+        return Ok(());
+    }
+    let ids: Vec<String> = (lead..=task).map(|t| blueprint_id(a, t)).collect();
+    let parts: Vec<(String, Blueprint)> = accepted.iter().filter(|(id, _)| ids.contains(id)).cloned().collect();
+    if parts.len() < 2 {
+        return Ok(());
+    }
+    let attempt = recombine::run(run.models, run.prompts, a, run.pool, lead, &parts).context("recombination")?;
+    commit(attempt, config, sink, stats, accepted)
+}
+
+/// Writes the lines of one attempt or recombination: a validated blueprint (unless it
+/// duplicates an earlier one) or a rejection, then its trace.
 fn commit(
     attempt: Attempt,
     config: &RunConfig,
@@ -248,7 +324,11 @@ fn commit(
     stats: &mut Stats,
     accepted: &mut Vec<(String, Blueprint)>,
 ) -> anyhow::Result<()> {
-    let id = format!("{}-{}-{}", config.attempt.domain.name, config.attempt.run_seed, attempt.task);
+    let recombined = !attempt.recombined_from.is_empty();
+    let id = match recombined {
+        false => blueprint_id(&config.attempt, attempt.task),
+        true => format!("{}-recombined", blueprint_id(&config.attempt, attempt.task)),
+    };
     let outcome = match (&attempt.outcome, &attempt.draft) {
         (Ok(validated), Some(bp)) => match dedup::duplicate_of(bp, accepted) {
             Some(reason) => Err(Failure::new(Stage::Duplicate, reason)),
@@ -280,7 +360,8 @@ fn commit(
                 "diff": validated.diff,
                 "votes": {"reviews": validated.verdict.reviews, "voted": validated.verdict.voted, "mean": validated.verdict.mean},
                 "rounds": attempt.rounds,
-                "recombined": false,
+                "recombined": recombined,
+                "recombined_from": attempt.recombined_from,
                 "models": config.models,
                 "sampling": sampling,
                 "seed": config.attempt.run_seed,
@@ -288,7 +369,10 @@ fn commit(
             });
             sink.validated(&line)?;
             accepted.push((id, bp.clone()));
-            stats.record(attempt.first_failure, None, attempt.rounds, attempt.tokens);
+            match recombined {
+                false => stats.record(attempt.first_failure, None, attempt.rounds, attempt.tokens),
+                true => stats.record_recombination(None, attempt.tokens),
+            }
         }
         Err(failure) => {
             let first = attempt.first_failure.or((attempt.rounds == 0).then_some(failure.stage));
@@ -301,13 +385,18 @@ fn commit(
                 "data_seed": attempt.data_seed,
                 "user_id": attempt.context.data.user_id,
                 "rounds": attempt.rounds,
+                "recombined": recombined,
+                "recombined_from": attempt.recombined_from,
                 "models": config.models,
                 "sampling": sampling,
                 "seed": config.attempt.run_seed,
                 "tokens": attempt.tokens,
             });
             sink.rejected(&line)?;
-            stats.record(first, Some(failure.stage), attempt.rounds, attempt.tokens);
+            match recombined {
+                false => stats.record(first, Some(failure.stage), attempt.rounds, attempt.tokens),
+                true => stats.record_recombination(Some(failure.stage), attempt.tokens),
+            }
         }
     }
     if config.trace {

@@ -56,6 +56,17 @@ pub fn blueprint_schema(domain: &Domain, context: &Context) -> Value {
     })
 }
 
+/// The schema the recombination writer answers under: one instruction, bounded like a
+/// generated one.
+pub fn instruction_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"instruction": {"type": "string", "minLength": 1, "maxLength": MAX_INSTRUCTION}},
+        "required": ["instruction"],
+        "additionalProperties": false
+    })
+}
+
 /// The ids allowed for an argument called `name`, if it is id-typed and the context has any.
 fn allowed<'a>(name: &str, ids: &'a Ids) -> Option<&'a [String]> {
     let list: &[String] = match name {

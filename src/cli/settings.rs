@@ -45,6 +45,12 @@ pub struct BlueprintFlags {
     /// Revision rounds after a failed draft (default 3 for retail, 5 for airline).
     #[arg(long)]
     pub rounds: Option<usize>,
+    /// The share of validated blueprints to make by reverse recombination, 0 to 1 (default
+    /// 0.2; 0 turns it off). With it on, attempts come in groups of three that share one user
+    /// and database; when a group closes and the output is short of this share, the group's
+    /// validated blueprints are combined into one task, re-checked and reviewed.
+    #[arg(long, value_name = "SHARE")]
+    pub recombine: Option<f64>,
     #[arg(long, value_name = "MODEL")]
     pub generator_model: Option<String>,
     /// The reviewers' models; reviewer k uses the k-th, cycling.
@@ -124,6 +130,7 @@ pub fn resolve(common: &CommonFlags, tasks: Option<usize>, p1: &BlueprintFlags, 
         reviewers: p1.reviewers,
         threshold: p1.threshold,
         rounds: p1.rounds,
+        recombine: p1.recombine,
         attempts: p2.attempts,
         best_of: p2.best_of,
         max_turns: p2.max_turns,

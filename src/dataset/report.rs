@@ -50,6 +50,12 @@ pub fn render(stats: &Value, title: &str) -> String {
             vec![stage, number(&w["rate"]), number(with)]
         }));
         let _ = writeln!(out, "Revision rounds: {}. Tokens: {}; per validated blueprint: {}.\n", number(&b["revision_rounds"]), number(&b["tokens"]), number(&b["tokens_per_validated"]));
+        let r = &b["recombination"];
+        let _ = writeln!(out, "Reverse recombination: {} attempted, {} validated, {} rejected.\n", number(&r["attempted"]), number(&r["validated"]), number(&r["rejected"]));
+        let rejected = entries(&r["rejected_by_stage"]);
+        if !rejected.is_empty() {
+            table(&mut out, &["stage", "recombinations rejected"], rejected.into_iter().map(|(k, v)| vec![k, number(v)]));
+        }
     }
 
     let t = &stats["trajectories"];

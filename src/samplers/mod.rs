@@ -35,9 +35,11 @@ pub struct Context {
     pub examples: Vec<Value>,
 }
 
-/// Samples the context of attempt `task` of the run seeded `run_seed`, on database `db`.
-pub fn sample(domain: &'static Domain, db: &Db, run_seed: u64, task: usize, pool: &[Value]) -> anyhow::Result<Context> {
-    let task = task.to_string();
+/// Samples the context of attempt `task` of the run seeded `run_seed`, on database `db`. The user
+/// is the one attempt `lead` draws (`lead == task` unless attempts share users, see
+/// [`crate::blueprint::recombine`]); everything else is the attempt's own.
+pub fn sample(domain: &'static Domain, db: &Db, run_seed: u64, task: usize, lead: usize, pool: &[Value]) -> anyhow::Result<Context> {
+    let (task, lead) = (task.to_string(), lead.to_string());
     let seed = |name: &str| derive(run_seed, &["blueprint", &task, "sampler", name]);
     let mut shape = ChaCha8Rng::seed_from_u64(seed("shape"));
     let walk_len = shape.random_range(2..=5);
@@ -46,7 +48,7 @@ pub fn sample(domain: &'static Domain, db: &Db, run_seed: u64, task: usize, pool
 
     let tools = actions::sample(domain.name, seed("actions"), walk_len)?;
     let policy = policy::excerpt(domain.name, &tools)?;
-    let data = data::sample(domain.name, db, seed("data"))?;
+    let data = data::sample(domain.name, db, derive(run_seed, &["blueprint", &lead, "sampler", "data"]))?;
     let persona = with_persona.then(|| persona::sample(seed("persona")));
     let examples = fewshot::sample(pool, seed("few-shot"), examples);
     Ok(Context { tools, policy, data, persona, examples })

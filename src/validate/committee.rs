@@ -110,13 +110,12 @@ pub struct Committee {
 
 impl Committee {
     /// Asks every reviewer about the blueprint described by `context` (instruction, tools,
-    /// diff, policy excerpt) in round `round`, and votes.
-    pub fn review(&self, caller: &mut Caller, context: &Value, round: usize) -> Verdict {
-        let round = format!("round-{round}");
+    /// diff, policy excerpt), and votes; `label` ("round-1", "recombination") names the calls.
+    pub fn review(&self, caller: &mut Caller, context: &Value, label: &str) -> Verdict {
         let reviews = (0..self.reviewers)
             .map(|k| {
-                let label = format!("reviewer-{k}");
-                let reply = caller.ask(Who::Reviewer(k), &self.role, "reviewer.jinja", context, &[&round, &label], Some(review_schema()));
+                let reviewer = format!("reviewer-{k}");
+                let reply = caller.ask(Who::Reviewer(k), &self.role, "reviewer.jinja", context, &[label, &reviewer], Some(review_schema()));
                 match reply {
                     Ok(r) => serde_json::from_str::<Review>(&r.text)
                         .map_err(|e| format!("{e}"))

@@ -72,7 +72,8 @@ pub struct Validated {
     pub verdict: Verdict,
 }
 
-/// Runs the stages in order on `bp` over `db`; the first failure stops it.
+/// Runs the stages in order on `bp` over `db` in revision round `round`; the first failure
+/// stops it.
 pub fn validate(
     domain: &'static Domain,
     db: &Db,
@@ -83,12 +84,34 @@ pub fn validate(
     round: usize,
 ) -> Result<Validated, Failure> {
     format::check(domain, bp)?;
+    let executed = replay(domain, db, bp)?;
+    review(domain, bp, executed, policy_excerpt, committee, caller, &format!("round-{round}"))
+}
+
+/// Stages 2 and 3, which need no model: the actions replayed on `db`, then the policy rules run
+/// over them. Reverse recombination runs these before it asks for an instruction, because a
+/// conflict between the combined parts is found here for free.
+pub fn replay(domain: &'static Domain, db: &Db, bp: &Blueprint) -> Result<Executed, Failure> {
     let executed = execution::check(domain, db, bp)?;
     let violations = policy::check(domain.name, db, &bp.actions).map_err(|e| Failure::new(Stage::Policy, format!("{e:#}")))?;
     if !violations.is_empty() {
         let reason = violations.iter().map(|v| format!("{} at action {}: {}", v.id, v.step, v.message)).collect::<Vec<_>>().join("; ");
         return Err(Failure { stage: Stage::Policy, reason, violations: violations.iter().map(|v| v.id).collect() });
     }
+    Ok(executed)
+}
+
+/// Stage 4: the committee reviews `bp` with the diff of its replay. `label` names the call in
+/// the seed path ("round-2", "recombination"), so that each review samples apart.
+pub fn review(
+    domain: &'static Domain,
+    bp: &Blueprint,
+    executed: Executed,
+    policy_excerpt: &str,
+    committee: &Committee,
+    caller: &mut Caller,
+    label: &str,
+) -> Result<Validated, Failure> {
     let tools: Vec<Value> = bp.actions.iter().filter_map(|a| domain.tool(&a.name)).map(|t| t.openai_schema()).collect();
     let context = json!({
         "domain": domain.name,
@@ -99,7 +122,7 @@ pub fn validate(
         "diff": executed.diff,
         "policy": policy_excerpt,
     });
-    let verdict = committee.review(caller, &context, round);
+    let verdict = committee.review(caller, &context, label);
     match verdict.failure() {
         Some(f) => Err(f),
         None => Ok(Validated { diff: executed.diff, verdict }),

@@ -1,14 +1,16 @@
 //! Phase 1 (blueprints) driven end to end by a scripted model: every branch of the attempt
 //! loop (generation, format, execution, policy, committee, duplicate, feedback and revision),
-//! the ordered commit under concurrency, and the files a run writes.
+//! the ordered commit under concurrency, and the files a run writes. Reverse recombination has
+//! its own file.
 
 mod e2e;
+mod recombine;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use apigen_mt::blueprint::caller::Models;
-use apigen_mt::blueprint::run::{run, Run};
+use apigen_mt::blueprint::run::{run, Progress, Run, Sink};
 use apigen_mt::config::{Settings, SettingsFile};
 use apigen_mt::dataset::rundir::{RunDir, BLUEPRINTS, REJECTED, TRACE};
 use apigen_mt::engine::{
@@ -59,6 +61,8 @@ impl LanguageModel for Scripted {
             "reviewer"
         } else if prompt.contains("failed the") {
             "summarizer"
+        } else if prompt.contains("into one task") {
+            "recombiner"
         } else {
             "generator"
         };
@@ -128,17 +132,49 @@ fn review(yes: u8) -> String {
     .to_string()
 }
 
+/// Test settings; recombination is off here (`recombine = 0`), its tests turn it on.
 fn config(count: usize, max_attempts: usize, rounds: usize, reviewers: usize, concurrency: usize) -> Settings {
     let role = "temperature = 0.0\nmax_tokens = 64\n";
     let text = format!(
         "domain = 'retail'\nmodel = 'scripted'\nseed = 5\ntasks = {count}\nmax_attempts = {max_attempts}\nrounds = {rounds}\n\
-         reviewers = {reviewers}\nconcurrency = {concurrency}\n[generator]\n{role}[reviewer]\n{role}[summarizer]\n{role}"
+         reviewers = {reviewers}\nconcurrency = {concurrency}\nrecombine = 0\n[generator]\n{role}[reviewer]\n{role}[summarizer]\n{role}"
     );
     toml::from_str::<SettingsFile>(&text).unwrap().resolve().unwrap()
 }
 
+/// Passes everything on but fails a checkpoint once `checkpoints_left` have passed: as if the
+/// process died after writing a task's lines and before the manifest recorded them.
+struct Crash<'a> {
+    inner: &'a mut RunDir,
+    checkpoints_left: usize,
+}
+
+impl Sink for Crash<'_> {
+    fn validated(&mut self, line: &Value) -> anyhow::Result<()> {
+        self.inner.validated(line)
+    }
+    fn rejected(&mut self, line: &Value) -> anyhow::Result<()> {
+        Sink::rejected(self.inner, line)
+    }
+    fn trace(&mut self, entries: &[Value]) -> anyhow::Result<()> {
+        self.inner.trace(entries)
+    }
+    fn committed(&mut self, progress: &Progress) -> anyhow::Result<()> {
+        if self.checkpoints_left == 0 {
+            anyhow::bail!("simulated crash");
+        }
+        self.checkpoints_left -= 1;
+        Sink::committed(self.inner, progress)
+    }
+}
+
 /// Runs (or resumes) Phase 1 into `dir` as the `blueprints` command does, with a trace.
 fn run_into(engine: &EngineHandle, settings: &Settings, dir: &Path) -> anyhow::Result<Value> {
+    run_crashing(engine, settings, dir, None)
+}
+
+/// [`run_into`], dying at checkpoint `crash_at` (counted from 0) when given.
+fn run_crashing(engine: &EngineHandle, settings: &Settings, dir: &Path, crash_at: Option<usize>) -> anyhow::Result<Value> {
     let prompts = Prompts::load(None)?;
     let pool = fewshot::pool("retail", &[] as &[&Path])?;
     let mut config = settings.blueprint_config(true)?;
@@ -146,8 +182,17 @@ fn run_into(engine: &EngineHandle, settings: &Settings, dir: &Path) -> anyhow::R
     let mut out = RunDir::open(dir, "blueprints", settings, json!({"trace": true}), &[BLUEPRINTS, REJECTED, TRACE])?;
     let models = Models::single(engine.clone());
     let (progress, accepted) = (out.blueprint_progress(), out.accepted()?);
-    run(Run { models: &models, prompts: &prompts, config: &config, pool: &pool }, &mut out, progress, accepted)?;
-    out.finish(&[])
+    let job = Run { models: &models, prompts: &prompts, config: &config, pool: &pool };
+    match crash_at {
+        Some(n) => {
+            run(job, &mut Crash { inner: &mut out, checkpoints_left: n }, progress, accepted)?;
+            anyhow::bail!("the crash did not happen")
+        }
+        None => {
+            run(job, &mut out, progress, accepted)?;
+            out.finish(&[])
+        }
+    }
 }
 
 fn lines(dir: &Path, name: &str) -> Vec<Value> {
