@@ -51,9 +51,10 @@ for rep in $(seq "$REPS"); do
     "$LLAMA/llama-batched-bench" -m "$GGUF" -t "$THREADS" -tb "$THREADS" -c $((C * (P + G) + 64)) \
         -npp "$P" -ntg "$G" -npl "$C" --output-format jsonl 2>/dev/null | grep '^{' >> "$OUT/llama-batched.jsonl"
     if [[ $WORKLOAD != 0 ]]; then
-        ours workload --concurrency "$C" --prompt-tokens "$SHARED" --shared-prefix "$SHARED" --gen-tokens "$OWN"
+        # Our bench gives every prompt at least one token of its own after the shared prefix.
+        ours workload --concurrency "$C" --prompt-tokens $((SHARED + 1)) --shared-prefix "$SHARED" --gen-tokens "$OWN"
         "$LLAMA/llama-batched-bench" -m "$GGUF" -t "$THREADS" -tb "$THREADS" -c $((SHARED + C * OWN + 64)) \
-            -pps -npp "$SHARED" -ntg "$OWN" -npl "$C" --output-format jsonl 2>/dev/null | grep '^{' >> "$OUT/llama-workload.jsonl"
+            -kvu -pps -npp "$SHARED" -ntg "$OWN" -npl "$C" --output-format jsonl 2>/dev/null | grep '^{' >> "$OUT/llama-workload.jsonl"
     fi
 done
 
@@ -70,17 +71,20 @@ pp = [r["avg_ts"] for r in bench if r["n_gen"] == 0]
 tg = [r["avg_ts"] for r in bench if r["n_prompt"] == 0]
 batched = rows("llama-batched.jsonl")
 table = [
-    ("prefill, 1 sequence", med([r["prefill_tok_s"] for r in ours_single]), med(pp)),
-    ("decode, 1 sequence", med([r["decode_tok_s"] for r in ours_single]), med(tg)),
-    ("decode, batched", med([r["decode_tok_s"] for r in ours_batched]), med([r["speed_tg"] for r in batched])),
+    ("prefill, 1 sequence", [r["prefill_tok_s"] for r in ours_single], pp),
+    ("decode, 1 sequence", [r["decode_tok_s"] for r in ours_single], tg),
+    ("decode, batched", [r["decode_tok_s"] for r in ours_batched], [r["speed_tg"] for r in batched]),
 ]
 if workload:
     ours_w, theirs_w = rows("ours-workload.jsonl"), rows("llama-workload.jsonl")
-    # llama-batched-bench -pps counts the shared prompt once: (pp + pl·tg) / total time.
+    # llama-batched-bench -pps counts the shared prompt once: (pp + pl·tg) / total time; ours
+    # likewise counts the shared prefix once, and each prompt's own token.
     def total(r):
-        return (r["prompt_tokens"] + r["concurrency"] * r["gen_tokens"]) / (r["prefill_s"] + r["decode_s"])
-    table.append(("workload, shared prompt (total tok/s)", med([total(r) for r in ours_w]), med([r["speed"] for r in theirs_w])))
-print(f"{'measure':40} {'apigen-mt':>10} {'llama.cpp':>10} {'ratio':>7}   (medians of {len(ours_single)} runs, tokens/s)")
+        c, s = r["concurrency"], r["shared_prefix"]
+        return (s + c * (r["prompt_tokens"] - s) + c * r["gen_tokens"]) / (r["prefill_s"] + r["decode_s"])
+    table.append(("workload, shared prompt (total tok/s)", [total(r) for r in ours_w], [r["speed"] for r in theirs_w]))
+print(f"{'measure':40} {'apigen-mt':>10} {'llama.cpp':>10} {'ratio':>7}   (medians, tokens/s; then every run)")
 for name, a, b in table:
-    print(f"{name:40} {a:10.1f} {b:10.1f} {a / b:7.2f}")
+    print(f"{name:40} {med(a):10.1f} {med(b):10.1f} {med(a) / med(b):7.2f}   "
+          f"ours {' '.join(f'{x:.1f}' for x in a)} | llama.cpp {' '.join(f'{x:.1f}' for x in b)}")
 EOF
