@@ -215,11 +215,9 @@ fn replaying_the_ground_truth_verifies_and_a_changed_argument_does_not() {
     );
 }
 
-/// Opt-in (`cargo test --release -- --ignored phase2`): with one attempt, no judge and two agent
-/// steps it took 140 s in release (two runs) on the shared 2-core machine (load average about 4),
-/// above the 90 s a default test may take.
+/// One attempt, no judge and two agent steps, twice (the same seed must give the same files):
+/// 40 s in release on 2 cores with the AVX2 kernels.
 #[test]
-#[ignore = "140 s in release on 2 cores; run in release with --ignored"]
 fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_itself() {
     let Some(gguf) = crate::support::smollm2_dir().map(|d| d.join("model-q4_1.gguf")) else { return };
     let dir = tempfile::tempdir().expect("temp dir");
