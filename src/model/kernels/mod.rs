@@ -15,6 +15,7 @@
 //!
 //! All arithmetic is f32 on the host; rayon supplies the parallelism.
 
+pub(crate) mod activations;
 pub(crate) mod attention;
 pub(crate) mod matmul;
 pub(crate) mod q4_1;

@@ -24,7 +24,7 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::matmul::tiled_many;
-use super::{block_bytes, f16_at};
+use super::activations::Activations;
 
 /// Output columns packed side by side: one AVX2 lane each.
 const GROUP: usize = 8;
@@ -32,8 +32,6 @@ const GROUP: usize = 8;
 const BLOCK: usize = 32;
 /// Bytes of one GGUF Q4_1 block: f16 scale, f16 minimum, 16 bytes of nibbles.
 const Q4_1_BYTES: usize = 20;
-/// Bytes of one Q8_1 block as candle lays it out: f16 scale, f16 scaled sum, 32 signed bytes.
-const Q8_1_BYTES: usize = 36;
 
 /// A `[rows, cols]` Q4_1 matrix, repacked in groups of [`GROUP`] rows (output columns).
 pub(crate) struct Q4_1 {
@@ -48,13 +46,6 @@ pub(crate) struct Q4_1 {
     scales: Vec<u16>,
 }
 
-/// Activation rows quantized to Q8_1, split into quants and f32 `(scale, scaled sum)`.
-struct Activations {
-    /// `[row][block][32]`.
-    quants: Vec<i8>,
-    /// `[row][block]`.
-    scales: Vec<[f32; 2]>,
-}
 
 impl Q4_1 {
     /// Repacks GGUF bytes of a `[rows, cols]` Q4_1 tensor; the caller has checked the length.
@@ -125,7 +116,7 @@ impl Q4_1 {
     pub(crate) fn matmul_many(matrices: &[&Q4_1], x: &[f32], m: usize) -> Vec<Vec<f32>> {
         let Some(first) = matrices.first() else { return Vec::new() };
         debug_assert!(matrices.iter().all(|w| w.blocks == first.blocks));
-        let x = first.quantize(x, m);
+        let x = Activations::quantize::<kq::BlockQ8_1>(x, m, first.blocks);
         let widths: Vec<usize> = matrices.iter().map(|w| w.rows).collect();
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
@@ -135,25 +126,6 @@ impl Q4_1 {
             });
         }
         tiled_many(m, &widths, GROUP, |k, rows, cols, out| matrices[k].tile_scalar(&x, rows, cols, out))
-    }
-
-    /// Each activation row as candle's `BlockQ8_1::from_float` quantizes it.
-    fn quantize(&self, x: &[f32], m: usize) -> Activations {
-        let cols = self.blocks * BLOCK;
-        debug_assert_eq!(x.len(), m * cols);
-        let mut blocks = vec![kq::BlockQ8_1::zeros(); m * self.blocks];
-        blocks
-            .par_chunks_mut(self.blocks.max(1))
-            .zip(x.par_chunks(cols.max(1)))
-            .for_each(|(q, x)| kq::BlockQ8_1::from_float(x, q));
-        let bytes = block_bytes(&blocks);
-        let mut quants = Vec::with_capacity(m * cols);
-        let mut scales = Vec::with_capacity(m * self.blocks);
-        for block in bytes.chunks_exact(Q8_1_BYTES) {
-            quants.extend(block[4..].iter().map(|&q| q as i8));
-            scales.push([f16_at(block, 0), f16_at(block, 2)]);
-        }
-        Activations { quants, scales }
     }
 
     /// One tile, one output at a time, in the formula's order.
@@ -275,7 +247,7 @@ mod tests {
         let w = Q4_1::new(&bytes, rows, cols);
         let x = test_values(m * cols, 2);
         let expected = reference(&bytes, &x, m, cols);
-        let xa = w.quantize(&x, m);
+        let xa = Activations::quantize::<kq::BlockQ8_1>(&x, m, w.blocks);
 
         let mut scalar = vec![0f32; m * rows];
         w.tile_scalar(&xa, (0, m), (0, rows), &mut scalar);

@@ -18,7 +18,7 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::matmul::tiled_many;
-use super::{block_bytes, f16_at};
+use super::activations::Activations;
 
 /// Output columns packed side by side: one AVX2 lane each.
 const GROUP: usize = 8;
@@ -39,11 +39,6 @@ pub(crate) struct Q8_0 {
     scales: Vec<u16>,
 }
 
-/// Activation rows quantized to Q8_0: `[row][block][32]` quants and f32 scales `[row][block]`.
-struct Activations {
-    quants: Vec<i8>,
-    scales: Vec<f32>,
-}
 
 /// Where value `j` (0..32) of column `c` lives in a group-block's 256 bytes.
 fn packed_at(c: usize, j: usize) -> usize {
@@ -100,7 +95,7 @@ impl Q8_0 {
 
     /// `x @ W^T` for `m` rows of activations; returns `[m, rows]`.
     pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
-        let x = self.quantize(x, m);
+        let x = Activations::quantize::<kq::BlockQ8_0>(x, m, self.blocks);
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
             return tiled_many(m, &[self.rows], GROUP, |_, rows, cols, out| {
@@ -110,22 +105,6 @@ impl Q8_0 {
             .remove(0);
         }
         tiled_many(m, &[self.rows], GROUP, |_, rows, cols, out| self.tile_scalar(&x, rows, cols, out)).remove(0)
-    }
-
-    /// Each activation row as candle's `BlockQ8_0::from_float` quantizes it.
-    fn quantize(&self, x: &[f32], m: usize) -> Activations {
-        let cols = self.blocks * BLOCK;
-        debug_assert_eq!(x.len(), m * cols);
-        let mut blocks = vec![kq::BlockQ8_0::zeros(); m * self.blocks];
-        blocks
-            .par_chunks_mut(self.blocks.max(1))
-            .zip(x.par_chunks(cols.max(1)))
-            .for_each(|(q, x)| kq::BlockQ8_0::from_float(x, q));
-        let bytes = block_bytes(&blocks);
-        Activations {
-            quants: bytes.chunks_exact(Q8_0_BYTES).flat_map(|b| b[2..].iter().map(|&q| q as i8)).collect(),
-            scales: bytes.chunks_exact(Q8_0_BYTES).map(|b| f16_at(b, 0)).collect(),
-        }
     }
 
     /// One tile, one output at a time, in the formula's order.
@@ -140,7 +119,7 @@ impl Q8_0 {
                     let w = &self.quants[at * GROUP * BLOCK..][..GROUP * BLOCK];
                     let a = &x.quants[(i * self.blocks + b) * BLOCK..][..BLOCK];
                     let sumi: i32 = (0..BLOCK).map(|k| i32::from(w[packed_at(c, k)]) * i32::from(a[k])).sum();
-                    sum += sumi as f32 * self.scale(at, c) * x.scales[i * self.blocks + b];
+                    sum += sumi as f32 * self.scale(at, c) * x.scales[i * self.blocks + b][0];
                 }
                 *out = sum;
             }
@@ -186,7 +165,7 @@ impl Q8_0 {
                         let pairs = _mm256_maddubs_epi16(magnitude[k], a);
                         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, ones));
                     }
-                    let xd = *x.scales.get_unchecked(i * self.blocks + b);
+                    let [xd, _] = *x.scales.get_unchecked(i * self.blocks + b);
                     let term = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), d), _mm256_set1_ps(xd));
                     *acc = _mm256_add_ps(*acc, term);
                 }
@@ -226,7 +205,7 @@ mod tests {
         for a in xq.chunks(per_row) {
             expected.extend(blocks.chunks(per_row).map(|w| kq::BlockQ8_0::vec_dot_unopt(cols, w, a)));
         }
-        let xa = w.quantize(&x, m);
+        let xa = Activations::quantize::<kq::BlockQ8_0>(&x, m, w.blocks);
 
         let mut scalar = vec![0f32; m * rows];
         w.tile_scalar(&xa, (0, m), (0, rows), &mut scalar);
