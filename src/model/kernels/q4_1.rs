@@ -19,7 +19,7 @@
 //! rows share the call. Unpacked weights are reused across every activation row of a tile, so a
 //! prompt pays for unpacking once per tile rather than once per token.
 
-use candle_core::quantized::k_quants::{self as kq, GgmlType};
+use candle_core::quantized::k_quants as kq;
 use half::f16;
 use rayon::prelude::*;
 
@@ -220,6 +220,7 @@ fn packed_at(c: usize, j: usize) -> (usize, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::quantized::k_quants::GgmlType;
     use crate::model::kernels::matmul::typed;
     use crate::model::kernels::{test_quantized, test_values};
     use candle_core::quantized::GgmlDType;

@@ -13,7 +13,7 @@
 //! f32 part runs lane-wise in the scalar formula's order, so both paths give the reference bits
 //! on every CPU (candle's own AVX2 `vec_dot` sums in another order and differs in the last bits).
 
-use candle_core::quantized::k_quants::{self as kq, GgmlType};
+use candle_core::quantized::k_quants as kq;
 use half::f16;
 use rayon::prelude::*;
 
@@ -184,6 +184,7 @@ impl Q8_0 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::quantized::k_quants::GgmlType;
     use crate::model::kernels::matmul::typed;
     use crate::model::kernels::{test_quantized, test_values};
     use candle_core::quantized::GgmlDType;
