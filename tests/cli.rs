@@ -198,4 +198,13 @@ fn bench_measures_a_preset_shape_with_random_weights() {
     assert_clean_failure(&both, "--model");
     let schema = bench(&[&args[..], &["--json-schema", "schema.json"]].concat());
     assert_clean_failure(&schema, "tokenizer");
+
+    // The same weights as a GGUF file (the unit tests load such files back).
+    let gguf = dir.path().join("tiny.gguf");
+    let saved = bench(&["--random-weights", "tiny-random", "--save-gguf", gguf.to_str().unwrap()]);
+    assert!(saved.status.success(), "{}", String::from_utf8_lossy(&saved.stderr));
+    let bytes = std::fs::read(&gguf).unwrap();
+    assert!(bytes.starts_with(b"GGUF") && bytes.len() > 500_000, "{} bytes", bytes.len());
+    let lonely = bench(&["--save-gguf", gguf.to_str().unwrap(), "--model", "x"]);
+    assert_clean_failure(&lonely, "--random-weights");
 }

@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::load::LoadArgs;
 use crate::engine::loaded::LoadedModel;
 use crate::engine::{self, Completion, Constraint, EngineHandle, Prompt, Request, SamplingParams};
+use crate::model::{presets, write_gguf};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -33,6 +34,11 @@ pub struct BenchArgs {
     /// storage types of its file (e.g. Q4_K), and measure that: no download, no tokenizer.
     #[arg(long, value_name = "PRESET", conflicts_with = "model")]
     pub random_weights: Option<String>,
+    /// With --random-weights: write that model to FILE as GGUF instead of measuring it, so that
+    /// llama.cpp can run the same weights (`llama-bench -m FILE`; it takes token prompts, as the
+    /// file has no tokenizer). The same --seed gives the same weights here and in the file.
+    #[arg(long, value_name = "FILE", requires = "random_weights")]
+    pub save_gguf: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub load: LoadArgs,
     /// Concurrencies to measure, comma-separated.
@@ -94,6 +100,16 @@ pub struct BenchResult {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let Some(path) = &args.save_gguf {
+        let Some(preset) = &args.random_weights else {
+            bail!("--save-gguf writes a model built with --random-weights PRESET, and none was given");
+        };
+        let model = presets::find_random(preset)?.random_model(args.seed)?;
+        write_gguf(&model, path).with_context(|| format!("writing preset {preset} with random weights"))?;
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        eprintln!("wrote {} ({:.1} MB)", path.display(), bytes as f64 / 1e6);
+        return Ok(());
+    }
     if args.concurrency.is_empty() || args.concurrency.contains(&0) {
         bail!("--concurrency needs positive numbers, e.g. 1,4,16");
     }

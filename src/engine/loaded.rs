@@ -147,12 +147,7 @@ impl LoadedModel {
     /// tokenizer. It serves token-id prompts only and never ends on its own (it has no
     /// end-of-sequence token), so only `max_tokens` and the context stop it.
     pub fn random(name: &str, seed: u64, options: &LoadOptions) -> Result<Self> {
-        let all = presets::load_all(&presets::user_dirs())?;
-        let Some(preset) = all.iter().find(|p| p.name == name) else {
-            let known: Vec<&str> = all.iter().filter(|p| p.shape.is_some()).map(|p| p.name.as_str()).collect();
-            bail!("unknown preset {name:?} for random weights; known: {}", known.join(", "));
-        };
-        Self::random_from(preset, seed, options)
+        Self::random_from(&presets::find_random(name)?, seed, options)
     }
 
     /// Like [`Self::random`], for a preset already in hand.

@@ -45,6 +45,7 @@ pub mod source;
 
 mod config;
 mod decoder;
+mod export;
 mod kernels;
 mod kv;
 mod loader;
@@ -54,6 +55,7 @@ mod weights;
 
 pub use config::{Arch, ModelConfig, RopeScaling};
 pub use decoder::{Decoder, SeqChunk};
+pub use export::write_gguf;
 pub use kv::{KvDtype, SeqKv};
 #[cfg(test)]
 pub(crate) use kv::KvShape;

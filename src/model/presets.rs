@@ -216,6 +216,18 @@ pub fn find(name: &str, dirs: &[PathBuf]) -> Result<Option<Preset>> {
     Ok(load_all(dirs)?.into_iter().find(|p| p.name == name))
 }
 
+/// Preset `name`, to be built with random weights; an unknown name is an error that lists the
+/// presets that have a shape.
+pub fn find_random(name: &str) -> Result<Preset> {
+    let all = load_all(&user_dirs())?;
+    let known: Vec<&str> = all.iter().filter(|p| p.shape.is_some()).map(|p| p.name.as_str()).collect();
+    let known = known.join(", ");
+    match all.into_iter().find(|p| p.name == name) {
+        Some(preset) => Ok(preset),
+        None => bail!("unknown preset {name:?} for random weights; known: {known}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@
 use anyhow::{bail, Result};
 use candle_core::quantized::GgmlDType;
 use candle_core::DType;
-use half::f16;
+use half::{bf16, f16};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -131,6 +131,14 @@ fn scale_layout(dtype: GgmlDType) -> Option<ScaleLayout> {
     Some(ScaleLayout { d, min, d_divisor })
 }
 
+/// A matrix's contents as a file holds them.
+pub(crate) enum Stored {
+    /// Row-major values of a float storage type (F32, F16, BF16).
+    Floats(Vec<f32>),
+    /// GGML blocks of a quantized type.
+    Blocks(Vec<u8>),
+}
+
 /// Blocks (or values) generated per parallel work item.
 const CHUNK: usize = 1024;
 
@@ -167,25 +175,44 @@ impl RandomTensors {
         cols: usize,
         dtype: DType,
     ) -> Result<Matrix> {
-        let output = id == TensorId::LmHead
-            || (id == TensorId::Embedding && self.model.config.tie_word_embeddings);
-        let declared = if output { self.model.output } else { self.model.matrices };
-        let storage = fitting(declared, cols)?;
-        let spread = (3.0 / cols as f32).sqrt();
-        let rng = self.stream(id);
-        let weight = match scale_layout(storage) {
-            None => Weights::dense(values(rows * cols, 0.0, spread, &rng), rows, cols, dtype)?,
-            Some(layout) => {
-                let blocks = rows * cols / storage.block_size();
-                let bytes = blocks_bytes(storage, &layout, blocks, spread, &rng);
-                Weights::ggml(storage, &bytes, rows, cols)?
-            }
+        let (storage, stored) = self.stored(id, rows, cols)?;
+        let weight = match stored {
+            Stored::Floats(values) => Weights::dense(values, rows, cols, dtype)?,
+            Stored::Blocks(bytes) => Weights::ggml(storage, &bytes, rows, cols)?,
         };
         Ok(Matrix {
             weight,
             stored_as: format!("{storage:?}"),
             elements: rows * cols,
         })
+    }
+
+    /// A `[rows, cols]` matrix as a file of this model stores it: its storage type, and its
+    /// values (float types) or GGML blocks.
+    pub(crate) fn stored(&self, id: TensorId, rows: usize, cols: usize) -> Result<(GgmlDType, Stored)> {
+        let output = id == TensorId::LmHead
+            || (id == TensorId::Embedding && self.model.config.tie_word_embeddings);
+        let declared = if output { self.model.output } else { self.model.matrices };
+        let storage = fitting(declared, cols)?;
+        let spread = (3.0 / cols as f32).sqrt();
+        let rng = self.stream(id);
+        let stored = match scale_layout(storage) {
+            None => {
+                // Rounded to the storage type, as a file of it holds them.
+                let mut v = values(rows * cols, 0.0, spread, &rng);
+                match storage {
+                    GgmlDType::F16 => v.iter_mut().for_each(|x| *x = f16::from_f32(*x).to_f32()),
+                    GgmlDType::BF16 => v.iter_mut().for_each(|x| *x = bf16::from_f32(*x).to_f32()),
+                    _ => {}
+                }
+                Stored::Floats(v)
+            }
+            Some(layout) => {
+                let blocks = rows * cols / storage.block_size();
+                Stored::Blocks(blocks_bytes(storage, &layout, blocks, spread, &rng))
+            }
+        };
+        Ok((storage, stored))
     }
 
     /// A 1-D tensor: norm weights near 1, biases near 0.

@@ -199,7 +199,7 @@ impl TensorId {
         format!("model.layers.{i}.{suffix}")
     }
 
-    fn gguf_name(self) -> String {
+    pub(crate) fn gguf_name(self) -> String {
         use LayerTensor as L;
         let (i, suffix) = match self {
             TensorId::Embedding => return "token_embd.weight".into(),
