@@ -2,15 +2,17 @@
 # Runs apigen-mt's `bench` and llama.cpp's llama-bench / llama-batched-bench on the same GGUF,
 # the same shapes and the same thread count, interleaved, and prints medians and ratios.
 #
-#   scripts/bench-vs-llamacpp.sh LLAMA_BIN_DIR [MODEL_DIR_OR_GGUF]
+#   scripts/bench-vs-llamacpp.sh LLAMA_BIN_DIR [MODEL_DIR_OR_GGUF | random:PRESET]
 #
 # LLAMA_BIN_DIR holds llama-bench and llama-batched-bench (a llama.cpp build; see BENCHMARKS.md
-# for how it was built). MODEL defaults to ../shared/models/smollm2-135m-instruct. Settings, from
+# for how it was built). MODEL defaults to ../shared/models/smollm2-135m-instruct. With
+# random:PRESET (e.g. random:llama-3.2-1b-instruct), ours runs `bench --random-weights PRESET` and
+# llama.cpp the same weights, written to a temporary GGUF by `bench --save-gguf`. Settings, from
 # the environment:
 #   REPS=3        repetitions of every measurement (interleaved: ours, theirs, ours, ...)
 #   THREADS=2     threads for both engines
 #   P=128 G=64    prompt and generated tokens of the prefill / decode rows
-#   C=16          concurrency of the batched decode row
+#   C=16          concurrency of the batched decode row; 0 skips it
 #   WORKLOAD=1    also run the workload row: C sequences sharing a SHARED-token prompt, each then
 #   SHARED=4500   generating OWN tokens (llama-batched-bench -pps); 0 skips it
 #   OWN=500
@@ -26,31 +28,40 @@ MODEL=${2:-../shared/models/smollm2-135m-instruct}
 REPS=${REPS:-3} THREADS=${THREADS:-2} P=${P:-128} G=${G:-64} C=${C:-16}
 WORKLOAD=${WORKLOAD:-1} SHARED=${SHARED:-4500} OWN=${OWN:-500}
 APIGEN=${APIGEN:-target/release/apigen-mt}
-if [[ -d $MODEL ]]; then
-    GGUF=$(ls "$MODEL"/*.gguf | head -n 1)
-else
-    GGUF=$MODEL
-fi
-[[ -f $GGUF ]] || { echo "error: no GGUF file at $MODEL" >&2; exit 2; }
 [[ -x $APIGEN ]] || { echo "error: $APIGEN is missing; run cargo build --release first" >&2; exit 2; }
-
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 export RAYON_NUM_THREADS=$THREADS
 
+if [[ $MODEL == random:* ]]; then
+    SOURCE=(--random-weights "${MODEL#random:}")
+    GGUF=$OUT/random.gguf
+    "$APIGEN" bench "${SOURCE[@]}" --save-gguf "$GGUF"
+else
+    SOURCE=(--model "$MODEL")
+    if [[ -d $MODEL ]]; then
+        GGUF=$(ls "$MODEL"/*.gguf | head -n 1)
+    else
+        GGUF=$MODEL
+    fi
+fi
+[[ -f $GGUF ]] || { echo "error: no GGUF file at $MODEL" >&2; exit 2; }
+
 ours() { # name, bench arguments...
     local name=$1; shift
-    "$APIGEN" bench --model "$MODEL" --json "$@" >> "$OUT/ours-$name.jsonl"
+    "$APIGEN" bench "${SOURCE[@]}" --json "$@" >> "$OUT/ours-$name.jsonl"
 }
 
 for rep in $(seq "$REPS"); do
     echo "repetition $rep of $REPS" >&2
     ours single --concurrency 1 --prompt-tokens "$P" --gen-tokens "$G"
     "$LLAMA/llama-bench" -m "$GGUF" -t "$THREADS" -p "$P" -n "$G" -r 1 -o jsonl >> "$OUT/llama-bench.jsonl" 2>/dev/null
-    ours batched --concurrency "$C" --prompt-tokens "$P" --gen-tokens "$G"
-    "$LLAMA/llama-batched-bench" -m "$GGUF" -t "$THREADS" -tb "$THREADS" -c $((C * (P + G) + 64)) \
-        -npp "$P" -ntg "$G" -npl "$C" --output-format jsonl 2>/dev/null | grep '^{' >> "$OUT/llama-batched.jsonl"
-    if [[ $WORKLOAD != 0 ]]; then
+    if [[ $C != 0 ]]; then
+        ours batched --concurrency "$C" --prompt-tokens "$P" --gen-tokens "$G"
+        "$LLAMA/llama-batched-bench" -m "$GGUF" -t "$THREADS" -tb "$THREADS" -c $((C * (P + G) + 64)) \
+            -npp "$P" -ntg "$G" -npl "$C" --output-format jsonl 2>/dev/null | grep '^{' >> "$OUT/llama-batched.jsonl"
+    fi
+    if [[ $WORKLOAD != 0 && $C != 0 ]]; then
         # Our bench gives every prompt at least one token of its own after the shared prefix.
         ours workload --concurrency "$C" --prompt-tokens $((SHARED + 1)) --shared-prefix "$SHARED" --gen-tokens "$OWN"
         "$LLAMA/llama-batched-bench" -m "$GGUF" -t "$THREADS" -tb "$THREADS" -c $((SHARED + C * OWN + 64)) \
@@ -58,24 +69,26 @@ for rep in $(seq "$REPS"); do
     fi
 done
 
-python3 - "$OUT" "$WORKLOAD" <<'EOF'
+python3 - "$OUT" <<'EOF'
 import json, statistics, sys, pathlib
-out, workload = pathlib.Path(sys.argv[1]), sys.argv[2] != "0"
+out = pathlib.Path(sys.argv[1])
 def rows(name):
-    return [json.loads(l) for l in (out / name).read_text().splitlines() if l.strip()]
+    path = out / name
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
 def med(xs):
     return statistics.median(xs)
-ours_single, ours_batched = rows("ours-single.jsonl"), rows("ours-batched.jsonl")
+ours_single = rows("ours-single.jsonl")
 bench = rows("llama-bench.jsonl")
 pp = [r["avg_ts"] for r in bench if r["n_gen"] == 0]
 tg = [r["avg_ts"] for r in bench if r["n_prompt"] == 0]
-batched = rows("llama-batched.jsonl")
 table = [
     ("prefill, 1 sequence", [r["prefill_tok_s"] for r in ours_single], pp),
     ("decode, 1 sequence", [r["decode_tok_s"] for r in ours_single], tg),
-    ("decode, batched", [r["decode_tok_s"] for r in ours_batched], [r["speed_tg"] for r in batched]),
 ]
-if workload:
+if rows("ours-batched.jsonl"):
+    table.append(("decode, batched", [r["decode_tok_s"] for r in rows("ours-batched.jsonl")],
+                  [r["speed_tg"] for r in rows("llama-batched.jsonl")]))
+if rows("ours-workload.jsonl"):
     ours_w, theirs_w = rows("ours-workload.jsonl"), rows("llama-workload.jsonl")
     # llama-batched-bench -pps counts the shared prompt once: (pp + pl·tg) / total time; ours
     # likewise counts the shared prefix once, and each prompt's own token.
