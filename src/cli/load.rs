@@ -28,8 +28,9 @@ pub struct LoadArgs {
     /// Where the model runs: cpu, or cuda[:N] / metal[:N] in binaries built with that feature.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
-    /// Activation and unquantized-weight type: f32, f16 or bf16 (default: f32, or bf16 for
-    /// safetensors weights on a GPU).
+    /// Convert float (unquantized) weights to f32, f16 or bf16 (default: keep each as the file
+    /// stores it, e.g. bf16 for most safetensors checkpoints: half the memory of f32, and half
+    /// the bytes to read per token). Activations are f32 either way.
     #[arg(long, value_name = "DTYPE")]
     pub dtype: Option<String>,
     /// The date chat templates see through `strftime_now`, as YYYY-MM-DD (default 2025-01-01),

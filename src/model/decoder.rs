@@ -93,7 +93,7 @@ pub struct Decoder {
     /// The embedding itself when the model ties them.
     pub(crate) lm_head: Linear,
     pub(crate) rope: Rope,
-    pub(crate) dtype: DType,
+    pub(crate) dtype: Option<DType>,
     /// How the caches this decoder makes store keys and values.
     pub(crate) kv_dtype: KvDtype,
     pub(crate) device: Device,
@@ -122,9 +122,9 @@ impl Decoder {
         &self.weights_summary
     }
 
-    /// The dtype dense weights are kept in. Activations are f32 regardless; the KV cache is
-    /// [`Self::kv_dtype`].
-    pub fn dtype(&self) -> DType {
+    /// The type float weights were converted to, or `None` where each is kept as its file
+    /// stores it. Activations are f32 regardless; the KV cache is [`Self::kv_dtype`].
+    pub fn dtype(&self) -> Option<DType> {
         self.dtype
     }
 

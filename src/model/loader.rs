@@ -23,9 +23,10 @@ pub struct LoadOptions {
     /// The device logits are returned on. The forward pass itself always runs on the host with
     /// the CPU kernels (see [`Decoder`]), so a GPU device works but is not faster.
     pub device: Device,
-    /// Dense-weight storage dtype: F32, BF16 or F16 (activations are f32 regardless). `None`
-    /// picks F32, except BF16 for safetensors weights on a GPU. Quantized GGUF weights stay
-    /// quantized either way.
+    /// How float weights are kept: F32, BF16 or F16 (activations are f32 regardless). `None`
+    /// keeps each tensor as the file stores it, so a BF16 checkpoint takes half the memory of
+    /// F32 and streams half the bytes per token. Quantized GGUF weights stay quantized either
+    /// way.
     pub dtype: Option<DType>,
     /// How the key/value caches of this model's sequences are stored.
     pub kv_dtype: KvDtype,
@@ -42,25 +43,21 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
-    /// The dense-weight dtype: as asked, else F32, except BF16 for a float checkpoint on a GPU.
-    fn compute_dtype(&self, float_checkpoint: bool) -> Result<DType> {
-        let dtype = match self.dtype {
-            Some(d) => d,
-            None if float_checkpoint && !self.device.is_cpu() => DType::BF16,
-            None => DType::F32,
-        };
-        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
-            bail!("compute dtype {dtype:?} is not supported (use F32, BF16 or F16)");
+    /// The type float weights are converted to, if any (checked).
+    fn weight_dtype(&self) -> Result<Option<DType>> {
+        match self.dtype {
+            Some(dtype) if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) => {
+                bail!("weight dtype {dtype:?} is not supported (use F32, BF16 or F16)")
+            }
+            dtype => Ok(dtype),
         }
-        Ok(dtype)
     }
 }
 
 impl Decoder {
     /// Loads a model. Every failure names the file and the problem.
     pub fn load(source: &WeightsSource, options: &LoadOptions) -> Result<Decoder> {
-        let float_checkpoint = matches!(source, WeightsSource::Safetensors { .. });
-        let dtype = options.compute_dtype(float_checkpoint)?;
+        let dtype = options.weight_dtype()?;
         let OpenedWeights { config, tensors } = OpenedWeights::open(source)?;
         Self::build(config, tensors, dtype, options)
     }
@@ -68,7 +65,7 @@ impl Decoder {
     /// Builds `model`'s shape with random weights in its storage types, through the same
     /// steps as [`Decoder::load`]: a benchmark of it measures the product's own decoder.
     pub fn random(model: &RandomModel, options: &LoadOptions) -> Result<Decoder> {
-        let dtype = options.compute_dtype(model.is_float())?;
+        let dtype = options.weight_dtype()?;
         model.config.validate()?;
         let tensors = TensorFile::Random(RandomTensors::new(model.clone()));
         Self::build(model.config.clone(), tensors, dtype, options)
@@ -77,7 +74,7 @@ impl Decoder {
     fn build(
         config: ModelConfig,
         tensors: TensorFile,
-        dtype: DType,
+        dtype: Option<DType>,
         options: &LoadOptions,
     ) -> Result<Decoder> {
         let mut builder = Builder {
@@ -153,7 +150,7 @@ impl Decoder {
 struct Builder<'a> {
     tensors: TensorFile,
     config: &'a ModelConfig,
-    dtype: DType,
+    dtype: Option<DType>,
     census: Census,
 }
 

@@ -33,13 +33,6 @@ pub struct RandomModel {
     pub seed: u64,
 }
 
-impl RandomModel {
-    /// Whether the weights are plain floats (a safetensors checkpoint) rather than quantized.
-    pub(crate) fn is_float(&self) -> bool {
-        is_float(self.matrices) && is_float(self.output)
-    }
-}
-
 /// The storage types model files use for weights, as llama.cpp spells them.
 const STORAGE_NAMES: [(&str, GgmlDType); 13] = [
     ("F32", GgmlDType::F32),
@@ -66,10 +59,6 @@ pub fn parse_storage(name: &str) -> Result<GgmlDType> {
             bail!("unknown weight storage type {name:?}; expected one of {}", known.join(", "))
         }
     }
-}
-
-fn is_float(dtype: GgmlDType) -> bool {
-    matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
 }
 
 /// The type a matrix whose rows hold `cols` values is stored in: `dtype`, or, where its blocks
@@ -166,18 +155,25 @@ impl RandomTensors {
         }
     }
 
-    /// A `[rows, cols]` matrix in its storage type; float storage is kept as `dtype`, as the
-    /// loader keeps a safetensors checkpoint's.
+    /// A `[rows, cols]` matrix in its storage type; float storage is converted to `dtype` where
+    /// one is given, as the loader does with a checkpoint's.
     pub(crate) fn matrix(
         &self,
         id: TensorId,
         rows: usize,
         cols: usize,
-        dtype: DType,
+        dtype: Option<DType>,
     ) -> Result<Matrix> {
         let (storage, stored) = self.stored(id, rows, cols)?;
         let weight = match stored {
-            Stored::Floats(values) => Weights::dense(values, rows, cols, dtype)?,
+            Stored::Floats(values) => {
+                let as_stored = match storage {
+                    GgmlDType::F16 => DType::F16,
+                    GgmlDType::BF16 => DType::BF16,
+                    _ => DType::F32,
+                };
+                Weights::dense(values, rows, cols, dtype.unwrap_or(as_stored))?
+            }
             Stored::Blocks(bytes) => Weights::ggml(storage, &bytes, rows, cols)?,
         };
         Ok(Matrix {
@@ -328,8 +324,9 @@ mod tests {
         for (name, dtype) in STORAGE_NAMES {
             let tensors = RandomTensors::new(tiny(dtype, dtype));
             let id = TensorId::Layer(0, LayerTensor::Down);
-            let m = tensors.matrix(id, 8, cols, DType::F32).unwrap();
-            assert_eq!(m.weight.dtype(), if is_float(dtype) { GgmlDType::F32 } else { dtype }, "{name}");
+            let m = tensors.matrix(id, 8, cols, Some(DType::F32)).unwrap();
+            let float = matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+            assert_eq!(m.weight.dtype(), if float { GgmlDType::F32 } else { dtype }, "{name}");
             let values: Vec<f32> = (0..8).flat_map(|r| row(&m, r, cols)).collect();
             assert!(values.iter().all(|v| v.is_finite()), "{name}");
             let mean = values.iter().sum::<f32>() / values.len() as f32;
@@ -343,23 +340,23 @@ mod tests {
     fn weights_depend_on_the_seed_and_the_tensor_only() {
         let a = RandomTensors::new(tiny(GgmlDType::Q4K, GgmlDType::Q6K));
         let q = TensorId::Layer(0, LayerTensor::Q);
-        let first = row(&a.matrix(q, 256, 256, DType::F32).unwrap(), 200, 256);
-        let again = row(&a.matrix(q, 256, 256, DType::F32).unwrap(), 200, 256);
+        let first = row(&a.matrix(q, 256, 256, Some(DType::F32)).unwrap(), 200, 256);
+        let again = row(&a.matrix(q, 256, 256, Some(DType::F32)).unwrap(), 200, 256);
         assert_eq!(first, again);
-        let k = row(&a.matrix(TensorId::Layer(0, LayerTensor::K), 256, 256, DType::F32).unwrap(), 200, 256);
+        let k = row(&a.matrix(TensorId::Layer(0, LayerTensor::K), 256, 256, Some(DType::F32)).unwrap(), 200, 256);
         assert_ne!(first, k);
         let mut other = tiny(GgmlDType::Q4K, GgmlDType::Q6K);
         other.seed = 8;
-        let reseeded = row(&RandomTensors::new(other).matrix(q, 256, 256, DType::F32).unwrap(), 200, 256);
+        let reseeded = row(&RandomTensors::new(other).matrix(q, 256, 256, Some(DType::F32)).unwrap(), 200, 256);
         assert_ne!(first, reseeded);
     }
 
     #[test]
     fn the_output_type_covers_a_tied_embedding_and_k_quants_fall_back_like_llama_cpp() {
         let t = RandomTensors::new(tiny(GgmlDType::Q4K, GgmlDType::Q6K));
-        let embedding = t.matrix(TensorId::Embedding, 64, 256, DType::F32).unwrap();
+        let embedding = t.matrix(TensorId::Embedding, 64, 256, Some(DType::F32)).unwrap();
         assert_eq!(embedding.stored_as, "Q6K");
-        let layer = t.matrix(TensorId::Layer(0, LayerTensor::Up), 512, 256, DType::F32).unwrap();
+        let layer = t.matrix(TensorId::Layer(0, LayerTensor::Up), 512, 256, Some(DType::F32)).unwrap();
         assert_eq!(layer.stored_as, "Q4K");
         // Rows of 896 (Qwen2.5 0.5B) cannot hold 256-value blocks.
         assert_eq!(fitting(GgmlDType::Q4K, 896).unwrap(), GgmlDType::Q5_0);

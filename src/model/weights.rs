@@ -291,13 +291,14 @@ impl TensorFile {
     }
 
     /// A `[rows, cols]` weight for `x @ W^T`, in host memory. Quantized GGUF weights stay
-    /// quantized (one copy, in their own block type); float weights are kept as `dtype`.
+    /// quantized (one copy, in their own block type); float weights are kept as `dtype`, or as
+    /// stored where it is `None`.
     pub(crate) fn matrix(
         &mut self,
         id: TensorId,
         rows: usize,
         cols: usize,
-        dtype: DType,
+        dtype: Option<DType>,
     ) -> Result<Matrix> {
         let (weight, stored_as) = match self {
             TensorFile::Safetensors(st) => {
@@ -307,21 +308,21 @@ impl TensorFile {
                     .flatten_all()
                     .and_then(|t| t.to_vec1::<f32>())
                     .with_context(|| format!("cannot read tensor `{name}`"))?;
-                (Weights::dense(values, rows, cols, dtype)?, format!("{stored:?}"))
+                (Weights::dense(values, rows, cols, dtype.unwrap_or(stored))?, format!("{stored:?}"))
             }
             TensorFile::Gguf(g) => {
                 let name = id.gguf_name();
                 let q = g.read(&name, &[rows, cols])?;
                 let stored_as = format!("{:?}", q.dtype());
-                let weight = match q.dtype() {
-                    GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
+                let weight = match (q.dtype(), dtype) {
+                    (GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16, Some(dtype)) => {
                         let values = q
                             .dequantize(&Device::Cpu)
                             .and_then(|t| t.flatten_all()?.to_vec1::<f32>());
                         let values = g.context(values, &name)?;
                         Weights::dense(values, rows, cols, dtype)?
                     }
-                    other => {
+                    (other, _) => {
                         let bytes = g.context(q.data(), &name)?;
                         Weights::ggml(other, &bytes, rows, cols)
                             .with_context(|| format!("{}: tensor `{name}`", g.path.display()))?

@@ -9,7 +9,8 @@
 //! the number of rows or on the thread split.
 //!
 //! Q4_1 and Q8_0 weights take SIMD kernels of our own ([`super::q4_1`], [`super::q8_0`]) with
-//! the arithmetic of candle's generic (non-SIMD) dot products.
+//! the arithmetic of candle's generic (non-SIMD) dot products; float weights (F32, F16, BF16)
+//! stay in their type and take [`super::dense`]'s, with f32 activations.
 //!
 //! Work is split into tiles of up to [`TILE_COLUMNS`] weight rows by [`TILE_ROWS`] activation
 //! rows, run in parallel; each tile reads its slice of weights once for all its activation rows,
@@ -25,6 +26,7 @@ use candle_core::DType;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+use super::dense::Dense;
 use super::q4_1::Q4_1;
 use super::q8_0::Q8_0;
 
@@ -42,9 +44,10 @@ pub(crate) struct Weights {
 
 /// The weights themselves, row-major, typed by how they are stored.
 enum Blocks {
-    F32(Vec<f32>),
-    F16(Vec<f16>),
-    BF16(Vec<bf16>),
+    /// Kept in their stored type; see [`super::dense`].
+    F32(Dense<f32>),
+    F16(Dense<f16>),
+    BF16(Dense<bf16>),
     Q4_0(Vec<kq::BlockQ4_0>),
     /// Repacked for SIMD at load; see [`super::q4_1`].
     Q4_1(Q4_1),
@@ -66,9 +69,9 @@ enum Blocks {
 macro_rules! with_blocks {
     ($blocks:expr, $w:ident => $body:expr, $q:ident => $q_body:expr) => {
         match $blocks {
-            Blocks::F32($w) => $body,
-            Blocks::F16($w) => $body,
-            Blocks::BF16($w) => $body,
+            Blocks::F32($q) => $q_body,
+            Blocks::F16($q) => $q_body,
+            Blocks::BF16($q) => $q_body,
             Blocks::Q4_0($w) => $body,
             Blocks::Q4_1($q) => $q_body,
             Blocks::Q5_0($w) => $body,
@@ -101,9 +104,9 @@ impl Weights {
             );
         }
         let blocks = match dtype {
-            DType::F32 => Blocks::F32(values),
-            DType::F16 => Blocks::F16(values.iter().map(|&v| f16::from_f32(v)).collect()),
-            DType::BF16 => Blocks::BF16(values.iter().map(|&v| bf16::from_f32(v)).collect()),
+            DType::F32 => Blocks::F32(Dense::new(values, rows, cols)),
+            DType::F16 => Blocks::F16(Dense::new(values.iter().map(|&v| f16::from_f32(v)).collect(), rows, cols)),
+            DType::BF16 => Blocks::BF16(Dense::new(values.iter().map(|&v| bf16::from_f32(v)).collect(), rows, cols)),
             other => bail!("dense weights cannot be stored as {other:?}"),
         };
         Ok(Self { rows, cols, blocks })
@@ -125,9 +128,9 @@ impl Weights {
             );
         }
         let blocks = match dtype {
-            GgmlDType::F32 => Blocks::F32(typed(bytes)),
-            GgmlDType::F16 => Blocks::F16(typed(bytes)),
-            GgmlDType::BF16 => Blocks::BF16(typed(bytes)),
+            GgmlDType::F32 => Blocks::F32(Dense::new(typed(bytes), rows, cols)),
+            GgmlDType::F16 => Blocks::F16(Dense::new(typed(bytes), rows, cols)),
+            GgmlDType::BF16 => Blocks::BF16(Dense::new(typed(bytes), rows, cols)),
             GgmlDType::Q4_0 => Blocks::Q4_0(typed(bytes)),
             GgmlDType::Q4_1 => Blocks::Q4_1(Q4_1::new(bytes, rows, cols)),
             GgmlDType::Q5_0 => Blocks::Q5_0(typed(bytes)),

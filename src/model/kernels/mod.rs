@@ -17,6 +17,7 @@
 
 pub(crate) mod activations;
 pub(crate) mod attention;
+pub(crate) mod dense;
 pub(crate) mod matmul;
 pub(crate) mod q4_1;
 pub(crate) mod q8_0;
