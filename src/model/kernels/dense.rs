@@ -15,6 +15,8 @@
 use half::{bf16, f16};
 
 use super::matmul::tiled_many;
+#[cfg(target_arch = "x86_64")]
+use super::prefetch;
 
 /// Lanes of one AVX2 vector of f32.
 const LANES: usize = 8;
@@ -196,7 +198,7 @@ impl<T: Float> Dense<T> {
         while k < body {
             let xs: [__m256; NR] = std::array::from_fn(|r| _mm256_loadu_ps(xp[r].add(k)));
             for c in 0..NC {
-                _mm_prefetch::<_MM_HINT_T0>(wp[c].cast::<i8>().add(k * size_of::<T>() + PREFETCH));
+                prefetch(wp[c].wrapping_add(k), PREFETCH, 64);
                 let w = T::load8(wp[c].add(k));
                 for r in 0..NR {
                     acc[c][r] = _mm256_fmadd_ps(xs[r], w, acc[c][r]);

@@ -30,6 +30,23 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     <f32 as GgmlType>::vec_dot(a.len(), a, b)
 }
 
+/// Asks the CPU to fetch the `bytes` (a multiple of 64) that start `ahead` bytes past `p`
+/// into cache. Kernels stream weights in short runs (one group of columns, one row), too short
+/// for the hardware prefetcher to learn, so they ask for what they will read a few hundred
+/// bytes later; decode, which reads every weight once per token, waits on memory otherwise.
+/// A prefetch never faults, so the address may lie past the end of the weights.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch<T>(p: *const T, ahead: usize, bytes: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let p = p.cast::<i8>().wrapping_add(ahead);
+    for line in (0..bytes).step_by(64) {
+        // SAFETY: prefetching is a hint that never reads memory architecturally and never
+        // faults, whatever the address; SSE is part of x86_64.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line)) };
+    }
+}
+
 /// candle's GGML blocks viewed as the bytes a GGUF file stores (their fields are private).
 fn block_bytes<T: candle_core::quantized::k_quants::GgmlType>(blocks: &[T]) -> &[u8] {
     // SAFETY: candle's GGML block structs are `#[repr(C)]` f16 and integer fields without

@@ -24,6 +24,8 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::matmul::tiled_many;
+#[cfg(target_arch = "x86_64")]
+use super::prefetch;
 use super::activations::Activations;
 
 /// Output columns packed side by side: one AVX2 lane each.
@@ -32,6 +34,8 @@ const GROUP: usize = 8;
 const BLOCK: usize = 32;
 /// Bytes of one GGUF Q4_1 block: f16 scale, f16 minimum, 16 bytes of nibbles.
 const Q4_1_BYTES: usize = 20;
+/// How many group-blocks ahead the AVX2 kernel prefetches its weights.
+const PREFETCH_BLOCKS: usize = 4;
 
 /// A `[rows, cols]` Q4_1 matrix, repacked in groups of [`GROUP`] rows (output columns).
 pub(crate) struct Q4_1 {
@@ -172,6 +176,8 @@ impl Q4_1 {
                 // nibbles and 16 scales are in bounds; activation blocks `(i, b)` exist for
                 // `i < rows.1` (asserted above). Unaligned loads need no alignment.
                 let wp = self.nibbles.as_ptr().add(at * GROUP * 16);
+                prefetch(wp, PREFETCH_BLOCKS * GROUP * 16, GROUP * 16);
+                prefetch(self.scales.as_ptr().add(at * 2 * GROUP), PREFETCH_BLOCKS * 2 * GROUP * 2, 64);
                 let mut w = [_mm256_setzero_si256(); 8];
                 for k in 0..4 {
                     let packed = _mm256_loadu_si256(wp.add(k * 32).cast());

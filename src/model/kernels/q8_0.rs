@@ -18,6 +18,8 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::matmul::tiled_many;
+#[cfg(target_arch = "x86_64")]
+use super::prefetch;
 use super::activations::Activations;
 
 /// Output columns packed side by side: one AVX2 lane each.
@@ -26,6 +28,8 @@ const GROUP: usize = 8;
 const BLOCK: usize = 32;
 /// Bytes of one GGUF Q8_0 block: f16 scale, 32 signed bytes.
 const Q8_0_BYTES: usize = 34;
+/// How many group-blocks ahead the AVX2 kernel prefetches its weights.
+const PREFETCH_BLOCKS: usize = 2;
 
 /// A `[rows, cols]` Q8_0 matrix, repacked in groups of [`GROUP`] rows (output columns).
 pub(crate) struct Q8_0 {
@@ -149,6 +153,7 @@ impl Q8_0 {
                 // scales are in bounds; activation blocks `(i, b)` exist for `i < rows.1`
                 // (asserted above). Unaligned loads need no alignment.
                 let wp = self.quants.as_ptr().add(at * GROUP * BLOCK);
+                prefetch(wp, PREFETCH_BLOCKS * GROUP * BLOCK, GROUP * BLOCK);
                 let mut w = [_mm256_setzero_si256(); 8];
                 let mut magnitude = [_mm256_setzero_si256(); 8];
                 for k in 0..8 {
