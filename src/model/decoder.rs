@@ -19,6 +19,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use super::config::ModelConfig;
 use super::kernels::attention::{attend, Queries};
 use super::kernels::matmul::Weights;
+use super::kernels::workers::run_pass;
 use super::kernels::rowwise::{add_bias, add_in_place, rms_norm, rms_norm_in_place, silu_mul};
 use super::kv::{KvDtype, KvShape, SeqKv};
 use super::rope::Rope;
@@ -167,12 +168,9 @@ impl Decoder {
     /// If the pass fails, every cache is left as it was.
     pub fn forward(&self, chunks: &mut [SeqChunk]) -> Result<Tensor> {
         let lengths: Vec<usize> = chunks.iter().map(|c| c.kv.len()).collect();
-        // The pass runs on a worker of rayon's pool, so every kernel forks from inside it: that
-        // worker takes its share of each kernel and steals while it waits. Called from outside
-        // the pool (the engine's thread), each of a pass's hundreds of kernels was handed over
-        // while the caller slept, then woke it: SmolLM2 decoded one sequence at 95 tokens/s
-        // instead of 132.
-        let result = rayon::scope(|_| self.forward_inner(chunks));
+        // On a pool worker, with the others kept awake (see `workers`): run from the engine's
+        // thread, SmolLM2 decoded one sequence at 95 tokens/s instead of 132.
+        let result = run_pass(|| self.forward_inner(chunks));
         if result.is_err() {
             for (chunk, &len) in chunks.iter_mut().zip(&lengths) {
                 chunk.kv.truncate(len);

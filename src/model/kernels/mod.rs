@@ -22,6 +22,7 @@ pub(crate) mod matmul;
 pub(crate) mod q4_1;
 pub(crate) mod q8_0;
 pub(crate) mod rowwise;
+pub(crate) mod workers;
 
 /// `a · b` in one fixed order for a given length (candle's f32 dot, SIMD when the CPU has it).
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
