@@ -13,7 +13,8 @@
 //!   prompt differently cannot change a query's result.
 //! - [`rowwise`]: RMSNorm, RoPE, SiLU gating and residual additions touch one row at a time.
 //!
-//! All arithmetic is f32 on the host; rayon supplies the parallelism.
+//! All arithmetic is f32 on the host; rayon supplies the parallelism, and [`workers`] runs each
+//! pass on its pool with the other workers kept awake between kernels.
 
 pub(crate) mod activations;
 pub(crate) mod attention;
