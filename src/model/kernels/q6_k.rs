@@ -247,6 +247,7 @@ impl Q6K {
             let take = GROUP.min(cols.1 - first);
             let mut lanes = [0f32; GROUP];
             for (r, acc) in acc.iter().enumerate() {
+                // `Iterator::sum` starts from -0.0, which adds as an identity: `s0 + s1 + … + s7`.
                 let total = acc[1..].iter().fold(acc[0], |total, &sum| _mm256_add_ps(total, sum));
                 _mm256_storeu_ps(lanes.as_mut_ptr(), total);
                 out[r * width + first - cols.0..][..take].copy_from_slice(&lanes[..take]);
