@@ -95,28 +95,41 @@ impl Superblocks {
     pub(super) fn quantize(x: &[f32], m: usize, superblocks: usize) -> Self {
         let cols = superblocks * SUPERBLOCK;
         debug_assert_eq!(x.len(), m * cols);
-        let mut blocks = vec![kq::BlockQ8K::zeros(); m * superblocks];
-        blocks
-            .par_chunks_mut(superblocks.max(1))
-            .zip(x.par_chunks(cols.max(1)))
-            .for_each(|(q, x)| kq::BlockQ8K::from_float(x, q));
         let n = m * superblocks;
         let mut quants = vec![0i8; n * SUPERBLOCK];
-        let mut d = Vec::with_capacity(n);
-        let mut sub_sums = Vec::with_capacity(n);
-        let mut offsets = Vec::with_capacity(n * SUPERBLOCK / 2);
-        for (block, quants) in block_bytes(&blocks).chunks_exact(Q8K_BYTES).zip(quants.chunks_exact_mut(SUPERBLOCK)) {
-            d.push(f32::from_le_bytes([block[0], block[1], block[2], block[3]]));
-            let qs = &block[4..4 + SUPERBLOCK];
-            for (p, &q) in qs.iter().enumerate() {
-                quants[permuted(p)] = q as i8;
-            }
-            let bsum = |j: usize| i16::from_le_bytes([block[4 + SUPERBLOCK + 2 * j], block[5 + SUPERBLOCK + 2 * j]]);
-            // A 32-value sum is at most 32·128 in magnitude: exact in i16.
-            let sub = |s: usize| bsum(2 * s) + bsum(2 * s + 1);
-            sub_sums.push(SUB_ORDER.map(sub));
-            offsets.extend(quants.chunks_exact(2).map(|pair| 32 * (i16::from(pair[0]) + i16::from(pair[1]))));
-        }
+        let mut d = vec![0f32; n];
+        let mut sub_sums = vec![[0i16; 8]; n];
+        let mut offsets = vec![0i16; n * SUPERBLOCK / 2];
+        let per_row = superblocks.max(1);
+        quants
+            .par_chunks_mut(per_row * SUPERBLOCK)
+            .zip(d.par_chunks_mut(per_row))
+            .zip(sub_sums.par_chunks_mut(per_row))
+            .zip(offsets.par_chunks_mut(per_row * SUPERBLOCK / 2))
+            .zip(x.par_chunks(cols.max(1)))
+            .for_each(|((((quants, d), sub_sums), offsets), x)| {
+                let mut blocks = vec![kq::BlockQ8K::zeros(); superblocks];
+                kq::BlockQ8K::from_float(x, &mut blocks);
+                let superblocks = block_bytes(&blocks)
+                    .chunks_exact(Q8K_BYTES)
+                    .zip(quants.chunks_exact_mut(SUPERBLOCK))
+                    .zip(d.iter_mut().zip(sub_sums))
+                    .zip(offsets.chunks_exact_mut(SUPERBLOCK / 2));
+                for (((block, quants), (d, sub_sums)), offsets) in superblocks {
+                    *d = f32::from_le_bytes([block[0], block[1], block[2], block[3]]);
+                    for (p, &q) in block[4..4 + SUPERBLOCK].iter().enumerate() {
+                        quants[permuted(p)] = q as i8;
+                    }
+                    let bsum = |j: usize| {
+                        i16::from_le_bytes([block[4 + SUPERBLOCK + 2 * j], block[5 + SUPERBLOCK + 2 * j]])
+                    };
+                    // A 32-value sum is at most 32·128 in magnitude: exact in i16.
+                    *sub_sums = SUB_ORDER.map(|s| bsum(2 * s) + bsum(2 * s + 1));
+                    for (offset, pair) in offsets.iter_mut().zip(quants.chunks_exact(2)) {
+                        *offset = 32 * (i16::from(pair[0]) + i16::from(pair[1]));
+                    }
+                }
+            });
         Self {
             quants,
             d,
