@@ -437,6 +437,24 @@ mod tests {
     }
 
     #[test]
+    fn many_matrices_equal_one_at_a_time_in_any_mix_of_types() {
+        let (cols, m) = (512, 3);
+        let x = values(m * cols, 5);
+        let (q4k, q6k, q4_1, q8_0) = (
+            quantized(GgmlDType::Q4K, 40, cols),
+            quantized(GgmlDType::Q6K, 17, cols),
+            quantized(GgmlDType::Q4_1, 24, cols),
+            quantized(GgmlDType::Q8_0, 9, cols),
+        );
+        // Shared Q8_K activations for Q4_K and Q6_K, shared Q8_1 activations for Q4_1, and a mix
+        // that falls back to separate products.
+        for set in [vec![&q4k, &q6k, &q4k], vec![&q4_1, &q4_1], vec![&q4k, &q8_0, &q4_1]] {
+            let each: Vec<Vec<f32>> = set.iter().map(|w| w.matmul(&x, m)).collect();
+            assert_eq!(Weights::matmul_many(&set, &x, m), each, "{set:?}");
+        }
+    }
+
+    #[test]
     fn malformed_bytes_are_rejected() {
         let err = Weights::ggml(GgmlDType::Q8_0, &[0u8; 33], 1, 32).unwrap_err();
         assert!(err.to_string().contains("34 bytes"), "{err}");
