@@ -71,13 +71,16 @@ impl Q4K {
                     let row = &bytes[(g * GROUP + c) * superblocks * Q4K_BYTES..][..superblocks * Q4K_BYTES];
                     for (b, block) in row.chunks_exact(Q4K_BYTES).enumerate() {
                         let nibbles = &mut nibbles[b * NIBBLE_BYTES..][..NIBBLE_BYTES];
-                        for p in 0..SUPERBLOCK {
+                        for s in 0..8 {
                             // GGUF order: 32-byte run `s / 2` holds sub-block `s` in its low
                             // nibbles when `s` is even, in its high nibbles when odd.
-                            let (s, t) = (p / 32, p % 32);
-                            let q = (block[16 + 32 * (s / 2) + t] >> (4 * (s % 2))) & 0x0F;
-                            let (at, shift) = nibble_at(c, p);
-                            nibbles[at] |= q << shift;
+                            let run = &block[16 + 32 * (s / 2)..][..32];
+                            let q = |t: usize| (run[t] >> (4 * (s % 2))) & 0x0F;
+                            for t in (0..32).filter(|t| t % 8 < 4) {
+                                // Positions `32s + t` and `32s + t + 4` share a byte.
+                                let (at, _) = nibble_at(c, 32 * s + t);
+                                nibbles[at] = q(t) | q(t + 4) << 4;
+                            }
                         }
                         let scales = &mut scales[b * SCALE_BYTES..][..SCALE_BYTES];
                         for s in 0..8 {

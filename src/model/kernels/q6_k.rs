@@ -71,18 +71,26 @@ impl Q6K {
                 for c in 0..GROUP.min(rows - g * GROUP) {
                     let row = &bytes[(g * GROUP + c) * superblocks * Q6K_BYTES..][..superblocks * Q6K_BYTES];
                     for (b, block) in row.chunks_exact(Q6K_BYTES).enumerate() {
-                        let (ql, qh) = (&block[..128], &block[128..192]);
-                        for p in 0..SUPERBLOCK {
+                        let (nibbles, high) = (&mut nibbles[b * NIBBLE_BYTES..], &mut high[b * HIGH_BYTES..]);
+                        for s in 0..8 {
                             // GGUF order, per 128-weight half `h`: quarter `k` of 32 weights takes
                             // the low (k < 2) or high nibbles of `ql[64h + 32(k % 2)..][..32]` and
                             // bits `2k, 2k + 1` of `qh[32h..][..32]`.
-                            let (h, k, t) = (p / 128, p % 128 / 32, p % 32);
-                            let low = (ql[64 * h + 32 * (k % 2) + t] >> (4 * (k / 2))) & 0x0F;
-                            let top = (qh[32 * h + t] >> (2 * k)) & 3;
-                            let (at, shift) = nibble_at(c, p);
-                            nibbles[b * NIBBLE_BYTES + at] |= low << shift;
-                            let (at, shift) = high_at(c, p);
-                            high[b * HIGH_BYTES + at] |= top << shift;
+                            let (h, k) = (s / 4, s % 4);
+                            let ql = &block[64 * h + 32 * (k % 2)..][..32];
+                            let qh = &block[128 + 32 * h..][..32];
+                            let low = |t: usize| (ql[t] >> (4 * (k / 2))) & 0x0F;
+                            let top = |t: usize| (qh[t] >> (2 * k)) & 3;
+                            for t in (0..32).filter(|t| t % 8 < 4) {
+                                // Positions `32s + t` and `32s + t + 4` share a byte of nibbles.
+                                let (at, _) = nibble_at(c, 32 * s + t);
+                                nibbles[at] = low(t) | low(t + 4) << 4;
+                            }
+                            for t in (0..32).filter(|t| t % 4 == 0) {
+                                // Positions `32s + t .. 32s + t + 4` share a byte of top bits.
+                                let (at, _) = high_at(c, 32 * s + t);
+                                high[at] = top(t) | top(t + 1) << 2 | top(t + 2) << 4 | top(t + 3) << 6;
+                            }
                         }
                         for (u, &scale) in block[192..208].iter().enumerate() {
                             scales[b * SCALE_BYTES + (u / 4) * 32 + c * 4 + u % 4] = scale as i8;
