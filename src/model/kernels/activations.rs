@@ -51,10 +51,13 @@ const Q8K_BYTES: usize = 4 + SUPERBLOCK + 32;
 /// K-quant kernels.
 ///
 /// Both K-quant reference products keep eight accumulators per column, one per position
-/// residue `l = p mod 8`. The quants are therefore permuted so that the 32-bit word `(s, l)`
-/// (`s` the 32-value sub-block) holds positions `32s + l, 32s + 8 + l, 32s + 16 + l, 32s + 24 + l`:
-/// broadcast to every lane, one word meets four weights of each of eight columns, all for the
-/// same accumulator, the first two in 16-value sub-block `2s` and the last two in `2s + 1`.
+/// residue `l = p mod 8`. The quants are therefore permuted into 32-bit words `(v, l)`, `v` and
+/// `l` in 0..8: with `b = 64·(v / 2) + 16·(v % 2)`, word `(v, l)` holds positions
+/// `b + l, b + 8 + l, b + 32 + l, b + 40 + l`. Broadcast to every lane, one word meets four
+/// weights of each of eight columns, all for accumulator `l`: two in 16-value sub-block
+/// `u = 4(v / 2) + v % 2` and two in `u + 2`, so one in each of the 32-value sub-blocks
+/// `2(v / 2)` and `2(v / 2) + 1`, and words `(2t, l)` and `(2t + 1, l)` split the same two
+/// 32-value sub-blocks the same way.
 pub(super) struct Superblocks {
     /// `[row][superblock][256]`, permuted as above; see [`permuted`].
     pub quants: Vec<i8>,
@@ -75,8 +78,10 @@ const SUB_ORDER: [usize; 8] = [0, 2, 1, 3, 4, 6, 5, 7];
 
 /// Where position `p` (0..256) of a superblock lives in [`Superblocks::quants`].
 pub(super) fn permuted(p: usize) -> usize {
-    let (s, k, l) = (p / 32, p % 32 / 8, p % 8);
-    (s * 8 + l) * 4 + k
+    let (t, r) = (p / 64, p % 64);
+    let v = 2 * t + r % 32 / 16;
+    let k = 2 * (r / 32) + r % 16 / 8;
+    (v * 8 + r % 8) * 4 + k
 }
 
 impl Superblocks {

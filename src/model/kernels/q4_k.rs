@@ -10,21 +10,22 @@
 //! differs in the last bits, and it runs one column at a time.
 //!
 //! The weights are repacked at load in groups of eight output columns. Per superblock, 32-byte
-//! registers `R_{s,l}` hold in 32-bit lane `c` column `c`'s weights at positions
-//! `32s + l, 32s + 8 + l, 32s + 16 + l, 32s + 24 + l` (four weights of sub-block `s`, all for
-//! accumulator `l`; `R_{s,l}` and `R_{s,l+4}` share bytes as low and high nibbles), the
-//! activations are permuted the same way ([`Superblocks`]), and the scales and minimums are
-//! unpacked to bytes. Against a broadcast activation word, `maddubs` gives each lane two exact
-//! i16 pair sums and `madd` with the lane's scale adds them scaled: lane `c` of accumulator `l`
-//! gets exactly the reference's terms. The f32 part runs lane-wise with the reference's
-//! operations in its order, so every output keeps its bits, whichever path the CPU takes and
-//! however many rows share the call. Unpacked weights are reused across the activation rows of
-//! a tile.
+//! registers `R_{v,l}` hold in 32-bit lane `c` column `c`'s four weights at the positions of
+//! the activations' word `(v, l)` ([`Superblocks`]): all for accumulator `l`, two in each of the
+//! 32-weight sub-blocks `2t` and `2t + 1` (`t = v / 2`); `R_{v,l}` and `R_{v,l+4}` share bytes
+//! as low and high nibbles. The scales and minimums are unpacked to bytes. Against a broadcast
+//! activation word, `maddubs` gives each lane an exact i16 pair sum per sub-block; the results
+//! for words `(2t, l)` and `(2t + 1, l)` add as i16 (at most 4·15·128 = 7,680), and `madd` with
+//! the lane's scales `(scale_{2t}, scale_{2t+1})` adds the two sub-blocks scaled: lane `c` of
+//! accumulator `l` gets exactly the reference's integer terms. The f32 part runs lane-wise with
+//! the reference's operations in its order, so every output keeps its bits, whichever path the
+//! CPU takes and however many rows share the call. Unpacked weights are reused across the
+//! activation rows of a tile.
 
 use half::f16;
 use rayon::prelude::*;
 
-use super::activations::{Superblocks, SUPERBLOCK};
+use super::activations::{permuted, Superblocks, SUPERBLOCK};
 use super::matmul::{matmul_superblocks, SuperblockKernel};
 
 /// Output columns packed side by side: one AVX2 lane each.
@@ -70,18 +71,13 @@ impl Q4K {
                 for c in 0..GROUP.min(rows - g * GROUP) {
                     let row = &bytes[(g * GROUP + c) * superblocks * Q4K_BYTES..][..superblocks * Q4K_BYTES];
                     for (b, block) in row.chunks_exact(Q4K_BYTES).enumerate() {
-                        let nibbles = &mut nibbles[b * NIBBLE_BYTES..][..NIBBLE_BYTES];
-                        for s in 0..8 {
-                            // GGUF order: 32-byte run `s / 2` holds sub-block `s` in its low
-                            // nibbles when `s` is even, in its high nibbles when odd.
-                            let run = &block[16 + 32 * (s / 2)..][..32];
-                            let q = |t: usize| (run[t] >> (4 * (s % 2))) & 0x0F;
-                            for t in (0..32).filter(|t| t % 8 < 4) {
-                                // Positions `32s + t` and `32s + t + 4` share a byte.
-                                let (at, _) = nibble_at(c, 32 * s + t);
-                                nibbles[at] = q(t) | q(t + 4) << 4;
-                            }
-                        }
+                        // GGUF order: 32-byte run `s / 2` holds sub-block `s` in its low nibbles
+                        // when `s` is even, in its high nibbles when odd.
+                        let q: [u8; SUPERBLOCK] = std::array::from_fn(|p| {
+                            let (s, t) = (p / 32, p % 32);
+                            (block[16 + 32 * (s / 2) + t] >> (4 * (s % 2))) & 0x0F
+                        });
+                        pack_nibbles(&q, c, &mut nibbles[b * NIBBLE_BYTES..][..NIBBLE_BYTES]);
                         let scales = &mut scales[b * SCALE_BYTES..][..SCALE_BYTES];
                         for s in 0..8 {
                             let (scale, min) = scale_min(s, &block[4..16]);
@@ -190,9 +186,11 @@ impl Q4K {
         assert_eq!(out.len(), n * width);
         let low = _mm256_set1_epi8(0x0F);
         let even_bytes = _mm256_set1_epi16(0x00FF);
-        // `_mm256_shuffle_epi8` controls that widen byte `k` of every lane to both i16 halves.
-        let spread: [__m256i; 4] = std::array::from_fn(|k| {
-            let control: [i8; 32] = std::array::from_fn(|i| if i % 2 == 1 { -128 } else { ((i / 4) % 4 * 4 + k) as i8 });
+        // `_mm256_shuffle_epi8` controls that widen bytes `2k` and `2k + 1` of every lane to its
+        // two i16 halves.
+        let spread: [__m256i; 2] = std::array::from_fn(|k| {
+            let control: [i8; 32] =
+                std::array::from_fn(|i| if i % 2 == 1 { -128 } else { ((i / 4) % 4 * 4 + 2 * k + i % 4 / 2) as i8 });
             // SAFETY: a 32-byte load from a 32-byte array.
             unsafe { _mm256_loadu_si256(control.as_ptr().cast()) }
         });
@@ -207,17 +205,17 @@ impl Q4K {
                 // for `i < rows.1` (asserted above). Unaligned loads need no alignment.
                 let wp = self.nibbles.as_ptr().add(at * NIBBLE_BYTES);
                 let mut w = [_mm256_setzero_si256(); 64];
-                for s in 0..8 {
+                for v in 0..8 {
                     for l in 0..4 {
-                        let packed = _mm256_loadu_si256(wp.add((s * 4 + l) * 32).cast());
-                        w[s * 8 + l] = _mm256_and_si256(packed, low);
-                        w[s * 8 + l + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
+                        let packed = _mm256_loadu_si256(wp.add((v * 4 + l) * 32).cast());
+                        w[v * 8 + l] = _mm256_and_si256(packed, low);
+                        w[v * 8 + l + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
                     }
                 }
                 let sp = self.scales.as_ptr().add(at * SCALE_BYTES);
                 let packed_scales = [_mm256_loadu_si256(sp.cast()), _mm256_loadu_si256(sp.add(32).cast())];
-                // Sub-block `s`'s scale in both i16 halves of each lane.
-                let scales: [__m256i; 8] = std::array::from_fn(|s| _mm256_shuffle_epi8(packed_scales[s / 4], spread[s % 4]));
+                // The scales of sub-blocks `2t` and `2t + 1`, as i16 in each lane.
+                let scales: [__m256i; 4] = std::array::from_fn(|t| _mm256_shuffle_epi8(packed_scales[t / 2], spread[t % 2]));
                 let (mins0, mins1) = (_mm256_loadu_si256(sp.add(64).cast()), _mm256_loadu_si256(sp.add(96).cast()));
                 // i16 pairs of minimums in the order of `Superblocks::sub_sums`.
                 let mins = [
@@ -233,11 +231,16 @@ impl Q4K {
                     let xb = (rows.0 + r) * self.superblocks + b;
                     let xq = x.quants.as_ptr().add(xb * SUPERBLOCK).cast::<i32>();
                     let mut aux = [_mm256_setzero_si256(); 8];
-                    for s in 0..8 {
+                    for (t, scales) in scales.iter().enumerate() {
                         for (l, aux) in aux.iter_mut().enumerate() {
-                            let a = _mm256_set1_epi32(xq.add(s * 8 + l).read_unaligned());
-                            let pairs = _mm256_maddubs_epi16(w[s * 8 + l], a);
-                            *aux = _mm256_add_epi32(*aux, _mm256_madd_epi16(pairs, scales[s]));
+                            let (first, second) = (2 * t * 8 + l, (2 * t + 1) * 8 + l);
+                            let a = _mm256_set1_epi32(xq.add(first).read_unaligned());
+                            let b = _mm256_set1_epi32(xq.add(second).read_unaligned());
+                            let pairs = _mm256_add_epi16(
+                                _mm256_maddubs_epi16(w[first], a),
+                                _mm256_maddubs_epi16(w[second], b),
+                            );
+                            *aux = _mm256_add_epi32(*aux, _mm256_madd_epi16(pairs, *scales));
                         }
                     }
                     let sums = x.sub_sums.as_ptr().add(xb).cast::<i32>();
@@ -302,13 +305,23 @@ fn scale_min(s: usize, packed: &[u8]) -> (u8, u8) {
     }
 }
 
-/// Where weight `p` (0..256) of column `c` lives in a group-superblock's packed nibbles:
-/// register `R_{s,l}` (sub-block `s = p / 32`, residue `l = p mod 8`) holds it in lane `c`, byte
-/// `p % 32 / 8`; `R_{s,l}` and `R_{s,l+4}` share 32 bytes as low and high nibbles. Returns
-/// (byte offset, shift). Q6_K keeps the low four of its six bits the same way.
+/// Where weight `p` (0..256) of column `c` lives in a group-superblock's packed nibbles: where
+/// the activations keep position `p` (byte `k` of word `(v, l)`), register `R_{v,l}` holds it in
+/// lane `c`'s byte `k`; `R_{v,l}` and `R_{v,l+4}` share 32 bytes as low and high nibbles.
+/// Returns (byte offset, shift). Q6_K keeps the low four of its six bits the same way.
 pub(super) fn nibble_at(c: usize, p: usize) -> (usize, u32) {
-    let (s, k, l) = (p / 32, p % 32 / 8, p % 8);
-    ((s * 4 + l % 4) * 32 + c * 4 + k, 4 * (l / 4) as u32)
+    let (word, k) = (permuted(p) / 4, permuted(p) % 4);
+    let (v, l) = (word / 8, word % 8);
+    ((v * 4 + l % 4) * 32 + c * 4 + k, 4 * (l / 4) as u32)
+}
+
+/// Packs column `c`'s 4-bit values `q` (superblock order) into a group-superblock's nibbles.
+pub(super) fn pack_nibbles(q: &[u8; SUPERBLOCK], c: usize, nibbles: &mut [u8]) {
+    // Positions `p` and `p + 4` (residues `l < 4` and `l + 4`) share a byte.
+    for p in (0..SUPERBLOCK).filter(|p| p % 8 < 4) {
+        let (at, _) = nibble_at(c, p);
+        nibbles[at] = (q[p] & 0x0F) | (q[p + 4] & 0x0F) << 4;
+    }
 }
 
 #[cfg(test)]

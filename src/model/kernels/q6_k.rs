@@ -10,21 +10,22 @@
 //! partial sum is an integer of at most 2²⁴: exact in f32, hence equal to an i32 sum converted
 //! once.
 //!
-//! The layout follows [`super::q4_k`]'s: per superblock, register `R_{s,l}`'s lane `c` holds
-//! column `c`'s weights at positions `32s + l + 8k` (`k` = 0..4), the first two in 16-weight
-//! sub-block `2s`, the last two in `2s + 1`; the low four bits are packed as Q4_K's nibbles, the
-//! top two bits of four registers share a byte. `maddubs` multiplies the unsigned `q` with a
-//! broadcast activation word; subtracting the word's `32·(a₀ + a₁)`, `32·(a₂ + a₃)`
-//! (precomputed with the activations) gives the exact pair sums of `(q − 32)·a`, and `madd`
-//! with the lane's scale pair `(scale_{2s}, scale_{2s+1})` adds them scaled. The f32 part runs
-//! lane-wise in the reference's order, so both paths give the reference bits.
+//! The layout follows [`super::q4_k`]'s: per superblock, register `R_{v,l}`'s lane `c` holds
+//! column `c`'s weights at the positions of the activations' word `(v, l)` ([`Superblocks`]),
+//! the first two in 16-weight sub-block `u = 4(v / 2) + v % 2`, the last two in `u + 2`; the low
+//! four bits are packed as Q4_K's nibbles, the top two bits of four registers share a byte.
+//! `maddubs` multiplies the unsigned `q` with a broadcast activation word; subtracting the
+//! word's `32·(a₀ + a₁)`, `32·(a₂ + a₃)` (precomputed with the activations) gives the exact pair
+//! sums of `(q − 32)·a`, and `madd` with the lane's scale pair `(scale_u, scale_{u+2})` adds
+//! them scaled. The f32 part runs lane-wise in the reference's order, so both paths give the
+//! reference bits.
 
 use half::f16;
 use rayon::prelude::*;
 
-use super::activations::{Superblocks, SUPERBLOCK};
+use super::activations::{permuted, Superblocks, SUPERBLOCK};
 use super::matmul::{matmul_superblocks, SuperblockKernel};
-use super::q4_k::{nibble_at, GROUP, NIBBLE_BYTES};
+use super::q4_k::{nibble_at, pack_nibbles, GROUP, NIBBLE_BYTES};
 
 /// Bytes of one GGUF Q6_K block: 128 bytes of low nibbles, 64 of high bit pairs, 16 scales,
 /// f16 `d`.
@@ -71,26 +72,20 @@ impl Q6K {
                 for c in 0..GROUP.min(rows - g * GROUP) {
                     let row = &bytes[(g * GROUP + c) * superblocks * Q6K_BYTES..][..superblocks * Q6K_BYTES];
                     for (b, block) in row.chunks_exact(Q6K_BYTES).enumerate() {
-                        let (nibbles, high) = (&mut nibbles[b * NIBBLE_BYTES..], &mut high[b * HIGH_BYTES..]);
-                        for s in 0..8 {
-                            // GGUF order, per 128-weight half `h`: quarter `k` of 32 weights takes
-                            // the low (k < 2) or high nibbles of `ql[64h + 32(k % 2)..][..32]` and
-                            // bits `2k, 2k + 1` of `qh[32h..][..32]`.
-                            let (h, k) = (s / 4, s % 4);
-                            let ql = &block[64 * h + 32 * (k % 2)..][..32];
-                            let qh = &block[128 + 32 * h..][..32];
-                            let low = |t: usize| (ql[t] >> (4 * (k / 2))) & 0x0F;
-                            let top = |t: usize| (qh[t] >> (2 * k)) & 3;
-                            for t in (0..32).filter(|t| t % 8 < 4) {
-                                // Positions `32s + t` and `32s + t + 4` share a byte of nibbles.
-                                let (at, _) = nibble_at(c, 32 * s + t);
-                                nibbles[at] = low(t) | low(t + 4) << 4;
-                            }
-                            for t in (0..32).filter(|t| t % 4 == 0) {
-                                // Positions `32s + t .. 32s + t + 4` share a byte of top bits.
-                                let (at, _) = high_at(c, 32 * s + t);
-                                high[at] = top(t) | top(t + 1) << 2 | top(t + 2) << 4 | top(t + 3) << 6;
-                            }
+                        // GGUF order, per 128-weight half `h`: quarter `k` of 32 weights takes the
+                        // low (k < 2) or high nibbles of `ql[64h + 32(k % 2)..][..32]` and bits
+                        // `2k, 2k + 1` of `qh[32h..][..32]`.
+                        let q: [u8; SUPERBLOCK] = std::array::from_fn(|p| {
+                            let (h, k, t) = (p / 128, p % 128 / 32, p % 32);
+                            let low = (block[64 * h + 32 * (k % 2) + t] >> (4 * (k / 2))) & 0x0F;
+                            let top = (block[128 + 32 * h + t] >> (2 * k)) & 3;
+                            low | top << 4
+                        });
+                        pack_nibbles(&q, c, &mut nibbles[b * NIBBLE_BYTES..][..NIBBLE_BYTES]);
+                        // Positions `p .. p + 4` (residues `4h .. 4h + 4`) share a byte of top bits.
+                        for p in (0..SUPERBLOCK).step_by(4) {
+                            let (at, _) = high_at(c, p);
+                            high[b * HIGH_BYTES + at] = (0..4).map(|i| (q[p + i] >> 4) << (2 * i)).sum();
                         }
                         for (u, &scale) in block[192..208].iter().enumerate() {
                             scales[b * SCALE_BYTES + (u / 4) * 32 + c * 4 + u % 4] = scale as i8;
@@ -184,11 +179,11 @@ impl Q6K {
         assert_eq!(out.len(), n * width);
         let low = _mm256_set1_epi8(0x0F);
         let top = _mm256_set1_epi8(0x30);
-        // `_mm256_shuffle_epi8` controls that move bytes `2k` and `2k + 1` of every lane to the
+        // `_mm256_shuffle_epi8` controls that move bytes `k` and `k + 2` of every lane to the
         // high bytes of its i16 halves (an arithmetic shift then sign-extends them).
         let spread: [__m256i; 2] = std::array::from_fn(|k| {
             let control: [i8; 32] =
-                std::array::from_fn(|i| if i % 2 == 0 { -128 } else { ((i / 4) % 4 * 4 + 2 * k + i % 4 / 2) as i8 });
+                std::array::from_fn(|i| if i % 2 == 0 { -128 } else { ((i / 4) % 4 * 4 + k + 2 * (i % 4 / 2)) as i8 });
             // SAFETY: a 32-byte load from a 32-byte array.
             unsafe { _mm256_loadu_si256(control.as_ptr().cast()) }
         });
@@ -203,16 +198,16 @@ impl Q6K {
                 let wp = self.nibbles.as_ptr().add(at * NIBBLE_BYTES);
                 let hp = self.high.as_ptr().add(at * HIGH_BYTES);
                 let mut w = [_mm256_setzero_si256(); 64];
-                for s in 0..8 {
+                for v in 0..8 {
                     for l in 0..4 {
-                        let packed = _mm256_loadu_si256(wp.add((s * 4 + l) * 32).cast());
-                        w[s * 8 + l] = _mm256_and_si256(packed, low);
-                        w[s * 8 + l + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
+                        let packed = _mm256_loadu_si256(wp.add((v * 4 + l) * 32).cast());
+                        w[v * 8 + l] = _mm256_and_si256(packed, low);
+                        w[v * 8 + l + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
                     }
                     for h in 0..2 {
-                        // Bits `2k, 2k + 1` of each byte belong to register `R_{s, 4h + k}`;
+                        // Bits `2k, 2k + 1` of each byte belong to register `R_{v,4h+k}`;
                         // move them to bits 4 and 5.
-                        let bits = _mm256_loadu_si256(hp.add((s * 2 + h) * 32).cast());
+                        let bits = _mm256_loadu_si256(hp.add((v * 2 + h) * 32).cast());
                         let shifted = [
                             _mm256_slli_epi16::<4>(bits),
                             _mm256_slli_epi16::<2>(bits),
@@ -220,16 +215,17 @@ impl Q6K {
                             _mm256_srli_epi16::<2>(bits),
                         ];
                         for (k, shifted) in shifted.into_iter().enumerate() {
-                            let w = &mut w[s * 8 + 4 * h + k];
+                            let w = &mut w[v * 8 + 4 * h + k];
                             *w = _mm256_or_si256(*w, _mm256_and_si256(shifted, top));
                         }
                     }
                 }
                 let sp = self.scales.as_ptr().add(at * SCALE_BYTES);
-                // The scale pair of 16-weight sub-blocks `(2s, 2s + 1)`, as i16 in each lane.
-                let scales: [__m256i; 8] = std::array::from_fn(|s| {
-                    let packed = _mm256_loadu_si256(sp.add((s / 2) * 32).cast());
-                    _mm256_srai_epi16::<8>(_mm256_shuffle_epi8(packed, spread[s % 2]))
+                // For word `(v, l)`, the scales of 16-weight sub-blocks `u = 4(v / 2) + v % 2` and
+                // `u + 2`, as i16 in each lane.
+                let scales: [__m256i; 8] = std::array::from_fn(|v| {
+                    let packed = _mm256_loadu_si256(sp.add((v / 2) * 32).cast());
+                    _mm256_srai_epi16::<8>(_mm256_shuffle_epi8(packed, spread[v % 2]))
                 });
                 let dw = _mm256_cvtph_ps(_mm_loadu_si128(self.d.as_ptr().add(at * GROUP).cast()));
                 for (r, acc) in acc.iter_mut().enumerate() {
@@ -237,12 +233,12 @@ impl Q6K {
                     let xq = x.quants.as_ptr().add(xb * SUPERBLOCK).cast::<i32>();
                     let xo = x.offsets.as_ptr().add(xb * SUPERBLOCK / 2).cast::<i32>();
                     let mut aux = [_mm256_setzero_si256(); 8];
-                    for s in 0..8 {
+                    for v in 0..8 {
                         for (l, aux) in aux.iter_mut().enumerate() {
-                            let a = _mm256_set1_epi32(xq.add(s * 8 + l).read_unaligned());
-                            let offset = _mm256_set1_epi32(xo.add(s * 8 + l).read_unaligned());
-                            let pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(w[s * 8 + l], a), offset);
-                            *aux = _mm256_add_epi32(*aux, _mm256_madd_epi16(pairs, scales[s]));
+                            let a = _mm256_set1_epi32(xq.add(v * 8 + l).read_unaligned());
+                            let offset = _mm256_set1_epi32(xo.add(v * 8 + l).read_unaligned());
+                            let pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(w[v * 8 + l], a), offset);
+                            *aux = _mm256_add_epi32(*aux, _mm256_madd_epi16(pairs, scales[v]));
                         }
                     }
                     let d = _mm256_mul_ps(dw, _mm256_set1_ps(*x.d.get_unchecked(xb)));
@@ -284,12 +280,13 @@ impl SuperblockKernel for Q6K {
 }
 
 /// Where the top two bits of weight `p` (0..256) of column `c` live in a group-superblock's
-/// 512 bytes: registers `R_{s,4h..4h+4}` (sub-block `s = p / 32`, `h = (p mod 8) / 4`) share
-/// one, `R_{s,4h+k}` in bits `2k, 2k + 1` of lane `c`'s byte `p % 32 / 8`. Returns (byte
-/// offset, shift).
+/// 512 bytes: where the activations keep position `p` (byte `k` of word `(v, l)`), registers
+/// `R_{v,4h..4h+4}` (`h = l / 4`) share one, `R_{v,4h+i}` in bits `2i, 2i + 1` of lane `c`'s
+/// byte `k`. Returns (byte offset, shift).
 fn high_at(c: usize, p: usize) -> (usize, u32) {
-    let (s, k, l) = (p / 32, p % 32 / 8, p % 8);
-    ((s * 2 + l / 4) * 32 + c * 4 + k, 2 * (l % 4) as u32)
+    let (word, k) = (permuted(p) / 4, permuted(p) % 4);
+    let (v, l) = (word / 8, word % 8);
+    ((v * 2 + l / 4) * 32 + c * 4 + k, 2 * (l % 4) as u32)
 }
 
 #[cfg(test)]
