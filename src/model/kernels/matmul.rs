@@ -8,9 +8,10 @@
 //! kernel; which call computes column `j` depends only on `j` and the matrix width, never on
 //! the number of rows or on the thread split.
 //!
-//! Q4_1 and Q8_0 weights take SIMD kernels of our own ([`super::q4_1`], [`super::q8_0`]) with
-//! the arithmetic of candle's generic (non-SIMD) dot products; float weights (F32, F16, BF16)
-//! stay in their type and take [`super::dense`]'s, with f32 activations.
+//! Q4_1, Q8_0, Q4_K and Q6_K weights take SIMD kernels of our own ([`super::q4_1`],
+//! [`super::q8_0`], [`super::q4_k`], [`super::q6_k`]) with the arithmetic of candle's generic
+//! (non-SIMD) dot products; float weights (F32, F16, BF16) stay in their type and take
+//! [`super::dense`]'s, with f32 activations.
 //!
 //! Work is split into tiles of up to [`TILE_COLUMNS`] weight rows by [`TILE_ROWS`] activation
 //! rows, run in parallel; each tile reads its slice of weights once for all its activation rows,
@@ -26,8 +27,11 @@ use candle_core::DType;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+use super::activations::Superblocks;
 use super::dense::Dense;
 use super::q4_1::Q4_1;
+use super::q4_k::{Q4K, GROUP};
+use super::q6_k::Q6K;
 use super::q8_0::Q8_0;
 
 /// Most weight rows (output columns) per work item.
@@ -58,9 +62,11 @@ enum Blocks {
     Q8_1(Vec<kq::BlockQ8_1>),
     Q2K(Vec<kq::BlockQ2K>),
     Q3K(Vec<kq::BlockQ3K>),
-    Q4K(Vec<kq::BlockQ4K>),
+    /// Repacked for SIMD at load; see [`super::q4_k`].
+    Q4K(Q4K),
     Q5K(Vec<kq::BlockQ5K>),
-    Q6K(Vec<kq::BlockQ6K>),
+    /// Repacked for SIMD at load; see [`super::q6_k`].
+    Q6K(Q6K),
     Q8K(Vec<kq::BlockQ8K>),
 }
 
@@ -80,9 +86,9 @@ macro_rules! with_blocks {
             Blocks::Q8_1($w) => $body,
             Blocks::Q2K($w) => $body,
             Blocks::Q3K($w) => $body,
-            Blocks::Q4K($w) => $body,
+            Blocks::Q4K($q) => $q_body,
             Blocks::Q5K($w) => $body,
-            Blocks::Q6K($w) => $body,
+            Blocks::Q6K($q) => $q_body,
             Blocks::Q8K($w) => $body,
         }
     };
@@ -139,9 +145,9 @@ impl Weights {
             GgmlDType::Q8_1 => Blocks::Q8_1(typed(bytes)),
             GgmlDType::Q2K => Blocks::Q2K(typed(bytes)),
             GgmlDType::Q3K => Blocks::Q3K(typed(bytes)),
-            GgmlDType::Q4K => Blocks::Q4K(typed(bytes)),
+            GgmlDType::Q4K => Blocks::Q4K(Q4K::new(bytes, rows, cols)),
             GgmlDType::Q5K => Blocks::Q5K(typed(bytes)),
-            GgmlDType::Q6K => Blocks::Q6K(typed(bytes)),
+            GgmlDType::Q6K => Blocks::Q6K(Q6K::new(bytes, rows, cols)),
             GgmlDType::Q8K => Blocks::Q8K(typed(bytes)),
         };
         Ok(Self { rows, cols, blocks })
@@ -177,20 +183,32 @@ impl Weights {
     }
 
     /// `x @ W^T` for each of `matrices` with the same `m` activation rows; returns `[m, rows]`
-    /// each. Q4_1 matrices of one width share one quantization of `x` and one parallel pass
-    /// (a layer's q, k and v, or its gate and up projections); the results are the same as
-    /// separate [`Self::matmul`] calls.
+    /// each. Q4_1 matrices of one width, or Q4_K and Q6_K matrices of one width in any mix,
+    /// share one quantization of `x` and one parallel pass (a layer's q, k and v, or its gate
+    /// and up projections); the results are the same as separate [`Self::matmul`] calls.
     pub(crate) fn matmul_many(matrices: &[&Weights], x: &[f32], m: usize) -> Vec<Vec<f32>> {
+        if matrices.iter().any(|w| w.cols != matrices[0].cols) {
+            return matrices.iter().map(|w| w.matmul(x, m)).collect();
+        }
         let q4_1: Option<Vec<&Q4_1>> = matrices
             .iter()
             .map(|w| match &w.blocks {
-                Blocks::Q4_1(q) if w.cols == matrices[0].cols => Some(q),
+                Blocks::Q4_1(q) => Some(q),
                 _ => None,
             })
             .collect();
-        match q4_1 {
-            Some(q) => Q4_1::matmul_many(&q, x, m),
-            None => matrices.iter().map(|w| w.matmul(x, m)).collect(),
+        let k_quants: Option<Vec<&dyn SuperblockKernel>> = matrices
+            .iter()
+            .map(|w| match &w.blocks {
+                Blocks::Q4K(q) => Some(q as &dyn SuperblockKernel),
+                Blocks::Q6K(q) => Some(q as &dyn SuperblockKernel),
+                _ => None,
+            })
+            .collect();
+        match (q4_1, k_quants) {
+            (Some(q), _) => Q4_1::matmul_many(&q, x, m),
+            (None, Some(k)) => matmul_superblocks(&k, x, m),
+            (None, None) => matrices.iter().map(|w| w.matmul(x, m)).collect(),
         }
     }
 
@@ -199,6 +217,28 @@ impl Weights {
         debug_assert_eq!(x.len(), m * self.cols);
         with_blocks!(&self.blocks, w => matmul_typed(w, self.rows, self.cols, x, m), q => q.matmul(x, m))
     }
+}
+
+/// A matrix whose kernel reads activations as Q8_K superblocks ([`Superblocks`]): Q4_K and
+/// Q6_K, which can therefore share one quantization of the activations.
+pub(super) trait SuperblockKernel: Sync {
+    /// Output columns.
+    fn rows(&self) -> usize;
+    /// 256-value superblocks per row.
+    fn superblocks(&self) -> usize;
+    /// Outputs `rows.0..rows.1 × cols.0..cols.1`, row-major, into `out`; `cols.0` is a multiple
+    /// of [`GROUP`].
+    fn tile(&self, x: &Superblocks, rows: (usize, usize), cols: (usize, usize), out: &mut [f32]);
+}
+
+/// `x @ W^T` for each of `matrices` (all of one width) and the same `m` rows of activations, in
+/// one parallel pass that quantizes the activations once; returns `[m, rows]` each.
+pub(super) fn matmul_superblocks(matrices: &[&dyn SuperblockKernel], x: &[f32], m: usize) -> Vec<Vec<f32>> {
+    let Some(first) = matrices.first() else { return Vec::new() };
+    debug_assert!(matrices.iter().all(|w| w.superblocks() == first.superblocks()));
+    let x = Superblocks::quantize(x, m, first.superblocks());
+    let widths: Vec<usize> = matrices.iter().map(|w| w.rows()).collect();
+    tiled_many(m, &widths, GROUP, |k, rows, cols, out| matrices[k].tile(&x, rows, cols, out))
 }
 
 /// Copies GGML-encoded bytes into a vector of their block type.
@@ -384,21 +424,37 @@ mod tests {
         }
     }
 
-    /// Q4_1 (no SIMD path in candle on x86) and Q6_K (candle's dot products) match candle's
-    /// matmul bit for bit; Q8_0 follows candle's generic dot product instead of its AVX2 one
-    /// (`q8_0`'s tests compare).
+    /// Q4_1 (no SIMD path in candle on x86) matches candle's matmul bit for bit; Q8_0, Q4_K
+    /// and Q6_K follow candle's generic dot products instead of its AVX2 ones (their modules'
+    /// tests compare with those).
     #[test]
     fn a_single_row_equals_candles_quantized_matmul() -> candle_core::Result<()> {
         let (rows, cols) = (70, 256);
         let x = values(cols, 4);
-        for dtype in [GgmlDType::Q4_1, GgmlDType::Q6K] {
-            let t = Tensor::from_vec(values(rows * cols, 1), (rows, cols), &Device::Cpu)?;
-            let q = candle_core::quantized::QMatMul::from_qtensor(QTensor::quantize(&t, dtype)?)?;
-            let xt = Tensor::from_slice(&x, (1, cols), &Device::Cpu)?;
-            let theirs = candle_core::Module::forward(&q, &xt)?.flatten_all()?.to_vec1::<f32>()?;
-            assert_eq!(quantized(dtype, rows, cols).matmul(&x, 1), theirs, "{dtype:?}");
-        }
+        let t = Tensor::from_vec(values(rows * cols, 1), (rows, cols), &Device::Cpu)?;
+        let q = candle_core::quantized::QMatMul::from_qtensor(QTensor::quantize(&t, GgmlDType::Q4_1)?)?;
+        let xt = Tensor::from_slice(&x, (1, cols), &Device::Cpu)?;
+        let theirs = candle_core::Module::forward(&q, &xt)?.flatten_all()?.to_vec1::<f32>()?;
+        assert_eq!(quantized(GgmlDType::Q4_1, rows, cols).matmul(&x, 1), theirs);
         Ok(())
+    }
+
+    #[test]
+    fn many_matrices_equal_one_at_a_time_in_any_mix_of_types() {
+        let (cols, m) = (512, 3);
+        let x = values(m * cols, 5);
+        let (q4k, q6k, q4_1, q8_0) = (
+            quantized(GgmlDType::Q4K, 40, cols),
+            quantized(GgmlDType::Q6K, 17, cols),
+            quantized(GgmlDType::Q4_1, 24, cols),
+            quantized(GgmlDType::Q8_0, 9, cols),
+        );
+        // Shared Q8_K activations for Q4_K and Q6_K, shared Q8_1 activations for Q4_1, and a mix
+        // that falls back to separate products.
+        for set in [vec![&q4k, &q6k, &q4k], vec![&q4_1, &q4_1], vec![&q4k, &q8_0, &q4_1]] {
+            let each: Vec<Vec<f32>> = set.iter().map(|w| w.matmul(&x, m)).collect();
+            assert_eq!(Weights::matmul_many(&set, &x, m), each, "{set:?}");
+        }
     }
 
     #[test]

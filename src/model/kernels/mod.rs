@@ -21,6 +21,8 @@ pub(crate) mod attention;
 pub(crate) mod dense;
 pub(crate) mod matmul;
 pub(crate) mod q4_1;
+pub(crate) mod q4_k;
+pub(crate) mod q6_k;
 pub(crate) mod q8_0;
 pub(crate) mod rowwise;
 pub(crate) mod workers;
