@@ -75,6 +75,24 @@ fn test_values(n: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
+/// candle's generic dot product (`vec_dot_unopt`) of every row of `x` (`m` rows of `cols`) with
+/// every row of the GGUF-encoded `T` weights in `bytes`: the bits our kernels must give.
+#[cfg(test)]
+fn test_reference<T: candle_core::quantized::k_quants::GgmlType>(bytes: &[u8], x: &[f32], m: usize, cols: usize) -> Vec<f32> {
+    use candle_core::quantized::k_quants::GgmlType;
+    let blocks: Vec<T> = matmul::typed(bytes);
+    let per_row = cols / T::BLCK_SIZE;
+    let mut xq = vec![T::VecDotType::zeros(); m * per_row];
+    for (q, x) in xq.chunks_mut(per_row).zip(x.chunks(cols)) {
+        T::VecDotType::from_float(x, q);
+    }
+    let mut y = Vec::new();
+    for a in xq.chunks(per_row) {
+        y.extend(blocks.chunks(per_row).map(|w| T::vec_dot_unopt(cols, w, a)));
+    }
+    y
+}
+
 /// GGUF bytes of `[rows, cols]` test values quantized to `dtype` by candle.
 #[cfg(test)]
 fn test_quantized(dtype: candle_core::quantized::GgmlDType, rows: usize, cols: usize) -> Vec<u8> {

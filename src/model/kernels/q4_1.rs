@@ -228,23 +228,8 @@ mod tests {
     use super::*;
     use candle_core::quantized::k_quants::GgmlType;
     use crate::model::kernels::matmul::typed;
-    use crate::model::kernels::{test_quantized, test_values};
+    use crate::model::kernels::{test_quantized, test_reference, test_values};
     use candle_core::quantized::GgmlDType;
-
-    /// candle's generic Q4_1 dot product for every output: the bits both paths must give.
-    fn reference(bytes: &[u8], x: &[f32], m: usize, cols: usize) -> Vec<f32> {
-        let blocks: Vec<kq::BlockQ4_1> = typed(bytes);
-        let per_row = cols / BLOCK;
-        let mut xq = vec![kq::BlockQ8_1::zeros(); m * per_row];
-        for (q, x) in xq.chunks_mut(per_row).zip(x.chunks(cols)) {
-            kq::BlockQ8_1::from_float(x, q);
-        }
-        let mut y = Vec::new();
-        for a in xq.chunks(per_row) {
-            y.extend(blocks.chunks(per_row).map(|w| kq::BlockQ4_1::vec_dot_unopt(cols, w, a)));
-        }
-        y
-    }
 
     #[test]
     fn scalar_and_simd_tiles_give_candles_bits() {
@@ -253,7 +238,7 @@ mod tests {
         let bytes = test_quantized(GgmlDType::Q4_1, rows, cols);
         let w = Q4_1::new(&bytes, rows, cols);
         let x = test_values(m * cols, 2);
-        let expected = reference(&bytes, &x, m, cols);
+        let expected = test_reference::<kq::BlockQ4_1>(&bytes, &x, m, cols);
         let xa = Activations::quantize::<kq::BlockQ8_1>(&x, m, w.blocks);
 
         let mut scalar = vec![0f32; m * rows];

@@ -328,24 +328,9 @@ pub(super) fn pack_nibbles(q: &[u8; SUPERBLOCK], c: usize, nibbles: &mut [u8]) {
 mod tests {
     use super::*;
     use crate::model::kernels::matmul::typed;
-    use crate::model::kernels::{test_quantized, test_values};
+    use crate::model::kernels::{test_quantized, test_reference, test_values};
     use candle_core::quantized::k_quants::{self as kq, GgmlType};
     use candle_core::quantized::GgmlDType;
-
-    /// candle's generic Q4_K dot product for every output: the bits both paths must give.
-    fn reference(bytes: &[u8], x: &[f32], m: usize, cols: usize) -> Vec<f32> {
-        let blocks: Vec<kq::BlockQ4K> = typed(bytes);
-        let per_row = cols / SUPERBLOCK;
-        let mut xq = vec![kq::BlockQ8K::zeros(); m * per_row];
-        for (q, x) in xq.chunks_mut(per_row).zip(x.chunks(cols)) {
-            kq::BlockQ8K::from_float(x, q);
-        }
-        let mut y = Vec::new();
-        for a in xq.chunks(per_row) {
-            y.extend(blocks.chunks(per_row).map(|w| kq::BlockQ4K::vec_dot_unopt(cols, w, a)));
-        }
-        y
-    }
 
     #[test]
     fn scalar_and_simd_tiles_give_candles_bits() {
@@ -354,7 +339,7 @@ mod tests {
         let bytes = test_quantized(GgmlDType::Q4K, rows, cols);
         let w = Q4K::new(&bytes, rows, cols);
         let x = test_values(m * cols, 2);
-        let expected = reference(&bytes, &x, m, cols);
+        let expected = test_reference::<kq::BlockQ4K>(&bytes, &x, m, cols);
         let xa = Superblocks::quantize(&x, m, w.superblocks);
 
         let mut scalar = vec![0f32; m * rows];

@@ -293,24 +293,9 @@ fn high_at(c: usize, p: usize) -> (usize, u32) {
 mod tests {
     use super::*;
     use crate::model::kernels::matmul::typed;
-    use crate::model::kernels::{test_quantized, test_values};
+    use crate::model::kernels::{test_quantized, test_reference, test_values};
     use candle_core::quantized::k_quants::{self as kq, GgmlType};
     use candle_core::quantized::GgmlDType;
-
-    /// candle's generic Q6_K dot product for every output: the bits both paths must give.
-    fn reference(bytes: &[u8], x: &[f32], m: usize, cols: usize) -> Vec<f32> {
-        let blocks: Vec<kq::BlockQ6K> = typed(bytes);
-        let per_row = cols / SUPERBLOCK;
-        let mut xq = vec![kq::BlockQ8K::zeros(); m * per_row];
-        for (q, x) in xq.chunks_mut(per_row).zip(x.chunks(cols)) {
-            kq::BlockQ8K::from_float(x, q);
-        }
-        let mut y = Vec::new();
-        for a in xq.chunks(per_row) {
-            y.extend(blocks.chunks(per_row).map(|w| kq::BlockQ6K::vec_dot_unopt(cols, w, a)));
-        }
-        y
-    }
 
     #[test]
     fn scalar_and_simd_tiles_give_candles_bits() {
@@ -319,7 +304,7 @@ mod tests {
         let bytes = test_quantized(GgmlDType::Q6K, rows, cols);
         let w = Q6K::new(&bytes, rows, cols);
         let x = test_values(m * cols, 2);
-        let expected = reference(&bytes, &x, m, cols);
+        let expected = test_reference::<kq::BlockQ6K>(&bytes, &x, m, cols);
         let xa = Superblocks::quantize(&x, m, w.superblocks);
 
         let mut scalar = vec![0f32; m * rows];

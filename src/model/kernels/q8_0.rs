@@ -191,7 +191,7 @@ mod tests {
     use super::*;
     use candle_core::quantized::k_quants::GgmlType;
     use crate::model::kernels::matmul::typed;
-    use crate::model::kernels::{test_quantized, test_values};
+    use crate::model::kernels::{test_quantized, test_reference, test_values};
     use candle_core::quantized::GgmlDType;
 
     #[test]
@@ -201,16 +201,7 @@ mod tests {
         let bytes = test_quantized(GgmlDType::Q8_0, rows, cols);
         let w = Q8_0::new(&bytes, rows, cols);
         let x = test_values(m * cols, 2);
-        let blocks: Vec<kq::BlockQ8_0> = typed(&bytes);
-        let per_row = cols / BLOCK;
-        let mut xq = vec![kq::BlockQ8_0::zeros(); m * per_row];
-        for (q, x) in xq.chunks_mut(per_row).zip(x.chunks(cols)) {
-            kq::BlockQ8_0::from_float(x, q);
-        }
-        let mut expected = Vec::new();
-        for a in xq.chunks(per_row) {
-            expected.extend(blocks.chunks(per_row).map(|w| kq::BlockQ8_0::vec_dot_unopt(cols, w, a)));
-        }
+        let expected = test_reference::<kq::BlockQ8_0>(&bytes, &x, m, cols);
         let xa = Activations::quantize::<kq::BlockQ8_0>(&x, m, w.blocks);
 
         let mut scalar = vec![0f32; m * rows];
@@ -228,6 +219,7 @@ mod tests {
         }
 
         let (mut theirs, mut ours) = (vec![0f32; cols], vec![0f32; cols]);
+        let (blocks, per_row): (Vec<kq::BlockQ8_0>, usize) = (typed(&bytes), cols / BLOCK);
         kq::BlockQ8_0::to_float(&blocks[10 * per_row..11 * per_row], &mut theirs);
         w.row_into(10, &mut ours);
         assert_eq!(ours, theirs);
