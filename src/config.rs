@@ -6,6 +6,12 @@
 //! flag overrides just what it names. Resolution fills the rest with defaults. The resolved
 //! settings, not the file, are hashed and stored in the manifest: the same run described by a
 //! file or by flags is the same run, and resuming compares what will actually happen.
+//!
+//! **What the hash covers.** Every record carries the config hash, and a resumed run, a shard
+//! or a merge must match it, so the hash covers exactly what decides the content of the records
+//! and leaves out how fast, or where, the work is done: the keys in [`UNHASHED`] (the number of
+//! attempts in flight, a server's address and limits, where a package lies on disk). Those are
+//! still stored in the manifest, for the record, but a resume may change them.
 
 use std::path::Path;
 
@@ -14,16 +20,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::blueprint::attempt::AttemptConfig;
-use crate::blueprint::caller::RoleConfig;
-use crate::blueprint::recombine;
-use crate::blueprint::run::{RoleModels, RunConfig};
 use crate::engine::SamplingParams;
-use crate::trajectory::{RoleSettings, TrajectoryConfig};
-use crate::validate::Committee;
 
 /// The default share of recombined blueprints: recombination is on, for a fifth of the output.
 pub const DEFAULT_RECOMBINE: f64 = 0.2;
+
+/// Keys of the resolved settings (as dotted paths into [`Settings::to_json`]) that change how a
+/// run goes but never what it writes: left out of [`Settings::hash`] and of the comparison that
+/// decides whether a run may resume.
+pub const UNHASHED: &[&str] = &["concurrency"];
 
 /// How one role samples, as written in the file: every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -66,8 +71,10 @@ pub struct SettingsFile {
     pub reviewers: Option<usize>,
     pub threshold: Option<f64>,
     pub rounds: Option<usize>,
-    /// The share of validated blueprints made by reverse recombination.
+    /// The share of attempt groups whose validated blueprints are recombined.
     pub recombine: Option<f64>,
+    /// The share of users whose validated blueprints are held out for `eval`.
+    pub holdout: Option<f64>,
     pub attempts: Option<usize>,
     pub best_of: Option<usize>,
     pub max_turns: Option<usize>,
@@ -98,7 +105,7 @@ impl SettingsFile {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f.clone(); } )* };
         }
-        take!(domain, model, seed, concurrency, tasks, max_attempts, reviewers, threshold, rounds, recombine, attempts, best_of, max_turns, max_parse_errors);
+        take!(domain, model, seed, concurrency, tasks, max_attempts, reviewers, threshold, rounds, recombine, holdout, attempts, best_of, max_turns, max_parse_errors);
         self.generator.merge(&over.generator);
         self.reviewer.merge(&over.reviewer);
         self.summarizer.merge(&over.summarizer);
@@ -131,12 +138,13 @@ impl SettingsFile {
             rounds: self.rounds.unwrap_or(if domain == "airline" { 5 } else { 3 }),
             domain,
             seed: self.seed.unwrap_or(0),
-            concurrency: self.concurrency.unwrap_or(1),
+            concurrency: self.concurrency,
             tasks: self.tasks.unwrap_or(10),
             max_attempts: self.max_attempts.unwrap_or(4 * self.tasks.unwrap_or(10)),
             reviewers: self.reviewers.unwrap_or(3),
             threshold: self.threshold.unwrap_or(0.75),
             recombine: self.recombine.unwrap_or(DEFAULT_RECOMBINE),
+            holdout: self.holdout.unwrap_or(0.0),
             attempts: self.attempts.unwrap_or(3),
             best_of: self.best_of.unwrap_or(4),
             max_turns: self.max_turns.unwrap_or(30),
@@ -186,12 +194,26 @@ fn resolve_role(
     Ok((models(model)?, sampling, max_tokens))
 }
 
+/// How one role samples (the seed is derived per call) and how many tokens it may write: what
+/// the phases need of a role besides its model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleConfig {
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+}
+
 /// One role, resolved: its model, how it samples (the seed is derived per call) and its limit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Role {
     pub model: String,
     pub sampling: SamplingParams,
     pub max_tokens: usize,
+}
+
+impl Role {
+    pub fn config(&self) -> RoleConfig {
+        RoleConfig { sampling: self.sampling.clone(), max_tokens: self.max_tokens }
+    }
 }
 
 /// The reviewer committee's models: reviewer k uses `models[k % len]`.
@@ -202,14 +224,21 @@ pub struct Reviewers {
     pub max_tokens: usize,
 }
 
+impl Reviewers {
+    pub fn config(&self) -> RoleConfig {
+        RoleConfig { sampling: self.sampling.clone(), max_tokens: self.max_tokens }
+    }
+}
+
 /// Everything that decides what a run writes. Hashed into the manifest; any change between a
 /// run and its resumption is refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub domain: String,
     pub seed: u64,
-    /// Attempts in flight at once. It changes timing only, never the output.
-    pub concurrency: usize,
+    /// Attempts in flight at once (`None`: as many as the models can serve at once, see
+    /// `cli::pipeline::concurrency`). It changes timing only, never the output.
+    pub concurrency: Option<usize>,
     /// Phase 1 stops at this many validated blueprints...
     pub tasks: usize,
     /// ...or after this many attempts.
@@ -218,8 +247,11 @@ pub struct Settings {
     pub threshold: f64,
     /// Revision rounds after a failed draft.
     pub rounds: usize,
-    /// The share of the validated blueprints to make by reverse recombination (0: none).
+    /// The share of attempt groups whose validated blueprints are recombined (0: none).
     pub recombine: f64,
+    /// The share of users whose validated blueprints go to `heldout.jsonl` for `eval` instead
+    /// of to Phase 2 (0: none).
+    pub holdout: f64,
     /// Phase 2 conversations per blueprint.
     pub attempts: usize,
     /// Candidate user turns scored by the judge (1: no judge).
@@ -238,7 +270,7 @@ pub struct Settings {
 impl Settings {
     fn check(&self) -> Result<()> {
         for (key, value) in [
-            ("concurrency", self.concurrency),
+            ("concurrency", self.concurrency.unwrap_or(1)),
             ("tasks", self.tasks),
             ("max_attempts", self.max_attempts),
             ("reviewers", self.reviewers),
@@ -251,7 +283,7 @@ impl Settings {
                 bail!("{key} must be at least 1");
             }
         }
-        for (key, value) in [("threshold", self.threshold), ("recombine", self.recombine)] {
+        for (key, value) in [("threshold", self.threshold), ("recombine", self.recombine), ("holdout", self.holdout)] {
             if !(0.0..=1.0).contains(&value) {
                 bail!("{key} must be between 0 and 1, got {value}");
             }
@@ -264,61 +296,14 @@ impl Settings {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
-    /// SHA-256 of the canonical JSON (keys in declaration order, compact). `concurrency` is
-    /// left out: it changes how fast a run goes, not what it writes.
+    /// SHA-256 of the canonical JSON (keys in declaration order, compact), without the
+    /// [`UNHASHED`] keys: they change how fast a run goes, not what it writes.
     pub fn hash(&self) -> String {
         let mut value = self.to_json();
-        if let Some(map) = value.as_object_mut() {
-            map.remove("concurrency");
+        for key in UNHASHED {
+            remove_path(&mut value, key);
         }
         sha256_hex(value.to_string().as_bytes())
-    }
-
-    /// Phase 1's configuration; `trace` keeps every prompt and completion.
-    pub fn blueprint_config(&self, trace: bool) -> Result<RunConfig> {
-        let role = |r: &Role| RoleConfig { sampling: r.sampling.clone(), max_tokens: r.max_tokens };
-        Ok(RunConfig {
-            attempt: AttemptConfig {
-                domain: crate::env::domain(&self.domain)?,
-                run_seed: self.seed,
-                group: if self.recombine > 0.0 { recombine::GROUP } else { 1 },
-                rounds: self.rounds,
-                generator: role(&self.generator),
-                summarizer: role(&self.summarizer),
-                committee: Committee {
-                    reviewers: self.reviewers,
-                    threshold: self.threshold,
-                    role: RoleConfig { sampling: self.reviewer.sampling.clone(), max_tokens: self.reviewer.max_tokens },
-                },
-            },
-            count: self.tasks,
-            max_attempts: self.max_attempts,
-            concurrency: self.concurrency,
-            recombine: self.recombine,
-            models: RoleModels {
-                generator: self.generator.model.clone(),
-                reviewers: self.reviewer.models.clone(),
-                summarizer: self.summarizer.model.clone(),
-            },
-            trace,
-            progress: true,
-        })
-    }
-
-    /// Phase 2's configuration.
-    pub fn trajectory_config(&self) -> TrajectoryConfig {
-        let role = |r: &Role| RoleSettings { sampling: r.sampling.clone(), max_tokens: r.max_tokens };
-        TrajectoryConfig {
-            run_seed: self.seed,
-            attempts: self.attempts,
-            best_of: self.best_of,
-            max_turns: self.max_turns,
-            max_parse_errors: self.max_parse_errors,
-            concurrency: self.concurrency,
-            agent: role(&self.agent),
-            user: role(&self.user),
-            judge: role(&self.judge),
-        }
     }
 
     /// Every distinct model the given roles use, in a fixed order.
@@ -349,18 +334,29 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Removes the value at a dotted path (`a.b.c`), if there is one.
+fn remove_path(value: &mut Value, path: &str) {
+    let (parent, last) = match path.rsplit_once('.') {
+        Some((parent, last)) => (parent.split('.').try_fold(&mut *value, |v, k| v.get_mut(k)), last),
+        None => (Some(value), path),
+    };
+    if let Some(Value::Object(map)) = parent {
+        map.remove(last);
+    }
+}
+
 /// The first key (as a dotted path) whose value differs between two JSON documents, ignoring
-/// `concurrency`, or `None` when they agree.
+/// the [`UNHASHED`] keys, or `None` when they agree.
 pub fn first_difference(old: &Value, new: &Value) -> Option<String> {
     fn walk(path: &str, a: &Value, b: &Value) -> Option<String> {
         match (a, b) {
             (Value::Object(x), Value::Object(y)) => {
                 let keys = x.keys().chain(y.keys().filter(|k| !x.contains_key(*k)));
                 for key in keys {
-                    if path.is_empty() && key == "concurrency" {
+                    let sub = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    if UNHASHED.contains(&sub.as_str()) {
                         continue;
                     }
-                    let sub = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
                     match (x.get(key), y.get(key)) {
                         (Some(a), Some(b)) => {
                             if let Some(found) = walk(&sub, a, b) {
@@ -415,7 +411,7 @@ mod tests {
     fn the_hash_ignores_concurrency_and_the_difference_is_named() {
         let a = file("domain = 'retail'\nmodel = 'a'").resolve().unwrap();
         let mut b = a.clone();
-        b.concurrency = 8;
+        b.concurrency = Some(8);
         assert_eq!(a.hash(), b.hash());
         assert_eq!(first_difference(&a.to_json(), &b.to_json()), None);
         b.judge.sampling.top_p = 0.5;

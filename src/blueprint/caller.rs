@@ -1,20 +1,14 @@
 //! One attempt's door to the model: renders a role's prompt, sends it with the role's settings
 //! and a derived seed, and keeps the trace and token counts the run reports.
 
-use serde::{Deserialize, Serialize};
+
 use serde_json::{json, Value};
 
 use crate::chat::Message;
-use crate::engine::{Constraint, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
+pub use crate::config::RoleConfig;
+use crate::engine::{Completion, Constraint, EngineError, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
 use crate::prompts::Prompts;
 use crate::seeds::derive;
-
-/// How one role (generator, reviewer, summarizer, ...) samples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoleConfig {
-    pub sampling: SamplingParams,
-    pub max_tokens: usize,
-}
 
 /// The models behind Phase 1's roles; one model often sits behind every handle.
 #[derive(Debug, Clone)]
@@ -87,18 +81,46 @@ impl<'a> Caller<'a> {
         path: &[&str],
         schema: Option<Value>,
     ) -> anyhow::Result<Reply> {
-        let role = who.role();
-        let engine = match who {
-            Who::Generator | Who::Recombiner => &self.models.generator,
-            Who::Summarizer => &self.models.summarizer,
-            Who::Reviewer(k) => match self.models.reviewers.get(k % self.models.reviewers.len().max(1)) {
-                Some(engine) => engine,
-                None => anyhow::bail!("no reviewer model"),
-            },
-        };
+        let call = Call { who, config, template, context, path, schema };
+        self.ask_all(vec![call]).pop().unwrap_or_else(|| anyhow::bail!("no reply"))
+    }
+
+    /// Asks several calls at once, each on its own thread so that the engine batches them (a
+    /// committee's reviewers). Replies, trace entries and token counts come back in call order,
+    /// exactly as if the calls had been made one after another.
+    pub fn ask_all(&mut self, calls: Vec<Call>) -> Vec<anyhow::Result<Reply>> {
+        let prepared: Vec<anyhow::Result<(Who, &RoleConfig, String, Vec<String>, Request)>> =
+            calls.into_iter().map(|call| self.prepare(call)).collect();
+        let models = self.models;
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = prepared
+                .iter()
+                .map(|p| {
+                    scope.spawn(move || match p {
+                        Ok((who, _, _, _, request)) => Some(engine(models, *who).and_then(|e| Ok(e.generate(request.clone())))),
+                        Err(_) => None,
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().ok().flatten()).collect()
+        });
+        prepared
+            .into_iter()
+            .zip(results)
+            .map(|(prepared, result)| {
+                let (who, config, text, path, _) = prepared?;
+                let result = result.unwrap_or_else(|| Err(anyhow::anyhow!("a generation thread panicked")))?;
+                self.record(who, config, &text, &path, result)
+            })
+            .collect()
+    }
+
+    /// Renders a call's prompt and builds its request.
+    fn prepare<'c>(&self, call: Call<'c>) -> anyhow::Result<(Who, &'c RoleConfig, String, Vec<String>, Request)> {
+        let Call { who, config, template, context, path, schema } = call;
         let text = self.prompts.render(template, context)?;
         let task = self.task.to_string();
-        let mut seed_path = vec!["blueprint", task.as_str(), role];
+        let mut seed_path = vec!["blueprint", task.as_str(), who.role()];
         seed_path.extend_from_slice(path);
         let sampling = SamplingParams { seed: derive(self.run_seed, &seed_path), ..config.sampling.clone() };
         let mut request = Request::new(Prompt::chat(vec![Message::user(text.clone())]))
@@ -107,7 +129,19 @@ impl<'a> Caller<'a> {
         if let Some(schema) = schema {
             request = request.constraint(Constraint::JsonSchema(schema));
         }
-        let result = engine.generate(request);
+        Ok((who, config, text, path.iter().map(|p| p.to_string()).collect(), request))
+    }
+
+    /// Keeps a finished call's trace entry and token counts, and reads its reply.
+    fn record(
+        &mut self,
+        who: Who,
+        config: &RoleConfig,
+        text: &str,
+        path: &[String],
+        result: Result<Completion, EngineError>,
+    ) -> anyhow::Result<Reply> {
+        let role = who.role();
         let entry = match &result {
             Ok(c) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "completion": c.text,
                              "finish_reason": c.finish_reason, "error": c.error}),
@@ -122,5 +156,28 @@ impl<'a> Caller<'a> {
             FinishReason::Length => anyhow::bail!("{role}: the output hit the {}-token limit", config.max_tokens),
             FinishReason::Error => anyhow::bail!("{role}: {}", completion.error.unwrap_or_default()),
         }
+    }
+}
+
+/// One call to a role: who is asked, how it samples, the prompt template and its context, the
+/// names that derive its seed, and the schema its answer must follow.
+pub struct Call<'c> {
+    pub who: Who,
+    pub config: &'c RoleConfig,
+    pub template: &'c str,
+    pub context: &'c Value,
+    pub path: &'c [&'c str],
+    pub schema: Option<Value>,
+}
+
+/// The model that plays `who`.
+fn engine(models: &Models, who: Who) -> anyhow::Result<&EngineHandle> {
+    match who {
+        Who::Generator | Who::Recombiner => Ok(&models.generator),
+        Who::Summarizer => Ok(&models.summarizer),
+        Who::Reviewer(k) => match models.reviewers.get(k % models.reviewers.len().max(1)) {
+            Some(engine) => Ok(engine),
+            None => anyhow::bail!("no reviewer model"),
+        },
     }
 }

@@ -38,11 +38,14 @@ const TEMPLATE: &str = "recombination.jinja";
 /// writer (generation) and the committee.
 pub const STAGES: [Stage; 6] = [Stage::Execution, Stage::Policy, Stage::Generation, Stage::Format, Stage::Committee, Stage::Duplicate];
 
-/// Whether the output is short of its recombined share: fewer than `share` of the `validated`
-/// blueprints so far were made by recombination. A rule on the committed counts, not a coin, so
-/// the share holds for the output whatever the pass rates are, and a share of 0 never fires.
-pub fn due(share: f64, recombined: usize, validated: usize) -> bool {
-    (recombined as f64) < share * validated as f64
+/// Whether attempt group `group` is recombined: `share` of the groups, spread evenly from the
+/// first (group g is when `⌈(g+1)·share⌉` steps up). A rule on the group's index alone, not on
+/// what validated so far, so that every shard of a run decides it alike; a share of 0 never
+/// fires and a share of 1 always does.
+pub fn due(share: f64, group: usize) -> bool {
+    // The tolerance keeps exact products (5 × 0.2) from rounding up to the next integer.
+    let steps = |g: usize| (g as f64 * share - 1e-9).ceil();
+    steps(group + 1) > steps(group)
 }
 
 /// The `parts` (id and blueprint, in task order) as one blueprint without an instruction: the
@@ -165,12 +168,14 @@ mod tests {
     }
 
     #[test]
-    fn recombination_is_due_while_below_its_share_of_the_output() {
-        assert!(!due(0.0, 0, 10), "a share of 0 turns it off");
-        assert!(due(0.2, 0, 2));
-        assert!(!due(0.2, 1, 5));
-        assert!(due(0.2, 1, 6));
-        assert!(due(1.0, 5, 6));
-        assert!(!due(0.5, 0, 0), "nothing validated, nothing to combine");
+    fn recombination_is_due_for_an_even_share_of_the_groups() {
+        assert!((0..100).all(|g| !due(0.0, g)), "a share of 0 turns it off");
+        assert!((0..100).all(|g| due(1.0, g)));
+        let picked: Vec<usize> = (0..10).filter(|&g| due(0.2, g)).collect();
+        assert_eq!(picked, [0, 5], "every fifth group, from the first");
+        for share in [0.1, 0.25, 0.5, 0.7] {
+            let n = (0..1000).filter(|&g| due(share, g)).count();
+            assert_eq!(n, (1000.0 * share) as usize, "share {share}");
+        }
     }
 }

@@ -1,29 +1,35 @@
 //! A blueprint run: attempts in parallel, committed in task-index order.
 //!
-//! Workers take task indices from a shared counter and run attempts against the role models;
-//! the committing thread hands each attempt's lines to the [`Sink`] only when every lower index
-//! has been committed, and deduplicates against what it has committed so far. Output therefore
-//! depends on the seed alone, never on timing: the run stops after the attempt that brings the
+//! Workers take task indices in order and run attempts against the role models; the committing
+//! thread hands each attempt's line to the [`Sink`] only when every lower index has been
+//! committed, and deduplicates against what it has committed so far. Output therefore depends
+//! on the seed alone, never on timing: the run stops after the attempt that brings the
 //! validated count to N, and attempts with higher indices that happened to be in flight are
 //! discarded. After each task the sink gets a checkpoint ([`Progress`]) from which a killed run
 //! resumes exactly where it stopped.
 //!
 //! Reverse recombination ([`super::recombine`]) happens on the committing thread, when the last
-//! task of a group is committed: it reads only committed blueprints, so it is as deterministic
-//! as the rest, and its lines belong to that task's checkpoint.
+//! task of a group is committed. Whether a group is recombined depends on its index alone, and
+//! what it combines on its own attempts alone, so that a shard ([`crate::shard`]), which sees
+//! only its own groups and never stops early, writes the lines an unsharded run writes for
+//! those groups; `merge` then applies the deduplication and the cut in attempt order. Every
+//! figure of the stats is a fold of [`Stats::count`] over the committed lines.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
 
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::config::Settings;
 use crate::engine::SamplingParams;
 use crate::prompts::Prompts;
 use crate::progress::PhaseProgress;
-use crate::validate::{dedup, Failure, Stage};
+use crate::schedule::{Priority, Slots};
+use crate::shard::{Attempts, Shard};
+use crate::validate::{dedup, Committee, Stage};
 
 use super::attempt::{self, Attempt, AttemptConfig};
 use super::caller::Models;
@@ -37,14 +43,60 @@ pub struct RunConfig {
     pub count: usize,
     /// ...or after this many attempts.
     pub max_attempts: usize,
-    pub concurrency: usize,
-    /// The share of the validated blueprints to make by reverse recombination (0: none).
+    /// The share of attempt groups whose validated blueprints are recombined (0: none).
     pub recombine: f64,
+    /// The share of users whose validated blueprints are held out (see [`held_out`]).
+    pub holdout: f64,
     /// The model names per role, recorded with every blueprint.
     pub models: RoleModels,
     pub trace: bool,
     #[serde(skip)]
     pub progress: bool,
+    /// The share of the attempts this process does (`None`: all, stopping at `count`).
+    #[serde(skip)]
+    pub shard: Option<Shard>,
+}
+
+impl RunConfig {
+    /// Phase 1's configuration from the run's settings; `trace` keeps every prompt and
+    /// completion. The whole run is done unless [`RunConfig::shard`] is set.
+    pub fn from_settings(s: &Settings, trace: bool) -> anyhow::Result<Self> {
+        Ok(RunConfig {
+            attempt: AttemptConfig {
+                domain: crate::env::domain(&s.domain)?,
+                run_seed: s.seed,
+                group: if s.recombine > 0.0 { recombine::GROUP } else { 1 },
+                rounds: s.rounds,
+                generator: s.generator.config(),
+                summarizer: s.summarizer.config(),
+                committee: Committee { reviewers: s.reviewers, threshold: s.threshold, role: s.reviewer.config() },
+            },
+            count: s.tasks,
+            max_attempts: s.max_attempts,
+            recombine: s.recombine,
+            holdout: s.holdout,
+            models: RoleModels {
+                generator: s.generator.model.clone(),
+                reviewers: s.reviewer.models.clone(),
+                summarizer: s.summarizer.model.clone(),
+            },
+            trace,
+            progress: true,
+            shard: None,
+        })
+    }
+
+    /// The attempt indices this run does.
+    pub fn attempts(&self) -> Attempts {
+        Attempts { max_attempts: self.max_attempts, group: self.attempt.group, shard: self.shard }
+    }
+
+    /// Whether the committed count ends the run: an unsharded run stops at `count` validated
+    /// blueprints; a shard cannot know the others' counts, so it does all its attempts and
+    /// `merge` applies the cut.
+    fn reached_count(&self, stats: &Stats) -> bool {
+        self.shard.is_none() && stats.validated >= self.count
+    }
 }
 
 /// Which model plays each Phase 1 role, by name.
@@ -69,6 +121,9 @@ pub struct StageCount {
 pub struct Stats {
     pub attempted: usize,
     pub validated: usize,
+    /// Validated blueprints held out for `eval` (in `heldout.jsonl`), among `validated`.
+    #[serde(default)]
+    pub heldout: usize,
     pub rejected_by_stage: BTreeMap<String, usize>,
     /// Per stage, over first drafts only (no feedback) and over final drafts (with feedback).
     pub without_feedback: BTreeMap<Stage, StageCount>,
@@ -119,6 +174,28 @@ impl Stats {
         self.rounds += rounds;
     }
 
+    /// Counts one committed line of `blueprints.jsonl` or `blueprints.rejected.jsonl`. Every
+    /// figure of Phase 1's stats is a fold of this over the lines, so `merge` recounts a merged
+    /// run from its files alone.
+    pub fn count(&mut self, line: &Value) -> anyhow::Result<()> {
+        let stage = |key: &str| -> anyhow::Result<Option<Stage>> {
+            match line.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => Stage::deserialize(v).map(Some).with_context(|| format!("line {}: {key} {v} is not a stage", line["id"])),
+            }
+        };
+        let number = |key: &str| line.get(key).and_then(Value::as_u64).unwrap_or(0) as usize;
+        let last = stage("stage")?;
+        if last.is_none() && line.get("heldout") == Some(&Value::Bool(true)) {
+            self.heldout += 1;
+        }
+        match line.get("recombined").and_then(Value::as_bool).unwrap_or(false) {
+            true => self.record_recombination(last, number("tokens")),
+            false => self.record(stage("first_failure")?, last, number("rounds"), number("tokens")),
+        }
+        Ok(())
+    }
+
     fn record_recombination(&mut self, last: Option<Stage>, tokens: usize) {
         self.count_line(last, tokens);
         let r = &mut self.recombination;
@@ -148,6 +225,7 @@ impl Stats {
             "blueprints": {
                 "attempted": self.attempted,
                 "validated": self.validated,
+                "heldout": self.heldout,
                 "rejected": self.attempted - self.validated,
                 "rejected_by_stage": self.rejected_by_stage,
                 "recombined": r.validated,
@@ -175,6 +253,11 @@ pub struct Progress {
     pub stats: Stats,
     /// The run reached its count or its attempt cap.
     pub finished: bool,
+    /// The validated blueprints of the group in progress, duplicates included (id, blueprint):
+    /// what the group's recombination combines. Kept in the checkpoint so a resumed run
+    /// recombines exactly what an uninterrupted one would.
+    #[serde(default)]
+    pub group: Vec<(String, Blueprint)>,
 }
 
 /// Where a run's lines go. Lines of one task arrive together, in task order, followed by
@@ -208,6 +291,8 @@ pub struct Run<'a> {
     pub config: &'a RunConfig,
     /// Few-shot examples.
     pub pool: &'a [Value],
+    /// The in-flight limit this phase shares with any other running beside it.
+    pub slots: &'a Slots,
 }
 
 /// Runs attempts from `progress.next_task` on until the count or the attempt cap is reached,
@@ -219,37 +304,45 @@ pub fn run(
     mut progress: Progress,
     mut accepted: Vec<(String, Blueprint)>,
 ) -> anyhow::Result<Progress> {
-    let Run { models, prompts, config, pool } = run;
+    let Run { models, prompts, config, pool, slots } = run;
     if !(0.0..=1.0).contains(&config.recombine) {
         bail!("the recombination share must be between 0 and 1, got {}", config.recombine);
     }
-    if config.count == 0 || config.max_attempts == 0 || config.concurrency == 0 {
-        bail!("count, max attempts and concurrency must all be at least 1");
+    if config.count == 0 || config.max_attempts == 0 {
+        bail!("count and max attempts must both be at least 1");
     }
-    if progress.stats.validated >= config.count || progress.next_task >= config.max_attempts {
+    let attempts = config.attempts();
+    let first = attempts.next_from(progress.next_task);
+    if config.reached_count(&progress.stats) || first.is_none() {
         progress.finished = true;
     }
+    // A shard's first attempt need not be 0.
+    progress.next_task = first.unwrap_or(progress.next_task);
     if progress.finished {
         return Ok(progress);
     }
     let bar = PhaseProgress::new("blueprints", "validated", config.count, config.progress);
     bar.update(progress.stats.validated, progress.stats.validated, progress.stats.attempted, 0);
     let tokens_before = progress.stats.tokens;
-    let next = AtomicUsize::new(progress.next_task);
+    // The next attempt a worker takes, in commit order.
+    let next = Mutex::new(first);
     let stop = AtomicBool::new(false);
     let mut failure: Option<anyhow::Error> = None;
 
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<(usize, anyhow::Result<Attempt>)>();
-        for _ in 0..config.concurrency.min(config.max_attempts - progress.next_task) {
+        for _ in 0..slots.size().min(attempts.count_from(progress.next_task)) {
             let tx = tx.clone();
             let (next, stop) = (&next, &stop);
             scope.spawn(move || loop {
-                let task = next.fetch_add(1, Ordering::SeqCst);
-                if stop.load(Ordering::SeqCst) || task >= config.max_attempts {
-                    break;
-                }
+                let slot = slots.acquire(Priority::Normal);
+                let task = match next.lock() {
+                    Ok(mut next) => next.take().inspect(|&t| *next = attempts.next_from(t + 1)),
+                    Err(_) => None,
+                };
+                let Some(task) = task.filter(|_| !stop.load(Ordering::SeqCst)) else { break };
                 let result = attempt::run(models, prompts, &config.attempt, pool, task);
+                drop(slot);
                 if tx.send((task, result)).is_err() {
                     break;
                 }
@@ -265,11 +358,12 @@ pub fn run(
                     continue;
                 }
                 let committed = result
-                    .and_then(|a| commit(a, config, sink, &mut progress.stats, &mut accepted))
-                    .and_then(|()| recombine_group(run, task, sink, &mut progress.stats, &mut accepted))
+                    .and_then(|a| commit(a, config, sink, &mut progress, &mut accepted))
+                    .and_then(|()| recombine_group(run, task, sink, &mut progress, &mut accepted))
                     .and_then(|()| {
-                        progress.next_task = task + 1;
-                        progress.finished = progress.stats.validated >= config.count || progress.next_task >= config.max_attempts;
+                        let next = attempts.next_from(task + 1);
+                        progress.next_task = next.unwrap_or(config.max_attempts);
+                        progress.finished = config.reached_count(&progress.stats) || next.is_none();
                         sink.committed(&progress)
                     });
                 if let Err(e) = committed {
@@ -287,8 +381,19 @@ pub fn run(
     bar.finish();
     match failure {
         Some(e) => Err(e),
+        // Every worker stopped, yet the run is not done: an attempt was never committed. Never
+        // report that as success, or the run's output would silently lack it.
+        None if !progress.finished => bail!("attempt {} was never committed", progress.next_task),
         None => Ok(progress),
     }
+}
+
+/// Whether the blueprints of `user` are held out for `eval`: a share `holdout` of users,
+/// chosen by a hash of the run seed and the user id. Deciding by user keeps every held-out task
+/// apart from the training data: a group's attempts (and so its recombination) share one user
+/// and one database, and a user is either wholly in or wholly out.
+pub fn held_out(holdout: f64, run_seed: u64, user: &str) -> bool {
+    holdout > 0.0 && (crate::seeds::derive(run_seed, &["holdout", user]) as f64 / u64::MAX as f64) < holdout
 }
 
 /// The id of task `task`'s blueprint.
@@ -297,45 +402,99 @@ fn blueprint_id(config: &AttemptConfig, task: usize) -> String {
 }
 
 /// After task `task` is committed: when it closes its group (the group's last task, or the
-/// run's last attempt), the run still needs blueprints and recombination is [`recombine::due`],
-/// combines the group's validated blueprints (at least two) and commits the result.
-fn recombine_group(run: Run, task: usize, sink: &mut dyn Sink, stats: &mut Stats, accepted: &mut Vec<(String, Blueprint)>) -> anyhow::Result<()> {
+/// run's last attempt), the run has not reached its count, the group is one of those
+/// [`recombine::due`], and at least two of its attempts validated (duplicates too: whether a
+/// blueprint duplicates another group's is decided at commit, which a shard cannot see),
+/// combines them and commits the result.
+fn recombine_group(run: Run, task: usize, sink: &mut dyn Sink, progress: &mut Progress, accepted: &mut Vec<(String, Blueprint)>) -> anyhow::Result<()> {
     let (config, a) = (run.config, &run.config.attempt);
     let lead = attempt::lead(a, task);
     let closes = task + 1 == lead + a.group || task + 1 == config.max_attempts;
-    if a.group < 2 || !closes || stats.validated >= config.count || !recombine::due(config.recombine, stats.recombination.validated, stats.validated) {
+    if !closes {
         return Ok(());
     }
-    let ids: Vec<String> = (lead..=task).map(|t| blueprint_id(a, t)).collect();
-    let parts: Vec<(String, Blueprint)> = accepted.iter().filter(|(id, _)| ids.contains(id)).cloned().collect();
-    if parts.len() < 2 {
+    let parts = std::mem::take(&mut progress.group);
+    if a.group < 2 || parts.len() < 2 || config.reached_count(&progress.stats) || !recombine::due(config.recombine, lead / a.group) {
         return Ok(());
     }
     let attempt = recombine::run(run.models, run.prompts, a, run.pool, lead, &parts).context("recombination")?;
-    commit(attempt, config, sink, stats, accepted)
+    commit(attempt, config, sink, progress, accepted)
 }
 
 /// Writes the lines of one attempt or recombination: a validated blueprint (unless it
-/// duplicates an earlier one) or a rejection, then its trace.
-fn commit(
-    attempt: Attempt,
-    config: &RunConfig,
-    sink: &mut dyn Sink,
-    stats: &mut Stats,
-    accepted: &mut Vec<(String, Blueprint)>,
-) -> anyhow::Result<()> {
+/// duplicates an earlier one, see [`deduplicate`]) or a rejection, then its trace.
+fn commit(attempt: Attempt, config: &RunConfig, sink: &mut dyn Sink, progress: &mut Progress, accepted: &mut Vec<(String, Blueprint)>) -> anyhow::Result<()> {
+    let line = line(&attempt, config)?;
+    // Generated blueprints that validated are the parts of their group's recombination.
+    let validated = line.get("stage").is_none();
+    if let (true, true, Some(bp)) = (validated, attempt.recombined_from.is_empty(), &attempt.draft) {
+        progress.group.push((line["id"].as_str().unwrap_or_default().to_string(), bp.clone()));
+    }
+    // A shard cannot see the blueprints of the others: `merge` deduplicates across all of them.
+    let line = match config.shard {
+        None => deduplicate(line, accepted)?,
+        Some(_) => line,
+    };
+    progress.stats.count(&line)?;
+    match line.get("stage") {
+        None => sink.validated(&line)?,
+        Some(_) => sink.rejected(&line)?,
+    }
+    if config.trace {
+        sink.trace(&attempt.trace)?;
+    }
+    Ok(())
+}
+
+/// A validated line that duplicates one of `accepted` becomes a rejection at the `duplicate`
+/// stage; otherwise it joins `accepted`. Rejections pass through. `merge` calls this too, over
+/// the shards' lines in attempt order, which is how a merged run rejects the same duplicates as
+/// an unsharded one.
+pub fn deduplicate(line: Value, accepted: &mut Vec<(String, Blueprint)>) -> anyhow::Result<Value> {
+    if line.get("stage").is_some() {
+        return Ok(line);
+    }
+    let id = line["id"].as_str().context("a blueprint line without an id")?.to_string();
+    let bp = Blueprint::deserialize(&line).with_context(|| format!("blueprint line {id}"))?;
+    match dedup::duplicate_of(&bp, accepted) {
+        None => {
+            accepted.push((id, bp));
+            Ok(line)
+        }
+        Some(reason) => {
+            let first = match (&line["first_failure"], line["rounds"].as_u64()) {
+                (Value::Null, Some(0)) => json!(Stage::Duplicate.name()),
+                (first, _) => first.clone(),
+            };
+            let draft = json!({"thought": bp.thought, "instruction": bp.instruction, "actions": bp.actions, "outputs": bp.outputs});
+            Ok(rejection(&line, first, Stage::Duplicate, &reason, &[], draft))
+        }
+    }
+}
+
+/// A rejected line: the fields every line shares, taken from `base`, then why it failed.
+fn rejection(base: &Value, first_failure: Value, stage: Stage, reason: &str, violations: &[&str], draft: Value) -> Value {
+    let mut line = serde_json::Map::new();
+    line.insert("id".into(), base["id"].clone());
+    line.insert("task".into(), base["task"].clone());
+    line.insert("stage".into(), json!(stage.name()));
+    line.insert("reason".into(), json!(reason));
+    line.insert("violations".into(), json!(violations));
+    line.insert("draft".into(), draft);
+    for key in ["data_seed", "user_id", "first_failure", "rounds", "recombined", "recombined_from", "models", "sampling", "seed", "tokens"] {
+        let value = if key == "first_failure" { first_failure.clone() } else { base[key].clone() };
+        line.insert(key.into(), value);
+    }
+    Value::Object(line)
+}
+
+/// The line an attempt or recombination commits, before deduplication: its blueprint when it
+/// validated, else its rejection.
+fn line(attempt: &Attempt, config: &RunConfig) -> anyhow::Result<Value> {
     let recombined = !attempt.recombined_from.is_empty();
     let id = match recombined {
         false => blueprint_id(&config.attempt, attempt.task),
         true => format!("{}-recombined", blueprint_id(&config.attempt, attempt.task)),
-    };
-    let outcome = match (&attempt.outcome, &attempt.draft) {
-        (Ok(validated), Some(bp)) => match dedup::duplicate_of(bp, accepted) {
-            Some(reason) => Err(Failure::new(Stage::Duplicate, reason)),
-            None => Ok((validated, bp)),
-        },
-        (Ok(_), None) => bail!("a validated attempt without a draft"),
-        (Err(f), _) => Err(f.clone()),
     };
     let sampling = |s: &SamplingParams| json!({"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "min_p": s.min_p, "repeat_penalty": s.repeat_penalty});
     let a = &config.attempt;
@@ -345,62 +504,60 @@ fn commit(
         "summarizer": sampling(&a.summarizer.sampling),
     });
     let persona = attempt.context.persona.as_ref().map(|p| p.to_string());
-    match outcome {
-        Ok((validated, bp)) => {
-            let line = json!({
-                "id": id,
-                "instruction": bp.instruction,
-                "actions": bp.actions,
-                "outputs": bp.outputs,
-                "thought": bp.thought,
-                "data_seed": attempt.data_seed,
-                "data_hash": attempt.data_hash,
-                "user_id": attempt.context.data.user_id,
-                "persona": persona,
-                "diff": validated.diff,
-                "votes": {"reviews": validated.verdict.reviews, "voted": validated.verdict.voted, "mean": validated.verdict.mean},
-                "rounds": attempt.rounds,
-                "recombined": recombined,
-                "recombined_from": attempt.recombined_from,
-                "models": config.models,
-                "sampling": sampling,
-                "seed": config.attempt.run_seed,
-                "tokens": attempt.tokens,
+    // Where the first draft alone stopped; a recombination has no drafts before its last.
+    let first_failure = match (&attempt.outcome, recombined) {
+        (_, true) => None,
+        (Ok(_), false) => attempt.first_failure,
+        (Err(f), false) => attempt.first_failure.or((attempt.rounds == 0).then_some(f.stage)),
+    };
+    let line = json!({
+        "id": id,
+        "task": attempt.task,
+        "data_seed": attempt.data_seed,
+        "user_id": attempt.context.data.user_id,
+        "first_failure": first_failure.map(Stage::name),
+        "rounds": attempt.rounds,
+        "recombined": recombined,
+        "recombined_from": attempt.recombined_from,
+        "models": config.models,
+        "sampling": sampling,
+        "seed": config.attempt.run_seed,
+        "tokens": attempt.tokens,
+    });
+    let heldout = held_out(config.holdout, config.attempt.run_seed, &attempt.context.data.user_id);
+    Ok(match (&attempt.outcome, &attempt.draft) {
+        (Ok(validated), Some(bp)) => {
+            let mut line = json!({
+            "id": id,
+            "task": attempt.task,
+            "instruction": bp.instruction,
+            "actions": bp.actions,
+            "outputs": bp.outputs,
+            "thought": bp.thought,
+            "data_seed": attempt.data_seed,
+            "data_hash": attempt.data_hash,
+            "user_id": attempt.context.data.user_id,
+            "persona": persona,
+            "diff": validated.diff,
+            "votes": {"reviews": validated.verdict.reviews, "voted": validated.verdict.voted, "mean": validated.verdict.mean},
+            "first_failure": line["first_failure"],
+            "rounds": attempt.rounds,
+            "recombined": recombined,
+            "recombined_from": attempt.recombined_from,
+            "models": config.models,
+            "sampling": line["sampling"],
+            "seed": config.attempt.run_seed,
+            "tokens": attempt.tokens,
             });
-            sink.validated(&line)?;
-            accepted.push((id, bp.clone()));
-            match recombined {
-                false => stats.record(attempt.first_failure, None, attempt.rounds, attempt.tokens),
-                true => stats.record_recombination(None, attempt.tokens),
+            if heldout {
+                line["heldout"] = json!(true);
             }
+            line
         }
-        Err(failure) => {
-            let first = attempt.first_failure.or((attempt.rounds == 0).then_some(failure.stage));
-            let line = json!({
-                "id": id,
-                "stage": failure.stage.name(),
-                "reason": failure.reason,
-                "violations": failure.violations,
-                "draft": attempt.draft,
-                "data_seed": attempt.data_seed,
-                "user_id": attempt.context.data.user_id,
-                "rounds": attempt.rounds,
-                "recombined": recombined,
-                "recombined_from": attempt.recombined_from,
-                "models": config.models,
-                "sampling": sampling,
-                "seed": config.attempt.run_seed,
-                "tokens": attempt.tokens,
-            });
-            sink.rejected(&line)?;
-            match recombined {
-                false => stats.record(first, Some(failure.stage), attempt.rounds, attempt.tokens),
-                true => stats.record_recombination(Some(failure.stage), attempt.tokens),
-            }
+        (Ok(_), None) => bail!("a validated attempt without a draft"),
+        (Err(failure), _) => {
+            let draft = serde_json::to_value(&attempt.draft)?;
+            rejection(&line, line["first_failure"].clone(), failure.stage, &failure.reason, &failure.violations, draft)
         }
-    }
-    if config.trace {
-        sink.trace(&attempt.trace)?;
-    }
-    Ok(())
+    })
 }

@@ -7,9 +7,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::load::{Engines, LoadArgs};
-use super::pipeline::{self, PHASE1_ROLES};
+use super::pipeline::{Pipeline, PHASE1_ROLES};
 use super::settings::{self, BlueprintFlags, CommonFlags, TrajectoryFlags};
-use crate::dataset::rundir::{RunDir, BLUEPRINTS, REJECTED, TRACE};
+use crate::dataset::rundir::{RunDir, BLUEPRINTS, BLUEPRINTS_REJECTED, HELDOUT, TRACE};
 use crate::prompts::Prompts;
 use crate::samplers::fewshot;
 
@@ -17,7 +17,7 @@ use crate::samplers::fewshot;
 #[derive(Debug, Args)]
 #[command(long_about = "Generate task blueprints and keep those that pass format, execution, policy and review.
 
-Writes DIR/blueprints.jsonl (validated), DIR/rejected.jsonl (every failed attempt with its stage
+Writes DIR/blueprints.jsonl (validated), DIR/blueprints.rejected.jsonl (every failed attempt with its stage
 and reason), DIR/stats.json, DIR/report.md and DIR/manifest.json; with --trace also
 DIR/trace.jsonl. The same command and seed give the same files whatever --concurrency is.
 Re-running the same command into the same DIR resumes it.
@@ -52,13 +52,21 @@ pub fn run(args: BlueprintsArgs) -> Result<()> {
     let settings = settings::resolve(&args.common, args.count, &args.phase1, &TrajectoryFlags::default())?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let pool = fewshot::pool(&settings.domain, &args.few_shot)?;
-    let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace});
-    let files: &[&str] = if args.trace { &[BLUEPRINTS, REJECTED, TRACE] } else { &[BLUEPRINTS, REJECTED] };
+    let shard = args.common.shard()?;
+    let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace, "shard": shard.map(|s| s.to_string())});
+    let mut files = vec![BLUEPRINTS, BLUEPRINTS_REJECTED];
+    if args.trace {
+        files.push(TRACE);
+    }
+    if settings.holdout > 0.0 {
+        files.push(HELDOUT);
+    }
     // Models load before the directory is touched: a typo in a model name leaves no run behind.
     let engines = Engines::load(&args.load, &settings.models(&PHASE1_ROLES))?;
-    let mut out = RunDir::open(&args.out, "blueprints", &settings, options, files)?;
-    pipeline::blueprints(&settings, &engines, &prompts, &pool, args.trace, &mut out)?;
-    let stats = out.finish(&engines.reports())?;
+    let mut out = RunDir::open(&args.out, "blueprints", &settings, options, &files)?;
+    let pipeline = Pipeline::new(&settings, &engines, &prompts, shard);
+    pipeline.blueprints(&pool, args.trace, &mut out)?;
+    let stats = out.finish(&engines.reports(), &pipeline.roles())?;
     println!("{}", serde_json::to_string_pretty(&stats["blueprints"])?);
     Ok(())
 }

@@ -117,6 +117,11 @@ impl Engines {
         Ok(Self { loaded })
     }
 
+    /// Engines already started, by the names roles give them (a test's scripted models).
+    pub fn from_handles(handles: Vec<(String, EngineHandle)>) -> Self {
+        Self { loaded: handles }
+    }
+
     /// The handle of a loaded model.
     pub fn get(&self, name: &str) -> Result<EngineHandle> {
         self.loaded

@@ -4,9 +4,11 @@ pub mod bench;
 pub mod blueprints;
 pub mod chat;
 pub mod env;
-mod load;
+pub mod eval;
+pub mod load;
+pub mod merge;
 pub mod models;
-mod pipeline;
+pub mod pipeline;
 pub mod run;
 mod settings;
 pub mod trajectories;
@@ -30,6 +32,10 @@ pub enum Command {
     Blueprints(blueprints::BlueprintsArgs),
     /// Phase 2: act out blueprints with a simulated user and an agent; keep verified trajectories.
     Trajectories(trajectories::TrajectoriesArgs),
+    /// Score an agent model on tasks by pass^k (τ-bench's estimator), or compare two scores.
+    Eval(eval::EvalArgs),
+    /// Join the run directories of shards (--shard I/N) into one run directory.
+    Merge(merge::MergeArgs),
     /// Talk to a model: one prompt, or an interactive chat.
     Chat(chat::ChatArgs),
     /// List the model presets, or inspect a model.
@@ -47,6 +53,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Blueprints(args) => blueprints::run(args),
         Command::Trajectories(args) => trajectories::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Chat(args) => chat::run(args),
         Command::Models(args) => models::run(args),
         Command::Env(args) => env::run(args),

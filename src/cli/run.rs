@@ -4,30 +4,31 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
 use super::load::{Engines, LoadArgs};
-use super::pipeline::{self, PHASE1_ROLES, PHASE2_ROLES};
+use super::pipeline::{Pipeline, PHASE1_ROLES, PHASE2_ROLES};
 use super::settings::{self, BlueprintFlags, CommonFlags, TrajectoryFlags};
-use crate::dataset::rundir::{RunDir, BLUEPRINTS, OPENAI, REJECTED, SHAREGPT, TRACE, TRAJECTORIES};
+use crate::dataset::rundir::{RunDir, BLUEPRINTS, BLUEPRINTS_REJECTED, HELDOUT, OPENAI, SHAREGPT, TRACE, TRAJECTORIES, TRAJECTORIES_REJECTED};
 use crate::prompts::Prompts;
 use crate::samplers::fewshot;
 use crate::trajectory::runner::World;
-use crate::trajectory::Blueprint;
 
 /// Generate a verified multi-turn tool-use dataset: blueprints, then trajectories.
 #[derive(Debug, Args)]
 #[command(long_about = "Generate a verified multi-turn tool-use dataset: Phase 1 writes and validates task
-blueprints until --tasks validate (or --max-attempts is reached), Phase 2 acts each one out with a
-simulated user and an agent and keeps the verified conversations.
+blueprints until --tasks validate (or --max-attempts is reached), and Phase 2 acts each validated
+blueprint out with a simulated user and an agent, keeping the verified conversations. The phases
+run side by side: a blueprint's conversations start as soon as it is committed.
 
 DIR receives dataset.sharegpt.jsonl (LLaMA-Factory sharegpt, the APIGen-MT-5k layout),
-dataset.openai.jsonl (messages + tools, for transformers chat templates and TRL), blueprints.jsonl,
-rejected.jsonl (both phases), trajectories.jsonl, stats.json, report.md and manifest.json.
-Records are committed in task order; after a crash, re-running the same command resumes and gives
-the same files as an uninterrupted run. A changed config is refused.
+dataset.openai.jsonl (messages + tools, for transformers chat templates and TRL), blueprints.jsonl
+and blueprints.rejected.jsonl (Phase 1), trajectories.jsonl and trajectories.rejected.jsonl
+(Phase 2), stats.json, report.md and manifest.json. Each file is committed in task order, so
+the files do not depend on --concurrency; after a crash, re-running the same command resumes and
+gives the same files as an uninterrupted run. A changed config is refused.
 
 Example:
   apigen-mt run --domain retail --model smollm2-135m-instruct --tasks 5 --out runs/r1
@@ -63,25 +64,24 @@ pub fn run(args: RunArgs) -> Result<()> {
     let domain = crate::env::domain(&settings.domain)?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let pool = fewshot::pool(&settings.domain, &args.few_shot)?;
-    let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace});
-    let mut files = vec![BLUEPRINTS, REJECTED, TRAJECTORIES, SHAREGPT, OPENAI];
+    let shard = args.common.shard()?;
+    let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace, "shard": shard.map(|s| s.to_string())});
+    let mut files = vec![BLUEPRINTS, BLUEPRINTS_REJECTED, TRAJECTORIES, TRAJECTORIES_REJECTED, SHAREGPT, OPENAI];
     if args.trace {
         files.push(TRACE);
+    }
+    if settings.holdout > 0.0 {
+        files.push(HELDOUT);
     }
     // Models load before the directory is touched: a typo in a model name leaves no run behind.
     let mut roles = PHASE1_ROLES.to_vec();
     roles.extend(PHASE2_ROLES);
     let engines = Engines::load(&args.load, &settings.models(&roles))?;
-    let mut out = RunDir::open(&args.out, "run", &settings, options, &files)?;
-
-    pipeline::blueprints(&settings, &engines, &prompts, &pool, args.trace, &mut out)?;
-    let path = out.dir().join(BLUEPRINTS);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let blueprints = Blueprint::parse_jsonl(&text, &path.display().to_string())?;
+    let out = RunDir::open(&args.out, "run", &settings, options, &files)?;
     let policy = crate::env::policy::document(domain.name)?;
-    pipeline::trajectories(&settings, &engines, &prompts, policy, World::Generated(settings.seed), &blueprints, &mut out)?;
-
-    let stats = out.finish(&engines.reports())?;
+    let pipeline = Pipeline::new(&settings, &engines, &prompts, shard);
+    let mut out = pipeline.stream(&pool, args.trace, policy, World::Generated(settings.seed), out)?;
+    let stats = out.finish(&engines.reports(), &pipeline.roles())?;
     let records = &stats["dataset"]["records"];
     eprintln!("{records} dataset records; report: {}", out.dir().join("report.md").display());
     Ok(())

@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::config::{RoleFile, Settings, SettingsFile};
+use crate::shard::Shard;
 
 /// Flags every pipeline command takes.
 #[derive(Debug, Clone, Args)]
@@ -25,9 +26,39 @@ pub struct CommonFlags {
     /// The run seed every random choice and sampling seed derives from (default 0).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Attempts in flight at once (changes speed, never the output).
+    /// Attempts in flight at once; it changes speed, never the output. Default: as many as
+    /// every model can serve at once with 4,096-token contexts (an in-process model: what its
+    /// KV cache budget holds, see --kv-cache-mb; a server: its most requests in flight), at
+    /// most 64.
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Do shard I of N of the run (`I/N`, from 0), or `auto`: the shard a Slurm job array
+    /// (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) assigns. Each
+    /// shard writes a normal, resumable run directory; `apigen-mt merge` joins them into the
+    /// run one process would have made. See "More than one machine" in the README.
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+    /// The number of shards, for `--shard auto` where the environment does not give it (a
+    /// Kubernetes Indexed Job's completions).
+    #[arg(long, value_name = "N", env = "APIGEN_SHARD_COUNT")]
+    pub shard_count: Option<usize>,
+}
+
+impl CommonFlags {
+    /// The shard this process does, if the run is sharded.
+    pub fn shard(&self) -> Result<Option<Shard>> {
+        match self.shard.as_deref() {
+            None => Ok(None),
+            Some("auto") => Shard::from_env(self.shard_count, |name| std::env::var(name).ok()).map(Some),
+            Some(text) => {
+                let shard: Shard = text.parse()?;
+                if let Some(n) = self.shard_count.filter(|&n| n != shard.count) {
+                    anyhow::bail!("--shard {text} disagrees with --shard-count {n}");
+                }
+                Ok(Some(shard))
+            }
+        }
+    }
 }
 
 /// Phase 1's flags.
@@ -51,6 +82,11 @@ pub struct BlueprintFlags {
     /// validated blueprints are combined into one task, re-checked and reviewed.
     #[arg(long, value_name = "SHARE")]
     pub recombine: Option<f64>,
+    /// The share of users, 0 to 1, whose validated blueprints are held out for `eval` (written
+    /// to heldout.jsonl, never acted out or trained on; default 0). Chosen by user, so no
+    /// held-out task shares a user, a database or a recombined part with the training data.
+    #[arg(long, value_name = "SHARE")]
+    pub holdout: Option<f64>,
     #[arg(long, value_name = "MODEL")]
     pub generator_model: Option<String>,
     /// The reviewers' models; reviewer k uses the k-th, cycling.
@@ -131,6 +167,7 @@ pub fn resolve(common: &CommonFlags, tasks: Option<usize>, p1: &BlueprintFlags, 
         threshold: p1.threshold,
         rounds: p1.rounds,
         recombine: p1.recombine,
+        holdout: p1.holdout,
         attempts: p2.attempts,
         best_of: p2.best_of,
         max_turns: p2.max_turns,

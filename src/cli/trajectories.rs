@@ -7,12 +7,12 @@ use clap::Args;
 use serde_json::json;
 
 use super::load::{Engines, LoadArgs};
-use super::pipeline::{self, PHASE2_ROLES};
+use super::pipeline::{Pipeline, PHASE2_ROLES};
 use super::settings::{self, BlueprintFlags, CommonFlags, TrajectoryFlags};
-use crate::dataset::rundir::{RunDir, OPENAI, REJECTED, SHAREGPT, TRAJECTORIES};
+use crate::dataset::rundir::{RunDir, OPENAI, TRAJECTORIES_REJECTED, SHAREGPT, TRAJECTORIES};
 use crate::prompts::Prompts;
 use crate::trajectory::runner::World;
-use crate::trajectory::Blueprint;
+use crate::trajectory::Task;
 
 /// Act out blueprints with a simulated user and an agent in the live environment, and keep the
 /// conversations that verifiably reach each blueprint's outcome.
@@ -24,7 +24,7 @@ Each blueprint (one JSON object per line with `instruction`, `actions` [{name, k
 `outputs`; `id`, `user_id`, `persona`, `data_seed` optional) gets --attempts conversations. An
 attempt is verified when the final database equals fresh data after replaying `actions`, and every
 output appears in some agent message. Writes OUT/trajectories.jsonl (distinct verified
-conversations), OUT/rejected.jsonl (every failed attempt with its reason), the training files
+conversations), OUT/trajectories.rejected.jsonl (every failed attempt with its reason), the training files
 OUT/dataset.sharegpt.jsonl and OUT/dataset.openai.jsonl, OUT/stats.json, OUT/report.md and
 OUT/manifest.json. Re-running the same command resumes.
 
@@ -61,7 +61,7 @@ pub fn run(args: TrajectoriesArgs) -> Result<()> {
     let domain = crate::env::domain(&settings.domain)?;
     let path = args.blueprints.display().to_string();
     let text = std::fs::read_to_string(&args.blueprints).with_context(|| format!("reading blueprints {path}"))?;
-    let blueprints = Blueprint::parse_jsonl(&text, &path)?;
+    let blueprints = Task::parse_jsonl(&text, &path)?;
     let policy = match &args.policy {
         Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading policy {}", file.display()))?,
         None => crate::env::policy::document(domain.name)?.to_string(),
@@ -72,17 +72,21 @@ pub fn run(args: TrajectoriesArgs) -> Result<()> {
         None => World::Generated(settings.seed),
     };
     // The inputs are part of the run: resuming with other blueprints or another policy is refused.
+    let shard = args.common.shard()?;
     let options = json!({
         "blueprints": crate::config::sha256_hex(text.as_bytes()),
+        "blueprints_path": std::fs::canonicalize(&args.blueprints).unwrap_or_else(|_| args.blueprints.clone()),
+        "shard": shard.map(|s| s.to_string()),
         "policy": crate::config::sha256_hex(policy.as_bytes()),
         "data_dir": args.data_dir,
         "prompts": args.prompts,
     });
     // Models load before the directory is touched: a typo in a model name leaves no run behind.
     let engines = Engines::load(&args.load, &settings.models(&PHASE2_ROLES))?;
-    let mut out = RunDir::open(&args.out, "trajectories", &settings, options, &[TRAJECTORIES, REJECTED, SHAREGPT, OPENAI])?;
-    pipeline::trajectories(&settings, &engines, &prompts, &policy, world, &blueprints, &mut out)?;
-    let stats = out.finish(&engines.reports())?;
+    let mut out = RunDir::open(&args.out, "trajectories", &settings, options, &[TRAJECTORIES, TRAJECTORIES_REJECTED, SHAREGPT, OPENAI])?;
+    let pipeline = Pipeline::new(&settings, &engines, &prompts, shard);
+    pipeline.trajectories(&policy, world, blueprints, &mut out)?;
+    let stats = out.finish(&engines.reports(), &pipeline.roles())?;
     let t = &stats["trajectories"];
     eprintln!(
         "{} attempts, {} verified, {} rejected, {} duplicates; wrote {}",

@@ -4,6 +4,7 @@
 
 pub mod jsonl;
 pub mod manifest;
+pub mod merge;
 pub mod openai;
 pub mod report;
 pub mod rundir;

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use crate::blueprint::run::{self as blueprint_run, Progress as BlueprintProgress};
 use crate::blueprint::Blueprint;
 use crate::config::{Role, Settings};
+use crate::engine::meter::RoleUsage;
 use crate::env::data::write_atomic;
 use crate::trajectory::runner::{self, AttemptRecord, Progress as TrajectoryProgress};
 
@@ -27,12 +28,27 @@ use super::stats::{self, EngineReport};
 use super::{report, sharegpt};
 
 pub const BLUEPRINTS: &str = "blueprints.jsonl";
-pub const REJECTED: &str = "rejected.jsonl";
+/// Phase 1's failed attempts. Each phase has its own file of rejections, so that a streaming
+/// run, whose phases commit side by side, writes both in an order fixed by the seed.
+pub const BLUEPRINTS_REJECTED: &str = "blueprints.rejected.jsonl";
+pub const TRAJECTORIES_REJECTED: &str = "trajectories.rejected.jsonl";
 pub const TRACE: &str = "trace.jsonl";
 pub const TRAJECTORIES: &str = "trajectories.jsonl";
 pub const SHAREGPT: &str = "dataset.sharegpt.jsonl";
 pub const OPENAI: &str = "dataset.openai.jsonl";
+/// `eval`'s trials, one line per (task, trial).
+pub const RESULTS: &str = "results.jsonl";
+/// Held-out validated blueprints (`run --holdout`): tasks for `eval`, never trained on.
+pub const HELDOUT: &str = "heldout.jsonl";
 pub const STATS: &str = "stats.json";
+
+/// The JSONL files a run directory may hold, by name.
+const FILES: [&str; 9] = [BLUEPRINTS, BLUEPRINTS_REJECTED, HELDOUT, TRACE, TRAJECTORIES, TRAJECTORIES_REJECTED, SHAREGPT, OPENAI, RESULTS];
+
+/// The constant naming `name`, if it is one of a run directory's JSONL files.
+pub fn known_file(name: &str) -> Option<&'static str> {
+    FILES.into_iter().find(|f| *f == name)
+}
 pub const REPORT: &str = "report.md";
 
 /// An open run directory.
@@ -99,6 +115,16 @@ impl RunDir {
         &self.dir
     }
 
+    /// Seconds since this process opened the directory.
+    pub fn elapsed_seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Whether this command writes `name`.
+    pub fn writes(&self, name: &str) -> bool {
+        self.writers.contains_key(name)
+    }
+
     /// Phase 1's saved progress (default for a fresh run).
     pub fn blueprint_progress(&self) -> BlueprintProgress {
         self.manifest.progress.blueprints.clone().unwrap_or_default()
@@ -121,6 +147,11 @@ impl RunDir {
         self.writers.get_mut(name).with_context(|| format!("this command does not write {name}"))
     }
 
+    /// Appends one line to `name`, to be committed with the next checkpoint.
+    pub fn append(&mut self, name: &'static str, value: &impl serde::Serialize) -> Result<()> {
+        self.writer(name)?.append(value)
+    }
+
     /// Syncs every file and records their lengths and the progress in the manifest.
     fn checkpoint(&mut self) -> Result<()> {
         for (name, writer) in &self.writers {
@@ -131,9 +162,24 @@ impl RunDir {
     }
 
     /// Writes `stats.json` and `report.md`, marks the run complete and returns the stats.
-    pub fn finish(&mut self, engines: &[EngineReport]) -> Result<Value> {
+    /// `roles` are the per-role request tallies of this process (see [`crate::engine::meter`]).
+    pub fn finish(&mut self, engines: &[EngineReport], roles: &BTreeMap<String, RoleUsage>) -> Result<Value> {
+        let timing = stats::timing(self.started.elapsed().as_secs_f64(), engines, roles);
+        self.finish_with_timing(timing)
+    }
+
+    /// Writes a command's own `stats.json` and `report.md` (an eval's) and marks the run complete.
+    pub fn finish_custom(&mut self, stats: &Value, report: &str) -> Result<()> {
+        write_atomic(&self.dir.join(STATS), &format!("{}\n", serde_json::to_string_pretty(stats)?))?;
+        write_atomic(&self.dir.join(REPORT), report)?;
+        self.manifest.progress.complete = true;
+        self.checkpoint()
+    }
+
+    /// [`Self::finish`] with a `timing` section made elsewhere (a merge's, from its shards').
+    pub fn finish_with_timing(&mut self, timing: Value) -> Result<Value> {
         let p = &self.manifest.progress;
-        let stats = stats::build(p.blueprints.as_ref(), p.trajectories.as_ref(), &p.dataset, self.started.elapsed().as_secs_f64(), engines);
+        let stats = stats::build(p.blueprints.as_ref(), p.trajectories.as_ref(), &p.dataset, timing);
         write_atomic(&self.dir.join(STATS), &format!("{}\n", serde_json::to_string_pretty(&stats)?))?;
         write_atomic(&self.dir.join(REPORT), &report::render(&stats, &self.dir.display().to_string()))?;
         self.manifest.progress.complete = true;
@@ -159,11 +205,10 @@ impl RunDir {
             json!({"temperature": p.temperature, "top_p": p.top_p, "top_k": p.top_k, "min_p": p.min_p,
                    "repeat_penalty": p.repeat_penalty, "max_tokens": r.max_tokens})
         };
-        let blueprint = record.blueprint_id.clone().unwrap_or_else(|| format!("blueprint-{}", record.blueprint));
+        let blueprint = &record.blueprint_id;
         json!({
             "id": format!("{blueprint}/attempt-{}", record.attempt),
             "blueprint_id": blueprint,
-            "blueprint_index": record.blueprint,
             "attempt": record.attempt,
             "domain": record.domain,
             "models": {"agent": s.agent.model, "user": s.user.model, "judge": s.judge.model},
@@ -179,16 +224,6 @@ impl RunDir {
     }
 }
 
-/// A rejected line tagged with the phase that rejected it (both phases share `rejected.jsonl`).
-fn tagged(phase: &str, line: Value) -> Value {
-    let mut out = serde_json::Map::new();
-    out.insert("phase".into(), json!(phase));
-    if let Value::Object(map) = line {
-        out.extend(map);
-    }
-    Value::Object(out)
-}
-
 /// A short, stable label for why a conversation could not be converted.
 fn reason_label(error: &anyhow::Error) -> String {
     let text = error.to_string();
@@ -201,10 +236,11 @@ fn reason_label(error: &anyhow::Error) -> String {
 
 impl blueprint_run::Sink for RunDir {
     fn validated(&mut self, line: &Value) -> Result<()> {
-        self.writer(BLUEPRINTS)?.append(line)
+        let file = if line.get("heldout") == Some(&Value::Bool(true)) { HELDOUT } else { BLUEPRINTS };
+        self.writer(file)?.append(line)
     }
     fn rejected(&mut self, line: &Value) -> Result<()> {
-        self.writer(REJECTED)?.append(&tagged("blueprints", line.clone()))
+        self.writer(BLUEPRINTS_REJECTED)?.append(line)
     }
     fn trace(&mut self, entries: &[Value]) -> Result<()> {
         let writer = self.writer(TRACE)?;
@@ -231,8 +267,7 @@ impl runner::Sink for RunDir {
         Ok(())
     }
     fn rejected(&mut self, record: &AttemptRecord) -> Result<()> {
-        let line = tagged("trajectories", serde_json::to_value(record)?);
-        self.writer(REJECTED)?.append(&line)
+        self.writer(TRAJECTORIES_REJECTED)?.append(record)
     }
     fn committed(&mut self, progress: &TrajectoryProgress) -> Result<()> {
         self.manifest.progress.trajectories = Some(progress.clone());

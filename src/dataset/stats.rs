@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::blueprint::run::Progress as BlueprintProgress;
+use crate::engine::meter::RoleUsage;
 use crate::engine::EngineMetrics;
 use crate::trajectory::runner::{AttemptRecord, Progress as TrajectoryProgress};
 
@@ -71,8 +72,7 @@ pub fn build(
     blueprints: Option<&BlueprintProgress>,
     trajectories: Option<&TrajectoryProgress>,
     dataset: &Distributions,
-    wall_seconds: f64,
-    engines: &[EngineReport],
+    timing: Value,
 ) -> Value {
     let mut stats = serde_json::Map::new();
     let mut funnel = Vec::new();
@@ -117,15 +117,39 @@ pub fn build(
     }
     stats.insert("funnel".into(), Value::Array(funnel));
     stats.insert("tokens".into(), json!(tokens));
-    let generated: u64 = engines.iter().map(|e| e.metrics.generated_tokens).sum();
-    stats.insert(
-        "timing".into(),
-        json!({
-            "note": "this process only: a resumed run counts from its restart",
-            "wall_seconds": wall_seconds,
-            "generated_tokens_per_second": if wall_seconds > 0.0 { json!(generated as f64 / wall_seconds) } else { Value::Null },
-            "engines": engines,
-        }),
-    );
+    stats.insert("timing".into(), timing);
     Value::Object(stats)
+}
+
+/// The `timing` section of this process: wall time, generated tokens per second over every
+/// engine, each engine's metrics and each role's requests with its prefix-cache share.
+pub fn timing(wall_seconds: f64, engines: &[EngineReport], roles: &BTreeMap<String, RoleUsage>) -> Value {
+    let generated: u64 = engines.iter().map(|e| e.metrics.generated_tokens).sum();
+    json!({
+        "note": "this process only: a resumed run counts from its restart",
+        "wall_seconds": wall_seconds,
+        "generated_tokens_per_second": if wall_seconds > 0.0 { json!(generated as f64 / wall_seconds) } else { Value::Null },
+        "engines": engines,
+        "roles": roles.iter().map(|(role, u)| {
+            (role.clone(), json!({"requests": u.requests, "prompt_tokens": u.prompt_tokens, "cached_tokens": u.cached_tokens,
+                                 "cache_share": u.cache_share(), "generated_tokens": u.generated_tokens}))
+        }).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// The `timing` section of a merged run: each shard's own timing kept as it was, their wall
+/// times and generated tokens summed, and the longest shard's wall time as the run's (shards run
+/// side by side on a cluster).
+pub fn merged_timing(shards: &[(String, Value)]) -> Value {
+    let number = |t: &Value, key: &str| t[key].as_f64().unwrap_or(0.0);
+    let generated: f64 = shards.iter().map(|(_, t)| number(t, "wall_seconds") * number(t, "generated_tokens_per_second")).sum();
+    let summed: f64 = shards.iter().map(|(_, t)| number(t, "wall_seconds")).sum();
+    let longest = shards.iter().map(|(_, t)| number(t, "wall_seconds")).fold(0.0, f64::max);
+    json!({
+        "note": "merged: wall_seconds is the longest shard's (shards run side by side); summed_wall_seconds adds them up; generated_tokens_per_second is over the summed time; each shard's own timing is under shards",
+        "wall_seconds": longest,
+        "summed_wall_seconds": summed,
+        "generated_tokens_per_second": if summed > 0.0 { json!(generated / summed) } else { Value::Null },
+        "shards": shards.iter().map(|(name, t)| json!({"shard": name, "timing": t})).collect::<Vec<_>>(),
+    })
 }

@@ -92,6 +92,9 @@ pub fn start(model: LoadedModel, config: EngineConfig) -> Result<EngineHandle, E
 /// The engine behind an [`EngineHandle`].
 pub struct BatchEngine {
     info: ModelInfo,
+    /// KV bytes one token of one sequence takes, for [`LanguageModel::capacity`].
+    kv_bytes_per_token: usize,
+    config: EngineConfig,
     frontend: Arc<Frontend>,
     jobs: Mutex<Sender<Message>>,
     counters: Arc<Counters>,
@@ -127,6 +130,8 @@ impl BatchEngine {
             return Err(EngineError::Invalid("the engine needs at least one token and one sequence per step".into()));
         }
         let LoadedModel { decoder, frontend, info } = model;
+        let kv_bytes_per_token = decoder.kv_bytes_per_token();
+        let engine_config = config.clone();
         let frontend = Arc::new(frontend);
         let counters = Arc::new(Counters::default());
         let (jobs, queue) = mpsc::channel();
@@ -138,7 +143,7 @@ impl BatchEngine {
                 .spawn(move || Worker::new(decoder, frontend, counters, config).run(queue))
                 .map_err(|e| EngineError::Model(format!("cannot start the engine thread: {e}")))?;
         }
-        Ok(EngineHandle::new(Arc::new(Self { info, frontend, jobs: Mutex::new(jobs), counters })))
+        Ok(EngineHandle::new(Arc::new(Self { info, kv_bytes_per_token, config: engine_config, frontend, jobs: Mutex::new(jobs), counters })))
     }
 
     fn send(&self, message: Message) -> Result<(), EngineError> {
@@ -178,6 +183,13 @@ impl LanguageModel for BatchEngine {
 
     fn opens_reasoning(&self, prompt: &Prompt) -> Result<bool, EngineError> {
         self.frontend.opens_reasoning(prompt)
+    }
+
+    /// Sequences of `context_tokens` whose whole KV cache fits the budget at once, at most the
+    /// sequences one step serves. Shared prefixes make the real number larger; this is the floor.
+    fn capacity(&self, context_tokens: usize) -> Option<usize> {
+        let per_sequence = (self.kv_bytes_per_token * context_tokens.max(1)).max(1);
+        Some((self.config.kv_budget_bytes / per_sequence).clamp(1, self.config.max_sequences))
     }
 
     fn end_session(&self, session: &str) {

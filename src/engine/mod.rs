@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod loaded;
+pub mod meter;
 pub mod prefix;
 pub mod sampling;
 mod sequence;
@@ -292,6 +293,14 @@ pub trait LanguageModel: Send + Sync {
     fn metrics(&self) -> EngineMetrics {
         EngineMetrics::default()
     }
+
+    /// How many requests of `context_tokens` tokens each (prompt and completion) this model can
+    /// serve at once without queueing: for the in-process engine, what its KV budget holds; for
+    /// a server, its most requests in flight. `None` when it cannot say (a scripted model).
+    /// Pipelines size their default concurrency from it.
+    fn capacity(&self, _context_tokens: usize) -> Option<usize> {
+        None
+    }
 }
 
 /// A cheap, cloneable handle to a model that any number of threads may call at once.
@@ -356,6 +365,10 @@ impl EngineHandle {
     }
     pub fn metrics(&self) -> EngineMetrics {
         self.0.metrics()
+    }
+    /// See [`LanguageModel::capacity`].
+    pub fn capacity(&self, context_tokens: usize) -> Option<usize> {
+        self.0.capacity(context_tokens)
     }
     /// See [`LanguageModel::end_session`].
     pub fn end_session(&self, session: &str) {

@@ -11,7 +11,7 @@
 //! are different states, as they are to τ-bench. Key insertion order does not matter. The
 //! hash is the lowercase hex SHA-256 of those bytes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -36,19 +36,25 @@ pub fn hash(db: &Db) -> String {
 }
 
 /// One change, in the style of a JSON Patch (RFC 6902) operation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatchOp {
-    /// `add`, `remove` or `replace`.
-    pub op: &'static str,
+    /// `add`, `remove` or `replace` (owned only when read back from a file).
+    pub op: std::borrow::Cow<'static, str>,
     /// JSON Pointer (RFC 6901) to the changed location.
     pub path: String,
     /// The new value, for `add` and `replace`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub value: Option<Value>,
     /// The value before the change, for `remove` and `replace`. Not part of RFC 6902; kept so
     /// that a reviewer sees `"pending"` → `"cancelled"` without opening the old database.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub old: Option<Value>,
+}
+
+/// A value that is present, `null` included (serde would read `null` as `None`, and a patch that
+/// sets a field to `null` would then read back as one that sets nothing).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// The changes that turn `before` into `after`, and nothing else.
@@ -70,8 +76,8 @@ fn diff_objects(before: &serde_json::Map<String, Value>, after: &serde_json::Map
         let child = format!("{path}/{}", escape_pointer(key));
         match (before.get(key), after.get(key)) {
             (Some(a), Some(b)) => diff_values(a, b, &child, ops),
-            (Some(a), None) => ops.push(PatchOp { op: "remove", path: child, value: None, old: Some(a.clone()) }),
-            (None, Some(b)) => ops.push(PatchOp { op: "add", path: child, value: Some(b.clone()), old: None }),
+            (Some(a), None) => ops.push(PatchOp { op: "remove".into(), path: child, value: None, old: Some(a.clone()) }),
+            (None, Some(b)) => ops.push(PatchOp { op: "add".into(), path: child, value: Some(b.clone()), old: None }),
             (None, None) => {}
         }
     }
@@ -85,14 +91,14 @@ fn diff_values(a: &Value, b: &Value, path: &str, ops: &mut Vec<PatchOp>) {
                 diff_values(u, v, &format!("{path}/{i}"), ops);
             }
             for (i, v) in y.iter().enumerate().skip(x.len()) {
-                ops.push(PatchOp { op: "add", path: format!("{path}/{i}"), value: Some(v.clone()), old: None });
+                ops.push(PatchOp { op: "add".into(), path: format!("{path}/{i}"), value: Some(v.clone()), old: None });
             }
             for (i, u) in x.iter().enumerate().skip(y.len()).rev() {
-                ops.push(PatchOp { op: "remove", path: format!("{path}/{i}"), value: None, old: Some(u.clone()) });
+                ops.push(PatchOp { op: "remove".into(), path: format!("{path}/{i}"), value: None, old: Some(u.clone()) });
             }
         }
         _ if same(a, b) => {}
-        _ => ops.push(PatchOp { op: "replace", path: path.to_string(), value: Some(b.clone()), old: Some(a.clone()) }),
+        _ => ops.push(PatchOp { op: "replace".into(), path: path.to_string(), value: Some(b.clone()), old: Some(a.clone()) }),
     }
 }
 
@@ -132,7 +138,7 @@ mod tests {
             let (parent, last) = op.path.rsplit_once('/').unwrap();
             let last = last.replace("~1", "/").replace("~0", "~");
             let target = if parent.is_empty() { &mut root } else { root.pointer_mut(parent).unwrap() };
-            match (op.op, target) {
+            match (op.op.as_ref(), target) {
                 ("remove", Value::Object(m)) => {
                     m.shift_remove(&last);
                 }

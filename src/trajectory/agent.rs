@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::user::{generate_in_context, UserSimulator, UserTurn, GREETING};
-use super::{Blueprint, TokenUsage, TrajectoryConfig};
+use super::{Task, TokenUsage, TrajectoryConfig};
 use crate::chat::tools::{parse, tool_choice_constraint, CallContext, ToolFormat};
 use crate::chat::Message;
 use crate::engine::{EngineHandle, Prompt, Request, SamplingParams};
@@ -79,7 +79,7 @@ pub struct Setup<'a> {
     pub prompts: &'a Prompts,
     pub config: &'a TrajectoryConfig,
     pub policy: &'a str,
-    pub blueprint: &'a Blueprint,
+    pub blueprint: &'a Task,
     /// Seed of this conversation (derived from run, blueprint and attempt); roles and turns
     /// derive theirs from it.
     pub seed: u64,
@@ -251,6 +251,9 @@ mod tests {
         seen: Mutex<Vec<Request>>,
         /// Replies end with `FinishReason::Length` before `max_tokens`.
         out_of_context: bool,
+        /// User and judge replies by request seed, taken before the queues: a turn's
+        /// candidates and scores are asked for at once, in no fixed order.
+        by_seed: std::collections::HashMap<u64, String>,
     }
 
     fn queue(items: &[&str]) -> Mutex<VecDeque<String>> {
@@ -272,6 +275,7 @@ mod tests {
                 judge: queue(judge),
                 seen: Mutex::new(Vec::new()),
                 out_of_context: false,
+                by_seed: std::collections::HashMap::new(),
             }
         }
 
@@ -301,11 +305,14 @@ mod tests {
             } else {
                 &self.user
             };
-            let text = source
-                .lock()
-                .unwrap()
-                .pop_front()
-                .ok_or_else(|| EngineError::Invalid("script ran out".into()))?;
+            let text = match self.by_seed.get(&request.sampling.seed).filter(|_| !is_agent) {
+                Some(text) => text.clone(),
+                None => source
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .ok_or_else(|| EngineError::Invalid("script ran out".into()))?,
+            };
             let prompt_tokens = Self::chars(&request.prompt) / 4;
             self.seen.lock().unwrap().push(request);
             let finish_reason = if self.out_of_context {
@@ -338,8 +345,8 @@ mod tests {
         })
     }
 
-    fn blueprint() -> Blueprint {
-        Blueprint {
+    fn blueprint() -> Task {
+        Task {
             id: None,
             instruction: "You are u1 and want to know your email address.".into(),
             actions: Vec::new(),
@@ -509,7 +516,16 @@ mod tests {
             "thanks",
             "bye",
         ];
-        let (c, seen) = play(Scripted::new(&["Your email is u1@example.com."], &user, &judge), config);
+        // Each turn's candidates and scores are asked for at once: the script answers by seed.
+        let mut model = Scripted::new(&["Your email is u1@example.com."], &[], &[]);
+        for turn in 0..2 {
+            let turn_seed = derive(7, &["user", &turn.to_string()]);
+            for i in 0..3 {
+                model.by_seed.insert(derive(turn_seed, &["candidate", &i.to_string()]), user[3 * turn + i].to_string());
+                model.by_seed.insert(derive(turn_seed, &["judge", &i.to_string()]), judge[3 * turn + i].to_string());
+            }
+        }
+        let (c, seen) = play(model, config);
         assert_eq!(c.end, End::UserStop);
         assert_eq!(c.user_turns[0].scores, vec![Some(3), Some(9), Some(9)]);
         assert_eq!(c.user_turns[0].chosen, 1, "ties go to the lowest index");

@@ -22,7 +22,7 @@ use crate::env::Action;
 /// This is the part of Phase 1's blueprint that Phase 2 reads; other fields of a blueprint line
 /// are ignored, so τ-bench tasks converted to this shape go through the same code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Blueprint {
+pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// The user's goal, written for the simulated human.
@@ -41,9 +41,23 @@ pub struct Blueprint {
     pub data_seed: Option<u64>,
 }
 
-impl Blueprint {
+impl Task {
+    /// The task's identity: its `id`, or for a task written without one (a converted τ-bench
+    /// task, a hand-written file) a digest of what it asks for. Phase 2 derives its seeds and
+    /// record ids from this, never from the task's line number, so a task's conversations do not
+    /// change when the file around it does (streaming runs, shards, merges).
+    pub fn key(&self) -> String {
+        match &self.id {
+            Some(id) => id.clone(),
+            None => {
+                let what = serde_json::json!([self.instruction, self.actions, self.outputs]);
+                format!("task-{}", &crate::config::sha256_hex(what.to_string().as_bytes())[..16])
+            }
+        }
+    }
+
     /// Reads one blueprint per non-empty line; `origin` names the file in errors.
-    pub fn parse_jsonl(text: &str, origin: &str) -> anyhow::Result<Vec<Blueprint>> {
+    pub fn parse_jsonl(text: &str, origin: &str) -> anyhow::Result<Vec<Task>> {
         let mut out = Vec::new();
         for (number, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -51,7 +65,7 @@ impl Blueprint {
             }
             let value: Value = serde_json::from_str(line)
                 .map_err(|e| anyhow::anyhow!("{origin}:{}: not a JSON object: {e}", number + 1))?;
-            let blueprint: Blueprint = serde_json::from_value(value)
+            let blueprint: Task = serde_json::from_value(value)
                 .map_err(|e| anyhow::anyhow!("{origin}:{}: not a blueprint: {e}", number + 1))?;
             out.push(blueprint);
         }
@@ -59,12 +73,7 @@ impl Blueprint {
     }
 }
 
-/// How one role samples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoleSettings {
-    pub sampling: SamplingParams,
-    pub max_tokens: usize,
-}
+pub use crate::config::RoleConfig;
 
 /// Everything that shapes a Phase 2 run besides the models and the data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,16 +87,30 @@ pub struct TrajectoryConfig {
     pub max_turns: usize,
     /// Consecutive unparseable agent turns after which the conversation is abandoned.
     pub max_parse_errors: usize,
-    /// Conversations in flight at once.
-    pub concurrency: usize,
-    pub agent: RoleSettings,
-    pub user: RoleSettings,
-    pub judge: RoleSettings,
+    pub agent: RoleConfig,
+    pub user: RoleConfig,
+    pub judge: RoleConfig,
+}
+
+impl TrajectoryConfig {
+    /// Phase 2's configuration from the run's settings.
+    pub fn from_settings(s: &crate::config::Settings) -> Self {
+        Self {
+            run_seed: s.seed,
+            attempts: s.attempts,
+            best_of: s.best_of,
+            max_turns: s.max_turns,
+            max_parse_errors: s.max_parse_errors,
+            agent: s.agent.config(),
+            user: s.user.config(),
+            judge: s.judge.config(),
+        }
+    }
 }
 
 impl Default for TrajectoryConfig {
     fn default() -> Self {
-        let role = |temperature: f32, max_tokens: usize| RoleSettings {
+        let role = |temperature: f32, max_tokens: usize| RoleConfig {
             sampling: SamplingParams {
                 temperature,
                 ..SamplingParams::default()
@@ -100,7 +123,6 @@ impl Default for TrajectoryConfig {
             best_of: 4,
             max_turns: 30,
             max_parse_errors: 3,
-            concurrency: 4,
             agent: role(0.0, 512),
             user: role(0.8, 128),
             judge: role(0.0, 16),
@@ -117,6 +139,8 @@ pub enum Rejection {
     MaxTurns,
     ContextExceeded,
     ParseErrors,
+    /// A verified conversation identical to one already kept for the same blueprint.
+    Duplicate,
 }
 
 impl Rejection {
@@ -127,6 +151,7 @@ impl Rejection {
             Rejection::MaxTurns => "max_turns",
             Rejection::ContextExceeded => "context_exceeded",
             Rejection::ParseErrors => "parse_errors",
+            Rejection::Duplicate => "duplicate",
         }
     }
 }

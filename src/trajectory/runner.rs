@@ -7,8 +7,9 @@
 //! same command gives the same files and an interrupted run resumes where it stopped.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -16,12 +17,13 @@ use serde::{Deserialize, Serialize};
 use super::agent::{converse, Conversation, End, Models, RoleTokens, Setup};
 use super::user::UserTurn;
 use super::verify::{check_state, expected_state, missing_outputs};
-use super::{Blueprint, Rejection, TrajectoryConfig};
+use super::{Task, Rejection, TrajectoryConfig};
 use crate::chat::Message;
 use crate::env::state::{hash, PatchOp};
 use crate::env::{Db, Domain, Env};
 use crate::progress::PhaseProgress;
 use crate::prompts::Prompts;
+use crate::schedule::{Priority, Slots};
 use crate::seeds::derive;
 
 /// Where each conversation's fresh data comes from.
@@ -40,7 +42,7 @@ struct Worlds {
 }
 
 impl Worlds {
-    fn fresh(&self, blueprint: &Blueprint) -> anyhow::Result<Db> {
+    fn fresh(&self, blueprint: &Task) -> anyhow::Result<Db> {
         match &self.world {
             World::Fixed(db) => Ok(db.clone()),
             World::Generated(seed) => {
@@ -60,24 +62,23 @@ impl Worlds {
     }
 }
 
-/// One attempt, as written to `trajectories.jsonl` (verified) or `rejected.jsonl`.
-#[derive(Debug, Clone, Serialize)]
+/// One attempt, as written to `trajectories.jsonl` (verified) or `trajectories.rejected.jsonl`
+/// (every other attempt, duplicates of a kept conversation included).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttemptRecord {
-    /// Line number of the blueprint in its file, from 0.
-    pub blueprint: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub blueprint_id: Option<String>,
+    /// The task's [`Task::key`]: its id, or a digest of its content.
+    pub blueprint_id: String,
     pub attempt: usize,
     pub seed: u64,
     pub domain: String,
     pub instruction: String,
     pub verified: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Rejection>,
     /// For a state mismatch: how the final state differs from the expected one.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diff: Vec<PatchOp>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_outputs: Vec<String>,
     pub end: End,
     pub messages: Vec<Message>,
@@ -92,10 +93,9 @@ pub struct AttemptRecord {
 
 /// Judges a finished conversation.
 fn record(
-    blueprint_index: usize,
     attempt: usize,
     seed: u64,
-    blueprint: &Blueprint,
+    blueprint: &Task,
     expected: &Db,
     c: Conversation,
 ) -> AttemptRecord {
@@ -117,8 +117,7 @@ fn record(
         }
     });
     AttemptRecord {
-        blueprint: blueprint_index,
-        blueprint_id: blueprint.id.clone(),
+        blueprint_id: blueprint.key(),
         attempt,
         seed,
         domain: c.env.domain.name.to_string(),
@@ -139,7 +138,13 @@ fn record(
     }
 }
 
-/// Plays and judges attempt `attempt` of blueprint `index`.
+/// The seed of attempt `attempt` of `task`: a function of the run seed and the task's identity
+/// alone, so that the conversation is the same wherever the task sits in its file.
+pub fn attempt_seed(run_seed: u64, task: &Task, attempt: usize) -> u64 {
+    derive(run_seed, &["task", &task.key(), "attempt", &attempt.to_string()])
+}
+
+/// Plays and judges attempt `attempt` of `blueprint`.
 #[allow(clippy::too_many_arguments)]
 pub fn run_attempt(
     models: &Models,
@@ -148,14 +153,10 @@ pub fn run_attempt(
     policy: &str,
     domain: &'static Domain,
     fresh: Db,
-    index: usize,
-    blueprint: &Blueprint,
+    blueprint: &Task,
     attempt: usize,
 ) -> anyhow::Result<AttemptRecord> {
-    let seed = derive(
-        config.run_seed,
-        &["blueprint", &index.to_string(), "attempt", &attempt.to_string()],
-    );
+    let seed = attempt_seed(config.run_seed, blueprint, attempt);
     let expected = expected_state(domain, fresh.clone(), &blueprint.actions);
     let setup = Setup {
         models,
@@ -166,7 +167,7 @@ pub fn run_attempt(
         seed,
     };
     let conversation = converse(&setup, Env::new(domain, fresh))?;
-    Ok(record(index, attempt, seed, blueprint, &expected, conversation))
+    Ok(record(attempt, seed, blueprint, &expected, conversation))
 }
 
 /// Counts for `stats.json`.
@@ -212,58 +213,82 @@ pub struct Progress {
     pub stats: Stats,
     /// Sums over kept trajectories of agent steps, user turns, tool calls and tokens.
     sums: [usize; 4],
+    /// The blueprint of the last verified record counted, so a blueprint with several counts
+    /// once in `blueprints.with_verified`.
+    #[serde(default)]
+    last_verified_blueprint: Option<String>,
 }
 
 impl Progress {
-    /// Folds one blueprint's attempts into the counts and hands each to `sink`.
-    fn commit(&mut self, attempts: Vec<AttemptRecord>, sink: &mut dyn Sink) -> anyhow::Result<()> {
+    /// Folds one blueprint's attempts into the counts and hands each to `sink`. A verified
+    /// attempt whose conversation repeats one already kept for the blueprint is written as a
+    /// rejection (`duplicate`), so that every attempt has its line and the counts are a fold
+    /// over the files (see [`Progress::count`]).
+    pub fn commit(&mut self, attempts: Vec<AttemptRecord>, sink: &mut dyn Sink) -> anyhow::Result<()> {
         let mut seen = HashSet::new();
-        let mut any = false;
-        for record in attempts {
-            let stats = &mut self.stats;
-            stats.trajectories.attempted += 1;
-            for (total, used) in [
-                (&mut stats.tokens.agent, record.tokens.agent),
-                (&mut stats.tokens.user, record.tokens.user),
-                (&mut stats.tokens.judge, record.tokens.judge),
-            ] {
-                total.prompt += used.prompt;
-                total.completion += used.completion;
+        let mut first = true;
+        for mut record in attempts {
+            if record.verified && !seen.insert(fingerprint(&record.messages)) {
+                record.verified = false;
+                record.reason = Some(Rejection::Duplicate);
             }
-            if let Some(reason) = record.reason {
-                stats.trajectories.rejected += 1;
-                *stats.rejected_by_reason.entry(reason.name().to_string()).or_default() += 1;
-                sink.rejected(&record)?;
-                continue;
+            self.count(&record, first);
+            first = false;
+            match record.verified {
+                true => sink.verified(&record)?,
+                false => sink.rejected(&record)?,
             }
-            if !seen.insert(fingerprint(&record.messages)) {
-                stats.trajectories.duplicates += 1;
-                continue;
-            }
-            any = true;
-            stats.trajectories.verified += 1;
-            for (sum, value) in self.sums.iter_mut().zip([
-                record.agent_steps,
-                record.user_turns.len(),
-                record.tool_calls,
-                record.tokens.total(),
-            ]) {
-                *sum += value;
-            }
-            sink.verified(&record)?;
         }
-        self.stats.blueprints.total += 1;
-        self.stats.blueprints.with_verified += usize::from(any);
-        let n = self.stats.trajectories.verified.max(1) as f64;
-        let [steps, turns, calls, tokens] = self.sums.map(|s| s as f64 / n);
-        self.stats.per_verified = PerTrajectory {
-            agent_steps: steps,
-            user_turns: turns,
-            tool_calls: calls,
-            tokens,
-        };
         self.next_blueprint += 1;
         sink.committed(self)
+    }
+
+    /// Counts one record; `new_blueprint` when it is the first of its blueprint.
+    pub fn count(&mut self, record: &AttemptRecord, new_blueprint: bool) {
+        let stats = &mut self.stats;
+        stats.trajectories.attempted += 1;
+        for (total, used) in [
+            (&mut stats.tokens.agent, record.tokens.agent),
+            (&mut stats.tokens.user, record.tokens.user),
+            (&mut stats.tokens.judge, record.tokens.judge),
+        ] {
+            total.prompt += used.prompt;
+            total.completion += used.completion;
+        }
+        if new_blueprint {
+            stats.blueprints.total += 1;
+        }
+        match record.reason {
+            Some(Rejection::Duplicate) => stats.trajectories.duplicates += 1,
+            Some(reason) => {
+                stats.trajectories.rejected += 1;
+                *stats.rejected_by_reason.entry(reason.name().to_string()).or_default() += 1;
+            }
+            None => {
+                // The first verified attempt of a blueprint marks it as having one.
+                if self.last_verified_blueprint.as_deref() != Some(record.blueprint_id.as_str()) {
+                    stats.blueprints.with_verified += 1;
+                    self.last_verified_blueprint = Some(record.blueprint_id.clone());
+                }
+                stats.trajectories.verified += 1;
+                for (sum, value) in self.sums.iter_mut().zip([
+                    record.agent_steps,
+                    record.user_turns.len(),
+                    record.tool_calls,
+                    record.tokens.total(),
+                ]) {
+                    *sum += value;
+                }
+                let n = stats.trajectories.verified as f64;
+                let [steps, turns, calls, tokens] = self.sums.map(|s| s as f64 / n);
+                stats.per_verified = PerTrajectory {
+                    agent_steps: steps,
+                    user_turns: turns,
+                    tool_calls: calls,
+                    tokens,
+                };
+            }
+        }
     }
 }
 
@@ -296,66 +321,103 @@ pub struct Run<'a> {
     pub policy: &'a str,
     pub domain: &'static Domain,
     pub world: World,
+    /// The in-flight limit this phase shares with any other running beside it.
+    pub slots: &'a Slots,
+    /// Blueprints expected in all, for the progress display only (a stream's length is not
+    /// known in advance).
+    pub expected: usize,
+    /// Show a progress display.
+    pub show: bool,
 }
 
-/// Runs every attempt of the blueprints from `progress.next_blueprint` on, handing the records
-/// to `sink` in blueprint order, and returns the final progress. `show` turns the progress
-/// display on.
-pub fn run(run: Run, blueprints: &[Blueprint], sink: &mut dyn Sink, mut progress: Progress, show: bool) -> anyhow::Result<Progress> {
-    let Run {
-        models,
-        prompts,
-        config,
-        policy,
-        domain,
-        world,
-    } = run;
-    let attempts = config.attempts.max(1);
-    let worlds = Worlds {
-        domain,
-        world,
-        generated: Mutex::new(HashMap::new()),
-    };
-    let first_job = progress.next_blueprint * attempts;
-    let jobs = blueprints.len() * attempts;
-    if first_job >= jobs {
-        // Nothing (left) to run; the checkpoint still records that this phase took place.
-        sink.committed(&progress)?;
-        return Ok(progress);
+/// The blueprints still to act out, in order: a list known up front, or a stream that Phase 1
+/// feeds as it commits blueprints. The run ends when the sending side is dropped and every
+/// blueprint received has been committed.
+pub type Tasks = mpsc::Receiver<Task>;
+
+/// A list of blueprints as a finished stream.
+pub fn tasks_of(list: impl IntoIterator<Item = Task>) -> Tasks {
+    let (sender, receiver) = mpsc::channel();
+    for task in list {
+        // The receiver is alive right here, so sending cannot fail.
+        let _ = sender.send(task);
     }
-    let bar = PhaseProgress::new("trajectories", "verified", blueprints.len(), show);
-    let tokens_before = progress.stats.tokens.total();
-    let next = AtomicUsize::new(first_job);
-    let failed = AtomicBool::new(false);
-    let (sender, receiver) = mpsc::channel::<(usize, anyhow::Result<AttemptRecord>)>();
-    let result = std::thread::scope(|scope| -> anyhow::Result<()> {
-        for _ in 0..config.concurrency.clamp(1, (jobs - first_job).max(1)) {
-            let sender = sender.clone();
-            let (next, failed, worlds) = (&next, &failed, &worlds);
-            scope.spawn(move || loop {
-                let job = next.fetch_add(1, Ordering::SeqCst);
-                if job >= jobs || failed.load(Ordering::SeqCst) {
-                    break;
+    receiver
+}
+
+/// Hands out jobs (blueprint index, blueprint, attempt) in order, receiving the next blueprint
+/// from the stream when the current one's attempts are all taken.
+struct Jobs {
+    tasks: Tasks,
+    attempts: usize,
+    current: Option<(usize, Arc<Task>)>,
+    next_attempt: usize,
+    next_index: usize,
+}
+
+impl Jobs {
+    /// The next job, waiting for the stream if needed; `None` once the stream is done or the
+    /// run `failed` (checked while waiting, so that a failure is not held up by a producer that
+    /// is still working).
+    fn next(&mut self, failed: &AtomicBool) -> Option<(usize, Arc<Task>, usize)> {
+        if self.current.is_none() || self.next_attempt == self.attempts {
+            let task = loop {
+                match self.tasks.recv_timeout(Duration::from_millis(100)) {
+                    Ok(task) => break task,
+                    Err(mpsc::RecvTimeoutError::Timeout) if !failed.load(Ordering::SeqCst) => continue,
+                    Err(_) => return None,
                 }
-                let (index, attempt) = (job / attempts, job % attempts);
-                let blueprint = &blueprints[index];
-                let result = worlds.fresh(blueprint).and_then(|fresh| {
-                    run_attempt(
-                        models, prompts, config, policy, domain, fresh, index, blueprint, attempt,
-                    )
-                });
-                let result = result.with_context(|| format!("blueprint {index}, attempt {attempt}"));
+            };
+            self.current = Some((self.next_index, Arc::new(task)));
+            self.next_index += 1;
+            self.next_attempt = 0;
+        }
+        let (index, task) = self.current.as_ref()?;
+        let job = (*index, task.clone(), self.next_attempt);
+        self.next_attempt += 1;
+        Some(job)
+    }
+}
+
+/// Runs every attempt of the blueprints that `tasks` yields (the first of which is blueprint
+/// `progress.next_blueprint`), handing the records to `sink` in blueprint order, and returns
+/// the final progress.
+pub fn run(run: Run, tasks: Tasks, sink: &mut dyn Sink, mut progress: Progress) -> anyhow::Result<Progress> {
+    let Run { models, prompts, config, policy, domain, world, slots, expected, show } = run;
+    let attempts = config.attempts.max(1);
+    let worlds = Worlds { domain, world, generated: Mutex::new(HashMap::new()) };
+    let jobs = Mutex::new(Jobs { tasks, attempts, current: None, next_attempt: 0, next_index: progress.next_blueprint });
+    let bar = PhaseProgress::new("trajectories", "verified", expected, show);
+    let tokens_before = progress.stats.tokens.total();
+    let failed = AtomicBool::new(false);
+    let (sender, receiver) = mpsc::channel::<((usize, usize), anyhow::Result<AttemptRecord>)>();
+    let result = std::thread::scope(|scope| -> anyhow::Result<()> {
+        for _ in 0..slots.size() {
+            let sender = sender.clone();
+            let (jobs, failed, worlds) = (&jobs, &failed, &worlds);
+            scope.spawn(move || loop {
+                let job = match jobs.lock() {
+                    Ok(mut jobs) if !failed.load(Ordering::SeqCst) => jobs.next(failed),
+                    _ => None,
+                };
+                let Some((index, blueprint, attempt)) = job else { break };
+                let slot = slots.acquire(Priority::High);
+                let result = worlds
+                    .fresh(&blueprint)
+                    .and_then(|fresh| run_attempt(models, prompts, config, policy, domain, fresh, &blueprint, attempt))
+                    .with_context(|| format!("blueprint {} ({}), attempt {attempt}", index, blueprint.key()));
+                drop(slot);
                 if result.is_err() {
                     failed.store(true, Ordering::SeqCst);
                 }
-                if sender.send((job, result)).is_err() {
+                if sender.send(((index, attempt), result)).is_err() {
                     break;
                 }
             });
         }
         drop(sender);
         // Commit blueprints in order as soon as all their attempts are in.
-        let mut pending: BTreeMap<usize, AttemptRecord> = BTreeMap::new();
+        let mut pending: BTreeMap<(usize, usize), AttemptRecord> = BTreeMap::new();
         for (job, result) in receiver {
             let record = match result {
                 Ok(record) => record,
@@ -366,11 +428,11 @@ pub fn run(run: Run, blueprints: &[Blueprint], sink: &mut dyn Sink, mut progress
             };
             pending.insert(job, record);
             loop {
-                let first = progress.next_blueprint * attempts;
-                if first >= jobs || !(first..first + attempts).all(|j| pending.contains_key(&j)) {
+                let first = progress.next_blueprint;
+                if !(0..attempts).all(|a| pending.contains_key(&(first, a))) {
                     break;
                 }
-                let batch = (first..first + attempts).filter_map(|j| pending.remove(&j)).collect();
+                let batch = (0..attempts).filter_map(|a| pending.remove(&(first, a))).collect();
                 if let Err(error) = progress.commit(batch, sink) {
                     failed.store(true, Ordering::SeqCst);
                     return Err(error);
@@ -382,5 +444,8 @@ pub fn run(run: Run, blueprints: &[Blueprint], sink: &mut dyn Sink, mut progress
         Ok(())
     });
     bar.finish();
-    result.map(|()| progress)
+    result?;
+    // The checkpoint records that this phase took place, also when it had nothing to do.
+    sink.committed(&progress)?;
+    Ok(progress)
 }

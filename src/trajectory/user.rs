@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Blueprint, RoleSettings, TokenUsage};
+use super::{Task, RoleConfig, TokenUsage};
 use crate::chat::Message;
 use crate::engine::{Constraint, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
 use crate::prompts::Prompts;
@@ -77,9 +77,9 @@ pub struct UserSimulator<'a> {
     model: &'a EngineHandle,
     judge: &'a EngineHandle,
     prompts: &'a Prompts,
-    blueprint: &'a Blueprint,
-    user: &'a RoleSettings,
-    judge_settings: &'a RoleSettings,
+    blueprint: &'a Task,
+    user: &'a RoleConfig,
+    judge_settings: &'a RoleConfig,
     best_of: usize,
     history: Vec<Message>,
     pub user_tokens: TokenUsage,
@@ -104,9 +104,9 @@ impl<'a> UserSimulator<'a> {
         model: &'a EngineHandle,
         judge: &'a EngineHandle,
         prompts: &'a Prompts,
-        blueprint: &'a Blueprint,
-        user: &'a RoleSettings,
-        judge_settings: &'a RoleSettings,
+        blueprint: &'a Task,
+        user: &'a RoleConfig,
+        judge_settings: &'a RoleConfig,
         best_of: usize,
     ) -> anyhow::Result<Self> {
         let system = prompts.render(
@@ -135,33 +135,37 @@ impl<'a> UserSimulator<'a> {
     }
 
     /// The agent said `agent_text`; returns the user's next message. `seed` is derived per turn;
-    /// candidate `i` samples with a seed derived from it.
+    /// candidate `i` samples with a seed derived from it. The candidates are asked for at once,
+    /// and then their scores, so that they share the engine's forward passes.
     pub fn respond(&mut self, agent_text: &str, seed: u64) -> anyhow::Result<Result<UserTurn, ContextExceeded>> {
         self.history.push(Message::user(agent_text));
-        let mut candidates = Vec::with_capacity(self.best_of);
-        for index in 0..self.best_of {
-            let sampling = SamplingParams {
-                seed: crate::seeds::derive(seed, &["candidate", &index.to_string()]),
-                ..self.user.sampling.clone()
-            };
-            let mut request = Request::new(Prompt::chat(self.history.clone()))
-                .sampling(sampling)
-                .max_tokens(self.user.max_tokens);
-            request.session = self.session.clone();
-            match generate_in_context(self.model, request, &mut self.user_tokens)? {
-                Ok(completion) => candidates.push(clean(&completion.text)),
+        let requests = (0..self.best_of)
+            .map(|index| {
+                let sampling = SamplingParams {
+                    seed: crate::seeds::derive(seed, &["candidate", &index.to_string()]),
+                    ..self.user.sampling.clone()
+                };
+                let mut request = Request::new(Prompt::chat(self.history.clone()))
+                    .sampling(sampling)
+                    .max_tokens(self.user.max_tokens);
+                request.session = self.session.clone();
+                request
+            })
+            .collect();
+        let candidates: Vec<String> = match generate_all_in_context(self.model, requests, &mut self.user_tokens)? {
+            Ok(completions) => completions.iter().map(|c| clean(&c.text)).collect(),
+            Err(exceeded) => return Ok(Err(exceeded)),
+        };
+        let scores = if candidates.len() > 1 {
+            let requests = candidates
+                .iter()
+                .enumerate()
+                .map(|(index, candidate)| self.score_request(candidate, crate::seeds::derive(seed, &["judge", &index.to_string()])))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            match generate_all_in_context(self.judge, requests, &mut self.judge_tokens)? {
+                Ok(completions) => completions.iter().map(|c| parse_score(&c.text)).collect(),
                 Err(exceeded) => return Ok(Err(exceeded)),
             }
-        }
-        let scores = if candidates.len() > 1 {
-            let mut scores = Vec::with_capacity(candidates.len());
-            for (index, candidate) in candidates.iter().enumerate() {
-                match self.score(candidate, crate::seeds::derive(seed, &["judge", &index.to_string()]))? {
-                    Ok(score) => scores.push(score),
-                    Err(exceeded) => return Ok(Err(exceeded)),
-                }
-            }
-            scores
         } else {
             vec![None]
         };
@@ -175,8 +179,8 @@ impl<'a> UserSimulator<'a> {
         Ok(Ok(turn))
     }
 
-    /// Asks the judge for a 0–10 score; `None` when its answer is not one.
-    fn score(&mut self, candidate: &str, seed: u64) -> anyhow::Result<Result<Option<u8>, ContextExceeded>> {
+    /// The judge's request for a 0–10 score of `candidate`.
+    fn score_request(&self, candidate: &str, seed: u64) -> anyhow::Result<Request> {
         let transcript: Vec<_> = self
             .history
             .iter()
@@ -199,15 +203,48 @@ impl<'a> UserSimulator<'a> {
                 "candidate": candidate,
             }),
         )?;
-        let request = Request::new(Prompt::chat(vec![Message::user(prompt)]))
+        Ok(Request::new(Prompt::chat(vec![Message::user(prompt)]))
             .sampling(SamplingParams {
                 seed,
                 ..self.judge_settings.sampling.clone()
             })
             .max_tokens(self.judge_settings.max_tokens)
-            .constraint(Constraint::JsonSchema(score_schema()));
-        Ok(generate_in_context(self.judge, request, &mut self.judge_tokens)?.map(|c| parse_score(&c.text)))
+            .constraint(Constraint::JsonSchema(score_schema())))
     }
+}
+
+/// [`generate_in_context`] for several requests at once, each on its own thread so that the
+/// engine batches them. The results are read in request order, as if they had run one after
+/// another: the first error or overflow decides, and only the completions before it count.
+fn generate_all_in_context(
+    engine: &EngineHandle,
+    requests: Vec<Request>,
+    usage: &mut TokenUsage,
+) -> anyhow::Result<Result<Vec<crate::engine::Completion>, ContextExceeded>> {
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = requests
+            .into_iter()
+            .map(|request| {
+                scope.spawn(move || {
+                    let mut own = TokenUsage::default();
+                    generate_in_context(engine, request, &mut own).map(|r| r.map(|c| (c, own)))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a generation thread panicked")))).collect()
+    });
+    let mut completions = Vec::with_capacity(results.len());
+    for result in results {
+        match result? {
+            Ok((completion, own)) => {
+                usage.prompt += own.prompt;
+                usage.completion += own.completion;
+                completions.push(completion);
+            }
+            Err(exceeded) => return Ok(Err(exceeded)),
+        }
+    }
+    Ok(Ok(completions))
 }
 
 /// The candidate as sent: trimmed, and reduced to the stop marker alone when it carries one, so

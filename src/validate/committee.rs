@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::blueprint::caller::{Caller, RoleConfig, Who};
+use crate::blueprint::caller::{Call, Caller, RoleConfig, Who};
 
 use super::{Failure, Stage};
 
@@ -112,20 +112,25 @@ impl Committee {
     /// Asks every reviewer about the blueprint described by `context` (instruction, tools,
     /// diff, policy excerpt), and votes; `label` ("round-1", "recombination") names the calls.
     pub fn review(&self, caller: &mut Caller, context: &Value, label: &str) -> Verdict {
-        let reviews = (0..self.reviewers)
-            .map(|k| {
-                let reviewer = format!("reviewer-{k}");
-                let reply = caller.ask(Who::Reviewer(k), &self.role, "reviewer.jinja", context, &[label, &reviewer], Some(review_schema()));
-                match reply {
-                    Ok(r) => serde_json::from_str::<Review>(&r.text)
-                        .map_err(|e| format!("{e}"))
-                        .and_then(|r| match r.scores().iter().all(|&s| s <= 1) {
-                            true => Ok(r),
-                            false => Err("a score is not 0 or 1".into()),
-                        })
-                        .unwrap_or_else(Review::unreadable),
-                    Err(e) => Review::unreadable(format!("{e:#}")),
-                }
+        let names: Vec<String> = (0..self.reviewers).map(|k| format!("reviewer-{k}")).collect();
+        let paths: Vec<[&str; 2]> = names.iter().map(|name| [label, name.as_str()]).collect();
+        let calls = paths
+            .iter()
+            .enumerate()
+            .map(|(k, path)| Call { who: Who::Reviewer(k), config: &self.role, template: "reviewer.jinja", context, path, schema: Some(review_schema()) })
+            .collect();
+        let reviews = caller
+            .ask_all(calls)
+            .into_iter()
+            .map(|reply| match reply {
+                Ok(r) => serde_json::from_str::<Review>(&r.text)
+                    .map_err(|e| format!("{e}"))
+                    .and_then(|r| match r.scores().iter().all(|&s| s <= 1) {
+                        true => Ok(r),
+                        false => Err("a score is not 0 or 1".into()),
+                    })
+                    .unwrap_or_else(Review::unreadable),
+                Err(e) => Review::unreadable(format!("{e:#}")),
             })
             .collect();
         vote(reviews, self.threshold)

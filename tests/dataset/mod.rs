@@ -12,7 +12,7 @@ use apigen_mt::chat::generic::call_text;
 use apigen_mt::chat::{ChatTemplate, Role, ToolCall};
 use apigen_mt::config::{Settings, SettingsFile};
 use apigen_mt::dataset::openai::{from_openai, OpenAiMessage};
-use apigen_mt::dataset::rundir::{RunDir, OPENAI, REJECTED, SHAREGPT, TRAJECTORIES};
+use apigen_mt::dataset::rundir::{RunDir, OPENAI, TRAJECTORIES_REJECTED, SHAREGPT, TRAJECTORIES};
 use apigen_mt::dataset::{jsonl, report};
 use apigen_mt::engine::{Completion, EngineError, EngineHandle, FinishReason, LanguageModel, ModelInfo, Prompt, Request};
 use apigen_mt::env::{Action, Db};
@@ -20,7 +20,8 @@ use apigen_mt::prompts::Prompts;
 use apigen_mt::trajectory::agent::Models;
 use apigen_mt::trajectory::runner::{self, AttemptRecord, Progress, Sink, World};
 use apigen_mt::trajectory::user::STOP;
-use apigen_mt::trajectory::Blueprint;
+use apigen_mt::trajectory::Task;
+use apigen_mt::schedule::Slots;
 use serde_json::{json, Value};
 
 /// The user asks for the zip code its instruction names, then stops; the agent makes both
@@ -75,10 +76,10 @@ fn first_user(db: &Db) -> String {
     db["users"].as_object().and_then(|u| u.keys().next().cloned()).expect("the world has users")
 }
 
-fn blueprints(user: &str) -> Vec<Blueprint> {
+fn blueprints(user: &str) -> Vec<Task> {
     ["19901", "19902", "19903"]
         .iter()
-        .map(|zip| Blueprint {
+        .map(|zip| Task {
             id: Some(format!("move-{zip}")),
             instruction: format!("You are {user}. Move your default address to 12 Quarry Lane, Unit 4, Dover DE, zip {zip}."),
             actions: vec![
@@ -98,7 +99,7 @@ fn settings(best_of: usize) -> Settings {
     file.resolve().unwrap()
 }
 
-const FILES: [&str; 4] = [TRAJECTORIES, REJECTED, SHAREGPT, OPENAI];
+const FILES: [&str; 4] = [TRAJECTORIES, TRAJECTORIES_REJECTED, SHAREGPT, OPENAI];
 
 /// Passes everything on, but fails the `crash_at`-th checkpoint before recording it: as if the
 /// process died after writing a blueprint's lines and before the manifest caught up.
@@ -131,22 +132,23 @@ fn phase2(dir: &Path, settings: &Settings, crash_after: Option<usize>) -> anyhow
     let engine = EngineHandle::new(Arc::new(Parallel { info, user_id: user.clone() }));
     let models = Models { agent: engine.clone(), user: engine.clone(), judge: engine };
     let prompts = Prompts::load(None)?;
-    let trajectory = settings.trajectory_config();
+    let trajectory = apigen_mt::trajectory::TrajectoryConfig::from_settings(settings);
     let domain = apigen_mt::env::domain("retail")?;
     let policy = apigen_mt::env::policy::document("retail")?;
-    let run = runner::Run { models: &models, prompts: &prompts, config: &trajectory, policy, domain, world: World::Generated(0) };
+    let slots = Slots::new(settings.concurrency.unwrap_or(1));
+    let run = runner::Run { models: &models, prompts: &prompts, config: &trajectory, policy, domain, world: World::Generated(0), slots: &slots, expected: 2, show: false };
     let mut out = RunDir::open(dir, "trajectories", settings, json!({}), &FILES)?;
     let progress = out.trajectory_progress();
     let bps = blueprints(&user);
     match crash_after {
         Some(n) => {
             let mut crash = Crash { inner: &mut out, checkpoints_left: n };
-            runner::run(run, &bps, &mut crash, progress, false)?;
+            runner::run(run, runner::tasks_of(bps.into_iter().skip(progress.next_blueprint)), &mut crash, progress)?;
             anyhow::bail!("the crash did not happen")
         }
         None => {
-            runner::run(run, &bps, &mut out, progress, false)?;
-            out.finish(&[])
+            runner::run(run, runner::tasks_of(bps.into_iter().skip(progress.next_blueprint)), &mut out, progress)?;
+            out.finish(&[], &Default::default())
         }
     }
 }
@@ -160,7 +162,7 @@ fn the_sharegpt_file_loads_by_llama_factory_rules() {
     let dir = tempfile::tempdir().unwrap();
     let stats = phase2(dir.path(), &settings(1), None).unwrap();
     let records = lines(&dir.path().join(SHAREGPT));
-    let rejected = lines(&dir.path().join(REJECTED));
+    let rejected = lines(&dir.path().join(TRAJECTORIES_REJECTED));
     assert_eq!(records.len(), 3, "one verified, distinct trajectory per blueprint; rejected: {rejected:?}");
     assert_eq!(stats["dataset"]["records"], 3);
     for r in &records {
@@ -256,7 +258,7 @@ fn resuming_with_another_config_is_refused_naming_the_key() {
     let err = format!("{:#}", RunDir::open(dir.path(), "trajectories", &settings(2), json!({}), &FILES).err().unwrap());
     assert!(err.contains("best_of") && err.contains("manifest.json"), "{err}");
     let mut faster = settings(1);
-    faster.concurrency = 7;
+    faster.concurrency = Some(7);
     RunDir::open(dir.path(), "trajectories", &faster, json!({}), &FILES).expect("concurrency may change");
     let err = format!("{:#}", RunDir::open(dir.path(), "run", &settings(1), json!({}), &FILES).err().unwrap());
     assert!(err.contains("command"), "{err}");

@@ -42,7 +42,7 @@ fn blueprints_run_on_smollm2_is_complete_consistent_and_reproducible() {
     assert!((1..=2).contains(&attempted));
     assert!(validated <= 1);
     assert_eq!(jsonl(&a.path().join("blueprints.jsonl")).len() as u64, validated);
-    let rejected = jsonl(&a.path().join("rejected.jsonl"));
+    let rejected = jsonl(&a.path().join("blueprints.rejected.jsonl"));
     assert_eq!(rejected.len() as u64, attempted - validated);
     let by_stage: u64 = counts["rejected_by_stage"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(by_stage, attempted - validated);
@@ -53,7 +53,7 @@ fn blueprints_run_on_smollm2_is_complete_consistent_and_reproducible() {
     assert!(trace.iter().any(|t| t["role"] == "generator"));
 
     blueprints(&gguf, b.path());
-    for file in ["blueprints.jsonl", "rejected.jsonl", "trace.jsonl"] {
+    for file in ["blueprints.jsonl", "blueprints.rejected.jsonl", "trace.jsonl"] {
         let read = |dir: &Path| std::fs::read_to_string(dir.join(file)).unwrap();
         assert_eq!(read(a.path()), read(b.path()), "{file} differs between two runs with the same seed");
     }

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use apigen_mt::blueprint::caller::Models;
 use apigen_mt::blueprint::run::{run, Progress, Run, Sink};
 use apigen_mt::config::{Settings, SettingsFile};
-use apigen_mt::dataset::rundir::{RunDir, BLUEPRINTS, REJECTED, TRACE};
+use apigen_mt::dataset::rundir::{RunDir, BLUEPRINTS, BLUEPRINTS_REJECTED, TRACE};
 use apigen_mt::engine::{
     Completion, Constraint, EngineError, EngineHandle, FinishReason, LanguageModel, ModelInfo, Prompt, Request,
 };
 use apigen_mt::prompts::Prompts;
 use apigen_mt::samplers::fewshot;
+use apigen_mt::schedule::Slots;
 use serde_json::{json, Value};
 
 /// What the script sees of a request: the role (from the prompt's wording), the prompt text
@@ -177,12 +178,13 @@ fn run_into(engine: &EngineHandle, settings: &Settings, dir: &Path) -> anyhow::R
 fn run_crashing(engine: &EngineHandle, settings: &Settings, dir: &Path, crash_at: Option<usize>) -> anyhow::Result<Value> {
     let prompts = Prompts::load(None)?;
     let pool = fewshot::pool("retail", &[] as &[&Path])?;
-    let mut config = settings.blueprint_config(true)?;
+    let mut config = apigen_mt::blueprint::run::RunConfig::from_settings(settings, true)?;
     config.progress = false;
-    let mut out = RunDir::open(dir, "blueprints", settings, json!({"trace": true}), &[BLUEPRINTS, REJECTED, TRACE])?;
+    let mut out = RunDir::open(dir, "blueprints", settings, json!({"trace": true}), &[BLUEPRINTS, BLUEPRINTS_REJECTED, TRACE])?;
     let models = Models::single(engine.clone());
     let (progress, accepted) = (out.blueprint_progress(), out.accepted()?);
-    let job = Run { models: &models, prompts: &prompts, config: &config, pool: &pool };
+    let slots = Slots::new(settings.concurrency.unwrap_or(1));
+    let job = Run { models: &models, prompts: &prompts, config: &config, pool: &pool, slots: &slots };
     match crash_at {
         Some(n) => {
             run(job, &mut Crash { inner: &mut out, checkpoints_left: n }, progress, accepted)?;
@@ -190,7 +192,7 @@ fn run_crashing(engine: &EngineHandle, settings: &Settings, dir: &Path, crash_at
         }
         None => {
             run(job, &mut out, progress, accepted)?;
-            out.finish(&[])
+            out.finish(&[], &Default::default())
         }
     }
 }
@@ -208,7 +210,7 @@ fn go(engine: &EngineHandle, config: &Settings, dir: &Path) -> Value {
     let attempted = stats["blueprints"]["attempted"].as_u64().unwrap() as usize;
     let validated = stats["blueprints"]["validated"].as_u64().unwrap() as usize;
     assert_eq!(lines(dir, "blueprints.jsonl").len(), validated, "stats and blueprints.jsonl disagree");
-    assert_eq!(lines(dir, "rejected.jsonl").len(), attempted - validated, "stats and rejected.jsonl disagree");
+    assert_eq!(lines(dir, "blueprints.rejected.jsonl").len(), attempted - validated, "stats and rejected.jsonl disagree");
     let written: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).unwrap()).unwrap();
     assert_eq!(written, stats);
     stats
@@ -278,7 +280,7 @@ fn every_failing_stage_is_recorded_with_its_reason() {
         let stats = go(&engine, &config(1, 2, 0, 2, 1), dir.path());
         assert_eq!(stats["blueprints"]["validated"], 0);
         assert_eq!(stats["blueprints"]["rejected_by_stage"][stage], 2, "{stage}: {stats}");
-        let rejected = lines(dir.path(), "rejected.jsonl");
+        let rejected = lines(dir.path(), "blueprints.rejected.jsonl");
         let text = rejected[0].to_string();
         assert_eq!(rejected[0]["stage"], stage);
         assert!(text.contains(needle), "{stage}: {needle:?} not in {text}");
@@ -297,7 +299,7 @@ fn duplicates_are_rejected_and_concurrency_does_not_change_the_files() {
     let read = |dir: &Path| {
         let mut stats: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).unwrap()).unwrap();
         stats.as_object_mut().unwrap().remove("timing");
-        let files: Vec<String> = ["blueprints.jsonl", "rejected.jsonl", "trace.jsonl"]
+        let files: Vec<String> = ["blueprints.jsonl", "blueprints.rejected.jsonl", "trace.jsonl"]
             .iter()
             .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
             .collect();
@@ -308,7 +310,7 @@ fn duplicates_are_rejected_and_concurrency_does_not_change_the_files() {
     go(&Scripted::handle(script), &config(2, 4, 0, 1, 3), three.path());
     assert_eq!(stats["blueprints"]["validated"], 1, "{stats}");
     assert_eq!(stats["blueprints"]["rejected_by_stage"]["duplicate"], 3);
-    assert!(lines(one.path(), "rejected.jsonl")[0]["reason"].as_str().unwrap().contains("similar to retail-5-0"));
+    assert!(lines(one.path(), "blueprints.rejected.jsonl")[0]["reason"].as_str().unwrap().contains("similar to retail-5-0"));
     assert_eq!(read(one.path()), read(three.path()));
 
     // The same command again resumes a finished run and adds nothing; another config is refused.

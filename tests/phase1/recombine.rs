@@ -168,7 +168,7 @@ fn parts_that_conflict_are_rejected_by_the_replay_before_the_writer_is_asked() {
     let settings = (0..)
         .map(|seed| Settings { seed, ..with_share(config(10, 3, 0, 1, 1), 1.0) })
         .find(|s| {
-            let a = s.blueprint_config(false).unwrap().attempt;
+            let a = apigen_mt::blueprint::run::RunConfig::from_settings(s, false).unwrap().attempt;
             let (_, db) = attempt::world(&a, 0).unwrap();
             let context = samplers::sample(a.domain, &db, s.seed, 0, 0, &[]).unwrap();
             context.data.records["orders"].as_object().unwrap().values().any(|o| o["status"] == "pending")
@@ -178,7 +178,7 @@ fn parts_that_conflict_are_rejected_by_the_replay_before_the_writer_is_asked() {
     let dir = tempfile::tempdir().unwrap();
     let stats = go(&Scripted::handle(script), &settings, dir.path());
     assert_eq!(lines(dir.path(), "blueprints.jsonl").len(), 2, "both parts validate alone");
-    let rejected = lines(dir.path(), "rejected.jsonl");
+    let rejected = lines(dir.path(), "blueprints.rejected.jsonl");
     let line = rejected.iter().find(|r| r["recombined"] == true).expect("the recombination is recorded");
     assert_eq!(line["stage"], "execution");
     assert_eq!(line["recombined_from"], json!([id(0), id(1)]));
@@ -204,7 +204,7 @@ fn a_recombination_the_committee_turns_down_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let stats = go(&Scripted::handle(script), &with_share(config(10, 2, 0, 3, 1), 1.0), dir.path());
     assert!(lines(dir.path(), "blueprints.jsonl").iter().all(|b| b["recombined"] == false));
-    let rejected = lines(dir.path(), "rejected.jsonl");
+    let rejected = lines(dir.path(), "blueprints.rejected.jsonl");
     assert_eq!(rejected.len(), 1);
     assert_eq!((&rejected[0]["stage"], &rejected[0]["recombined"]), (&json!("committee"), &json!(true)));
     assert_eq!(rejected[0]["draft"]["instruction"], COMBINED);
@@ -238,8 +238,8 @@ fn recombination_gives_the_same_files_whatever_the_concurrency_and_after_a_crash
     };
     // The manifest records the concurrency, so it is compared between runs with the same one.
     let read = |dir: &Path, files: &[&str]| -> Vec<String> { files.iter().map(|f| std::fs::read_to_string(dir.join(f)).unwrap()).collect() };
-    let outputs = ["blueprints.jsonl", "rejected.jsonl", "trace.jsonl"];
-    let with_manifest = ["blueprints.jsonl", "rejected.jsonl", "trace.jsonl", "manifest.json"];
+    let outputs = ["blueprints.jsonl", "blueprints.rejected.jsonl", "trace.jsonl"];
+    let with_manifest = ["blueprints.jsonl", "blueprints.rejected.jsonl", "trace.jsonl", "manifest.json"];
     let (one, three, crashed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let stats = go(&Scripted::handle(script), &with_share(config(20, 6, 0, 1, 1), 0.5), one.path());
     assert!(stats["blueprints"]["recombined"].as_u64().unwrap() >= 1, "{stats}");

@@ -17,10 +17,11 @@ use apigen_mt::env::{Action, Db};
 use apigen_mt::prompts::Prompts;
 use apigen_mt::trajectory::agent::Models;
 use apigen_mt::config::SettingsFile;
-use apigen_mt::dataset::rundir::{RunDir, OPENAI, REJECTED, SHAREGPT, TRAJECTORIES};
-use apigen_mt::trajectory::runner::{run, Progress, Run, Stats, World};
+use apigen_mt::dataset::rundir::{RunDir, OPENAI, TRAJECTORIES_REJECTED, SHAREGPT, TRAJECTORIES};
+use apigen_mt::trajectory::runner::{run, tasks_of, Progress, Run, Stats, World};
+use apigen_mt::schedule::Slots;
 use apigen_mt::trajectory::user::STOP;
-use apigen_mt::trajectory::Blueprint;
+use apigen_mt::trajectory::Task;
 
 /// An agent that makes `calls` one per step (in the generic tool-call format), then says
 /// `answer`; a user who asks once and then stops. Replies depend only on the prompt, so any
@@ -91,10 +92,10 @@ fn action(name: &str, kwargs: Value) -> Action {
     }
 }
 
-fn blueprint(user: &str, zip: &str) -> Blueprint {
+fn blueprint(user: &str, zip: &str) -> Task {
     let address = json!({"user_id": user, "address1": "12 Quarry Lane", "address2": "Unit 4", "city": "Dover",
                          "state": "DE", "country": "USA", "zip": zip});
-    Blueprint {
+    Task {
         id: Some("move".into()),
         instruction: format!(
             "You are {user}. You moved; update your default address to 12 Quarry Lane, Unit 4, Dover DE {zip}."
@@ -110,7 +111,7 @@ fn blueprint(user: &str, zip: &str) -> Blueprint {
     }
 }
 
-fn replay_run(calls: Vec<Action>, answer: &str, blueprint: &Blueprint, attempts: usize, out: &Path) -> Stats {
+fn replay_run(calls: Vec<Action>, answer: &str, blueprint: &Task, attempts: usize, out: &Path) -> Stats {
     let info = ModelInfo {
         name: "replay".into(),
         architecture: "script".into(),
@@ -131,7 +132,7 @@ fn replay_run(calls: Vec<Action>, answer: &str, blueprint: &Blueprint, attempts:
     let prompts = Prompts::load(None).expect("compiled-in prompts");
     let text = format!("domain = 'retail'\nmodel = 'replay'\nattempts = {attempts}\nbest_of = 1\nmax_turns = 6\nconcurrency = 2\n");
     let settings = toml::from_str::<SettingsFile>(&text).expect("TOML").resolve().expect("settings");
-    let config = settings.trajectory_config();
+    let config = apigen_mt::trajectory::TrajectoryConfig::from_settings(&settings);
     let domain = apigen_mt::env::domain("retail").expect("retail");
     let policy = apigen_mt::env::policy::document("retail").expect("policy");
     let setup = Run {
@@ -141,11 +142,14 @@ fn replay_run(calls: Vec<Action>, answer: &str, blueprint: &Blueprint, attempts:
         policy,
         domain,
         world: World::Generated(9),
+        slots: &Slots::new(settings.concurrency.unwrap_or(1)),
+        expected: 1,
+        show: false,
     };
-    let files = [TRAJECTORIES, REJECTED, SHAREGPT, OPENAI];
+    let files = [TRAJECTORIES, TRAJECTORIES_REJECTED, SHAREGPT, OPENAI];
     let mut sink = RunDir::open(out, "trajectories", &settings, json!({}), &files).expect("a run directory");
-    let progress = run(setup, std::slice::from_ref(blueprint), &mut sink, Progress::default(), false).expect("the run completes");
-    sink.finish(&[]).expect("stats");
+    let progress = run(setup, tasks_of([blueprint.clone()]), &mut sink, Progress::default()).expect("the run completes");
+    sink.finish(&[], &Default::default()).expect("stats");
     progress.stats
 }
 
@@ -183,7 +187,11 @@ fn replaying_the_ground_truth_verifies_and_a_changed_argument_does_not() {
     assert_eq!(kept[0]["final_hash"], kept[0]["expected_hash"]);
     assert_eq!(kept[0]["tool_calls"], 2);
     assert_eq!(kept[0]["messages"][0]["role"], "system");
-    assert!(lines(&good.join("rejected.jsonl")).is_empty());
+    // The second attempt repeats the first conversation: it is kept out of the training files,
+    // and its line says why.
+    let repeated = lines(&good.join("trajectories.rejected.jsonl"));
+    assert_eq!(repeated.len(), 1);
+    assert_eq!(repeated[0]["reason"], "duplicate");
     let written: Value =
         serde_json::from_str(&std::fs::read_to_string(good.join("stats.json")).expect("stats")).expect("JSON");
     assert_eq!(written["trajectories"]["attempted"], 2);
@@ -196,7 +204,7 @@ fn replaying_the_ground_truth_verifies_and_a_changed_argument_does_not() {
     let stats = replay_run(changed, "Done: your address now ends in 19901.", &bp, 1, &bad);
     assert_eq!((stats.trajectories.verified, stats.trajectories.rejected), (0, 1));
     assert_eq!(stats.rejected_by_reason.get("state_mismatch"), Some(&1));
-    let rejected = lines(&bad.join("rejected.jsonl"));
+    let rejected = lines(&bad.join("trajectories.rejected.jsonl"));
     assert_eq!(rejected[0]["reason"], "state_mismatch");
     let diff = rejected[0]["diff"].as_array().expect("a diff");
     assert!(
@@ -210,7 +218,7 @@ fn replaying_the_ground_truth_verifies_and_a_changed_argument_does_not() {
     let stats = replay_run(bp.actions.clone(), "Done.", &bp, 1, &quiet);
     assert_eq!(stats.rejected_by_reason.get("missing_outputs"), Some(&1));
     assert_eq!(
-        lines(&quiet.join("rejected.jsonl"))[0]["missing_outputs"],
+        lines(&quiet.join("trajectories.rejected.jsonl"))[0]["missing_outputs"],
         json!(["19901"])
     );
 }
@@ -274,7 +282,7 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
     };
     let first = run_once("a");
     let kept = lines(&first.join("trajectories.jsonl"));
-    let rejected = lines(&first.join("rejected.jsonl"));
+    let rejected = lines(&first.join("trajectories.rejected.jsonl"));
     let stats: Value =
         serde_json::from_str(&std::fs::read_to_string(first.join("stats.json")).expect("stats")).expect("JSON");
     let t = &stats["trajectories"];
@@ -294,7 +302,7 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
         assert_eq!(record["user_turns"][0]["candidates"].as_array().map(Vec::len), Some(1));
     }
     let second = run_once("b");
-    for name in ["trajectories.jsonl", "rejected.jsonl", "dataset.sharegpt.jsonl", "dataset.openai.jsonl", "manifest.json"] {
+    for name in ["trajectories.jsonl", "trajectories.rejected.jsonl", "dataset.sharegpt.jsonl", "dataset.openai.jsonl", "manifest.json"] {
         let read = |dir: &Path| std::fs::read(dir.join(name)).expect("output file");
         assert_eq!(read(&first), read(&second), "{name} differs between identical runs");
     }
