@@ -107,11 +107,14 @@ impl<'a> Caller<'a> {
         if let Some(schema) = schema {
             request = request.constraint(Constraint::JsonSchema(schema));
         }
+        // The trace keeps the role's prompt and the exact text the model was given (its chat
+        // template's rendering), which only the engine knows; null where it cannot tell.
+        let rendered = engine.render_prompt(&request.prompt).unwrap_or(None);
         let result = engine.generate(request);
         let entry = match &result {
-            Ok(c) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "completion": c.text,
-                             "finish_reason": c.finish_reason, "error": c.error}),
-            Err(e) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "error": e.to_string()}),
+            Ok(c) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "rendered_prompt": rendered,
+                             "completion": c.text, "finish_reason": c.finish_reason, "error": c.error}),
+            Err(e) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "rendered_prompt": rendered, "error": e.to_string()}),
         };
         self.trace.push(entry);
         let completion = result.map_err(|e| anyhow::anyhow!("{role}: {e}"))?;

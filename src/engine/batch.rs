@@ -180,6 +180,10 @@ impl LanguageModel for BatchEngine {
         self.frontend.opens_reasoning(prompt)
     }
 
+    fn render_prompt(&self, prompt: &Prompt) -> Result<Option<String>, EngineError> {
+        self.frontend.render(prompt)
+    }
+
     fn end_session(&self, session: &str) {
         // An engine that has shut down holds nothing to release.
         let _ = self.send(Message::EndSession(session.to_string()));
