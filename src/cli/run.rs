@@ -11,7 +11,9 @@ use serde_json::json;
 use super::load::{Engines, LoadArgs};
 use super::pipeline::{self, PHASE1_ROLES, PHASE2_ROLES};
 use super::settings::{self, BlueprintFlags, CommonFlags, TrajectoryFlags};
-use crate::dataset::rundir::{RunDir, BLUEPRINTS, OPENAI, REJECTED, SHAREGPT, TRACE, TRAJECTORIES};
+use super::output::FormatArgs;
+use crate::dataset::formats;
+use crate::dataset::rundir::{RunDir, BLUEPRINTS, REJECTED, TRACE, TRAJECTORIES};
 use crate::prompts::Prompts;
 use crate::samplers::fewshot;
 use crate::trajectory::runner::World;
@@ -24,8 +26,10 @@ blueprints until --tasks validate (or --max-attempts is reached), Phase 2 acts e
 simulated user and an agent and keeps the verified conversations.
 
 DIR receives dataset.sharegpt.jsonl (LLaMA-Factory sharegpt, the APIGen-MT-5k layout),
-dataset.openai.jsonl (messages + tools, for transformers chat templates and TRL), blueprints.jsonl,
-rejected.jsonl (both phases), trajectories.jsonl, stats.json, report.md and manifest.json.
+dataset.openai.jsonl (messages + tools, for transformers chat templates and TRL), both also as
+.parquet (--formats picks fewer), blueprints.jsonl, rejected.jsonl (both phases),
+trajectories.jsonl, stats.json, report.md, report.html (charts and a browser of every record),
+README.md (a Hugging Face dataset card) and manifest.json.
 Records are committed in task order; after a crash, re-running the same command resumes and gives
 the same files as an uninterrupted run. A changed config is refused.
 
@@ -53,9 +57,12 @@ pub struct RunArgs {
     /// JSONL files of validated blueprints to use as few-shot examples.
     #[arg(long, num_args = 1..)]
     pub few_shot: Vec<PathBuf>,
-    /// Also write every Phase 1 prompt and completion to DIR/trace.jsonl.
+    /// Also write every Phase 1 request (the prompt as the model's chat template renders it)
+    /// and its completion to DIR/trace.jsonl.
     #[arg(long)]
     pub trace: bool,
+    #[command(flatten)]
+    pub formats: FormatArgs,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -63,8 +70,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     let domain = crate::env::domain(&settings.domain)?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let pool = fewshot::pool(&settings.domain, &args.few_shot)?;
-    let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace});
-    let mut files = vec![BLUEPRINTS, REJECTED, TRAJECTORIES, SHAREGPT, OPENAI];
+    let formats = args.formats.chosen()?;
+    let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace, "formats": formats::to_json(&formats)});
+    let mut files = vec![BLUEPRINTS, REJECTED, TRAJECTORIES];
+    files.extend(formats::jsonl_files(&formats));
     if args.trace {
         files.push(TRACE);
     }

@@ -9,7 +9,9 @@ use serde_json::json;
 use super::load::{Engines, LoadArgs};
 use super::pipeline::{self, PHASE2_ROLES};
 use super::settings::{self, BlueprintFlags, CommonFlags, TrajectoryFlags};
-use crate::dataset::rundir::{RunDir, OPENAI, REJECTED, SHAREGPT, TRAJECTORIES};
+use super::output::FormatArgs;
+use crate::dataset::formats;
+use crate::dataset::rundir::{RunDir, REJECTED, TRAJECTORIES};
 use crate::prompts::Prompts;
 use crate::trajectory::runner::World;
 use crate::trajectory::Blueprint;
@@ -25,7 +27,8 @@ Each blueprint (one JSON object per line with `instruction`, `actions` [{name, k
 attempt is verified when the final database equals fresh data after replaying `actions`, and every
 output appears in some agent message. Writes OUT/trajectories.jsonl (distinct verified
 conversations), OUT/rejected.jsonl (every failed attempt with its reason), the training files
-OUT/dataset.sharegpt.jsonl and OUT/dataset.openai.jsonl, OUT/stats.json, OUT/report.md and
+OUT/dataset.sharegpt.jsonl and OUT/dataset.openai.jsonl and their .parquet copies (--formats picks
+fewer), OUT/stats.json, OUT/report.md, OUT/report.html, the dataset card OUT/README.md and
 OUT/manifest.json. Re-running the same command resumes.
 
 Example:
@@ -54,6 +57,8 @@ pub struct TrajectoriesArgs {
     pub prompts: Option<PathBuf>,
     #[command(flatten)]
     pub phase2: TrajectoryFlags,
+    #[command(flatten)]
+    pub formats: FormatArgs,
 }
 
 pub fn run(args: TrajectoriesArgs) -> Result<()> {
@@ -71,8 +76,10 @@ pub fn run(args: TrajectoriesArgs) -> Result<()> {
         Some(dir) => World::Fixed(crate::env::data::load_dir(domain, dir)?),
         None => World::Generated(settings.seed),
     };
+    let formats = args.formats.chosen()?;
     // The inputs are part of the run: resuming with other blueprints or another policy is refused.
     let options = json!({
+        "formats": formats::to_json(&formats),
         "blueprints": crate::config::sha256_hex(text.as_bytes()),
         "policy": crate::config::sha256_hex(policy.as_bytes()),
         "data_dir": args.data_dir,
@@ -80,7 +87,9 @@ pub fn run(args: TrajectoriesArgs) -> Result<()> {
     });
     // Models load before the directory is touched: a typo in a model name leaves no run behind.
     let engines = Engines::load(&args.load, &settings.models(&PHASE2_ROLES))?;
-    let mut out = RunDir::open(&args.out, "trajectories", &settings, options, &[TRAJECTORIES, REJECTED, SHAREGPT, OPENAI])?;
+    let mut files = vec![TRAJECTORIES, REJECTED];
+    files.extend(formats::jsonl_files(&formats));
+    let mut out = RunDir::open(&args.out, "trajectories", &settings, options, &files)?;
     pipeline::trajectories(&settings, &engines, &prompts, &policy, world, &blueprints, &mut out)?;
     let stats = out.finish(&engines.reports())?;
     let t = &stats["trajectories"];

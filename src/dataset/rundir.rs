@@ -130,7 +130,9 @@ impl RunDir {
         self.manifest.write(&self.dir)
     }
 
-    /// Writes `stats.json` and `report.md`, marks the run complete and returns the stats.
+    /// Writes `stats.json` and `report.md`, marks the run complete, writes the files made from
+    /// the finished directory (`report.html`, the dataset card, Parquet; see
+    /// [`super::publish`]) and returns the stats.
     pub fn finish(&mut self, engines: &[EngineReport]) -> Result<Value> {
         let p = &self.manifest.progress;
         let stats = stats::build(p.blueprints.as_ref(), p.trajectories.as_ref(), &p.dataset, self.started.elapsed().as_secs_f64(), engines);
@@ -138,6 +140,7 @@ impl RunDir {
         write_atomic(&self.dir.join(REPORT), &report::render(&stats, &self.dir.display().to_string()))?;
         self.manifest.progress.complete = true;
         self.checkpoint()?;
+        super::publish::write(&self.dir)?;
         Ok(stats)
     }
 
@@ -222,8 +225,12 @@ impl runner::Sink for RunDir {
         self.manifest.progress.dataset.add(record);
         match self.dataset_records(record) {
             Ok((sharegpt, openai)) => {
-                self.writer(SHAREGPT)?.append(&sharegpt)?;
-                self.writer(OPENAI)?.append(&openai)?;
+                // Only the layouts `--formats` chose have a writer.
+                for (name, record) in [(SHAREGPT, &sharegpt), (OPENAI, &openai)] {
+                    if let Some(writer) = self.writers.get_mut(name) {
+                        writer.append(record)?;
+                    }
+                }
                 self.manifest.progress.dataset.records += 1;
             }
             Err(error) => *self.manifest.progress.dataset.unconvertible.entry(reason_label(&error)).or_default() += 1,
