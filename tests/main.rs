@@ -11,6 +11,7 @@ mod hub;
 mod model;
 mod phase1;
 mod phase2;
+mod report;
 mod source;
 mod structured;
 mod support;
