@@ -48,6 +48,18 @@ fn script_json(value: &Value) -> String {
     value.to_string().replace('<', "\\u003c")
 }
 
+/// `value` with integers that a JavaScript number cannot hold exactly (beyond 2^53, such as
+/// 64-bit seeds) as strings, so that the page shows their digits as they are.
+fn exact_in_javascript(value: &Value) -> Value {
+    const SAFE: u64 = 1 << 53;
+    match value {
+        Value::Number(n) if n.as_u64().is_some_and(|u| u > SAFE) || n.as_i64().is_some_and(|i| i.unsigned_abs() > SAFE) => Value::String(n.to_string()),
+        Value::Array(items) => Value::Array(items.iter().map(exact_in_javascript).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), exact_in_javascript(v))).collect()),
+        other => other.clone(),
+    }
+}
+
 fn entries(value: &Value) -> Vec<(String, &Value)> {
     value.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v)).collect()).unwrap_or_default()
 }
@@ -316,7 +328,7 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
         rows.push(Bar { label: role, value: prompt + completion, text: format!("{}", (prompt + completion) as u64), note: format!("{} prompt, {} completion", prompt as u64, completion as u64) });
     }
     if let Some(tokens) = stats["blueprints"]["tokens"].as_f64() {
-        rows.insert(0, Bar { label: "phase 1 (generator, reviewers, summarizer)".into(), value: tokens, text: format!("{}", tokens as u64), note: String::new() });
+        rows.insert(0, Bar { label: "phase 1 roles".into(), value: tokens, text: format!("{}", tokens as u64), note: String::new() });
     }
     out.push_str("<div class=\"charts\">");
     bars(out, "role-tokens", "Tokens per role", &rows);
@@ -401,7 +413,7 @@ fn data(out: &mut String, contents: &Contents) {
     let _ = writeln!(out, "<script type=\"application/json\" id=\"shared\">{}</script>", script_json(&Value::from(contents.shared.clone())));
     for (i, r) in contents.records.iter().enumerate() {
         let meta = serde_json::json!({"id": r.id, "kind": r.kind, "outcome": r.outcome, "reason": r.reason, "file": r.file, "line": r.line});
-        let _ = writeln!(out, "<script type=\"application/json\" id=\"d{i}\">[{},{}]</script>", script_json(&meta), script_json(&r.body));
+        let _ = writeln!(out, "<script type=\"application/json\" id=\"d{i}\">[{},{}]</script>", script_json(&meta), script_json(&exact_in_javascript(&r.body)));
     }
 }
 
@@ -469,5 +481,11 @@ mod tests {
         let json = script_json(&serde_json::json!({"t": "</script><!-- x"}));
         assert!(!json.contains('<'), "{json}");
         assert_eq!(serde_json::from_str::<Value>(&json).unwrap()["t"], "</script><!-- x");
+    }
+
+    #[test]
+    fn seeds_beyond_javascript_numbers_keep_their_digits() {
+        let v = exact_in_javascript(&serde_json::json!({"seed": 15479291587666328123u64, "n": [3, -4], "x": 1.5}));
+        assert_eq!(v, serde_json::json!({"seed": "15479291587666328123", "n": [3, -4], "x": 1.5}));
     }
 }
