@@ -13,6 +13,7 @@ mod model;
 mod phase1;
 mod phase2;
 mod pipeline;
+mod report;
 mod source;
 mod structured;
 mod support;

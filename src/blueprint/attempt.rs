@@ -48,6 +48,9 @@ pub struct Attempt {
     pub first_failure: Option<Stage>,
     /// Revision rounds used (0 when the first draft passed).
     pub rounds: usize,
+    /// Each revision round's cause and the feedback the generator got for it:
+    /// `{round, stage, reason, feedback}`, `round` counting the failed draft from 0.
+    pub feedback: Vec<Value>,
     pub trace: Vec<Value>,
     pub tokens: usize,
 }
@@ -76,6 +79,7 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
 
     let mut draft: Option<Blueprint> = None;
     let mut feedback: Option<String> = None;
+    let mut history = Vec::new();
     let mut first_failure = None;
     let mut round = 0;
     let outcome = loop {
@@ -108,7 +112,11 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
         match result {
             Ok(v) => break Ok(v),
             Err(f) if round >= config.rounds => break Err(f),
-            Err(f) => feedback = Some(summarize(&mut caller, config, &f, draft.as_ref(), round)?),
+            Err(f) => {
+                let text = summarize(&mut caller, config, &f, draft.as_ref(), round)?;
+                history.push(json!({"round": round, "stage": f.stage.name(), "reason": f.reason, "feedback": text}));
+                feedback = Some(text);
+            }
         }
         round += 1;
     };
@@ -122,6 +130,7 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
         outcome,
         first_failure,
         rounds: round,
+        feedback: history,
         tokens: caller.prompt_tokens + caller.completion_tokens,
         trace: caller.trace,
     })

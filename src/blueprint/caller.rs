@@ -97,7 +97,10 @@ impl<'a> Caller<'a> {
                 .iter()
                 .map(|p| {
                     scope.spawn(move || match p {
-                        Ok((who, _, _, _, request)) => Some(engine(models, *who).and_then(|e| Ok(e.generate(request.clone())))),
+                        Ok((who, _, _, _, request)) => Some(engine(models, *who).map(|e| {
+                            let rendered = e.render_prompt(&request.prompt).unwrap_or(None);
+                            (rendered, e.generate(request.clone()))
+                        })),
                         Err(_) => None,
                     })
                 })
@@ -132,20 +135,22 @@ impl<'a> Caller<'a> {
         Ok((who, config, text, path.iter().map(|p| p.to_string()).collect(), request))
     }
 
-    /// Keeps a finished call's trace entry and token counts, and reads its reply.
+    /// Keeps a finished call's trace entry and token counts, and reads its reply. The trace
+    /// keeps the role's prompt and `rendered`, the exact text the model was given (its chat
+    /// template's rendering), which only the engine knows; null where it cannot tell.
     fn record(
         &mut self,
         who: Who,
         config: &RoleConfig,
         text: &str,
         path: &[String],
-        result: Result<Completion, EngineError>,
+        (rendered, result): (Option<String>, Result<Completion, EngineError>),
     ) -> anyhow::Result<Reply> {
         let role = who.role();
         let entry = match &result {
-            Ok(c) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "completion": c.text,
-                             "finish_reason": c.finish_reason, "error": c.error}),
-            Err(e) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "error": e.to_string()}),
+            Ok(c) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "rendered_prompt": rendered,
+                             "completion": c.text, "finish_reason": c.finish_reason, "error": c.error}),
+            Err(e) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "rendered_prompt": rendered, "error": e.to_string()}),
         };
         self.trace.push(entry);
         let completion = result.map_err(|e| anyhow::anyhow!("{role}: {e}"))?;

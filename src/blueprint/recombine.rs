@@ -129,6 +129,7 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
         first_failure: outcome.as_ref().err().map(|f| f.stage),
         outcome,
         rounds: 0,
+        feedback: Vec::new(),
         tokens: caller.prompt_tokens + caller.completion_tokens,
         trace: caller.trace,
     })

@@ -481,7 +481,7 @@ fn rejection(base: &Value, first_failure: Value, stage: Stage, reason: &str, vio
     line.insert("reason".into(), json!(reason));
     line.insert("violations".into(), json!(violations));
     line.insert("draft".into(), draft);
-    for key in ["data_seed", "user_id", "first_failure", "rounds", "recombined", "recombined_from", "models", "sampling", "seed", "tokens"] {
+    for key in ["data_seed", "user_id", "first_failure", "rounds", "feedback", "recombined", "recombined_from", "models", "sampling", "seed", "tokens"] {
         let value = if key == "first_failure" { first_failure.clone() } else { base[key].clone() };
         line.insert(key.into(), value);
     }
@@ -517,6 +517,7 @@ fn line(attempt: &Attempt, config: &RunConfig) -> anyhow::Result<Value> {
         "user_id": attempt.context.data.user_id,
         "first_failure": first_failure.map(Stage::name),
         "rounds": attempt.rounds,
+        "feedback": attempt.feedback,
         "recombined": recombined,
         "recombined_from": attempt.recombined_from,
         "models": config.models,
@@ -542,6 +543,7 @@ fn line(attempt: &Attempt, config: &RunConfig) -> anyhow::Result<Value> {
             "votes": {"reviews": validated.verdict.reviews, "voted": validated.verdict.voted, "mean": validated.verdict.mean},
             "first_failure": line["first_failure"],
             "rounds": attempt.rounds,
+            "feedback": attempt.feedback,
             "recombined": recombined,
             "recombined_from": attempt.recombined_from,
             "models": config.models,

@@ -17,8 +17,9 @@ use crate::samplers::fewshot;
 #[derive(Debug, Args)]
 #[command(long_about = "Generate task blueprints and keep those that pass format, execution, policy and review.
 
-Writes DIR/blueprints.jsonl (validated), DIR/blueprints.rejected.jsonl (every failed attempt with its stage
-and reason), DIR/stats.json, DIR/report.md and DIR/manifest.json; with --trace also
+Writes DIR/blueprints.jsonl (validated), DIR/blueprints.rejected.jsonl (every failed attempt with
+its stage and reason), DIR/stats.json, DIR/report.md, DIR/report.html (charts and a browser of every
+blueprint), the dataset card DIR/README.md and DIR/manifest.json; with --trace also
 DIR/trace.jsonl. The same command and seed give the same files whatever --concurrency is.
 Re-running the same command into the same DIR resumes it.
 
@@ -43,7 +44,8 @@ pub struct BlueprintsArgs {
     /// JSONL files of validated blueprints to use as few-shot examples.
     #[arg(long, num_args = 1..)]
     pub few_shot: Vec<PathBuf>,
-    /// Also write every prompt and completion to DIR/trace.jsonl.
+    /// Also write every request (the role's prompt, and the text the model's chat template made
+    /// of it) and its completion to DIR/trace.jsonl.
     #[arg(long)]
     pub trace: bool,
 }

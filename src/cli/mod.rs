@@ -8,7 +8,9 @@ pub mod eval;
 pub mod load;
 pub mod merge;
 pub mod models;
+mod output;
 pub mod pipeline;
+pub mod report;
 pub mod run;
 mod settings;
 pub mod trajectories;
@@ -38,8 +40,10 @@ pub enum Command {
     Merge(merge::MergeArgs),
     /// Talk to a model: one prompt, or an interactive chat.
     Chat(chat::ChatArgs),
-    /// List the model presets, or inspect a model.
+    /// List the model presets, inspect a model, or show the exact prompt it is given.
     Models(models::ModelsArgs),
+    /// Rewrite a run directory's report.md, report.html, dataset card and Parquet files.
+    Report(report::ReportArgs),
     /// Environments: domains, tool schemas, replays, policies, dependency graphs, generated worlds.
     Env(env::EnvArgs),
     /// Measure prefill and decode throughput at several concurrencies (llama-batched-bench's
@@ -57,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merge(args) => merge::run(args),
         Command::Chat(args) => chat::run(args),
         Command::Models(args) => models::run(args),
+        Command::Report(args) => report::run(args),
         Command::Env(args) => env::run(args),
         Command::Bench(args) => bench::run(args),
     }

@@ -11,7 +11,9 @@ use serde_json::json;
 use super::load::{Engines, LoadArgs};
 use super::pipeline::{Pipeline, PHASE1_ROLES, PHASE2_ROLES};
 use super::settings::{self, BlueprintFlags, CommonFlags, TrajectoryFlags};
-use crate::dataset::rundir::{RunDir, BLUEPRINTS, BLUEPRINTS_REJECTED, HELDOUT, OPENAI, SHAREGPT, TRACE, TRAJECTORIES, TRAJECTORIES_REJECTED};
+use super::output::FormatArgs;
+use crate::dataset::formats;
+use crate::dataset::rundir::{RunDir, BLUEPRINTS, BLUEPRINTS_REJECTED, HELDOUT, TRACE, TRAJECTORIES, TRAJECTORIES_REJECTED};
 use crate::prompts::Prompts;
 use crate::samplers::fewshot;
 use crate::trajectory::runner::World;
@@ -24,11 +26,13 @@ blueprint out with a simulated user and an agent, keeping the verified conversat
 run side by side: a blueprint's conversations start as soon as it is committed.
 
 DIR receives dataset.sharegpt.jsonl (LLaMA-Factory sharegpt, the APIGen-MT-5k layout),
-dataset.openai.jsonl (messages + tools, for transformers chat templates and TRL), blueprints.jsonl
-and blueprints.rejected.jsonl (Phase 1), trajectories.jsonl and trajectories.rejected.jsonl
-(Phase 2), stats.json, report.md and manifest.json. Each file is committed in task order, so
-the files do not depend on --concurrency; after a crash, re-running the same command resumes and
-gives the same files as an uninterrupted run. A changed config is refused.
+dataset.openai.jsonl (messages + tools, for transformers chat templates and TRL), both also as
+.parquet (--formats picks fewer), blueprints.jsonl and blueprints.rejected.jsonl (Phase 1),
+trajectories.jsonl and trajectories.rejected.jsonl (Phase 2), stats.json, report.md, report.html
+(charts and a browser of every record), README.md (a Hugging Face dataset card) and
+manifest.json. Each file is committed in task order, so the files do not depend on
+--concurrency; after a crash, re-running the same command resumes and gives the same files as an
+uninterrupted run. A changed config is refused.
 
 Example:
   apigen-mt run --domain retail --model smollm2-135m-instruct --tasks 5 --out runs/r1
@@ -54,9 +58,12 @@ pub struct RunArgs {
     /// JSONL files of validated blueprints to use as few-shot examples.
     #[arg(long, num_args = 1..)]
     pub few_shot: Vec<PathBuf>,
-    /// Also write every Phase 1 prompt and completion to DIR/trace.jsonl.
+    /// Also write every Phase 1 request (the prompt as the model's chat template renders it)
+    /// and its completion to DIR/trace.jsonl.
     #[arg(long)]
     pub trace: bool,
+    #[command(flatten)]
+    pub formats: FormatArgs,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -65,8 +72,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let pool = fewshot::pool(&settings.domain, &args.few_shot)?;
     let shard = args.common.shard()?;
-    let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace, "shard": shard.map(|s| s.to_string())});
-    let mut files = vec![BLUEPRINTS, BLUEPRINTS_REJECTED, TRAJECTORIES, TRAJECTORIES_REJECTED, SHAREGPT, OPENAI];
+    let formats = args.formats.chosen()?;
+    let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace, "shard": shard.map(|s| s.to_string()),
+                         "formats": formats::to_json(&formats)});
+    let mut files = vec![BLUEPRINTS, BLUEPRINTS_REJECTED, TRAJECTORIES, TRAJECTORIES_REJECTED];
+    files.extend(formats::jsonl_files(&formats));
     if args.trace {
         files.push(TRACE);
     }

@@ -9,7 +9,9 @@ use serde_json::json;
 use super::load::{Engines, LoadArgs};
 use super::pipeline::{Pipeline, PHASE2_ROLES};
 use super::settings::{self, BlueprintFlags, CommonFlags, TrajectoryFlags};
-use crate::dataset::rundir::{RunDir, OPENAI, TRAJECTORIES_REJECTED, SHAREGPT, TRAJECTORIES};
+use super::output::FormatArgs;
+use crate::dataset::formats;
+use crate::dataset::rundir::{RunDir, TRAJECTORIES, TRAJECTORIES_REJECTED};
 use crate::prompts::Prompts;
 use crate::trajectory::runner::World;
 use crate::trajectory::Task;
@@ -24,8 +26,9 @@ Each blueprint (one JSON object per line with `instruction`, `actions` [{name, k
 `outputs`; `id`, `user_id`, `persona`, `data_seed` optional) gets --attempts conversations. An
 attempt is verified when the final database equals fresh data after replaying `actions`, and every
 output appears in some agent message. Writes OUT/trajectories.jsonl (distinct verified
-conversations), OUT/trajectories.rejected.jsonl (every failed attempt with its reason), the training files
-OUT/dataset.sharegpt.jsonl and OUT/dataset.openai.jsonl, OUT/stats.json, OUT/report.md and
+conversations), OUT/trajectories.rejected.jsonl (every other attempt with its reason), the training
+files OUT/dataset.sharegpt.jsonl and OUT/dataset.openai.jsonl and their .parquet copies (--formats
+picks fewer), OUT/stats.json, OUT/report.md, OUT/report.html, the dataset card OUT/README.md and
 OUT/manifest.json. Re-running the same command resumes.
 
 Example:
@@ -54,6 +57,8 @@ pub struct TrajectoriesArgs {
     pub prompts: Option<PathBuf>,
     #[command(flatten)]
     pub phase2: TrajectoryFlags,
+    #[command(flatten)]
+    pub formats: FormatArgs,
 }
 
 pub fn run(args: TrajectoriesArgs) -> Result<()> {
@@ -71,9 +76,11 @@ pub fn run(args: TrajectoriesArgs) -> Result<()> {
         Some(dir) => World::Fixed(crate::env::data::load_dir(domain, dir)?),
         None => World::Generated(settings.seed),
     };
+    let formats = args.formats.chosen()?;
     // The inputs are part of the run: resuming with other blueprints or another policy is refused.
     let shard = args.common.shard()?;
     let options = json!({
+        "formats": formats::to_json(&formats),
         "blueprints": crate::config::sha256_hex(text.as_bytes()),
         "blueprints_path": std::fs::canonicalize(&args.blueprints).unwrap_or_else(|_| args.blueprints.clone()),
         "shard": shard.map(|s| s.to_string()),
@@ -83,7 +90,9 @@ pub fn run(args: TrajectoriesArgs) -> Result<()> {
     });
     // Models load before the directory is touched: a typo in a model name leaves no run behind.
     let engines = Engines::load(&args.load, &settings.models(&PHASE2_ROLES))?;
-    let mut out = RunDir::open(&args.out, "trajectories", &settings, options, &[TRAJECTORIES, TRAJECTORIES_REJECTED, SHAREGPT, OPENAI])?;
+    let mut files = vec![TRAJECTORIES, TRAJECTORIES_REJECTED];
+    files.extend(formats::jsonl_files(&formats));
+    let mut out = RunDir::open(&args.out, "trajectories", &settings, options, &files)?;
     let pipeline = Pipeline::new(&settings, &engines, &prompts, shard);
     pipeline.trajectories(&policy, world, blueprints, &mut out)?;
     let stats = out.finish(&engines.reports(), &pipeline.roles())?;

@@ -161,19 +161,24 @@ impl RunDir {
         self.manifest.write(&self.dir)
     }
 
-    /// Writes `stats.json` and `report.md`, marks the run complete and returns the stats.
-    /// `roles` are the per-role request tallies of this process (see [`crate::engine::meter`]).
+    /// Writes `stats.json` and `report.md`, marks the run complete, writes the files made from
+    /// the finished directory (`report.html`, the dataset card, Parquet; see
+    /// [`super::publish`]) and returns the stats. `roles` are the per-role request tallies of
+    /// this process (see [`crate::engine::meter`]).
     pub fn finish(&mut self, engines: &[EngineReport], roles: &BTreeMap<String, RoleUsage>) -> Result<Value> {
         let timing = stats::timing(self.started.elapsed().as_secs_f64(), engines, roles);
         self.finish_with_timing(timing)
     }
 
-    /// Writes a command's own `stats.json` and `report.md` (an eval's) and marks the run complete.
+    /// Writes a command's own `stats.json` and `report.md` (an eval's), marks the run complete
+    /// and writes the files made from the finished directory.
     pub fn finish_custom(&mut self, stats: &Value, report: &str) -> Result<()> {
         write_atomic(&self.dir.join(STATS), &format!("{}\n", serde_json::to_string_pretty(stats)?))?;
         write_atomic(&self.dir.join(REPORT), report)?;
         self.manifest.progress.complete = true;
-        self.checkpoint()
+        self.checkpoint()?;
+        super::publish::write(&self.dir)?;
+        Ok(())
     }
 
     /// [`Self::finish`] with a `timing` section made elsewhere (a merge's, from its shards').
@@ -184,6 +189,7 @@ impl RunDir {
         write_atomic(&self.dir.join(REPORT), &report::render(&stats, &self.dir.display().to_string()))?;
         self.manifest.progress.complete = true;
         self.checkpoint()?;
+        super::publish::write(&self.dir)?;
         Ok(stats)
     }
 
@@ -258,8 +264,12 @@ impl runner::Sink for RunDir {
         self.manifest.progress.dataset.add(record);
         match self.dataset_records(record) {
             Ok((sharegpt, openai)) => {
-                self.writer(SHAREGPT)?.append(&sharegpt)?;
-                self.writer(OPENAI)?.append(&openai)?;
+                // Only the layouts `--formats` chose have a writer.
+                for (name, record) in [(SHAREGPT, &sharegpt), (OPENAI, &openai)] {
+                    if let Some(writer) = self.writers.get_mut(name) {
+                        writer.append(record)?;
+                    }
+                }
                 self.manifest.progress.dataset.records += 1;
             }
             Err(error) => *self.manifest.progress.dataset.unconvertible.entry(reason_label(&error)).or_default() += 1,

@@ -192,6 +192,10 @@ impl LanguageModel for BatchEngine {
         Some((self.config.kv_budget_bytes / per_sequence).clamp(1, self.config.max_sequences))
     }
 
+    fn render_prompt(&self, prompt: &Prompt) -> Result<Option<String>, EngineError> {
+        self.frontend.render(prompt)
+    }
+
     fn end_session(&self, session: &str) {
         // An engine that has shut down holds nothing to release.
         let _ = self.send(Message::EndSession(session.to_string()));

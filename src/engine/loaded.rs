@@ -137,7 +137,7 @@ impl LoadedModel {
             template_supports_tools: template.supports_tools(),
         };
         let vocab_size = tokenizer.vocab_size();
-        let text = Some(TextSide { tokenizer, template });
+        let text = Some(TextModel { tokenizer, template });
         let frontend = Frontend { text, vocab_size, eos, context_length, constraints: OnceLock::new() };
         Ok(Self { decoder, frontend, info })
     }
@@ -254,7 +254,7 @@ pub enum Admission {
 /// Everything between a request and token ids; shared by every caller thread.
 pub struct Frontend {
     /// `None` for a model with random weights, which takes token ids only.
-    text: Option<TextSide>,
+    text: Option<TextModel>,
     /// Ids a prompt may use: the tokenizer's, or the model's vocabulary without one.
     vocab_size: usize,
     eos: Vec<u32>,
@@ -264,10 +264,48 @@ pub struct Frontend {
     constraints: OnceLock<Result<ConstraintCompiler, String>>,
 }
 
-/// How text becomes token ids and back.
-struct TextSide {
+/// A model's text side alone, without its weights: how a prompt becomes text (the chat
+/// template) and token ids (the tokenizer). The engine's frontend holds one; `models render`
+/// loads one to show the exact prompt a request becomes.
+pub struct TextModel {
     tokenizer: Tokenizer,
     template: ChatTemplate,
+}
+
+impl TextModel {
+    /// Resolves `spec` (path, hub id or preset) and loads its tokenizer and chat template.
+    pub fn load(spec: &str, options: &LoadOptions) -> Result<Self> {
+        let resolved = source::resolve(spec, &options.hub)?;
+        let (tokenizer, template) = load_text(&resolved.files, options.date)?;
+        Ok(Self { tokenizer, template })
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+
+    /// The text of a prompt as the model is given it: a chat prompt through the chat template,
+    /// raw text as it is; `None` for token ids, which have no text of their own.
+    pub fn render(&self, prompt: &Prompt) -> Result<Option<String>, EngineError> {
+        match prompt {
+            Prompt::Tokens(_) => Ok(None),
+            Prompt::Text(text) => Ok(Some(text.clone())),
+            Prompt::Chat { messages, tools, add_generation_prompt, thinking: enable } => self
+                .template
+                .render_with_thinking(messages, tools, *add_generation_prompt, *enable)
+                .map(Some)
+                .map_err(|e| EngineError::Template(format!("{e:#}"))),
+        }
+    }
+
+    /// The token ids of prompt text, special-token text recognised.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        self.tokenizer.encode(text, true).map_err(|e| EngineError::Invalid(format!("{e:#}")))
+    }
 }
 
 impl Frontend {
@@ -287,7 +325,7 @@ impl Frontend {
     }
 
     /// The text side, or the refusal a text or chat prompt gets without one.
-    fn text(&self) -> Result<&TextSide, EngineError> {
+    fn text(&self) -> Result<&TextModel, EngineError> {
         self.text.as_ref().ok_or_else(|| {
             EngineError::Invalid("this model has random weights and no tokenizer: only token-id prompts".into())
         })
@@ -306,26 +344,27 @@ impl Frontend {
         &self.eos
     }
 
+    /// The prompt's text as the model is given it (see [`TextModel::render`]).
+    pub fn render(&self, prompt: &Prompt) -> Result<Option<String>, EngineError> {
+        match prompt {
+            Prompt::Tokens(_) => Ok(None),
+            _ => self.text()?.render(prompt),
+        }
+    }
+
     /// The prompt's token ids as the model will see them.
     pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, EngineError> {
-        let (side, text) = match prompt {
-            Prompt::Tokens(tokens) => {
-                if let Some(bad) = tokens.iter().find(|&&t| t as usize >= self.vocab_size) {
-                    return Err(EngineError::Invalid(format!("token id {bad} is outside the vocabulary")));
-                }
-                return Ok(tokens.clone());
+        if let Prompt::Tokens(tokens) = prompt {
+            if let Some(bad) = tokens.iter().find(|&&t| t as usize >= self.vocab_size) {
+                return Err(EngineError::Invalid(format!("token id {bad} is outside the vocabulary")));
             }
-            Prompt::Text(text) => (self.text()?, text.clone()),
-            Prompt::Chat { messages, tools, add_generation_prompt, thinking: enable } => {
-                let side = self.text()?;
-                let text = side
-                    .template
-                    .render_with_thinking(messages, tools, *add_generation_prompt, *enable)
-                    .map_err(|e| EngineError::Template(format!("{e:#}")))?;
-                (side, text)
-            }
-        };
-        side.tokenizer.encode(&text, true).map_err(|e| EngineError::Invalid(format!("{e:#}")))
+            return Ok(tokens.clone());
+        }
+        let side = self.text()?;
+        match side.render(prompt)? {
+            Some(text) => side.encode(&text),
+            None => Err(EngineError::Invalid("a prompt without text".into())),
+        }
     }
 
     /// Whether the rendered chat prompt ends inside an open `<think>` block. Templates that

@@ -289,6 +289,13 @@ pub trait LanguageModel: Send + Sync {
         Ok(false)
     }
 
+    /// The prompt's text exactly as the model is given it (for a chat prompt, what its chat
+    /// template renders), for traces; `None` where it cannot be known (a scripted model, a
+    /// token-id prompt).
+    fn render_prompt(&self, _prompt: &Prompt) -> Result<Option<String>, EngineError> {
+        Ok(None)
+    }
+
     /// Totals so far; a scripted model has none to report.
     fn metrics(&self) -> EngineMetrics {
         EngineMetrics::default()
@@ -362,6 +369,10 @@ impl EngineHandle {
     }
     pub fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError> {
         self.0.count_tokens(prompt)
+    }
+    /// See [`LanguageModel::render_prompt`].
+    pub fn render_prompt(&self, prompt: &Prompt) -> Result<Option<String>, EngineError> {
+        self.0.render_prompt(prompt)
     }
     pub fn metrics(&self) -> EngineMetrics {
         self.0.metrics()

@@ -31,6 +31,10 @@ pub struct Preset {
     pub model: String,
     pub tool_format: ToolFormat,
     pub context_length: usize,
+    /// The model's licence as the Hugging Face hub names it (`apache-2.0`, `llama3.1`, ...),
+    /// for the dataset card of a run that used it; optional in user files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
     /// The architecture, for building the model with random weights; optional in user files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<Shape>,

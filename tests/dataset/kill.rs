@@ -72,4 +72,8 @@ fn a_run_killed_with_sigkill_resumes_to_the_files_of_an_uninterrupted_run() {
     }
     assert_eq!(sorted_lines(&killed.path().join("manifest.json")), sorted_lines(&whole.path().join("manifest.json")));
     assert_eq!(without_timing(&killed.path().join("stats.json")), without_timing(&whole.path().join("stats.json")));
+    for name in ["dataset.sharegpt.parquet", "dataset.openai.parquet"] {
+        let read = |dir: &Path| apigen_mt::dataset::parquet::read(&dir.join(name)).expect(name);
+        assert_eq!(read(killed.path()), read(whole.path()), "{name}");
+    }
 }

@@ -27,9 +27,9 @@ use serde_json::{json, Value};
 /// The user asks for the zip code its instruction names, then stops; the agent makes both
 /// ground-truth calls at once (parallel calls) for the zip the user asked for, then answers.
 /// Replies depend on the prompt only, so any number of threads may share the model.
-struct Parallel {
-    info: ModelInfo,
-    user_id: String,
+pub(crate) struct Parallel {
+    pub(crate) info: ModelInfo,
+    pub(crate) user_id: String,
 }
 
 /// The test's zip code (`199..`) named in `text`.
@@ -37,7 +37,7 @@ fn zip_in(text: &str) -> String {
     text.find("zip 199").map(|i| text[i + 4..].chars().take(5).collect()).unwrap_or_default()
 }
 
-fn address(user: &str, zip: &str) -> Value {
+pub(crate) fn address(user: &str, zip: &str) -> Value {
     json!({"user_id": user, "address1": "12 Quarry Lane", "address2": "Unit 4", "city": "Dover", "state": "DE", "country": "USA", "zip": zip})
 }
 
@@ -72,11 +72,11 @@ impl LanguageModel for Parallel {
     }
 }
 
-fn first_user(db: &Db) -> String {
+pub(crate) fn first_user(db: &Db) -> String {
     db["users"].as_object().and_then(|u| u.keys().next().cloned()).expect("the world has users")
 }
 
-fn blueprints(user: &str) -> Vec<Task> {
+pub(crate) fn blueprints(user: &str) -> Vec<Task> {
     ["19901", "19902", "19903"]
         .iter()
         .map(|zip| Task {

@@ -23,20 +23,20 @@ use serde_json::{json, Value};
 
 /// What the script sees of a request: the role (from the prompt's wording), the prompt text
 /// and the schema constraint.
-struct Seen<'a> {
-    role: &'static str,
-    prompt: &'a str,
-    schema: Option<&'a Value>,
+pub(crate) struct Seen<'a> {
+    pub(crate) role: &'static str,
+    pub(crate) prompt: &'a str,
+    pub(crate) schema: Option<&'a Value>,
 }
 
 /// A model whose replies a test chooses from the role and the prompt.
-struct Scripted {
+pub(crate) struct Scripted {
     info: ModelInfo,
     reply: Box<dyn Fn(&Seen) -> String + Send + Sync>,
 }
 
 impl Scripted {
-    fn handle(reply: impl Fn(&Seen) -> String + Send + Sync + 'static) -> EngineHandle {
+    pub(crate) fn handle(reply: impl Fn(&Seen) -> String + Send + Sync + 'static) -> EngineHandle {
         let info = ModelInfo {
             name: "scripted".into(),
             architecture: "script".into(),
@@ -111,7 +111,7 @@ fn address() -> Value {
 
 /// A correct draft for the user the schema allows: identify by email, then move the default
 /// address. `instruction` may name the user (unique tasks) or not (duplicates).
-fn good_draft(seen: &Seen, unique: bool) -> String {
+pub(crate) fn good_draft(seen: &Seen, unique: bool) -> String {
     let schema = seen.schema.expect("the generator is constrained");
     let email = allowed(schema, "email").expect("email enum");
     let user = allowed(schema, "user_id").expect("user_id enum");
@@ -127,7 +127,7 @@ fn good_draft(seen: &Seen, unique: bool) -> String {
     .to_string()
 }
 
-fn review(yes: u8) -> String {
+pub(crate) fn review(yes: u8) -> String {
     json!({"reflection": "checked", "correctness": yes, "completeness": yes, "satisfaction": yes, "creativity": yes,
            "correction": if yes == 1 { "" } else { "say which address" }})
     .to_string()
