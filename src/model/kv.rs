@@ -41,7 +41,7 @@ impl KvDtype {
 }
 
 /// Tokens per block: small enough that a fork wastes little, large enough that attention reads
-/// keys in long contiguous runs.
+/// keys in long contiguous runs. Attention's vectors hold one block's 16 keys' scores.
 pub(crate) const BLOCK_TOKENS: usize = 16;
 
 /// The attention dimensions a cache is laid out for.
@@ -53,15 +53,20 @@ pub(crate) struct KvShape {
 }
 
 impl KvShape {
-    /// f32 values in one block.
+    /// Values in one block.
     fn block_len(&self) -> usize {
-        self.layers * 2 * self.kv_heads * BLOCK_TOKENS * self.head_dim
+        self.layers * self.kv_heads * self.head_len()
     }
 
-    /// Where the `BLOCK_TOKENS × head_dim` run of keys (`value = false`) or values of `head` at
-    /// `layer` starts inside a block.
-    fn run_start(&self, layer: usize, value: bool, head: usize) -> usize {
-        ((layer * 2 + usize::from(value)) * self.kv_heads + head) * BLOCK_TOKENS * self.head_dim
+    /// Values of one layer and head in a block: `BLOCK_TOKENS × head_dim` keys, then as many
+    /// values.
+    fn head_len(&self) -> usize {
+        2 * BLOCK_TOKENS * self.head_dim
+    }
+
+    /// Where `head`'s keys at `layer` start inside a block; its values follow them.
+    fn head_start(&self, layer: usize, head: usize) -> usize {
+        (layer * self.kv_heads + head) * self.head_len()
     }
 
     /// Bytes of keys and values per cached token, stored as f32.
@@ -71,12 +76,48 @@ impl KvShape {
 }
 
 /// Keys and values of [`BLOCK_TOKENS`] consecutive positions for every layer, laid out
-/// `[layer][key, value][kv_head][token][head_dim]`; slots at or beyond the owner's length are
-/// stale.
+/// `[layer][kv_head]`, each holding the keys transposed, `[head_dim][token]`, then the values,
+/// `[token][head_dim]`: attention scores a query against 16 keys with one vector per key
+/// component, and adds 16 weighted values with one vector per value chunk. Slots at or beyond
+/// the owner's length are stale.
 #[derive(Debug, Clone)]
-enum Block {
+pub(crate) enum Block {
     F32(Vec<f32>),
     F16(Vec<f16>),
+}
+
+/// A type keys and values are stored in.
+pub(crate) trait KvElem: Copy + Send + Sync + 'static {
+    /// The block's storage, if it is of this type.
+    fn storage(block: &Block) -> Option<&[Self]>;
+}
+
+impl KvElem for f32 {
+    fn storage(block: &Block) -> Option<&[f32]> {
+        match block {
+            Block::F32(b) => Some(b),
+            Block::F16(_) => None,
+        }
+    }
+}
+
+impl KvElem for f16 {
+    fn storage(block: &Block) -> Option<&[f16]> {
+        match block {
+            Block::F16(b) => Some(b),
+            Block::F32(_) => None,
+        }
+    }
+}
+
+/// One block's keys and values for one layer and KV head.
+pub(crate) struct HeadBlock<'a, E> {
+    /// `[head_dim][BLOCK_TOKENS]`.
+    pub keys: &'a [E],
+    /// `[BLOCK_TOKENS][head_dim]`.
+    pub values: &'a [E],
+    /// The block's identity: equal for caches that share it (see [`SeqKv::blocks`]).
+    pub id: usize,
 }
 
 /// Per-sequence keys and values, paged and shared copy-on-write.
@@ -165,13 +206,20 @@ impl SeqKv {
         // Copies the block first if another cache still references it.
         let block = Arc::make_mut(&mut self.blocks[index]);
         let slot = position % BLOCK_TOKENS;
+        let d = s.head_dim;
         for head in 0..s.kv_heads {
-            let src = head * s.head_dim..(head + 1) * s.head_dim;
-            for (value, src_row) in [(false, k), (true, v)] {
-                let at = s.run_start(layer, value, head) + slot * s.head_dim;
-                match block {
-                    Block::F32(b) => b[at..at + s.head_dim].copy_from_slice(&src_row[src.clone()]),
-                    Block::F16(b) => b[at..at + s.head_dim].convert_from_f32_slice(&src_row[src.clone()]),
+            let at = s.head_start(layer, head);
+            let (k, v) = (&k[head * d..(head + 1) * d], &v[head * d..(head + 1) * d]);
+            let keys = (0..d).map(|c| at + c * BLOCK_TOKENS + slot);
+            let values = at + (BLOCK_TOKENS + slot) * d;
+            match block {
+                Block::F32(b) => {
+                    keys.zip(k).for_each(|(i, &x)| b[i] = x);
+                    b[values..values + d].copy_from_slice(v);
+                }
+                Block::F16(b) => {
+                    keys.zip(k).for_each(|(i, &x)| b[i] = f16::from_f32(x));
+                    b[values..values + d].convert_from_f32_slice(v);
                 }
             }
         }
@@ -183,37 +231,25 @@ impl SeqKv {
         self.len += added;
     }
 
-    /// Keys (`value = false`) or values of block `index` for `layer` and `head`:
-    /// `BLOCK_TOKENS × head_dim` values, of which the first `min(BLOCK_TOKENS, written - start)`
-    /// tokens are meaningful.
-    ///
-    /// An f32 cache returns its own storage; an f16 cache converts into `scratch` (reused when
-    /// it already holds this very run, as when several heads share one KV head) and returns it.
-    pub(crate) fn run<'a>(&'a self, index: usize, layer: usize, value: bool, head: usize, scratch: &'a mut Scratch) -> &'a [f32] {
-        let at = self.shape.run_start(layer, value, head);
-        let len = BLOCK_TOKENS * self.shape.head_dim;
-        match &*self.blocks[index] {
-            Block::F32(b) => &b[at..at + len],
-            Block::F16(b) => {
-                let source = (Arc::as_ptr(&self.blocks[index]) as usize, at);
-                if scratch.source != Some(source) {
-                    scratch.values.resize(len, 0.0);
-                    b[at..at + len].convert_to_f32_slice(&mut scratch.values);
-                    scratch.source = Some(source);
-                }
-                &scratch.values
-            }
-        }
+    /// Keys and values of block `index` for `layer` and `head`, or `None` if the cache does not
+    /// store `E`. Only the first `min(BLOCK_TOKENS, len() - index·BLOCK_TOKENS)` tokens are
+    /// meaningful.
+    pub(crate) fn head_block<E: KvElem>(&self, index: usize, layer: usize, head: usize) -> Option<HeadBlock<'_, E>> {
+        let block = &self.blocks[index];
+        let storage = E::storage(block)?;
+        let at = self.shape.head_start(layer, head);
+        let half = BLOCK_TOKENS * self.shape.head_dim;
+        Some(HeadBlock {
+            keys: &storage[at..at + half],
+            values: &storage[at + half..at + 2 * half],
+            id: Arc::as_ptr(block) as usize,
+        })
     }
-}
 
-/// Where an f16 cache's runs are converted for reading: one per reader and kind of run, for one
-/// pass over caches that nobody writes meanwhile (it recognises a run by its block's address).
-#[derive(Debug, Default)]
-pub(crate) struct Scratch {
-    values: Vec<f32>,
-    /// The run it holds: (block identity, offset in the block).
-    source: Option<(usize, usize)>,
+    /// How keys and values are stored.
+    pub(crate) fn dtype(&self) -> KvDtype {
+        self.dtype
+    }
 }
 
 #[cfg(test)]
@@ -236,11 +272,27 @@ mod tests {
         kv.commit(tokens.len());
     }
 
+    /// Component `c` of the key (or value) of token `p` in `layer`, as f32.
+    fn component(kv: &SeqKv, layer: usize, value: bool, p: usize, c: usize) -> f32 {
+        let (block, slot) = (p / BLOCK_TOKENS, p % BLOCK_TOKENS);
+        let d = SHAPE.head_dim;
+        let (keys_at, values_at) = (c * BLOCK_TOKENS + slot, slot * d + c);
+        let at = if value { values_at } else { keys_at };
+        match kv.dtype() {
+            KvDtype::F32 => {
+                let b = kv.head_block::<f32>(block, layer, 0).unwrap();
+                if value { b.values[at] } else { b.keys[at] }
+            }
+            KvDtype::F16 => {
+                let b = kv.head_block::<f16>(block, layer, 0).unwrap();
+                (if value { b.values[at] } else { b.keys[at] }).to_f32()
+            }
+        }
+    }
+
     /// The first key component of every cached token in `layer`.
     fn keys(kv: &SeqKv, layer: usize) -> Vec<f32> {
-        (0..kv.len())
-            .map(|p| kv.run(p / BLOCK_TOKENS, layer, false, 0, &mut Scratch::default())[(p % BLOCK_TOKENS) * 2])
-            .collect()
+        (0..kv.len()).map(|p| component(kv, layer, false, p, 0)).collect()
     }
 
     fn distinct_blocks(caches: &[&SeqKv]) -> usize {
@@ -260,8 +312,9 @@ mod tests {
         push(&mut a, &[4.0]);
         assert_eq!(keys(&a, 1), [1.0, 2.0, 3.0, 4.0]);
         assert_eq!(keys(&b, 1), [1.0, 2.0, 9.0]);
-        assert_eq!(b.run(0, 0, true, 0, &mut Scratch::default())[2 * 2], 90.0);
-        assert_eq!(a.run(0, 0, true, 0, &mut Scratch::default())[2 * 2], 30.0);
+        assert_eq!(component(&b, 0, true, 2, 0), 90.0);
+        assert_eq!(component(&a, 0, true, 2, 0), 30.0);
+        assert_eq!(component(&a, 1, false, 2, 1), -3.0);
     }
 
     #[test]
@@ -316,13 +369,15 @@ mod tests {
         assert_ne!(keys(&a, 1), keys(&b, 1));
         assert_eq!(2 * a.size_bytes(), b.size_bytes());
         assert!(a.fits(SHAPE, KvDtype::F16) && !a.fits(SHAPE, KvDtype::F32));
-        // A clone's write copies the block, so a scratch keyed by block sees the new contents.
+        // A clone's write copies the block: a new identity, the new contents.
         let mut c = a.clone();
         c.truncate(1);
         push(&mut c, &[7.0]);
-        let mut scratch = Scratch::default();
-        assert_eq!(a.run(0, 0, false, 0, &mut scratch)[2], f16::from_f32(0.1).to_f32());
-        assert_eq!(c.run(0, 0, false, 0, &mut scratch)[2], 7.0);
+        assert_eq!(component(&a, 0, false, 1, 0), f16::from_f32(0.1).to_f32());
+        assert_eq!(component(&c, 0, false, 1, 0), 7.0);
+        assert_eq!(component(&c, 0, true, 1, 0), 70.0);
+        assert_ne!(a.blocks().next(), c.blocks().next());
+        assert!(a.head_block::<f32>(0, 0, 0).is_none() && b.head_block::<f16>(0, 0, 0).is_none());
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub(crate) mod q4_k;
 pub(crate) mod q6_k;
 pub(crate) mod q8_0;
 pub(crate) mod rowwise;
+pub(crate) mod simd;
 pub(crate) mod workers;
 
 /// `a · b` in one fixed order for a given length (candle's f32 dot, SIMD when the CPU has it).
