@@ -1,11 +1,14 @@
 //! `apigen-mt bench`: prefill and decode throughput of the engine at several concurrencies, with
 //! the definitions of llama.cpp's `llama-batched-bench`, so the figures compare directly.
 //!
-//! For each concurrency C, C requests of P prompt tokens are sent at once. The prefill time is
-//! the wall time for all of them to produce their first token; the decode time is the extra
-//! time for all of them to produce G more. So prefill = C·P / prefill time and
-//! decode = C·G / decode time. Prompts are random token ids (a seeded stream), and generation
-//! ignores end-of-sequence tokens, so every run does the same work.
+//! For each concurrency C, C requests of P prompt tokens are sent at once, each to generate
+//! G + 1 tokens, and both phases are timed inside that one run: the prefill time is the wall
+//! time until the last of them has its first token, the decode time the rest of the run. So
+//! prefill = C·P / prefill time and decode = (tokens sampled after the prefill) / decode time,
+//! which is C·G when C = 1 (with several requests, the first ones start decoding while the
+//! last still prefill, and those tokens count towards neither rate). Prompts are random token ids
+//! (a seeded stream), and generation ignores end-of-sequence tokens, so every run does the same
+//! work.
 //!
 //! `--random-weights PRESET` builds the preset's architecture with random weights in its file's
 //! storage types instead of loading it (see [`crate::model::RandomModel`]), so any preset can be
@@ -266,19 +269,25 @@ fn measure(
     let (p, g, shared) = (args.prompt_tokens, args.gen_tokens, args.shared_prefix);
     // Fresh prompts for each run, so that no run reuses what an earlier one cached; within a
     // run, only the intended shared prefix can be reused.
-    let prefill_batch = prompts.batch(c, p, shared);
-    let full_batch = prompts.batch(c, p, shared);
+    let batch = prompts.batch(c, p, shared);
     // Warm up allocations and thread pools outside the measurement.
     all_at_once(engine, &[request(&prompts.tokens(8), 2, constraint)])?;
     reset_peak_rss();
     let before = engine.metrics();
 
-    let prefill_requests: Vec<Request> = prefill_batch.iter().map(|t| request(t, 1, constraint)).collect();
-    let (prefill, _) = all_at_once(engine, &prefill_requests)?;
-    let full_requests: Vec<Request> = full_batch.iter().map(|t| request(t, g + 1, constraint)).collect();
+    let full_requests: Vec<Request> = batch.iter().map(|t| request(t, g + 1, constraint)).collect();
+    let start = Instant::now();
     let (full, batched) = all_at_once(engine, &full_requests)?;
     let after = engine.metrics();
+    // Both phases of this one run: prefill until the last request has its first token, decode
+    // from then on, counting only the tokens sampled after that moment (with several requests,
+    // the first to finish its prompt starts decoding while others still prefill).
+    let Some((first_done, sampled_then)) = after.last_first_token.filter(|(at, _)| *at >= start) else {
+        bail!("the engine reported no first token for the measured requests");
+    };
+    let prefill = first_done.duration_since(start);
     let decode = full.saturating_sub(prefill).max(Duration::from_micros(1));
+    let decoded = after.sampled_tokens.saturating_sub(sampled_then);
     if let Some(short) = batched.iter().find(|c| c.tokens.len() != g + 1) {
         bail!(
             "a request generated {} tokens instead of {} (finish reason {:?}{}); with --json-schema, use a \
@@ -305,7 +314,7 @@ fn measure(
         prefill_s: prefill.as_secs_f64(),
         prefill_tok_s: (c * p) as f64 / prefill.as_secs_f64(),
         decode_s: decode.as_secs_f64(),
-        decode_tok_s: (c * g) as f64 / decode.as_secs_f64(),
+        decode_tok_s: decoded as f64 / decode.as_secs_f64(),
         prefix_hit_tokens: after.prefix_hit_tokens - before.prefix_hit_tokens,
         mean_batch: if steps == 0 { 0.0 } else { (after.step_sequences - before.step_sequences) as f64 / steps as f64 },
         peak_rss_mb: peak_rss_mb(),

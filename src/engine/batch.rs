@@ -122,6 +122,8 @@ struct Counters {
     mask_nanos: AtomicU64,
     masked_tokens: AtomicU64,
     busy_nanos: AtomicU64,
+    sampled_tokens: AtomicU64,
+    last_first_token: Mutex<Option<(Instant, u64)>>,
 }
 
 impl BatchEngine {
@@ -218,6 +220,8 @@ impl LanguageModel for BatchEngine {
             mask_time: Duration::from_nanos(get(&c.mask_nanos)),
             masked_tokens: get(&c.masked_tokens),
             busy_time: Duration::from_nanos(get(&c.busy_nanos)),
+            sampled_tokens: get(&c.sampled_tokens),
+            last_first_token: c.last_first_token.lock().map(|t| *t).unwrap_or(None),
         }
     }
 }
@@ -521,16 +525,35 @@ impl Worker {
 
         // Masks and draws run in parallel across sequences; each owns its sampler and matcher.
         let frontend = &*self.frontend;
+        let before: Vec<usize> = self.running.iter().map(|s| s.generated()).collect();
         let mut outcomes: Vec<Option<Finish>> = self
             .running
             .par_iter_mut()
             .zip(logits.par_iter_mut())
             .map(|(seq, row)| row.as_mut().and_then(|row| seq.advance(row, frontend)))
             .collect();
+        self.count_sampled(&before);
         for i in (0..outcomes.len()).rev() {
             if let Some(finish) = outcomes[i].take() {
                 let seq = self.running.swap_remove(i);
                 self.retire(seq, finish);
+            }
+        }
+    }
+
+    /// Counts the tokens this step sampled (`before`: each running sequence's count before it),
+    /// and notes when a sequence got its first one.
+    fn count_sampled(&self, before: &[usize]) {
+        let mut added = 0;
+        let mut first = false;
+        for (seq, &before) in self.running.iter().zip(before) {
+            added += seq.generated() - before;
+            first |= before == 0 && seq.generated() > 0;
+        }
+        let total = self.counters.sampled_tokens.fetch_add(added as u64, Ordering::Relaxed) + added as u64;
+        if first {
+            if let Ok(mut last) = self.counters.last_first_token.lock() {
+                *last = Some((Instant::now(), total));
             }
         }
     }

@@ -20,7 +20,7 @@ pub mod stop;
 pub use batch::{start, EngineConfig};
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -240,6 +240,14 @@ pub struct EngineMetrics {
     pub masked_tokens: u64,
     /// Wall time the engine spent serving requests (forward passes, sampling, decoding).
     pub busy_time: Duration,
+    /// Tokens sampled so far, counted as they are sampled (`generated_tokens` counts the tokens
+    /// of finished requests).
+    #[serde(skip)]
+    pub sampled_tokens: u64,
+    /// When a request last received its first token, and `sampled_tokens` at that moment: for
+    /// requests sent together, where their prefill ends and their decoding begins (`bench`).
+    #[serde(skip)]
+    pub last_first_token: Option<(Instant, u64)>,
 }
 
 impl EngineMetrics {
