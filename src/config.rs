@@ -118,7 +118,7 @@ impl SettingsFile {
     /// Fills in the defaults and checks every value.
     pub fn resolve(&self) -> Result<Settings> {
         let domain = self.domain.clone().context("no domain: give --domain or `domain` in the config")?;
-        crate::env::domain(&domain)?;
+        let env = crate::env::resolve(&domain)?;
         let default_model = self.model.as_deref();
         let role = |name: &str, file: &RoleFile, temperature: f32, max_tokens: usize| -> Result<Role> {
             if file.models.is_some() {
@@ -135,7 +135,7 @@ impl SettingsFile {
             })
         })?;
         let settings = Settings {
-            rounds: self.rounds.unwrap_or(if domain == "airline" { 5 } else { 3 }),
+            rounds: self.rounds.unwrap_or(env.default_rounds()),
             domain,
             seed: self.seed.unwrap_or(0),
             concurrency: self.concurrency,

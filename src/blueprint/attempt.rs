@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::env::state::hash;
-use crate::env::{generate::generate, Db, Domain};
+use crate::env::{Db, Environment};
 use crate::prompts::Prompts;
 use crate::samplers::{self, Context};
 use crate::seeds::derive;
@@ -19,7 +19,7 @@ use super::Blueprint;
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptConfig {
     #[serde(skip)]
-    pub domain: &'static Domain,
+    pub domain: &'static dyn Environment,
     pub run_seed: u64,
     /// Consecutive attempts that share one user and database (1: none share). Reverse
     /// recombination needs blueprints of one user on one database, so it groups attempts.
@@ -63,7 +63,7 @@ pub fn lead(config: &AttemptConfig, task: usize) -> usize {
 /// The generated database of the group led by `lead`, and its seed.
 pub fn world(config: &AttemptConfig, lead: usize) -> anyhow::Result<(u64, Db)> {
     let data_seed = derive(config.run_seed, &["blueprint", &lead.to_string(), "data"]);
-    Ok((data_seed, generate(config.domain.name, data_seed)?))
+    Ok((data_seed, config.domain.generate(data_seed)?))
 }
 
 /// Runs attempt `task`. Only a broken setup (a template that does not render, a domain
@@ -84,7 +84,7 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
     let mut round = 0;
     let outcome = loop {
         let prompt = json!({
-            "domain": domain.name,
+            "domain": domain.name(),
             "tools": tools,
             "policy": context.policy,
             "records": context.data.records,

@@ -18,7 +18,7 @@
 
 use serde_json::{json, Value};
 
-use crate::env::{Action, Domain, ToolKind};
+use crate::env::{Action, Environment, ToolKind};
 use crate::prompts::Prompts;
 use crate::samplers::{self, policy};
 use crate::validate::{self, format, Failure, Stage};
@@ -52,7 +52,7 @@ pub fn due(share: f64, group: usize) -> bool {
 /// actions concatenated and the outputs merged. A read action that repeats an earlier one
 /// exactly (the second part identifying the same user again) is dropped: it changes nothing and
 /// only lengthens the task. Writes are all kept, so conflicts between the parts stay visible.
-pub fn combine(domain: &Domain, parts: &[(String, Blueprint)]) -> Blueprint {
+pub fn combine(domain: &dyn Environment, parts: &[(String, Blueprint)]) -> Blueprint {
     let mut actions: Vec<Action> = Vec::new();
     let mut outputs: Vec<String> = Vec::new();
     for (_, bp) in parts {
@@ -83,18 +83,18 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
     let mut draft = combine(domain, parts);
     context.tools = Vec::new();
     for tool in draft.actions.iter().filter_map(|a| domain.tool(&a.name)) {
-        if !context.tools.contains(&tool.name) {
-            context.tools.push(tool.name);
+        if !context.tools.contains(&tool.name.as_str()) {
+            context.tools.push(&tool.name);
         }
     }
-    context.policy = policy::excerpt(domain.name, &context.tools)?;
+    context.policy = policy::excerpt(domain.policy(), &context.tools);
     let mut caller = Caller::new(models, prompts, config.run_seed, lead);
 
     let outcome = match validate::replay(domain, &db, &draft) {
         Err(failure) => Err(failure),
         Ok(executed) => {
             let prompt = json!({
-                "domain": domain.name,
+                "domain": domain.name(),
                 "user_id": context.data.user_id,
                 "persona": context.persona.as_ref().map(|p| p.to_string()),
                 "parts": parts.iter().map(|(_, bp)| json!({"instruction": bp.instruction, "outputs": bp.outputs})).collect::<Vec<_>>(),

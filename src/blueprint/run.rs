@@ -63,7 +63,7 @@ impl RunConfig {
     pub fn from_settings(s: &Settings, trace: bool) -> anyhow::Result<Self> {
         Ok(RunConfig {
             attempt: AttemptConfig {
-                domain: crate::env::domain(&s.domain)?,
+                domain: crate::env::resolve(&s.domain)?,
                 run_seed: s.seed,
                 group: if s.recombine > 0.0 { recombine::GROUP } else { 1 },
                 rounds: s.rounds,
@@ -398,7 +398,7 @@ pub fn held_out(holdout: f64, run_seed: u64, user: &str) -> bool {
 
 /// The id of task `task`'s blueprint.
 fn blueprint_id(config: &AttemptConfig, task: usize) -> String {
-    format!("{}-{}-{}", config.domain.name, config.run_seed, task)
+    format!("{}-{}-{}", config.domain.name(), config.run_seed, task)
 }
 
 /// After task `task` is committed: when it closes its group (the group's last task, or the

@@ -1,13 +1,13 @@
 //! The JSON Schema a blueprint is generated under, built from the sampled context.
 //!
-//! Tool names are limited to the sampled tools (the domain's own), each action's `kwargs`
-//! follow that tool's parameter schema, and every id-typed argument is an enum of the ids the
-//! context makes valid. This grounding is what lets a small model write executable tasks: it
+//! Tool names are limited to the sampled tools and the environment's identification tools,
+//! each action's `kwargs` follow that tool's parameter schema, and every id-typed argument is
+//! an enum of the ids the context makes valid. This grounding is what lets a small model write executable tasks: it
 //! cannot invent an order number or name a variant that is out of stock.
 
 use serde_json::{json, Map, Value};
 
-use crate::env::Domain;
+use crate::env::Environment;
 use crate::samplers::{Context, Ids};
 
 /// Longest thought and instruction, in characters; keeps a constrained generation bounded.
@@ -16,14 +16,12 @@ const MAX_INSTRUCTION: usize = 600;
 const MAX_ACTIONS: usize = 5;
 const MAX_OUTPUTS: usize = 3;
 
-/// Tools that identify the user. They are always offered, because the policy requires the
-/// user's identity to be confirmed before their data is touched, and a walk may not start
-/// with one.
-const IDENTIFY: &[&str] = &["find_user_id_by_email", "find_user_id_by_name_zip", "get_user_details"];
-
-/// The blueprint schema for `context` in `domain`.
-pub fn blueprint_schema(domain: &Domain, context: &Context) -> Value {
-    let mut names: Vec<&str> = IDENTIFY.iter().copied().filter(|n| domain.tool(n).is_some()).collect();
+/// The blueprint schema for `context` in `env`. The tools that identify the user come first:
+/// they are always offered, because the policy requires the user's identity to be confirmed
+/// before their data is touched, and a walk may not start with one.
+pub fn blueprint_schema(env: &dyn Environment, context: &Context) -> Value {
+    let identify = &env.subjects().identify;
+    let mut names: Vec<&str> = identify.iter().map(String::as_str).filter(|n| env.tool(n).is_some()).collect();
     for tool in &context.tools {
         if !names.contains(tool) {
             names.push(tool);
@@ -31,9 +29,9 @@ pub fn blueprint_schema(domain: &Domain, context: &Context) -> Value {
     }
     let variants: Vec<Value> = names
         .iter()
-        .filter_map(|n| domain.tool(n))
+        .filter_map(|n| env.tool(n))
         .map(|tool| {
-            let mut params = (tool.parameters)();
+            let mut params = tool.parameters.clone();
             restrict_ids(&mut params, &context.data.ids);
             json!({
                 "type": "object",
@@ -69,17 +67,7 @@ pub fn instruction_schema() -> Value {
 
 /// The ids allowed for an argument called `name`, if it is id-typed and the context has any.
 fn allowed<'a>(name: &str, ids: &'a Ids) -> Option<&'a [String]> {
-    let list: &[String] = match name {
-        "user_id" => &ids.user_id,
-        "email" => &ids.email,
-        "first_name" => &ids.first_name,
-        "last_name" => &ids.last_name,
-        "order_id" | "reservation_id" => &ids.record_ids,
-        "item_ids" => &ids.item_ids,
-        "new_item_ids" => &ids.new_item_ids,
-        "payment_method_id" | "payment_id" => &ids.payment_ids,
-        _ => return None,
-    };
+    let list = ids.get(name);
     (!list.is_empty()).then_some(list)
 }
 
@@ -129,7 +117,7 @@ mod tests {
     fn schema_limits_tools_and_ids_to_the_context() {
         let retail = domain("retail").unwrap();
         let db = generate("retail", 1).unwrap();
-        let data = data::sample("retail", &db, 4).unwrap();
+        let data = data::sample(retail, &db, 4).unwrap();
         let ctx = Context {
             tools: vec!["get_order_details", "return_delivered_order_items"],
             policy: String::new(),
@@ -144,15 +132,15 @@ mod tests {
             names,
             ["find_user_id_by_email", "find_user_id_by_name_zip", "get_user_details", "get_order_details", "return_delivered_order_items"]
         );
-        assert_eq!(variants[0]["properties"]["kwargs"]["properties"]["email"]["enum"], json!(data.ids.email));
+        assert_eq!(variants[0]["properties"]["kwargs"]["properties"]["email"]["enum"], json!(data.ids.get("email")));
         let kwargs = &variants[4]["properties"]["kwargs"];
-        assert_eq!(kwargs["properties"]["order_id"]["enum"], json!(data.ids.record_ids));
-        assert_eq!(kwargs["properties"]["item_ids"]["items"]["enum"], json!(data.ids.item_ids));
+        assert_eq!(kwargs["properties"]["order_id"]["enum"], json!(data.ids.get("order_id")));
+        assert_eq!(kwargs["properties"]["item_ids"]["items"]["enum"], json!(data.ids.get("item_ids")));
         assert_eq!(kwargs["additionalProperties"], false);
 
         let validator = jsonschema::validator_for(&schema).unwrap();
         let good = json!({"thought": "t", "instruction": "i", "outputs": ["12.50"], "actions": [
-            {"name": "get_order_details", "kwargs": {"order_id": data.ids.record_ids[0]}}]});
+            {"name": "get_order_details", "kwargs": {"order_id": data.ids.get("order_id")[0]}}]});
         assert!(validator.is_valid(&good));
         let foreign = json!({"thought": "t", "instruction": "i", "outputs": [], "actions": [
             {"name": "get_order_details", "kwargs": {"order_id": "#W0000000"}}]});

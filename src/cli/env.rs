@@ -1,4 +1,4 @@
-//! `apigen-mt env`: inspect a domain's tools and replay recorded actions against a database.
+//! `apigen-mt env`: inspect an environment's tools and replay recorded actions against a database.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::world;
-use crate::env::{data, domain, domains, state, Action, Env};
+use crate::env::{builtins, data, resolve, state, Action, Environment};
 
 #[derive(Debug, Args)]
 pub struct EnvArgs {
@@ -18,11 +18,11 @@ pub struct EnvArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum EnvCommand {
-    /// List the domains with their tables and tools.
+    /// List the built-in domains with their tables and tools.
     List,
     /// Print a domain's tools as an OpenAI `tools` JSON list.
     Tools {
-        /// Domain name, e.g. `retail`.
+        /// A built-in domain's name (see `env list`).
         domain: String,
     },
     /// Run a JSON list of actions against a database and report what changed.
@@ -32,7 +32,7 @@ pub enum EnvCommand {
     Replay(ReplayArgs),
     /// Print a domain's policy document (markdown).
     Policy {
-        /// Domain name, e.g. `retail`.
+        /// A built-in domain's name (see `env list`).
         domain: String,
     },
     /// List the policy rules a JSON list of actions breaks, one JSON line each.
@@ -45,7 +45,7 @@ pub enum EnvCommand {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Domain name, e.g. `retail`.
+    /// A built-in domain's name (see `env list`).
     pub domain: String,
     /// JSON file holding a list of `{"name": ..., "kwargs": {...}}` actions.
     #[arg(long)]
@@ -66,13 +66,13 @@ pub fn run(args: EnvArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match args.command {
         EnvCommand::List => {
-            for d in domains() {
-                let tools: Vec<&str> = d.tools.iter().map(|t| t.name).collect();
-                writeln!(out, "{}\ttables: {}\ttools: {}", d.name, d.tables.join(", "), tools.join(", "))?;
+            for d in builtins() {
+                let tools: Vec<&str> = d.tools().iter().map(|t| t.name.as_str()).collect();
+                writeln!(out, "{}\ttables: {}\ttools: {}", d.name(), d.tables().join(", "), tools.join(", "))?;
             }
         }
         EnvCommand::Tools { domain: name } => {
-            let d = domain(&name)?;
+            let d = resolve(&name)?;
             writeln!(out, "{}", serde_json::to_string_pretty(&d.openai_tools())?)?;
         }
         EnvCommand::Replay(replay_args) => replay(&replay_args, &mut out)?,
@@ -86,18 +86,19 @@ pub fn run(args: EnvArgs) -> anyhow::Result<()> {
 }
 
 fn replay(args: &ReplayArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let d = domain(&args.domain)?;
+    let d = resolve(&args.domain)?;
     let actions = read_actions(&args.actions)?;
     let db = world::load(d, args.data_dir.as_deref(), args.seed)?;
-    let mut env = Env::new(d, db.clone());
-    for (action, result) in env.replay(&actions) {
-        let output = result.unwrap_or_else(|error| error);
+    let mut session = d.open(db.clone())?;
+    for action in &actions {
+        let output = session.call(action)?.unwrap_or_else(|error| error);
         writeln!(out, "{}", json!({"name": action.name, "output": output}))?;
     }
-    writeln!(out, "{}", json!({"diff": state::diff(&db, &env.db)}))?;
-    writeln!(out, "{}", json!({"hash": state::hash(&env.db)}))?;
+    let last = session.state()?;
+    writeln!(out, "{}", json!({"diff": state::diff(&db, &last)}))?;
+    writeln!(out, "{}", json!({"hash": state::hash(&last)}))?;
     if let Some(path) = &args.dump_db {
-        data::write_atomic(path, &data::dump(&env.db))?;
+        data::write_atomic(path, &data::dump(&last))?;
     }
     Ok(())
 }

@@ -90,18 +90,18 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
         phase2.best_of = Some(1);
     }
     let settings = settings::resolve(&args.common, None, &BlueprintFlags::default(), &phase2)?;
-    let domain = crate::env::domain(&settings.domain)?;
+    let domain = crate::env::resolve(&settings.domain)?;
     let path = blueprints.display().to_string();
     let text = std::fs::read_to_string(&blueprints).with_context(|| format!("reading tasks {path}"))?;
     let tasks = Task::parse_jsonl(&text, &path)?;
     anyhow::ensure!(!tasks.is_empty(), "{path} holds no tasks");
     let policy = match &args.policy {
         Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading policy {}", file.display()))?,
-        None => crate::env::policy::document(domain.name)?.to_string(),
+        None => domain.policy().to_string(),
     };
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let world = match &args.data_dir {
-        Some(dir) => World::Fixed(crate::env::data::load_dir(domain, dir)?),
+        Some(dir) => World::Fixed(domain.load(dir)?),
         None => World::Generated(settings.seed),
     };
     let shard = args.common.shard()?;

@@ -137,7 +137,7 @@ impl<'a> Pipeline<'a> {
         };
         let expected = tasks.len();
         let tasks = runner::tasks_of(tasks.into_iter().skip(progress.next_blueprint));
-        let domain = crate::env::domain(&self.settings.domain)?;
+        let domain = crate::env::resolve(&self.settings.domain)?;
         let run = runner::Run { models: &models, prompts: self.prompts, config: &config, policy, domain, world, slots: &slots, expected, show: self.show };
         runner::run(run, tasks, sink, progress)
     }
@@ -159,7 +159,7 @@ impl<'a> Pipeline<'a> {
             sender.send(task).context("queueing committed blueprints")?;
         }
         let out = Mutex::new(out);
-        let domain = crate::env::domain(&self.settings.domain)?;
+        let domain = crate::env::resolve(&self.settings.domain)?;
         let (phase1, phase2) = std::thread::scope(|scope| {
             let phase2 = scope.spawn(|| {
                 let run = runner::Run {

@@ -68,7 +68,7 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> Result<()> {
     let settings = settings::resolve(&args.common, args.tasks, &args.phase1, &args.phase2)?;
-    let domain = crate::env::domain(&settings.domain)?;
+    let domain = crate::env::resolve(&settings.domain)?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let pool = fewshot::pool(&settings.domain, &args.few_shot)?;
     let shard = args.common.shard()?;
@@ -88,7 +88,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     roles.extend(PHASE2_ROLES);
     let engines = Engines::load(&args.load, &settings.models(&roles))?;
     let out = RunDir::open(&args.out, "run", &settings, options, &files)?;
-    let policy = crate::env::policy::document(domain.name)?;
+    let policy = domain.policy();
     let pipeline = Pipeline::new(&settings, &engines, &prompts, shard);
     let mut out = pipeline.stream(&pool, args.trace, policy, World::Generated(settings.seed), out)?;
     let stats = out.finish(&engines.reports(), &pipeline.roles())?;

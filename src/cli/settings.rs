@@ -16,7 +16,7 @@ pub struct CommonFlags {
     /// A TOML run config (see run.example.toml); flags override its keys.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The domain: retail or airline.
+    /// The environment: a built-in domain's name (`apigen-mt env list`).
     #[arg(long)]
     pub domain: Option<String>,
     /// Every role's model unless the role names its own: a preset, a local directory or .gguf
@@ -73,7 +73,7 @@ pub struct BlueprintFlags {
     /// Mean of the voted criteria a blueprint needs to pass review (default 0.75).
     #[arg(long)]
     pub threshold: Option<f64>,
-    /// Revision rounds after a failed draft (default 3 for retail, 5 for airline).
+    /// Revision rounds after a failed draft (default: the domain's own, 3 to 5 for the built-in ones).
     #[arg(long)]
     pub rounds: Option<usize>,
     /// The share of validated blueprints to make by reverse recombination, 0 to 1 (default

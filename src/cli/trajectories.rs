@@ -63,17 +63,17 @@ pub struct TrajectoriesArgs {
 
 pub fn run(args: TrajectoriesArgs) -> Result<()> {
     let settings = settings::resolve(&args.common, None, &BlueprintFlags::default(), &args.phase2)?;
-    let domain = crate::env::domain(&settings.domain)?;
+    let domain = crate::env::resolve(&settings.domain)?;
     let path = args.blueprints.display().to_string();
     let text = std::fs::read_to_string(&args.blueprints).with_context(|| format!("reading blueprints {path}"))?;
     let blueprints = Task::parse_jsonl(&text, &path)?;
     let policy = match &args.policy {
         Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading policy {}", file.display()))?,
-        None => crate::env::policy::document(domain.name)?.to_string(),
+        None => domain.policy().to_string(),
     };
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let world = match &args.data_dir {
-        Some(dir) => World::Fixed(crate::env::data::load_dir(domain, dir)?),
+        Some(dir) => World::Fixed(domain.load(dir)?),
         None => World::Generated(settings.seed),
     };
     let formats = args.formats.chosen()?;

@@ -10,11 +10,11 @@ use serde_json::json;
 
 use super::env::read_actions;
 use crate::env::pyjson::{dumps_with, DumpOptions};
-use crate::env::{data, domain, generate, graph::Graph, policy, Db, Domain};
+use crate::env::{data, graph::Graph, resolve, Db, Environment};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Domain name, e.g. `retail`.
+    /// A built-in domain's name (see `env list`).
     pub domain: String,
     /// JSON file holding a list of `{"name": ..., "kwargs": {...}}` actions.
     #[arg(long)]
@@ -29,7 +29,7 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
-    /// Domain name, e.g. `retail`.
+    /// A built-in domain's name (see `env list`).
     pub domain: String,
     /// Print Graphviz source instead of text.
     #[arg(long)]
@@ -47,7 +47,7 @@ pub struct GraphArgs {
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Domain name, e.g. `retail`.
+    /// A built-in domain's name (see `env list`).
     pub domain: String,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -57,24 +57,24 @@ pub struct GenerateArgs {
 }
 
 /// The database a command works on: the tables in `data_dir`, or else the generated world of `seed`.
-pub fn load(d: &Domain, data_dir: Option<&Path>, seed: u64) -> anyhow::Result<Db> {
+pub fn load(d: &dyn Environment, data_dir: Option<&Path>, seed: u64) -> anyhow::Result<Db> {
     match data_dir {
-        Some(dir) => data::load_dir(d, dir),
-        None => generate::generate(d.name, seed),
+        Some(dir) => d.load(dir),
+        None => d.generate(seed),
     }
 }
 
 pub fn print_policy(name: &str, out: &mut impl Write) -> anyhow::Result<()> {
-    write!(out, "{}", policy::document(name)?)?;
+    write!(out, "{}", resolve(name)?.policy())?;
     Ok(())
 }
 
 /// One JSON line per violation, then `{"violations": N}`.
 pub fn check(args: &CheckArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let d = domain(&args.domain)?;
+    let d = resolve(&args.domain)?;
     let actions = read_actions(&args.actions)?;
     let db = load(d, args.data_dir.as_deref(), args.seed)?;
-    let found = policy::check(d.name, &db, &actions)?;
+    let found = d.check(&db, &actions)?;
     for v in &found {
         writeln!(out, "{}", serde_json::to_string(v)?)?;
     }
@@ -83,7 +83,7 @@ pub fn check(args: &CheckArgs, out: &mut impl Write) -> anyhow::Result<()> {
 }
 
 pub fn graph(args: &GraphArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let g = Graph::build(&args.domain)?;
+    let g = Graph::new(resolve(&args.domain)?);
     if args.dot {
         write!(out, "{}", g.to_dot())?;
     } else {
@@ -97,7 +97,7 @@ pub fn graph(args: &GraphArgs, out: &mut impl Write) -> anyhow::Result<()> {
 
 /// Writes each table of the generated world as `<table>.json`, the layout `--data-dir` reads.
 pub fn write_generated(args: &GenerateArgs) -> anyhow::Result<()> {
-    let db = generate::generate(&args.domain, args.seed)?;
+    let db = resolve(&args.domain)?.generate(args.seed)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let options = DumpOptions {
         ensure_ascii: false,

@@ -1,5 +1,5 @@
 //! Databases on disk, in τ-bench's layout: one `<table>.json` per table, each a JSON object
-//! keyed by record id (`users.json`, `orders.json`, `products.json` for retail).
+//! keyed by record id (`users.json`, `orders.json`, ...).
 
 use std::fs;
 use std::io::Write;
@@ -9,17 +9,22 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 use super::pyjson::{dumps_with, DumpOptions};
-use super::{Db, Domain};
+use super::{Db, Environment};
 
-/// Loads every table of `domain` from `dir`. Errors name the file and what is wrong with it:
+/// Loads the tables of `env` from `dir` (see [`Environment::load`]).
+pub fn load_dir(env: &dyn Environment, dir: &Path) -> anyhow::Result<Db> {
+    env.load(dir)
+}
+
+/// Loads `tables` from `dir`, in that order. Errors name the file and what is wrong with it:
 /// missing, not JSON (with line and column), not an object at the top level, or a record that
 /// is not an object.
-pub fn load_dir(domain: &Domain, dir: &Path) -> anyhow::Result<Db> {
+pub fn load_tables(tables: &[&str], dir: &Path) -> anyhow::Result<Db> {
     if !dir.is_dir() {
         bail!("data directory {} does not exist or is not a directory", dir.display());
     }
     let mut db = Db::new();
-    for table in domain.tables {
+    for table in tables {
         let path = dir.join(format!("{table}.json"));
         db.insert(table.to_string(), load_table(&path)?);
     }
@@ -73,7 +78,7 @@ pub fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn retail() -> &'static Domain {
+    fn retail() -> &'static crate::env::Builtin {
         crate::env::domain("retail").unwrap()
     }
 

@@ -10,280 +10,116 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use anyhow::bail;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::policy;
+use super::Environment;
 
 /// Where a required argument's value comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// A field that an earlier tool's output yields.
-    Field(&'static str),
+    Field(String),
     /// Something the user tells the agent (or the agent writes itself: a thought, a summary).
     Said,
 }
 
+pub use Source::Said;
+
+/// A [`Source::Field`].
+pub fn field(name: &str) -> Source {
+    Source::Field(name.to_string())
+}
+
 /// One tool's place in the graph.
-#[derive(Debug)]
-pub struct ToolSpec {
-    pub name: &'static str,
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataflow {
+    pub name: String,
     /// Every required argument and where its value comes from.
-    pub needs: &'static [(&'static str, Source)],
+    pub needs: Vec<(String, Source)>,
     /// The fields its output makes available to later calls.
-    pub yields: &'static [&'static str],
+    pub yields: Vec<String>,
 }
 
-use Source::{Field, Said};
-
-const fn spec(
-    name: &'static str,
-    needs: &'static [(&'static str, Source)],
-    yields: &'static [&'static str],
-) -> ToolSpec {
-    ToolSpec { name, needs, yields }
-}
-
-const ADDRESS: [(&str, Source); 6] = [
-    ("address1", Said),
-    ("address2", Said),
-    ("city", Said),
-    ("state", Said),
-    ("country", Said),
-    ("zip", Said),
-];
-/// What a call that returns an order makes available.
-const ORDER_FIELDS: &[&str] = &["item_id", "product_id", "payment_method_id"];
-
-const RETAIL: &[ToolSpec] = &[
-    spec("find_user_id_by_email", &[("email", Said)], &["user_id"]),
-    spec(
-        "find_user_id_by_name_zip",
-        &[("first_name", Said), ("last_name", Said), ("zip", Said)],
-        &["user_id"],
-    ),
-    spec(
-        "get_user_details",
-        &[("user_id", Field("user_id"))],
-        &["order_id", "payment_method_id"],
-    ),
-    spec("get_order_details", &[("order_id", Field("order_id"))], ORDER_FIELDS),
-    spec(
-        "get_product_details",
-        &[("product_id", Field("product_id"))],
-        &["new_item_id"],
-    ),
-    spec("list_all_product_types", &[], &["product_id"]),
-    spec(
-        "cancel_pending_order",
-        &[("order_id", Field("order_id")), ("reason", Said)],
-        ORDER_FIELDS,
-    ),
-    spec(
-        "modify_pending_order_address",
-        &[
-            ("order_id", Field("order_id")),
-            ADDRESS[0],
-            ADDRESS[1],
-            ADDRESS[2],
-            ADDRESS[3],
-            ADDRESS[4],
-            ADDRESS[5],
-        ],
-        ORDER_FIELDS,
-    ),
-    spec(
-        "modify_pending_order_items",
-        &[
-            ("order_id", Field("order_id")),
-            ("item_ids", Field("item_id")),
-            ("new_item_ids", Field("new_item_id")),
-            ("payment_method_id", Field("payment_method_id")),
-        ],
-        ORDER_FIELDS,
-    ),
-    spec(
-        "modify_pending_order_payment",
-        &[
-            ("order_id", Field("order_id")),
-            ("payment_method_id", Field("payment_method_id")),
-        ],
-        ORDER_FIELDS,
-    ),
-    spec(
-        "modify_user_address",
-        &[
-            ("user_id", Field("user_id")),
-            ADDRESS[0],
-            ADDRESS[1],
-            ADDRESS[2],
-            ADDRESS[3],
-            ADDRESS[4],
-            ADDRESS[5],
-        ],
-        &["order_id", "payment_method_id"],
-    ),
-    spec(
-        "return_delivered_order_items",
-        &[
-            ("order_id", Field("order_id")),
-            ("item_ids", Field("item_id")),
-            ("payment_method_id", Field("payment_method_id")),
-        ],
-        ORDER_FIELDS,
-    ),
-    spec(
-        "exchange_delivered_order_items",
-        &[
-            ("order_id", Field("order_id")),
-            ("item_ids", Field("item_id")),
-            ("new_item_ids", Field("new_item_id")),
-            ("payment_method_id", Field("payment_method_id")),
-        ],
-        ORDER_FIELDS,
-    ),
-    spec("calculate", &[("expression", Said)], &[]),
-    spec("think", &[("thought", Said)], &[]),
-    spec("transfer_to_human_agents", &[("summary", Said)], &[]),
-];
-
-const AIRLINE: &[ToolSpec] = &[
-    spec(
-        "get_user_details",
-        &[("user_id", Said)],
-        &["user_id", "reservation_id", "payment_id"],
-    ),
-    spec(
-        "get_reservation_details",
-        &[("reservation_id", Field("reservation_id"))],
-        &["user_id", "flight", "payment_id"],
-    ),
-    spec("list_all_airports", &[], &["airport"]),
-    spec(
-        "search_direct_flight",
-        &[("origin", Said), ("destination", Said), ("date", Said)],
-        &["flight"],
-    ),
-    spec(
-        "search_onestop_flight",
-        &[("origin", Said), ("destination", Said), ("date", Said)],
-        &["flight"],
-    ),
-    spec(
-        "book_reservation",
-        &[
-            ("user_id", Field("user_id")),
-            ("origin", Said),
-            ("destination", Said),
-            ("flight_type", Said),
-            ("cabin", Said),
-            ("flights", Field("flight")),
-            ("passengers", Said),
-            ("payment_methods", Field("payment_id")),
-            ("total_baggages", Said),
-            ("nonfree_baggages", Said),
-            ("insurance", Said),
-        ],
-        &["reservation_id"],
-    ),
-    spec(
-        "cancel_reservation",
-        &[("reservation_id", Field("reservation_id"))],
-        &["reservation_id"],
-    ),
-    spec(
-        "update_reservation_baggages",
-        &[
-            ("reservation_id", Field("reservation_id")),
-            ("total_baggages", Said),
-            ("nonfree_baggages", Said),
-            ("payment_id", Field("payment_id")),
-        ],
-        &["reservation_id"],
-    ),
-    spec(
-        "update_reservation_flights",
-        &[
-            ("reservation_id", Field("reservation_id")),
-            ("cabin", Said),
-            ("flights", Field("flight")),
-            ("payment_id", Field("payment_id")),
-        ],
-        &["reservation_id"],
-    ),
-    spec(
-        "update_reservation_passengers",
-        &[("reservation_id", Field("reservation_id")), ("passengers", Said)],
-        &["reservation_id"],
-    ),
-    spec(
-        "send_certificate",
-        &[("user_id", Field("user_id")), ("amount", Said)],
-        &["payment_id"],
-    ),
-    spec("calculate", &[("expression", Said)], &[]),
-    spec("think", &[("thought", Said)], &[]),
-    spec("transfer_to_human_agents", &[("summary", Said)], &[]),
-];
-
-/// The tool declarations of `domain`.
-pub fn specs(domain: &str) -> anyhow::Result<&'static [ToolSpec]> {
-    match domain {
-        "retail" => Ok(RETAIL),
-        "airline" => Ok(AIRLINE),
-        other => bail!("no dependency graph for domain '{other}' (known: retail, airline)"),
+impl Dataflow {
+    pub fn new(name: &str, needs: Vec<(&str, Source)>, yields: &[&str]) -> Self {
+        Self {
+            name: name.to_string(),
+            needs: needs.into_iter().map(|(arg, source)| (arg.to_string(), source)).collect(),
+            yields: yields.iter().map(|f| f.to_string()).collect(),
+        }
     }
-}
 
-/// A→B: `from`'s output fills `fields` among the required arguments of `to`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Edge {
-    pub from: &'static str,
-    pub to: &'static str,
-    pub fields: Vec<&'static str>,
-}
-
-/// The dependency graph of one domain.
-#[derive(Debug)]
-pub struct Graph {
-    pub domain: String,
-    pub tools: &'static [ToolSpec],
-    pub edges: Vec<Edge>,
-}
-
-impl ToolSpec {
     /// The fields this tool's required arguments need from earlier outputs.
-    pub fn needed_fields(&self) -> impl Iterator<Item = &'static str> + '_ {
+    pub fn needed_fields(&self) -> impl Iterator<Item = &str> + '_ {
         self.needs.iter().filter_map(|(_, source)| match source {
-            Field(f) => Some(*f),
+            Source::Field(f) => Some(f.as_str()),
             Said => None,
         })
     }
 }
 
-impl Graph {
-    pub fn build(domain: &str) -> anyhow::Result<Self> {
-        let tools = specs(domain)?;
+/// What an environment tells the graph: each tool's dataflow, and the pairs of calls its policy
+/// forbids on one record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GraphHints {
+    pub dataflow: Vec<Dataflow>,
+    /// `(first, second)`: the policy does not let `second` follow `first` when both act on the
+    /// same record (the same order or reservation).
+    pub forbidden: Vec<(String, String)>,
+}
+
+impl GraphHints {
+    /// Whether the policy lets `second` follow `first`. The graph keeps only allowed pairs.
+    pub fn allows(&self, first: &str, second: &str) -> bool {
+        !self.forbidden.iter().any(|(a, b)| a == first && b == second)
+    }
+}
+
+/// A→B: `from`'s output fills `fields` among the required arguments of `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub fields: Vec<&'a str>,
+}
+
+/// The dependency graph of one environment.
+#[derive(Debug)]
+pub struct Graph<'a> {
+    pub domain: &'a str,
+    pub tools: &'a [Dataflow],
+    pub edges: Vec<Edge<'a>>,
+    hints: &'a GraphHints,
+}
+
+impl Graph<'static> {
+    /// The graph of the environment called `name`.
+    pub fn build(name: &str) -> anyhow::Result<Self> {
+        Ok(Self::new(super::resolve(name)?))
+    }
+}
+
+impl<'a> Graph<'a> {
+    pub fn new(env: &'a dyn Environment) -> Self {
+        let hints = env.graph();
+        let tools = &hints.dataflow[..];
         let mut edges = Vec::new();
         for a in tools {
             for b in tools {
-                let mut fields: Vec<&'static str> = b.needed_fields().filter(|f| a.yields.contains(f)).collect();
+                let mut fields: Vec<&str> = b.needed_fields().filter(|f| a.yields.iter().any(|y| y == f)).collect();
                 fields.dedup();
-                if !fields.is_empty() && policy::allows_pair(domain, a.name, b.name) {
-                    edges.push(Edge {
-                        from: a.name,
-                        to: b.name,
-                        fields,
-                    });
+                if !fields.is_empty() && hints.allows(&a.name, &b.name) {
+                    edges.push(Edge { from: &a.name, to: &b.name, fields });
                 }
             }
         }
-        Ok(Self {
-            domain: domain.to_string(),
-            tools,
-            edges,
-        })
+        Self { domain: env.name(), tools, edges, hints }
+    }
+
+    /// Whether the policy lets `second` follow `first` on one record.
+    pub fn allows(&self, first: &str, second: &str) -> bool {
+        self.hints.allows(first, second)
     }
 
     /// A seeded random walk of at most `max_len` calls. Each step is either an entry point (a
@@ -292,31 +128,31 @@ impl Graph {
     /// cases all its needed fields must be available by now, it must differ from the previous
     /// call, and the policy must allow it after every earlier call. It stops early when no tool
     /// qualifies.
-    pub fn walk(&self, seed: u64, max_len: usize) -> Vec<&'static str> {
+    pub fn walk(&self, seed: u64, max_len: usize) -> Vec<&'a str> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut walk: Vec<&'static str> = Vec::new();
-        let mut available: BTreeSet<&'static str> = BTreeSet::new();
+        let mut walk: Vec<&'a str> = Vec::new();
+        let mut available: BTreeSet<&'a str> = BTreeSet::new();
         while walk.len() < max_len {
-            let candidates: Vec<&'static ToolSpec> = self
+            let candidates: Vec<&'a Dataflow> = self
                 .tools
                 .iter()
                 .filter(|t| !t.yields.is_empty() || t.needed_fields().next().is_some())
-                .filter(|t| walk.last() != Some(&t.name))
+                .filter(|t| walk.last() != Some(&t.name.as_str()))
                 .filter(|t| t.needed_fields().all(|f| available.contains(f)))
                 .filter(|t| {
                     let entry = t.needed_fields().next().is_none()
                         && self.edges.iter().any(|e| e.from == t.name)
-                        && t.yields.iter().any(|f| !available.contains(f));
+                        && t.yields.iter().any(|f| !available.contains(f.as_str()));
                     entry || self.edges.iter().any(|e| e.to == t.name && walk.contains(&e.from))
                 })
-                .filter(|t| walk.iter().all(|prev| policy::allows_pair(&self.domain, prev, t.name)))
+                .filter(|t| walk.iter().all(|prev| self.allows(prev, &t.name)))
                 .collect();
             if candidates.is_empty() {
                 break;
             }
             let next = candidates[rng.random_range(0..candidates.len())];
-            walk.push(next.name);
-            available.extend(next.yields.iter().copied());
+            walk.push(&next.name);
+            available.extend(next.yields.iter().map(String::as_str));
         }
         walk
     }
@@ -341,7 +177,7 @@ impl Graph {
     }
 }
 
-impl std::fmt::Display for Graph {
+impl std::fmt::Display for Graph<'_> {
     /// One line per tool: what it needs, what it yields, and where its output can go next.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
@@ -420,9 +256,9 @@ mod tests {
                         );
                     }
                     for prev in &walk[..i] {
-                        assert!(policy::allows_pair(domain, prev, name), "{domain}: {name} after {prev}");
+                        assert!(g.allows(prev, name), "{domain}: {name} after {prev}");
                     }
-                    available.extend(t.yields.iter().copied());
+                    available.extend(t.yields.iter().map(String::as_str));
                 }
             }
             assert!(
@@ -436,7 +272,7 @@ mod tests {
                 .iter()
                 .filter(|t| g.edges.iter().any(|e| e.from == t.name || e.to == t.name))
             {
-                assert!(called.contains(t.name), "{domain}: no walk calls {}", t.name);
+                assert!(called.contains(t.name.as_str()), "{domain}: no walk calls {}", t.name);
             }
             assert_eq!(g.walk(5, 8), g.walk(5, 8), "walks are seeded");
             assert_ne!(g.walk(5, 8), g.walk(6, 8), "other seeds walk elsewhere");
@@ -445,8 +281,8 @@ mod tests {
 
     #[test]
     fn declarations_match_the_registered_tools() {
-        for domain in crate::env::domains() {
-            let declared = specs(domain.name).unwrap();
+        for domain in crate::env::builtins() {
+            let declared = &domain.graph.dataflow;
             assert_eq!(
                 declared.len(),
                 domain.tools.len(),
@@ -461,7 +297,7 @@ mod tests {
                     .as_array()
                     .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
                     .unwrap_or_default();
-                let mut needs: Vec<&str> = spec.needs.iter().map(|(arg, _)| *arg).collect();
+                let mut needs: Vec<&str> = spec.needs.iter().map(|(arg, _)| arg.as_str()).collect();
                 required.sort_unstable();
                 needs.sort_unstable();
                 assert_eq!(needs, required, "{}: {} required arguments", domain.name, tool.name);

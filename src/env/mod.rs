@@ -1,13 +1,22 @@
-//! Environments: a database, the tools that read or change it, and a policy.
+//! Environments: a database, the tools that read or change it, and a policy, behind one
+//! interface ([`Environment`], in `environment.rs`).
 //!
-//! A tool is a plain function of `(database, arguments)` that returns the observation text the
-//! agent sees, or an error string. Tools never panic: arguments are checked against the tool's
-//! JSON Schema before the tool runs, and every lookup inside a tool is fallible.
+//! The built-in domains keep everything of theirs in their own folder, as τ-bench keeps a
+//! domain together: `retail/` and `airline/` each hold their tools (one per file), data
+//! generator, policy document and rules, graph hints and sampler description, and describe
+//! themselves with one [`Builtin`] (`builtin.rs` lists them). The rest of this folder is
+//! shared: data files, the canonical state hash and diff, the API dependency graph, Python's
+//! number and JSON semantics, and the tools every domain offers (`common.rs`).
+//!
+//! A built-in tool is a plain function of `(database, arguments)` that returns the observation
+//! text the agent sees, or an error string. Tools never panic: arguments are checked against
+//! the tool's JSON Schema before the tool runs, and every lookup inside a tool is fallible.
 
 pub mod airline;
+mod builtin;
 pub mod common;
 pub mod data;
-pub mod domain;
+mod environment;
 mod expr;
 pub mod generate;
 pub mod graph;
@@ -18,9 +27,12 @@ pub mod pynum;
 pub mod retail;
 mod session;
 pub mod state;
+pub mod subjects;
 
-pub use domain::{domain, domains, Domain};
+pub use builtin::{builtins, domain, resolve, Builtin, Parts};
+pub use environment::{EnvError, Environment, Session, ToolInfo};
 pub use session::Env;
+pub use subjects::Subjects;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -47,7 +59,8 @@ pub enum ToolKind {
 /// The result of one tool call: the observation text, or the error text the agent is shown.
 pub type ToolResult = Result<String, String>;
 
-/// One tool: its model-facing description and schema, and the function that runs it.
+/// One built-in tool: its model-facing description and schema, and the function that runs it.
+/// The pipeline sees it as a [`ToolInfo`], as it sees any environment's tools.
 pub struct Tool {
     pub name: &'static str,
     pub kind: ToolKind,

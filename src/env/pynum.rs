@@ -5,7 +5,7 @@
 //! int with a float is exact. The result text is `json.dumps` of those values, so `3` and
 //! `3.0` print differently. [`PyNum`] carries the int/float distinction and implements each
 //! operation the way CPython does. Ints are `i128` where Python's are unbounded; an int result
-//! outside that range is an error (a case no retail or airline data comes near).
+//! outside that range is an error (a case no τ-bench data comes near).
 
 use std::cmp::Ordering;
 

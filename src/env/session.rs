@@ -1,16 +1,17 @@
-//! A live environment: one domain's tools acting on one database.
+//! A built-in domain's live session: its tools acting on one in-memory database.
 
-use super::{Action, Db, Domain, ToolResult};
+use super::{Action, Builtin, Db, ToolResult};
 
-/// A domain with its current database; every tool call goes through [`Env::step`].
+/// A built-in domain with its current database. Every tool call goes through [`Env::step`];
+/// the pipeline reaches it through [`super::Session`], like any environment's session.
 #[derive(Debug, Clone)]
-pub struct Env {
-    pub domain: &'static Domain,
+pub struct Env<'a> {
+    pub domain: &'a Builtin,
     pub db: Db,
 }
 
-impl Env {
-    pub fn new(domain: &'static Domain, db: Db) -> Self {
+impl<'a> Env<'a> {
+    pub fn new(domain: &'a Builtin, db: Db) -> Self {
         Self { domain, db }
     }
 

@@ -1,8 +1,8 @@
 //! The few-shot sampler: example blueprints for the generator to imitate.
 //!
-//! The pool is the seed examples compiled in from `prompts/examples/` plus the validated
-//! blueprints of earlier runs given with `--few-shot FILE…` (any JSONL whose lines carry
-//! `instruction`, `actions` and `outputs`, such as a previous `blueprints.jsonl`).
+//! The pool is the environment's own examples (a built-in domain's `examples.jsonl`) plus the
+//! validated blueprints of earlier runs given with `--few-shot FILE…` (any JSONL whose lines
+//! carry `instruction`, `actions` and `outputs`, such as a previous `blueprints.jsonl`).
 
 use std::path::Path;
 
@@ -12,19 +12,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-/// The compiled-in seed examples of `domain`.
-fn seed_examples(domain: &str) -> anyhow::Result<Vec<Value>> {
-    let text = match domain {
-        "retail" => include_str!("../../prompts/examples/retail.jsonl"),
-        "airline" => include_str!("../../prompts/examples/airline.jsonl"),
-        other => bail!("no seed examples for domain '{other}' (known: retail, airline)"),
-    };
-    parse_lines(text, "compiled-in examples")
-}
-
-/// The example pool: seed examples, then every line of every `files` entry, in order.
+/// The example pool of the environment called `domain`: its own examples, then every line of
+/// every `files` entry, in order.
 pub fn pool(domain: &str, files: &[impl AsRef<Path>]) -> anyhow::Result<Vec<Value>> {
-    let mut pool = seed_examples(domain)?;
+    let env = crate::env::resolve(domain)?;
+    let mut pool = parse_lines(env.examples(), &format!("the examples of {}", env.name()))?;
     for file in files {
         let path = file.as_ref();
         let text = std::fs::read_to_string(path).with_context(|| format!("reading few-shot file {}", path.display()))?;

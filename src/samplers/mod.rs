@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::env::{Db, Domain};
+use crate::env::{Db, Environment};
 use crate::seeds::derive;
 
 pub use data::{Ids, UserData};
@@ -38,7 +38,7 @@ pub struct Context {
 /// Samples the context of attempt `task` of the run seeded `run_seed`, on database `db`. The user
 /// is the one attempt `lead` draws (`lead == task` unless attempts share users, see
 /// [`crate::blueprint::recombine`]); everything else is the attempt's own.
-pub fn sample(domain: &'static Domain, db: &Db, run_seed: u64, task: usize, lead: usize, pool: &[Value]) -> anyhow::Result<Context> {
+pub fn sample(env: &'static dyn Environment, db: &Db, run_seed: u64, task: usize, lead: usize, pool: &[Value]) -> anyhow::Result<Context> {
     let (task, lead) = (task.to_string(), lead.to_string());
     let seed = |name: &str| derive(run_seed, &["blueprint", &task, "sampler", name]);
     let mut shape = ChaCha8Rng::seed_from_u64(seed("shape"));
@@ -46,9 +46,9 @@ pub fn sample(domain: &'static Domain, db: &Db, run_seed: u64, task: usize, lead
     let with_persona = shape.random_bool(0.8);
     let examples = if pool.is_empty() { 0 } else { shape.random_range(0..=2) };
 
-    let tools = actions::sample(domain.name, seed("actions"), walk_len)?;
-    let policy = policy::excerpt(domain.name, &tools)?;
-    let data = data::sample(domain.name, db, derive(run_seed, &["blueprint", &lead, "sampler", "data"]))?;
+    let tools = actions::sample(env, seed("actions"), walk_len);
+    let policy = policy::excerpt(env.policy(), &tools);
+    let data = data::sample(env, db, derive(run_seed, &["blueprint", &lead, "sampler", "data"]))?;
     let persona = with_persona.then(|| persona::sample(seed("persona")));
     let examples = fewshot::sample(pool, seed("few-shot"), examples);
     Ok(Context { tools, policy, data, persona, examples })

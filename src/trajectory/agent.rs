@@ -16,7 +16,7 @@ use super::{Task, TokenUsage, TrajectoryConfig};
 use crate::chat::tools::{parse, tool_choice_constraint, CallContext, ToolFormat};
 use crate::chat::Message;
 use crate::engine::{EngineHandle, Prompt, Request, SamplingParams};
-use crate::env::{Action, Env, ToolKind};
+use crate::env::{Action, Db, Environment, Session, ToolKind};
 use crate::prompts::Prompts;
 use crate::seeds::derive;
 
@@ -58,7 +58,7 @@ impl RoleTokens {
     }
 }
 
-/// A finished conversation and the environment it left behind.
+/// A finished conversation and the state it left the environment in.
 #[derive(Debug, Clone)]
 pub struct Conversation {
     /// The agent's view: system prompt, user messages, assistant messages with their calls,
@@ -70,7 +70,7 @@ pub struct Conversation {
     pub tool_calls: usize,
     pub parse_errors: usize,
     pub tokens: RoleTokens,
-    pub env: Env,
+    pub state: Db,
 }
 
 /// Everything one conversation needs.
@@ -79,6 +79,8 @@ pub struct Setup<'a> {
     pub prompts: &'a Prompts,
     pub config: &'a TrajectoryConfig,
     pub policy: &'a str,
+    /// Whose tools the agent is offered.
+    pub env: &'a dyn Environment,
     pub blueprint: &'a Task,
     /// Seed of this conversation (derived from run, blueprint and attempt); roles and turns
     /// derive theirs from it.
@@ -96,11 +98,12 @@ fn user_session(seed: u64) -> String {
     format!("user-{seed:016x}")
 }
 
-/// Plays one conversation out on `env`.
-pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
+/// Plays one conversation out on `session`. An environment that fails (not a tool that
+/// refuses, which the agent sees) ends it with an error.
+pub fn converse(setup: &Setup, session: &mut dyn Session) -> anyhow::Result<Conversation> {
     let config = setup.config;
     let format = ToolFormat::from_name(&setup.models.agent.info().tool_format)?;
-    let tools = env.domain.openai_tools();
+    let tools = setup.env.openai_tools();
     // The agent may answer in text, but a call it starts is held to an offered tool's schema.
     let calls = tool_choice_constraint("auto", format, &tools)?;
     let conversation_seed = format!("{:016x}", setup.seed);
@@ -195,10 +198,10 @@ pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
                     name: call.name.clone(),
                     kwargs: call.arguments.clone(),
                 };
-                let observation = env.step(&action).unwrap_or_else(|error| error);
+                let observation = session.call(&action)?.unwrap_or_else(|error| error);
                 messages.push(Message::tool_result(call, observation));
-                terminated |= env
-                    .domain
+                terminated |= setup
+                    .env
                     .tool(&call.name)
                     .is_some_and(|t| t.kind == ToolKind::Terminate);
             }
@@ -223,7 +226,7 @@ pub fn converse(setup: &Setup, mut env: Env) -> anyhow::Result<Conversation> {
         tool_calls,
         parse_errors,
         tokens,
-        env,
+        state: session.state()?.into_owned(),
     })
 }
 
@@ -239,6 +242,7 @@ mod tests {
     use crate::chat::{Role, ToolCall};
     use crate::engine::{Completion, EngineError, FinishReason, LanguageModel, ModelInfo};
     use crate::trajectory::user::STOP;
+    use crate::env::Env;
 
     /// Answers each role from its own queue: agent requests carry tools, judge requests a
     /// constraint, user requests neither. Tokens are counted as characters / 4.
@@ -357,7 +361,7 @@ mod tests {
         }
     }
 
-    fn env() -> Env {
+    fn env() -> Env<'static> {
         let db = json!({"users": {"u1": {"user_id": "u1", "email": "u1@example.com"}}, "orders": {}, "products": {}});
         Env::new(
             crate::env::domain("retail").unwrap(),
@@ -380,10 +384,11 @@ mod tests {
             prompts: &prompts,
             config: &config,
             policy: "Be helpful.",
+            env: crate::env::domain("retail").unwrap(),
             blueprint: &blueprint,
             seed: 7,
         };
-        let conversation = converse(&setup, env()).unwrap();
+        let conversation = converse(&setup, &mut env()).unwrap();
         let seen = model.seen.lock().unwrap().clone();
         (conversation, seen)
     }

@@ -20,7 +20,7 @@ use super::verify::{check_state, expected_state, missing_outputs};
 use super::{Task, Rejection, TrajectoryConfig};
 use crate::chat::Message;
 use crate::env::state::{hash, PatchOp};
-use crate::env::{Db, Domain, Env};
+use crate::env::{Db, Environment};
 use crate::progress::PhaseProgress;
 use crate::prompts::Prompts;
 use crate::schedule::{Priority, Slots};
@@ -36,7 +36,7 @@ pub enum World {
 
 /// Fresh databases, generating each world once.
 struct Worlds {
-    domain: &'static Domain,
+    domain: &'static dyn Environment,
     world: World,
     generated: Mutex<HashMap<u64, Arc<Db>>>,
 }
@@ -54,7 +54,7 @@ impl Worlds {
                 if let Some(db) = cache.get(&seed) {
                     return Ok(Db::clone(db));
                 }
-                let db = Arc::new(crate::env::generate::generate(self.domain.name, seed)?);
+                let db = Arc::new(self.domain.generate(seed)?);
                 cache.insert(seed, db.clone());
                 Ok(Db::clone(&db))
             }
@@ -93,6 +93,7 @@ pub struct AttemptRecord {
 
 /// Judges a finished conversation.
 fn record(
+    domain: &str,
     attempt: usize,
     seed: u64,
     blueprint: &Task,
@@ -105,7 +106,7 @@ fn record(
         End::ParseErrors => Some(Rejection::ParseErrors),
         End::UserStop | End::Terminate => None,
     };
-    let diff = check_state(expected, &c.env.db).err().unwrap_or_default();
+    let diff = check_state(expected, &c.state).err().unwrap_or_default();
     let missing = missing_outputs(&blueprint.outputs, &c.messages);
     let reason = limit.or_else(|| {
         if !diff.is_empty() {
@@ -120,7 +121,7 @@ fn record(
         blueprint_id: blueprint.key(),
         attempt,
         seed,
-        domain: c.env.domain.name.to_string(),
+        domain: domain.to_string(),
         instruction: blueprint.instruction.clone(),
         verified: reason.is_none(),
         reason,
@@ -132,7 +133,7 @@ fn record(
         tool_calls: c.tool_calls,
         parse_errors: c.parse_errors,
         tokens: c.tokens,
-        final_hash: hash(&c.env.db),
+        final_hash: hash(&c.state),
         expected_hash: hash(expected),
         messages: c.messages,
     }
@@ -151,23 +152,25 @@ pub fn run_attempt(
     prompts: &Prompts,
     config: &TrajectoryConfig,
     policy: &str,
-    domain: &'static Domain,
+    domain: &'static dyn Environment,
     fresh: Db,
     blueprint: &Task,
     attempt: usize,
 ) -> anyhow::Result<AttemptRecord> {
     let seed = attempt_seed(config.run_seed, blueprint, attempt);
-    let expected = expected_state(domain, fresh.clone(), &blueprint.actions);
+    let expected = expected_state(domain, fresh.clone(), &blueprint.actions)?;
     let setup = Setup {
         models,
         prompts,
         config,
         policy,
+        env: domain,
         blueprint,
         seed,
     };
-    let conversation = converse(&setup, Env::new(domain, fresh))?;
-    Ok(record(attempt, seed, blueprint, &expected, conversation))
+    let mut session = domain.open(fresh)?;
+    let conversation = converse(&setup, session.as_mut())?;
+    Ok(record(domain.name(), attempt, seed, blueprint, &expected, conversation))
 }
 
 /// Counts for `stats.json`.
@@ -319,7 +322,7 @@ pub struct Run<'a> {
     pub prompts: &'a Prompts,
     pub config: &'a TrajectoryConfig,
     pub policy: &'a str,
-    pub domain: &'static Domain,
+    pub domain: &'static dyn Environment,
     pub world: World,
     /// The in-flight limit this phase shares with any other running beside it.
     pub slots: &'a Slots,

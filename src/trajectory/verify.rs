@@ -9,13 +9,18 @@
 
 use crate::chat::{Message, Role};
 use crate::env::state::{diff, hash, PatchOp};
-use crate::env::{Action, Db, Domain, Env};
+use crate::env::{Action, Db, EnvError, Environment};
 
-/// The database after replaying `actions` on `fresh`.
-pub fn expected_state(domain: &'static Domain, fresh: Db, actions: &[Action]) -> Db {
-    let mut env = Env::new(domain, fresh);
-    env.replay(actions);
-    env.db
+/// The database after replaying `actions` on `fresh`. Tool errors are part of the replay (the
+/// state stays as the tool left it); an environment that fails is an error.
+pub fn expected_state(env: &dyn Environment, fresh: Db, actions: &[Action]) -> Result<Db, EnvError> {
+    let mut session = env.open(fresh)?;
+    for action in actions {
+        // A refused call is part of the replay: it leaves the state as it was.
+        let _observation = session.call(action)?;
+    }
+    let state = session.state()?.into_owned();
+    Ok(state)
 }
 
 /// `Ok` when the states hash alike; otherwise the changes that turn the expected state into

@@ -1,11 +1,12 @@
 //! Stage 2, execution: the ground-truth actions replayed on a fresh copy of the database.
 //!
 //! Any tool error fails, and so does a write action that changes nothing (it would make the
-//! task's final-state check vacuous). The diff of the whole replay is what reviewers see.
+//! task's final-state check vacuous). The diff of the whole replay is what reviewers see. An
+//! environment that fails (rather than a tool that refuses) fails the stage too, with its error.
 
 use crate::blueprint::Blueprint;
 use crate::env::state::{diff, hash, PatchOp};
-use crate::env::{Db, Domain, Env, ToolKind};
+use crate::env::{Db, EnvError, Environment, ToolKind};
 
 use super::{Failure, Stage};
 
@@ -16,17 +17,24 @@ pub struct Executed {
     pub diff: Vec<PatchOp>,
 }
 
-pub fn check(domain: &'static Domain, db: &Db, bp: &Blueprint) -> Result<Executed, Failure> {
-    let mut env = Env::new(domain, db.clone());
+pub fn check(domain: &dyn Environment, db: &Db, bp: &Blueprint) -> Result<Executed, Failure> {
+    let failed = |e: EnvError| Failure::new(Stage::Execution, format!("{e}"));
+    let mut session = domain.open(db.clone()).map_err(failed)?;
     let mut observations = Vec::new();
     for (i, action) in bp.actions.iter().enumerate() {
-        let before = hash(&env.db);
-        let out = env.step(action).map_err(|e| Failure::new(Stage::Execution, format!("action {i} {}: {e}", action.name)))?;
         let is_write = domain.tool(&action.name).is_some_and(|t| t.kind == ToolKind::Write);
-        if is_write && hash(&env.db) == before {
-            return Err(Failure::new(Stage::Execution, format!("action {i} {} changed nothing in the database", action.name)));
+        let before = if is_write { Some(hash(&*session.state().map_err(failed)?)) } else { None };
+        let out = session
+            .call(action)
+            .map_err(|e| Failure::new(Stage::Execution, format!("action {i} {}: {e}", action.name)))?
+            .map_err(|e| Failure::new(Stage::Execution, format!("action {i} {}: {e}", action.name)))?;
+        if let Some(before) = before {
+            if hash(&*session.state().map_err(failed)?) == before {
+                return Err(Failure::new(Stage::Execution, format!("action {i} {} changed nothing in the database", action.name)));
+            }
         }
         observations.push(out);
     }
-    Ok(Executed { observations, diff: diff(db, &env.db) })
+    let after = session.state().map_err(failed)?;
+    Ok(Executed { observations, diff: diff(db, &after) })
 }

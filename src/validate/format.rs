@@ -6,11 +6,11 @@
 //! refusal tasks are legitimate and have no writes).
 
 use crate::blueprint::Blueprint;
-use crate::env::{Domain, ToolKind};
+use crate::env::{Environment, ToolKind};
 
 use super::{Failure, Stage};
 
-pub fn check(domain: &Domain, bp: &Blueprint) -> Result<(), Failure> {
+pub fn check(domain: &dyn Environment, bp: &Blueprint) -> Result<(), Failure> {
     let fail = |reason: String| Err(Failure::new(Stage::Format, reason));
     if bp.thought.trim().is_empty() {
         return fail("the thought is empty".into());
@@ -21,7 +21,7 @@ pub fn check(domain: &Domain, bp: &Blueprint) -> Result<(), Failure> {
     let mut writes = 0;
     for (i, action) in bp.actions.iter().enumerate() {
         match domain.tool(&action.name) {
-            None => return fail(format!("action {i} calls '{}', which is not a {} tool", action.name, domain.name)),
+            None => return fail(format!("action {i} calls '{}', which is not a {} tool", action.name, domain.name())),
             Some(tool) => writes += (tool.kind == ToolKind::Write) as usize,
         }
     }

@@ -63,7 +63,7 @@ use serde_json::{json, Value};
 use crate::blueprint::caller::Caller;
 use crate::blueprint::Blueprint;
 use crate::env::state::PatchOp;
-use crate::env::{policy, Db, Domain};
+use crate::env::{Db, Environment};
 
 /// A blueprint that passed every stage: its diff and the committee's verdict.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ pub struct Validated {
 /// Runs the stages in order on `bp` over `db` in revision round `round`; the first failure
 /// stops it.
 pub fn validate(
-    domain: &'static Domain,
+    domain: &dyn Environment,
     db: &Db,
     bp: &Blueprint,
     policy_excerpt: &str,
@@ -91,9 +91,9 @@ pub fn validate(
 /// Stages 2 and 3, which need no model: the actions replayed on `db`, then the policy rules run
 /// over them. Reverse recombination runs these before it asks for an instruction, because a
 /// conflict between the combined parts is found here for free.
-pub fn replay(domain: &'static Domain, db: &Db, bp: &Blueprint) -> Result<Executed, Failure> {
+pub fn replay(domain: &dyn Environment, db: &Db, bp: &Blueprint) -> Result<Executed, Failure> {
     let executed = execution::check(domain, db, bp)?;
-    let violations = policy::check(domain.name, db, &bp.actions).map_err(|e| Failure::new(Stage::Policy, format!("{e:#}")))?;
+    let violations = domain.check(db, &bp.actions).map_err(|e| Failure::new(Stage::Policy, format!("{e:#}")))?;
     if !violations.is_empty() {
         let reason = violations.iter().map(|v| format!("{} at action {}: {}", v.id, v.step, v.message)).collect::<Vec<_>>().join("; ");
         return Err(Failure { stage: Stage::Policy, reason, violations: violations.iter().map(|v| v.id).collect() });
@@ -104,7 +104,7 @@ pub fn replay(domain: &'static Domain, db: &Db, bp: &Blueprint) -> Result<Execut
 /// Stage 4: the committee reviews `bp` with the diff of its replay. `label` names the call in
 /// the seed path ("round-2", "recombination"), so that each review samples apart.
 pub fn review(
-    domain: &'static Domain,
+    domain: &dyn Environment,
     bp: &Blueprint,
     executed: Executed,
     policy_excerpt: &str,
@@ -114,7 +114,7 @@ pub fn review(
 ) -> Result<Validated, Failure> {
     let tools: Vec<Value> = bp.actions.iter().filter_map(|a| domain.tool(&a.name)).map(|t| t.openai_schema()).collect();
     let context = json!({
-        "domain": domain.name,
+        "domain": domain.name(),
         "instruction": bp.instruction,
         "actions": bp.actions,
         "outputs": bp.outputs,

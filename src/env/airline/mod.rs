@@ -7,9 +7,17 @@
 //! for the two `KeyError`s τ-bench raises on well-formed data and well-typed calls
 //! (`search_onestop_flight`'s second-leg date, a certificate listed twice in
 //! `book_reservation`), whose observation `Error: 'key'` is kept.
+//!
+//! The whole domain is in this folder: the tools (`tools/`, one per file), the policy as a
+//! document (`policy.md`) and as rules (`policy.rs`), the world generator (`generate.rs`), the
+//! tools' place in the API graph (`graph.rs`), the few-shot examples (`examples.jsonl`), and
+//! below, how the data sampler finds a task's member.
 
 mod fares;
+mod generate;
+mod graph;
 mod payment;
+mod policy;
 mod py;
 pub mod tools;
 
@@ -21,13 +29,17 @@ mod fuzz;
 mod golden;
 
 use super::common::{CALCULATE, THINK, TRANSFER_TO_HUMAN_AGENTS};
-use super::Domain;
+use super::subjects::{strings, Field, Records, Subjects, Take};
+use super::{Builtin, Parts};
 
 /// Builds the domain. Tables are in the order τ-bench loads them; tools in τ-bench's order.
-pub fn domain() -> Domain {
+pub fn domain() -> Builtin {
     use tools::*;
-    Domain {
+    Builtin::new(Parts {
         name: "airline",
+        description: "An airline's reservation desk: members with saved payment methods and certificates, \
+                      flights with per-day seats and prices, and reservations. The agent books, changes \
+                      and cancels reservations, updates baggage and passengers, and sends certificates.",
         tables: &["flights", "reservations", "users"],
         tools: vec![
             book_reservation::TOOL,
@@ -45,6 +57,32 @@ pub fn domain() -> Domain {
             update_reservation_flights::TOOL,
             update_reservation_passengers::TOOL,
         ],
+        policy: include_str!("policy.md"),
+        rules: policy::check,
+        generator: generate::generate,
+        graph: graph::hints(),
+        subjects: subjects(),
+        rounds: 5,
+        examples: include_str!("examples.jsonl"),
+    })
+}
+
+/// A task is about one member with at least one reservation: their identity, their payment
+/// methods and their reservations.
+fn subjects() -> Subjects {
+    let field = |arg: &str, pointer: &str, take| Field { args: strings(&[arg]), pointer: pointer.into(), take };
+    Subjects {
+        table: "users".into(),
+        id_args: strings(&["user_id"]),
+        identify: strings(&["get_user_details"]),
+        fields: vec![
+            field("email", "/email", Take::Value),
+            field("first_name", "/name/first_name", Take::Value),
+            field("last_name", "/name/last_name", Take::Value),
+            field("payment_id", "/payment_methods", Take::Keys),
+        ],
+        records: Records { list: "reservations".into(), table: "reservations".into(), id_args: strings(&["reservation_id"]) },
+        catalogue: None,
     }
 }
 

@@ -12,8 +12,8 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Map, Value};
 
 use super::catalog::{ProductType, PRODUCT_TYPES};
-use super::words::{self, pick};
-use super::{digits, dollars, Ids};
+use crate::env::generate::words::{self, pick};
+use crate::env::generate::{digits, dollars, Ids};
 use crate::env::Db;
 
 pub const USERS: usize = 500;
@@ -51,6 +51,7 @@ struct User {
     orders: Vec<String>,
 }
 
+/// A fresh world; the same generator state gives the same bytes.
 pub(super) fn generate(rng: &mut ChaCha8Rng) -> Db {
     let mut ids = Ids::default();
     let catalogue: Vec<Vec<Variant>> = PRODUCT_TYPES.iter().map(|t| variants(rng, &mut ids, t)).collect();

@@ -1,10 +1,16 @@
-//! Airline rules over a trace (see `src/env/airline/policy.md` for the same rules in prose).
+//! The airline rules over a whole action trace; `policy.md` beside this file says the same in
+//! prose for the agent.
+//!
+//! Rule ids: `airline.not_authenticated`, `airline.wrong_user`, `airline.foreign_payment_method`,
+//! `airline.multiple_certificates`, `airline.multiple_credit_cards`, `airline.too_many_gift_cards`,
+//! `airline.basic_economy_flight_change`, `airline.changed_after_cancel`,
+//! `airline.too_many_bookings`, `airline.too_many_certificates`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{arg, record, Identity, Violation};
+use crate::env::policy::{arg, record, Identity, Violation};
 use crate::env::{Action, Db};
 
 /// The reservation ids `book_reservation` hands out, in order; a task can make at most this many.
@@ -64,6 +70,12 @@ fn legs(flights: &Value) -> BTreeSet<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Whether the policy forbids `second` after `first` on one record.
+fn forbidden(first: &str, second: &str) -> bool {
+    FORBIDDEN_PAIRS.iter().any(|&(a, b)| a == first && b == second)
+}
+
+/// Every rule `trace` breaks when it runs on `initial`, in the order they are found.
 pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut identity = Identity::new("airline.not_authenticated", "airline.wrong_user");
@@ -169,7 +181,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
                 out.push(foreign(step, name, method, &booking.owner));
             }
         }
-        if let Some(before) = booking.history.iter().find(|b| !super::allows_pair("airline", b, name)) {
+        if let Some(before) = booking.history.iter().find(|b| forbidden(b, name)) {
             out.push(Violation {
                 id: "airline.changed_after_cancel",
                 step,

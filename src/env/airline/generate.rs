@@ -9,8 +9,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Map, Value};
 
-use super::words::{self, pick};
-use super::{digits, Ids};
+use crate::env::generate::words::{self, pick};
+use crate::env::generate::{digits, Ids};
 use crate::env::Db;
 
 pub const USERS: usize = 500;
@@ -88,6 +88,7 @@ struct User {
     reservations: Vec<String>,
 }
 
+/// A fresh world; the same generator state gives the same bytes.
 pub(super) fn generate(rng: &mut ChaCha8Rng) -> Db {
     let mut ids = Ids::default();
     ids.reserve(TOOL_RESERVATION_IDS);

@@ -1,10 +1,15 @@
-//! Retail rules over a trace (see `src/env/retail/policy.md` for the same rules in prose).
+//! The retail rules over a whole action trace; `policy.md` beside this file says the same in
+//! prose for the agent.
+//!
+//! Rule ids: `retail.not_authenticated`, `retail.wrong_user`, `retail.foreign_payment_method`,
+//! `retail.order_modified_twice`, `retail.order_exchanged_twice`, `retail.return_and_cancel`,
+//! `retail.return_and_exchange`, `retail.order_changed_after_cancel`.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{arg, record, Identity, Violation};
+use crate::env::policy::{arg, record, Identity, Violation};
 use crate::env::{Action, Db};
 
 /// Calls that change an order.
@@ -35,6 +40,12 @@ pub(super) const FORBIDDEN_PAIRS: &[(&str, &str)] = &[
     ("cancel_pending_order", "modify_pending_order_payment"),
 ];
 
+/// Whether the policy forbids `second` after `first` on one record.
+fn forbidden(first: &str, second: &str) -> bool {
+    FORBIDDEN_PAIRS.iter().any(|&(a, b)| a == first && b == second)
+}
+
+/// Every rule `trace` breaks when it runs on `initial`, in the order they are found.
 pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut identity = Identity::new("retail.not_authenticated", "retail.wrong_user");
@@ -81,7 +92,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
         let earlier = history.entry(order_id).or_default();
         if let Some(&before) = earlier
             .iter()
-            .find(|&&before| !super::allows_pair("retail", before, name))
+            .find(|&&before| forbidden(before, name))
         {
             out.push(Violation {
                 id: pair_rule(before, name),
