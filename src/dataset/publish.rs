@@ -38,11 +38,12 @@ pub fn write(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let contents = Contents::read(dir)?;
     let title = dir.display().to_string();
-    let pages = [
-        (super::rundir::REPORT, report::render(&contents.stats, &title)),
-        (REPORT_HTML, html::render(&contents)),
-        (CARD, card::render(&contents)),
-    ];
+    let mut pages = vec![(REPORT_HTML, html::render(&contents)), (CARD, card::render(&contents))];
+    // An eval directory's report.md is the scores table `eval` wrote (`crate::eval::report`);
+    // the run report would replace it with empty phase tables.
+    if contents.manifest["command"] != "eval" {
+        pages.insert(0, (super::rundir::REPORT, report::render(&contents.stats, &title)));
+    }
     for (name, text) in pages {
         let path = dir.join(name);
         write_atomic(&path, &text)?;
