@@ -25,6 +25,23 @@ use crate::engine::SamplingParams;
 /// The default share of recombined blueprints: recombination is on, for a fifth of the output.
 pub const DEFAULT_RECOMBINE: f64 = 0.2;
 
+/// Where a blueprint's ground-truth actions come from (`actions`, `--actions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Actions {
+    /// The environment samples them from the user's data, executes and checks them, and the
+    /// generator writes the instruction around them (`samplers::grounded`).
+    Sampled,
+    /// The generator drafts them under the grounded schema, then the checks run.
+    Model,
+}
+
+/// The default source of actions: measured on SmolLM2 (BENCHMARKS.md), sampled actions
+/// validate far more often than drafted ones.
+pub const DEFAULT_ACTIONS: Actions = Actions::Sampled;
+/// The most writes a sampled task gets by default (each task draws 1 to this many).
+pub const DEFAULT_MAX_WRITES: usize = 4;
+
 /// Keys of the resolved settings (as dotted paths into [`Settings::to_json`]) that change how a
 /// run goes but never what it writes: left out of [`Settings::hash`] and of the comparison that
 /// decides whether a run may resume.
@@ -71,6 +88,10 @@ pub struct SettingsFile {
     pub reviewers: Option<usize>,
     pub threshold: Option<f64>,
     pub rounds: Option<usize>,
+    /// Where ground-truth actions come from: `sampled` or `model`.
+    pub actions: Option<Actions>,
+    /// With sampled actions, the most writes per task (each draws 1 to this many).
+    pub max_writes: Option<usize>,
     /// The share of attempt groups whose validated blueprints are recombined.
     pub recombine: Option<f64>,
     /// The share of users whose validated blueprints are held out for `eval`.
@@ -105,7 +126,7 @@ impl SettingsFile {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f.clone(); } )* };
         }
-        take!(domain, model, seed, concurrency, tasks, max_attempts, reviewers, threshold, rounds, recombine, holdout, attempts, best_of, max_turns, max_parse_errors);
+        take!(domain, model, seed, concurrency, tasks, max_attempts, reviewers, threshold, rounds, actions, max_writes, recombine, holdout, attempts, best_of, max_turns, max_parse_errors);
         self.generator.merge(&over.generator);
         self.reviewer.merge(&over.reviewer);
         self.summarizer.merge(&over.summarizer);
@@ -143,6 +164,8 @@ impl SettingsFile {
             max_attempts: self.max_attempts.unwrap_or(4 * self.tasks.unwrap_or(10)),
             reviewers: self.reviewers.unwrap_or(3),
             threshold: self.threshold.unwrap_or(0.75),
+            actions: self.actions.unwrap_or(DEFAULT_ACTIONS),
+            max_writes: self.max_writes.unwrap_or(DEFAULT_MAX_WRITES),
             recombine: self.recombine.unwrap_or(DEFAULT_RECOMBINE),
             holdout: self.holdout.unwrap_or(0.0),
             attempts: self.attempts.unwrap_or(3),
@@ -247,6 +270,10 @@ pub struct Settings {
     pub threshold: f64,
     /// Revision rounds after a failed draft.
     pub rounds: usize,
+    /// Where ground-truth actions come from.
+    pub actions: Actions,
+    /// With sampled actions, the most writes per task.
+    pub max_writes: usize,
     /// The share of attempt groups whose validated blueprints are recombined (0: none).
     pub recombine: f64,
     /// The share of users whose validated blueprints go to `heldout.jsonl` for `eval` instead
@@ -274,6 +301,7 @@ impl Settings {
             ("tasks", self.tasks),
             ("max_attempts", self.max_attempts),
             ("reviewers", self.reviewers),
+            ("max_writes", self.max_writes),
             ("attempts", self.attempts),
             ("best_of", self.best_of),
             ("max_turns", self.max_turns),

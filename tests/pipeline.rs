@@ -7,6 +7,7 @@
 //! carries) or fail (the agent skips the write).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use apigen_mt::chat::generic::call_text;
@@ -32,6 +33,11 @@ const MARK: &str = " Steps: ";
 struct Oracle {
     info: ModelInfo,
 }
+
+/// Revisions of a write-up (sampled actions) whose previous draft carried the same actions as
+/// the calls the prompt lists, and those that did not.
+static REVISED_SAME: AtomicUsize = AtomicUsize::new(0);
+static REVISED_CHANGED: AtomicUsize = AtomicUsize::new(0);
 
 /// The first enum value allowed for property `name` anywhere in `schema`.
 fn allowed(schema: &Value, name: &str) -> Option<String> {
@@ -67,6 +73,28 @@ impl Oracle {
             _ => (format!("You are {user}, {email}; you moved to zip {zip} and want your default address changed.{MARK}{actions}"), actions),
         };
         json!({"thought": "identify, then move the address", "instruction": instruction, "actions": actions, "outputs": []}).to_string()
+    }
+
+    /// The write-up of actions the environment sampled (listed under "The calls:"). A third of
+    /// first drafts come back with a blank instruction, so that the format check fails and the
+    /// generator revises; a revision checks that its previous draft kept the listed actions.
+    fn write_up(&self, prompt: &str, seed: u64) -> String {
+        let calls = prompt.split("\nThe calls:\n").nth(1).unwrap_or("");
+        let actions: Vec<Value> = calls
+            .lines()
+            .map_while(|l| l.split_once(". ").and_then(|(_, a)| serde_json::from_str(a).ok()))
+            .collect();
+        let revision = prompt.split("Your previous draft:\n").nth(1).and_then(|p| p.lines().next());
+        if let Some(previous) = revision {
+            let previous: Value = serde_json::from_str(previous).expect("the previous draft is JSON");
+            let counter = if previous["actions"] == json!(actions) { &REVISED_SAME } else { &REVISED_CHANGED };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        let instruction = match (revision, seed % 3) {
+            (None, 0) => " ".to_string(),
+            _ => format!("You want your account put right ({seed}).{MARK}{}", json!(actions)),
+        };
+        json!({"thought": "write it up", "instruction": instruction, "outputs": []}).to_string()
     }
 
     /// The agent: replays the actions its first user message carries, one call per step, then
@@ -119,7 +147,11 @@ impl LanguageModel for Oracle {
             let actions = prompt.split("Together they take these actions:\n").nth(1).and_then(|a| a.lines().next()).unwrap_or("[]");
             json!({"instruction": format!("You want all of it done.{MARK}{actions}")}).to_string()
         } else {
-            self.draft(schema.expect("the generator is constrained"), seed)
+            let schema = schema.expect("the generator is constrained");
+            match schema["properties"].get("actions") {
+                Some(_) => self.draft(schema, seed),
+                None => self.write_up(&prompt, seed),
+            }
         };
         Ok(Completion {
             tokens: vec![7; text.len() % 13 + 1],
@@ -138,9 +170,13 @@ impl LanguageModel for Oracle {
 }
 
 fn settings(concurrency: usize) -> Settings {
+    settings_with(concurrency, "model")
+}
+
+fn settings_with(concurrency: usize, actions: &str) -> Settings {
     let text = format!(
         "domain = 'retail'\nmodel = 'oracle'\nseed = 3\ntasks = 7\nmax_attempts = 24\nreviewers = 2\nrounds = 1\nrecombine = 0.5\n\
-         attempts = 2\nbest_of = 2\nmax_turns = 6\nconcurrency = {concurrency}\n"
+         attempts = 2\nbest_of = 2\nmax_turns = 6\nconcurrency = {concurrency}\nactions = '{actions}'\n"
     );
     toml::from_str::<SettingsFile>(&text).expect("TOML").resolve().expect("settings")
 }
@@ -265,4 +301,29 @@ fn copy_dir(from: &Path, to: &Path) {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
+}
+
+/// With sampled actions: the same files at any concurrency; every validated blueprint has a write
+/// and replays; a revision rewrites the instruction around the same actions.
+#[test]
+fn sampled_actions_stay_fixed_through_revisions_and_do_not_depend_on_the_concurrency() {
+    let root = tempfile::tempdir().unwrap();
+    let (one, many) = (root.path().join("one"), root.path().join("many"));
+    run(&one, &settings_with(1, "sampled"), None);
+    run(&many, &settings_with(4, "sampled"), None);
+    for name in RECORDS {
+        assert_same(&one, &many, name, "depends on the concurrency (sampled actions)");
+    }
+    let validated = lines(&one, BLUEPRINTS);
+    assert_eq!(validated.len(), 7, "the run stops at --tasks");
+    let retail = apigen_mt::env::resolve("retail").unwrap();
+    for line in &validated {
+        let actions: Vec<Action> = serde_json::from_value(line["actions"].clone()).unwrap();
+        let writes = actions.iter().filter(|a| retail.tool(&a.name).unwrap().kind == apigen_mt::env::ToolKind::Write).count();
+        assert!(writes >= 1, "{}: no write in {actions:?}", line["id"]);
+    }
+    assert!(validated.iter().any(|l| l["rounds"].as_u64() > Some(0)), "no validated blueprint needed a revision");
+    assert!(REVISED_SAME.load(Ordering::Relaxed) > 0, "no revision was seen");
+    assert_eq!(REVISED_CHANGED.load(Ordering::Relaxed), 0, "a revision changed the sampled actions");
+    assert!(!lines(&one, TRAJECTORIES).is_empty(), "no conversation replayed a sampled task");
 }

@@ -4,15 +4,16 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::config::Actions;
 use crate::env::state::hash;
 use crate::env::{Db, Environment};
 use crate::prompts::Prompts;
-use crate::samplers::{self, Context};
+use crate::samplers::{self, grounded::Sampled, Context};
 use crate::seeds::derive;
 use crate::validate::{validate, Committee, Failure, Stage, Validated};
 
 use super::caller::{Caller, Models, RoleConfig, Who};
-use super::schema::blueprint_schema;
+use super::schema::{blueprint_schema, writeup_schema};
 use super::Blueprint;
 
 /// Everything an attempt needs besides the engine and the prompts.
@@ -26,6 +27,10 @@ pub struct AttemptConfig {
     pub group: usize,
     /// Revision rounds after the first draft.
     pub rounds: usize,
+    /// Where the ground-truth actions come from.
+    pub actions: Actions,
+    /// With sampled actions, the most writes per task.
+    pub max_writes: usize,
     pub generator: RoleConfig,
     pub summarizer: RoleConfig,
     pub committee: Committee,
@@ -72,10 +77,41 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
     let domain = config.domain;
     let lead = lead(config, task);
     let (data_seed, db) = world(config, lead)?;
-    let context = samplers::sample(domain, &db, config.run_seed, task, lead, pool)?;
-    let schema = blueprint_schema(domain, &context);
-    let tools: Vec<Value> = context.tools.iter().filter_map(|n| domain.tool(n)).map(|t| t.openai_schema()).collect();
+    let mut context = samplers::sample(domain, &db, config.run_seed, task, lead, pool)?;
     let mut caller = Caller::new(models, prompts, config.run_seed, task);
+    if config.actions == Actions::Sampled {
+        let grounded = samplers::ground(domain, &db, &mut context, config.run_seed, task, config.max_writes);
+        let failure = match grounded {
+            Err(e) => Some(Failure::new(Stage::Execution, format!("{e}"))),
+            Ok(()) if context.sampled.is_none() => Some(Failure::new(
+                Stage::Generation,
+                format!("the environment found no write that succeeds for {} within the policy", context.data.user_id),
+            )),
+            Ok(()) => None,
+        };
+        if let Some(failure) = failure {
+            let first_failure = Some(failure.stage);
+            return Ok(Attempt {
+                task,
+                recombined_from: Vec::new(),
+                data_seed,
+                data_hash: hash(&db),
+                context,
+                draft: None,
+                outcome: Err(failure),
+                first_failure,
+                rounds: 0,
+                feedback: Vec::new(),
+                tokens: 0,
+                trace: caller.trace,
+            });
+        }
+    }
+    let schema = match &context.sampled {
+        Some(sampled) => writeup_schema(&sampled.outputs),
+        None => blueprint_schema(domain, &context),
+    };
+    let tools: Vec<Value> = context.tools.iter().filter_map(|n| domain.tool(n)).map(|t| t.openai_schema()).collect();
 
     let mut draft: Option<Blueprint> = None;
     let mut feedback: Option<String> = None;
@@ -91,6 +127,9 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
             "user_id": context.data.user_id,
             "persona": context.persona.as_ref().map(|p| p.to_string()),
             "examples": context.examples,
+            "actions": context.sampled.as_ref().map(|s| &s.actions),
+            "results": context.sampled.as_ref().map(|s| &s.results),
+            "choices": context.sampled.as_ref().map(|s| &s.outputs),
             "feedback": feedback,
             "previous": draft,
         });
@@ -98,10 +137,7 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
         let result = caller
             .ask(Who::Generator, &config.generator, "generator.jinja", &prompt, &[&label], Some(schema.clone()))
             .map_err(|e| Failure::new(Stage::Generation, format!("{e:#}")))
-            .and_then(|reply| {
-                serde_json::from_str::<Blueprint>(&reply.text)
-                    .map_err(|e| Failure::new(Stage::Generation, format!("the output is not a blueprint: {e}")))
-            })
+            .and_then(|reply| read_draft(&reply.text, context.sampled.as_ref()))
             .and_then(|bp| {
                 draft = Some(bp.clone());
                 validate(domain, &db, &bp, &context.policy, &config.committee, &mut caller, round)
@@ -134,6 +170,26 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
         tokens: caller.prompt_tokens + caller.completion_tokens,
         trace: caller.trace,
     })
+}
+
+/// The generator's reply as a blueprint: the whole blueprint, or, when the environment fixed the
+/// actions, the write-up (thought, instruction, outputs) around them.
+fn read_draft(text: &str, sampled: Option<&Sampled>) -> Result<Blueprint, Failure> {
+    let unreadable = |e: serde_json::Error| Failure::new(Stage::Generation, format!("the output is not a blueprint: {e}"));
+    let Some(sampled) = sampled else { return serde_json::from_str::<Blueprint>(text).map_err(unreadable) };
+    #[derive(serde::Deserialize)]
+    struct WriteUp {
+        thought: String,
+        instruction: String,
+        outputs: Vec<String>,
+    }
+    let mut up: WriteUp = serde_json::from_str(text).map_err(unreadable)?;
+    let mut seen = Vec::new();
+    up.outputs.retain(|o| !seen.contains(o) && sampled.outputs.contains(o) && {
+        seen.push(o.clone());
+        true
+    });
+    Ok(Blueprint { thought: up.thought, instruction: up.instruction, actions: sampled.actions.clone(), outputs: up.outputs })
 }
 
 /// Feedback for the next round. When the summarizer itself fails, the failure's own stage and

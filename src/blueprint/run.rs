@@ -67,6 +67,8 @@ impl RunConfig {
                 run_seed: s.seed,
                 group: if s.recombine > 0.0 { recombine::GROUP } else { 1 },
                 rounds: s.rounds,
+                actions: s.actions,
+                max_writes: s.max_writes,
                 generator: s.generator.config(),
                 summarizer: s.summarizer.config(),
                 committee: Committee { reviewers: s.reviewers, threshold: s.threshold, role: s.reviewer.config() },

@@ -54,6 +54,26 @@ pub fn blueprint_schema(env: &dyn Environment, context: &Context) -> Value {
     })
 }
 
+/// The schema the generator answers under when the environment fixed the actions
+/// (`actions = "sampled"`): the thought, the instruction, and outputs chosen among `choices`,
+/// the values the executed writes revealed, so that an output is never invented.
+pub fn writeup_schema(choices: &[String]) -> Value {
+    let outputs = match choices {
+        [] => json!({"type": "array", "maxItems": 0}),
+        _ => json!({"type": "array", "items": {"enum": choices}, "maxItems": MAX_OUTPUTS.min(choices.len())}),
+    };
+    json!({
+        "type": "object",
+        "properties": {
+            "thought": {"type": "string", "minLength": 1, "maxLength": MAX_THOUGHT},
+            "instruction": {"type": "string", "minLength": 1, "maxLength": MAX_INSTRUCTION},
+            "outputs": outputs
+        },
+        "required": ["thought", "instruction", "outputs"],
+        "additionalProperties": false
+    })
+}
+
 /// The schema the recombination writer answers under: one instruction, bounded like a
 /// generated one.
 pub fn instruction_schema() -> Value {
@@ -124,6 +144,7 @@ mod tests {
             data: data.clone(),
             persona: None,
             examples: vec![],
+            sampled: None,
         };
         let schema = blueprint_schema(retail, &ctx);
         let variants = schema["properties"]["actions"]["items"]["anyOf"].as_array().unwrap();

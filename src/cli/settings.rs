@@ -82,6 +82,17 @@ pub struct BlueprintFlags {
     /// validated blueprints are combined into one task, re-checked and reviewed.
     #[arg(long, value_name = "SHARE")]
     pub recombine: Option<f64>,
+    /// Where each blueprint's ground-truth actions come from (default: sampled). `sampled`: the
+    /// environment walks the user's records, fills every argument from the data, executes the
+    /// calls on a fresh copy and keeps those that succeed and break no rule; the generator then
+    /// writes the instruction around them (revisions rewrite the instruction, never the
+    /// actions). `model`: the generator drafts the actions too, under the grounded schema.
+    #[arg(long, value_enum)]
+    pub actions: Option<crate::config::Actions>,
+    /// With sampled actions, the most writes a task gets; each task draws 1 to this many
+    /// (default 4).
+    #[arg(long, value_name = "N")]
+    pub max_writes: Option<usize>,
     /// The share of users, 0 to 1, whose validated blueprints are held out for `eval` (written
     /// to heldout.jsonl, never acted out or trained on; default 0). Chosen by user, so no
     /// held-out task shares a user, a database or a recombined part with the training data.
@@ -166,6 +177,8 @@ pub fn resolve(common: &CommonFlags, tasks: Option<usize>, p1: &BlueprintFlags, 
         reviewers: p1.reviewers,
         threshold: p1.threshold,
         rounds: p1.rounds,
+        actions: p1.actions,
+        max_writes: p1.max_writes,
         recombine: p1.recombine,
         holdout: p1.holdout,
         attempts: p2.attempts,

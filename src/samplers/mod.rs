@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod data;
 pub mod fewshot;
+pub mod grounded;
 pub mod persona;
 pub mod policy;
 
@@ -16,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::env::{Db, Environment};
+use crate::env::{Db, EnvError, Environment};
 use crate::seeds::derive;
 
 pub use data::{Ids, UserData};
@@ -33,6 +34,9 @@ pub struct Context {
     pub persona: Option<Persona>,
     /// Example blueprints (instruction, actions, outputs) to imitate.
     pub examples: Vec<Value>,
+    /// With `actions = "sampled"`: the ground truth the environment proposed ([`ground`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<grounded::Sampled>,
 }
 
 /// Samples the context of attempt `task` of the run seeded `run_seed`, on database `db`. The user
@@ -51,5 +55,26 @@ pub fn sample(env: &'static dyn Environment, db: &Db, run_seed: u64, task: usize
     let data = data::sample(env, db, derive(run_seed, &["blueprint", &lead, "sampler", "data"]))?;
     let persona = with_persona.then(|| persona::sample(seed("persona")));
     let examples = fewshot::sample(pool, seed("few-shot"), examples);
-    Ok(Context { tools, policy, data, persona, examples })
+    Ok(Context { tools, policy, data, persona, examples, sampled: None })
+}
+
+/// For `actions = "sampled"`: the environment's own ground truth for the context's user, with
+/// 1 to `max_writes` writes ([`grounded::sample`]), on database `db`. The context's tools and
+/// policy excerpt are replaced by those of the sampled actions, so that the generator sees the
+/// rules that govern what it writes up. Leaves `sampled` empty when no write could be made.
+pub fn ground(env: &'static dyn Environment, db: &Db, context: &mut Context, run_seed: u64, task: usize, max_writes: usize) -> Result<(), EnvError> {
+    let seed = derive(run_seed, &["blueprint", &task.to_string(), "sampler", "grounded"]);
+    let Some(sampled) = grounded::sample(env, db, &context.data, seed, max_writes)? else { return Ok(()) };
+    let mut tools: Vec<&'static str> = Vec::new();
+    for action in &sampled.actions {
+        if let Some(tool) = env.tool(&action.name).map(|t| t.name.as_str()) {
+            if !tools.contains(&tool) {
+                tools.push(tool);
+            }
+        }
+    }
+    context.policy = policy::excerpt(env.policy(), &tools);
+    context.tools = tools;
+    context.sampled = Some(sampled);
+    Ok(())
 }
