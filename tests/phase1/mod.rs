@@ -133,12 +133,13 @@ pub(crate) fn review(yes: u8) -> String {
     .to_string()
 }
 
-/// Test settings; recombination is off here (`recombine = 0`), its tests turn it on.
+/// Test settings; recombination is off here (`recombine = 0`), its tests turn it on. The scripted
+/// generator drafts whole blueprints, so the actions come from the model (`actions = 'model'`).
 fn config(count: usize, max_attempts: usize, rounds: usize, reviewers: usize, concurrency: usize) -> Settings {
     let role = "temperature = 0.0\nmax_tokens = 64\n";
     let text = format!(
         "domain = 'retail'\nmodel = 'scripted'\nseed = 5\ntasks = {count}\nmax_attempts = {max_attempts}\nrounds = {rounds}\n\
-         reviewers = {reviewers}\nconcurrency = {concurrency}\nrecombine = 0\n[generator]\n{role}[reviewer]\n{role}[summarizer]\n{role}"
+         reviewers = {reviewers}\nconcurrency = {concurrency}\nrecombine = 0\nactions = 'model'\n[generator]\n{role}[reviewer]\n{role}[summarizer]\n{role}"
     );
     toml::from_str::<SettingsFile>(&text).unwrap().resolve().unwrap()
 }

@@ -34,7 +34,7 @@ fn settings() -> Settings {
     let role = "temperature = 0.0\nmax_tokens = 64\n";
     let text = format!(
         "domain = 'retail'\nmodel = 'scripted'\nseed = 5\ntasks = 2\nmax_attempts = 3\nrounds = 1\nreviewers = 2\n\
-         concurrency = 1\nrecombine = 0\nattempts = 2\nbest_of = 2\nmax_turns = 4\n\
+         concurrency = 1\nrecombine = 0\nactions = 'model'\nattempts = 2\nbest_of = 2\nmax_turns = 4\n\
          [generator]\n{role}[reviewer]\n{role}[summarizer]\n{role}"
     );
     toml::from_str::<SettingsFile>(&text).unwrap().resolve().unwrap()
