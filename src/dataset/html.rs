@@ -319,6 +319,29 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
     } else {
         out.push_str("<p>No engine metrics were recorded (a scripted or remote model).</p>");
     }
+    // Per role, from the meter every role's requests went through (`timing.roles`): how much
+    // each role asked for and how much of its prompts the prefix cache served.
+    let per_role = entries(&timing["roles"]);
+    if !per_role.is_empty() {
+        out.push_str("<table class=\"numbers\" id=\"roles\"><thead><tr><th>role</th><th>requests</th><th>prompt tokens</th><th>from prefix cache</th><th>generated tokens</th></tr></thead><tbody>");
+        let mut cache_rows = Vec::new();
+        for (role, u) in &per_role {
+            let share = u["cache_share"].as_f64().unwrap_or(0.0);
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td></tr>",
+                esc(role),
+                number(&u["requests"]),
+                number(&u["prompt_tokens"]),
+                share * 100.0,
+                number(&u["generated_tokens"])
+            );
+            cache_rows.push(Bar { label: role.clone(), value: share, text: format!("{:.1}%", share * 100.0), note: format!("of {} prompt tokens", number(&u["prompt_tokens"])) });
+        }
+        out.push_str("</tbody></table>\n<div class=\"charts\">");
+        bars(out, "role-cache", "Prompt tokens served from the prefix cache, per role", &cache_rows);
+        out.push_str("</div>");
+    }
     // Tokens per role, where the phases count them.
     let role_tokens = &stats["trajectories"]["tokens"];
     let mut rows = Vec::new();
@@ -481,6 +504,21 @@ mod tests {
         let json = script_json(&serde_json::json!({"t": "</script><!-- x"}));
         assert!(!json.contains('<'), "{json}");
         assert_eq!(serde_json::from_str::<Value>(&json).unwrap()["t"], "</script><!-- x");
+    }
+
+    #[test]
+    fn throughput_shows_each_roles_requests_and_cache_share() {
+        let stats = serde_json::json!({"timing": {"wall_seconds": 2.0, "roles": {
+            "agent": {"requests": 7, "prompt_tokens": 1000, "cached_tokens": 600, "cache_share": 0.6, "generated_tokens": 50},
+            "user": {"requests": 3, "prompt_tokens": 400, "cached_tokens": 0, "cache_share": 0.0, "generated_tokens": 20}}}});
+        let mut out = String::new();
+        throughput(&mut out, &stats, &Value::Null);
+        let table = &out[out.find("id=\"roles\"").expect("a per-role table")..];
+        assert!(table.contains("<td>agent</td><td>7</td><td>1000</td><td>60.0%</td><td>50</td>"), "{table}");
+        assert!(table.contains("<td>user</td><td>3</td><td>400</td><td>0.0%</td><td>20</td>"), "{table}");
+        let mut none = String::new();
+        throughput(&mut none, &serde_json::json!({"timing": {}}), &Value::Null);
+        assert!(!none.contains("id=\"roles\""));
     }
 
     #[test]
