@@ -36,8 +36,9 @@ pub enum Actions {
     Model,
 }
 
-/// The default source of actions: measured on SmolLM2 (BENCHMARKS.md), sampled actions
-/// validate far more often than drafted ones.
+/// The default source of actions: drafted actions mostly fail the format check on small models,
+/// sampled ones always hold an executable write (README, "Where the ground-truth actions come
+/// from").
 pub const DEFAULT_ACTIONS: Actions = Actions::Sampled;
 /// The most writes a sampled task gets by default (each task draws 1 to this many).
 pub const DEFAULT_MAX_WRITES: usize = 4;
