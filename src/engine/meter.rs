@@ -104,6 +104,10 @@ impl LanguageModel for Metered {
     fn capacity(&self, context_tokens: usize) -> Option<usize> {
         self.inner.capacity(context_tokens)
     }
+
+    fn server_report(&self) -> Option<super::remote::ServerReport> {
+        self.inner.server_report()
+    }
 }
 
 #[cfg(test)]
