@@ -94,6 +94,6 @@ pub fn render(stats: &Value, title: &str) -> String {
 fn metric(value: &Value) -> String {
     match (value.get("secs"), value.get("nanos")) {
         (Some(s), Some(n)) => format!("{:.3} s", s.as_f64().unwrap_or(0.0) + n.as_f64().unwrap_or(0.0) / 1e9),
-        _ => number(value),
+        _ => value.as_str().map_or_else(|| number(value), str::to_string),
     }
 }

@@ -204,7 +204,11 @@ impl Reply {
                 if let Some(reasoning) = &completion.reasoning {
                     message["reasoning_content"] = json!(reasoning);
                 }
-                (json!({"index": index, "message": message, "logprobs": null, "finish_reason": finish}), finish)
+                let mut choice = json!({"index": index, "message": message, "logprobs": null, "finish_reason": finish});
+                if self.common.return_token_ids {
+                    choice["token_ids"] = json!(completion.tokens);
+                }
+                (choice, finish)
             }
         }
     }
@@ -376,7 +380,9 @@ fn stream_response(shared: Arc<Shared>, reply: Reply, choices: Vec<Choice>, prom
             }
         }
     });
-    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+    // Comments every few seconds while nothing else is sent (a long prompt's prefill, a full
+    // batch): clients that time out on silence know the server is alive.
+    Sse::new(events).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(5))).into_response()
 }
 
 struct Streaming {

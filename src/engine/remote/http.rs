@@ -3,9 +3,16 @@
 //! bounded number of times, then the server counts as unavailable; any other 4xx is an answer
 //! about the request itself and is not retried.
 //!
+//! Generations are streamed (server-sent events), so the timeout bounds the silence between two
+//! pieces of an answer, not the answer's length: a long generation on a busy server goes on as
+//! long as tokens (or keep-alive comments) arrive, while a server that hangs is given up on after
+//! the timeout. The events are collected and handed over whole, so a retry never leaves half an
+//! answer behind.
+//!
 //! The client also bounds the requests in flight (a server has its own queue; ours must not flood
 //! it) and keeps the counts `stats.json` reports.
 
+use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -105,9 +112,10 @@ pub struct Client {
 }
 
 impl Client {
-    /// `base` is the URL requests' paths are appended to (`http://host:8000/v1`).
+    /// `base` is the URL requests' paths are appended to (`http://host:8000/v1`); `timeout` bounds
+    /// connecting, sending, and each wait for more of the answer.
     pub fn new(base: &str, api_key: Option<String>, timeout: Duration, max_in_flight: usize, retries: usize) -> Self {
-        let agent = ureq::AgentBuilder::new().timeout(timeout).build();
+        let agent = ureq::AgentBuilder::new().timeout_connect(timeout).timeout_read(timeout).timeout_write(timeout).build();
         Self {
             base: base.trim_end_matches('/').to_string(),
             agent,
@@ -135,20 +143,26 @@ impl Client {
     }
 
     pub fn get(&self, path: &str) -> Result<Value, Failure> {
-        self.call(path, None, self.retries)
+        self.call(path, None, self.retries).map(single)
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        self.call(path, Some(body), self.retries)
+        self.call(path, Some(body), self.retries).map(single)
     }
 
     /// A POST tried once, for probes whose failure is an answer.
     pub fn post_once(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        self.call(path, Some(body), 0)
+        self.call(path, Some(body), 0).map(single)
+    }
+
+    /// A POST whose answer may be a stream of server-sent events (`"stream": true`): the events'
+    /// JSON payloads in order, or the one JSON answer of a server that does not stream.
+    pub fn post_events(&self, path: &str, body: &Value) -> Result<Vec<Value>, Failure> {
+        self.call(path, Some(body), self.retries)
     }
 
     /// One call, retried `retries` times under the fault rule; the answer parsed as JSON.
-    fn call(&self, path: &str, body: Option<&Value>, retries: usize) -> Result<Value, Failure> {
+    fn call(&self, path: &str, body: Option<&Value>, retries: usize) -> Result<Vec<Value>, Failure> {
         let _slot = self.slots.acquire();
         let url = self.url(path);
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -166,8 +180,10 @@ impl Client {
                 break Err(Failure::Unavailable(format!("{url}: {} (gave up after {tries})", fault.0)));
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("{url}: {}; retrying ({tries} of {retries})", fault.0);
-            std::thread::sleep(fault.1.unwrap_or_else(|| backoff(tries)));
+            let wait = fault.1.unwrap_or_else(|| backoff(tries));
+            // Said on stderr as it happens: a server that keeps failing is the user's to look at.
+            eprintln!("warning: {url}: {}; retry {tries} of {retries} in {:.1} s", fault.0, wait.as_secs_f64());
+            std::thread::sleep(wait);
         };
         match &result {
             Ok(_) => {
@@ -184,7 +200,7 @@ impl Client {
     }
 
     /// One try.
-    fn send(&self, url: &str, body: Option<&Value>) -> Result<Value, Attempt> {
+    fn send(&self, url: &str, body: Option<&Value>) -> Result<Vec<Value>, Attempt> {
         let request = match body {
             Some(_) => self.agent.post(url),
             None => self.agent.get(url),
@@ -198,11 +214,12 @@ impl Client {
             None => request.call(),
         };
         match response {
+            Ok(response) if response.content_type() == "text/event-stream" => read_events(response),
             Ok(response) => {
                 let text = response
                     .into_string()
                     .map_err(|e| Attempt::Retry { reason: format!("reading the answer: {e}"), wait: None })?;
-                serde_json::from_str(&text).map_err(|e| {
+                serde_json::from_str(&text).map(|v| vec![v]).map_err(|e| {
                     // A 200 that is not JSON is a server fault, not the request's.
                     Attempt::Retry { reason: format!("the answer is not JSON ({e}): {}", head(&text)), wait: None }
                 })
@@ -219,7 +236,7 @@ impl Client {
                     Err(Attempt::Final(Failure::Request { status, body }))
                 }
             }
-            Err(ureq::Error::Transport(error)) => Err(Attempt::Retry { reason: error.to_string(), wait: None }),
+            Err(ureq::Error::Transport(error)) => Err(Attempt::Retry { reason: transport(&error), wait: None }),
         }
     }
 
@@ -235,6 +252,48 @@ impl Client {
             latency_max_seconds: get(&c.latency_max_nanos) as f64 / 1e9,
         }
     }
+}
+
+/// The answer of a call that is one JSON value.
+fn single(mut values: Vec<Value>) -> Value {
+    values.pop().unwrap_or(Value::Null)
+}
+
+/// A transport error in a few words ("timed out reading response", "Connection refused"): the
+/// URL is said once by the caller.
+fn transport(error: &ureq::Transport) -> String {
+    let kind = error.kind().to_string();
+    match error.message() {
+        Some(message) => format!("{kind}: {message}"),
+        None => kind,
+    }
+}
+
+/// The JSON payloads of a server-sent event stream, up to `data: [DONE]`. An event that carries
+/// an `error` ends the call: as the request's fault when the server says the request was invalid,
+/// else as a fault to retry. A stream that breaks off before `[DONE]` is retried.
+fn read_events(response: ureq::Response) -> Result<Vec<Value>, Attempt> {
+    let mut events = Vec::new();
+    for line in BufReader::new(response.into_reader()).lines() {
+        let line = line.map_err(|e| Attempt::Retry { reason: format!("reading the stream: {e}"), wait: None })?;
+        let Some(data) = line.strip_prefix("data:").map(str::trim) else { continue };
+        if data == "[DONE]" {
+            return Ok(events);
+        }
+        let event: Value = serde_json::from_str(data)
+            .map_err(|e| Attempt::Retry { reason: format!("an event is not JSON ({e}): {}", head(data)), wait: None })?;
+        if let Some(error) = event.get("error") {
+            let body = head(&error.to_string());
+            let invalid = error["type"] == "invalid_request_error" || error["code"].as_u64().is_some_and(|c| (400..500).contains(&c));
+            return Err(if invalid {
+                Attempt::Final(Failure::Request { status: error["code"].as_u64().unwrap_or(400) as u16, body })
+            } else {
+                Attempt::Retry { reason: format!("the stream ended in an error: {body}"), wait: None }
+            });
+        }
+        events.push(event);
+    }
+    Err(Attempt::Retry { reason: "the stream ended before [DONE]".into(), wait: None })
 }
 
 /// How one try ended, when not with an answer.

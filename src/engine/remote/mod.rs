@@ -359,6 +359,7 @@ impl RemoteModel {
             if let Some(thinking) = thinking {
                 body.insert("chat_template_kwargs".into(), json!({"enable_thinking": thinking}));
             }
+            self.dialect.ask_token_ids(&mut body);
         } else {
             let tokens = self.prompt_tokens(&request.prompt)?.unwrap_or_default();
             prompt_len = tokens.len();
@@ -376,50 +377,34 @@ impl RemoteModel {
             self.dialect.constraint(&mut body, constraint, self.api(), tools);
         }
         let path = if chat { "chat/completions" } else { "completions" };
+        body.insert("stream".into(), json!(true));
+        body.insert("stream_options".into(), json!({"include_usage": true}));
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let answer = self.client.post(path, &Value::Object(body)).map_err(|f| f.into_engine_error(&self.what()))?;
-        let choice = &answer["choices"][0];
-        let malformed = |what: &str| EngineError::Backend(format!("backend_error: {}: the answer has no {what}: {}", self.what(), http::head(&answer.to_string())));
-        let text = if chat {
-            let message = &choice["message"];
-            let mut text = String::new();
-            if let Some(reasoning) = message["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
-                text.push_str(&format!("{}{reasoning}{}", thinking::OPEN, thinking::CLOSE));
-            }
-            text.push_str(message["content"].as_str().unwrap_or_default());
-            for call in message["tool_calls"].as_array().into_iter().flatten() {
-                let name = call["function"]["name"].as_str().ok_or_else(|| malformed("tool call name"))?;
-                let arguments = match &call["function"]["arguments"] {
-                    Value::String(s) => serde_json::from_str::<Value>(s).unwrap_or(Value::String(s.clone())),
-                    other => other.clone(),
-                };
-                let arguments = match arguments {
-                    Value::Object(map) => map,
-                    // Not an object: left for the tool-call parser to report to the model.
-                    other => [("arguments".to_string(), other)].into_iter().collect(),
-                };
-                if !text.is_empty() {
-                    text.push('\n');
-                }
-                text.push_str(&call_text(&ToolCall { id: String::new(), name: name.to_string(), arguments }));
-            }
-            text
-        } else {
-            choice["text"].as_str().ok_or_else(|| malformed("choices[0].text"))?.to_string()
-        };
-        let usage = &answer["usage"];
+        let events = self.client.post_events(path, &Value::Object(body)).map_err(|f| f.into_engine_error(&self.what()))?;
+        let answer = Answer::assemble(&events, self.dialect);
+        let text = answer.text(chat);
+        let usage = &answer.usage;
         let prompt_tokens = usage["prompt_tokens"].as_u64().map_or(prompt_len, |n| n as usize);
-        let tokens = match self.dialect.token_ids(choice) {
-            Some(ids) if !chat => ids,
-            _ => match &self.text {
+        // The generated ids where the server returns them (reasoning and tool calls included);
+        // else the text tokenized here, which may count differently.
+        let tokens = match answer.token_ids {
+            Some(ids) => ids,
+            None => match &self.text {
                 Text::Local(f) | Text::Chat(Some(f)) => f.tokenizer().and_then(|t| t.encode(&text, false).ok()).unwrap_or_default(),
                 _ => Vec::new(),
             },
         };
         self.prompt_tokens.fetch_add(prompt_tokens as u64, Ordering::Relaxed);
         self.completion_tokens.fetch_add(usage["completion_tokens"].as_u64().unwrap_or(tokens.len() as u64), Ordering::Relaxed);
-        let finish_reason = match choice["finish_reason"].as_str() {
+        let finish_reason = match answer.finish.as_deref() {
             Some("length") => FinishReason::Length,
+            None => {
+                return Err(EngineError::Backend(format!(
+                    "backend_error: {}: the answer has no finish_reason: {}",
+                    self.what(),
+                    http::head(&Value::Array(events).to_string())
+                )))
+            }
             _ if request.constraint.is_some() => FinishReason::Constraint,
             _ => FinishReason::Stop,
         };
@@ -432,6 +417,83 @@ impl RemoteModel {
             finish_reason,
             error: None,
         })
+    }
+}
+
+/// The first choice of an answer, whole or assembled from streamed chunks (pieces of text, of
+/// reasoning, of tool calls' arguments, and token ids, each appended in order).
+#[derive(Debug, Default)]
+struct Answer {
+    content: String,
+    reasoning: String,
+    /// Tool calls by index: name, and the arguments' JSON text.
+    calls: Vec<(String, String)>,
+    token_ids: Option<Vec<u32>>,
+    finish: Option<String>,
+    usage: Value,
+}
+
+impl Answer {
+    fn assemble(events: &[Value], dialect: Dialect) -> Self {
+        let mut answer = Answer { usage: Value::Null, ..Answer::default() };
+        for event in events {
+            if let Some(usage) = event.get("usage").filter(|u| u.is_object()) {
+                answer.usage = usage.clone();
+            }
+            let Some(choice) = event["choices"].as_array().and_then(|c| c.iter().find(|c| c["index"].as_u64().unwrap_or(0) == 0)) else {
+                continue;
+            };
+            if let Some(finish) = choice["finish_reason"].as_str() {
+                answer.finish = Some(finish.to_string());
+            }
+            if let Some(ids) = dialect.token_ids(choice) {
+                answer.token_ids.get_or_insert_with(Vec::new).extend(ids);
+            }
+            answer.content.push_str(choice["text"].as_str().unwrap_or_default());
+            let Some(part) = choice.get("delta").or_else(|| choice.get("message")) else { continue };
+            answer.content.push_str(part["content"].as_str().unwrap_or_default());
+            answer.reasoning.push_str(part["reasoning_content"].as_str().unwrap_or_default());
+            for (position, call) in part["tool_calls"].as_array().into_iter().flatten().enumerate() {
+                let index = call["index"].as_u64().map_or(position, |i| i as usize);
+                if answer.calls.len() <= index {
+                    answer.calls.resize(index + 1, (String::new(), String::new()));
+                }
+                let (name, arguments) = &mut answer.calls[index];
+                name.push_str(call["function"]["name"].as_str().unwrap_or_default());
+                match &call["function"]["arguments"] {
+                    Value::String(piece) => arguments.push_str(piece),
+                    Value::Null => {}
+                    other => arguments.push_str(&other.to_string()),
+                }
+            }
+        }
+        answer
+    }
+
+    /// The reply as the model would have written it: reasoning in its tags, the text, and each
+    /// tool call in the generic format, for the tool-call parser.
+    fn text(&self, chat: bool) -> String {
+        if !chat {
+            return self.content.clone();
+        }
+        let mut text = String::new();
+        if !self.reasoning.is_empty() {
+            text.push_str(&format!("{}{}{}", thinking::OPEN, self.reasoning, thinking::CLOSE));
+        }
+        text.push_str(&self.content);
+        for (name, arguments) in &self.calls {
+            let arguments = match serde_json::from_str::<Value>(arguments) {
+                Ok(Value::Object(map)) => map,
+                // Not an object: left for the tool-call parser to report to the model.
+                Ok(other) => [("arguments".to_string(), other)].into_iter().collect(),
+                Err(_) => [("arguments".to_string(), Value::String(arguments.clone()))].into_iter().collect(),
+            };
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(&call_text(&ToolCall { id: String::new(), name: name.clone(), arguments }));
+        }
+        text
     }
 }
 
