@@ -420,14 +420,8 @@ impl Streaming {
                     Ok(completion) => {
                         self.generated += completion.completion_tokens();
                         let (whole, finish) = self.reply.finished(index, &completion);
-                        let last = match &self.reply.kind {
-                            Kind::Completion => {
-                                let mut last = json!({"index": index, "text": "", "logprobs": null, "finish_reason": finish});
-                                if self.reply.common.return_token_ids {
-                                    last["token_ids"] = whole["token_ids"].clone();
-                                }
-                                last
-                            }
+                        let mut last = match &self.reply.kind {
+                            Kind::Completion => json!({"index": index, "text": "", "logprobs": null, "finish_reason": finish}),
                             Kind::Chat(Some(_)) => {
                                 // The whole message in one delta: its text or its calls.
                                 let mut delta = Map::new();
@@ -448,6 +442,10 @@ impl Streaming {
                             }
                             Kind::Chat(None) => json!({"index": index, "delta": {}, "logprobs": null, "finish_reason": finish}),
                         };
+                        // Every generated id at once, with the finish reason (as vLLM's last chunk).
+                        if self.reply.common.return_token_ids {
+                            last["token_ids"] = whole["token_ids"].clone();
+                        }
                         self.queue.push_back(self.reply.envelope(true, vec![last]).to_string());
                     }
                     Err(_) if cancelled => self.queue.push_back(
