@@ -97,6 +97,10 @@ impl LanguageModel for Metered {
         self.inner.opens_reasoning(prompt)
     }
 
+    fn render_prompt(&self, prompt: &Prompt) -> Result<Option<String>, EngineError> {
+        self.inner.render_prompt(prompt)
+    }
+
     fn metrics(&self) -> EngineMetrics {
         self.inner.metrics()
     }
