@@ -76,7 +76,7 @@ pub struct AttemptRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Rejection>,
     /// For `backend_error`: what the model server answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// For a state mismatch: how the final state differs from the expected one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::proxy::{Fault, Proxy};
-use super::{fixture, server_entries, Serve};
+use super::{fixture, server_entries, Serve, RECORDS};
 
 /// A run config with every role on the `agent` server URL but the user, on its own.
 fn config(dir: &Path, name: &str, agent: &str, user: &str, user_timeout: u64) -> String {
@@ -86,13 +86,13 @@ fn a_server_killed_mid_run_stops_it_cleanly_and_the_rerun_resumes() {
     // Blueprint 0 is committed, blueprint 1 is not: the files hold blueprint 0's records alone.
     assert_eq!(committed_blueprints(&out), 1);
     let records = |dir: &Path| -> Vec<String> {
-        ["trajectories.jsonl", "rejected.jsonl"]
+        RECORDS
             .iter()
             .flat_map(|name| std::fs::read_to_string(dir.join(name)).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>())
-            .filter(|line| serde_json::from_str::<Value>(line).is_ok_and(|v| v["blueprint"] == 0))
+            .filter(|line| serde_json::from_str::<Value>(line).is_ok_and(|v| v["blueprint_id"] == "lookup-0"))
             .collect()
     };
-    let all: Vec<String> = ["trajectories.jsonl", "rejected.jsonl"]
+    let all: Vec<String> = RECORDS
         .iter()
         .flat_map(|name| std::fs::read_to_string(out.join(name)).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>())
         .collect();

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// The files of a Phase 2 run that hold its records: verified, and every other attempt.
+pub const RECORDS: [&str; 2] = ["trajectories.jsonl", "trajectories.rejected.jsonl"];
+
 /// What every test here shares: the model, the inputs, and the in-process reference run.
 pub struct Fixture {
     pub gguf: PathBuf,
@@ -88,10 +91,10 @@ impl Fixture {
     }
 
     /// Asserts that `out` holds the reference run's records: the same `trajectories.jsonl` and
-    /// `rejected.jsonl` byte for byte, and the same dataset records but for the config hash,
+    /// `trajectories.rejected.jsonl` byte for byte, and the same dataset records but for the config hash,
     /// which covers the backend.
     pub fn assert_same_records(&self, out: &Path) {
-        for name in ["trajectories.jsonl", "rejected.jsonl"] {
+        for name in RECORDS {
             let read = |dir: &Path| std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()));
             assert_eq!(read(out), read(&self.reference), "{name} differs from the in-process run");
         }
@@ -108,8 +111,7 @@ impl Fixture {
             };
             assert_eq!(records(out), records(&self.reference), "{name} differs from the in-process run");
         }
-        let lines = std::fs::read_to_string(out.join("rejected.jsonl")).unwrap_or_default().lines().count()
-            + std::fs::read_to_string(out.join("trajectories.jsonl")).unwrap_or_default().lines().count();
+        let lines: usize = RECORDS.iter().map(|name| std::fs::read_to_string(out.join(name)).unwrap_or_default().lines().count()).sum();
         assert!(lines >= 1, "the run recorded nothing");
     }
 }
