@@ -262,10 +262,18 @@ fn single(mut values: Vec<Value>) -> Value {
 /// A transport error in a few words ("timed out reading response", "Connection refused"): the
 /// URL is said once by the caller.
 fn transport(error: &ureq::Transport) -> String {
+    use std::error::Error as _;
+    let io = error.source().and_then(|e| e.downcast_ref::<std::io::Error>());
+    // A socket read or write that outlasts the timeout is an I/O error of kind TimedOut (or
+    // WouldBlock, as Linux reports SO_RCVTIMEO); ureq calls it a network error.
+    if io.is_some_and(|e| matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)) {
+        return "timed out: the server sent nothing within the request timeout".into();
+    }
     let kind = error.kind().to_string();
-    match error.message() {
-        Some(message) => format!("{kind}: {message}"),
-        None => kind,
+    match (error.message(), io) {
+        (Some(message), _) => format!("{kind}: {message}"),
+        (None, Some(io)) => format!("{kind}: {io}"),
+        (None, None) => kind,
     }
 }
 
