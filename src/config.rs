@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::engine::remote::spec::{self as server_spec, Server, ServerFile};
 use crate::engine::SamplingParams;
 
 /// The default share of recombined blueprints: recombination is on, for a fifth of the output.
@@ -43,11 +44,6 @@ pub const DEFAULT_ACTIONS: Actions = Actions::Sampled;
 /// The most writes a sampled task gets by default (each task draws 1 to this many).
 pub const DEFAULT_MAX_WRITES: usize = 4;
 
-/// Keys of the resolved settings (as dotted paths into [`Settings::to_json`]) that change how a
-/// run goes but never what it writes: left out of [`Settings::hash`] and of the comparison that
-/// decides whether a run may resume.
-pub const UNHASHED: &[&str] = &["concurrency"];
-
 /// How one role samples, as written in the file: every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +58,9 @@ pub struct RoleFile {
     pub min_p: Option<f32>,
     pub repeat_penalty: Option<f32>,
     pub max_tokens: Option<usize>,
+    /// This role's inference server (`[ROLE.server]`), over the top-level `[server]`.
+    #[serde(default, skip_serializing_if = "ServerFile::is_empty")]
+    pub server: ServerFile,
 }
 
 impl RoleFile {
@@ -71,6 +70,7 @@ impl RoleFile {
             ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f.clone(); } )* };
         }
         take!(model, models, temperature, top_p, top_k, min_p, repeat_penalty, max_tokens);
+        self.server.merge(&other.server);
     }
 }
 
@@ -101,6 +101,10 @@ pub struct SettingsFile {
     pub best_of: Option<usize>,
     pub max_turns: Option<usize>,
     pub max_parse_errors: Option<usize>,
+    /// Every server role's options unless the role's own `[ROLE.server]` says otherwise; with
+    /// `url`, every role's server unless the role names its own model.
+    #[serde(default, skip_serializing_if = "ServerFile::is_empty")]
+    pub server: ServerFile,
     #[serde(default)]
     pub generator: RoleFile,
     #[serde(default)]
@@ -128,6 +132,7 @@ impl SettingsFile {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f.clone(); } )* };
         }
         take!(domain, model, seed, concurrency, tasks, max_attempts, reviewers, threshold, rounds, actions, max_writes, recombine, holdout, attempts, best_of, max_turns, max_parse_errors);
+        self.server.merge(&over.server);
         self.generator.merge(&over.generator);
         self.reviewer.merge(&over.reviewer);
         self.summarizer.merge(&over.summarizer);
@@ -141,21 +146,26 @@ impl SettingsFile {
     pub fn resolve(&self) -> Result<Settings> {
         let domain = self.domain.clone().context("no domain: give --domain or `domain` in the config")?;
         let env = crate::env::resolve(&domain)?;
-        let default_model = self.model.as_deref();
+        let default_model = self.default_model()?;
+        let default_model = default_model.as_deref();
         let role = |name: &str, file: &RoleFile, temperature: f32, max_tokens: usize| -> Result<Role> {
             if file.models.is_some() {
                 bail!("`models` is only for [reviewer]; [{name}] takes one `model`");
             }
-            resolve_role(name, file, default_model, temperature, max_tokens, |m| Ok(vec![m]))
-                .map(|(models, sampling, max_tokens)| Role { model: models.into_iter().next().unwrap_or_default(), sampling, max_tokens })
+            let file = &with_server_url(name, file)?;
+            let (models, sampling, max_tokens) = resolve_role(name, file, default_model, temperature, max_tokens, |m| Ok(vec![m]))?;
+            let (mut models, server) = self.backend(name, file, models)?;
+            Ok(Role { model: models.pop().unwrap_or_default(), sampling, max_tokens, server })
         };
-        let reviewer = resolve_role("reviewer", &self.reviewer, default_model, 0.7, 256, |m| {
-            Ok(match &self.reviewer.models {
+        let reviewer_file = with_server_url("reviewer", &self.reviewer)?;
+        let reviewer = resolve_role("reviewer", &reviewer_file, default_model, 0.7, 256, |m| {
+            Ok(match &reviewer_file.models {
                 Some(list) if list.is_empty() => bail!("[reviewer] models is empty"),
                 Some(list) => list.clone(),
                 None => vec![m],
             })
         })?;
+        let (reviewer_models, reviewer_server) = self.backend("reviewer", &reviewer_file, reviewer.0)?;
         let settings = Settings {
             rounds: self.rounds.unwrap_or(env.default_rounds()),
             domain,
@@ -174,7 +184,7 @@ impl SettingsFile {
             max_turns: self.max_turns.unwrap_or(30),
             max_parse_errors: self.max_parse_errors.unwrap_or(3),
             generator: role("generator", &self.generator, 0.7, 768)?,
-            reviewer: Reviewers { models: reviewer.0, sampling: reviewer.1, max_tokens: reviewer.2 },
+            reviewer: Reviewers { models: reviewer_models, sampling: reviewer.1, max_tokens: reviewer.2, server: reviewer_server },
             summarizer: role("summarizer", &self.summarizer, 0.7, 160)?,
             user: role("user", &self.user, 0.8, 128)?,
             judge: role("judge", &self.judge, 0.0, 16)?,
@@ -182,6 +192,68 @@ impl SettingsFile {
         };
         settings.check()?;
         Ok(settings)
+    }
+}
+
+impl SettingsFile {
+    /// The top-level model: `model`, or the `[server]` table's URL (with its `model`).
+    fn default_model(&self) -> Result<Option<String>> {
+        match (&self.model, &self.server.url) {
+            (Some(_), Some(_)) => bail!("give the top-level model once: `model`, or `url` in [server], not both"),
+            (Some(model), None) => Ok(Some(model.clone())),
+            (None, Some(url)) => Ok(Some(server_spec_text(url, self.server.model.as_deref()))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Splits a role's model specs into the names the run records and, when they name a server,
+    /// the server: every spec `URL[#MODEL]` (one URL for all of a role's models), or none.
+    fn backend(&self, name: &str, file: &RoleFile, specs: Vec<String>) -> Result<(Vec<String>, Option<Server>)> {
+        let remote = specs.iter().filter(|s| server_spec::is_server(s)).count();
+        if remote == 0 {
+            if !file.server.is_empty() {
+                bail!("[{name}.server] is set, but the {name}'s model ({}) is not a server URL", specs.join(", "));
+            }
+            return Ok((specs, None));
+        }
+        if remote < specs.len() {
+            bail!("[{name}] mixes server URLs and local models; a role's models are all on one server or all in process");
+        }
+        let mut url = None;
+        let mut names = Vec::new();
+        for spec in &specs {
+            let (base, model) = server_spec::parse(spec).with_context(|| format!("[{name}] model"))?;
+            if url.as_ref().is_some_and(|u| *u != base) {
+                bail!("[{name}] models are on different servers ({} and {base}); a role's models share one server", url.unwrap_or_default());
+            }
+            url = Some(base);
+            // Without `#MODEL`, the role's server table names it, or the server's first model is used.
+            names.push(model.or_else(|| file.server.model.clone()).or_else(|| self.server.model.clone()).unwrap_or_default());
+        }
+        let mut options = self.server.clone();
+        options.merge(&file.server);
+        let server = Server::resolve(&url.unwrap_or_default(), &options).with_context(|| format!("[{name}] server"))?;
+        Ok((names, Some(server)))
+    }
+}
+
+/// The role's file with `[ROLE.server] url` (and `model`) as its model spec, where it names one.
+fn with_server_url(name: &str, file: &RoleFile) -> Result<RoleFile> {
+    let mut file = file.clone();
+    if let Some(url) = &file.server.url {
+        if file.model.is_some() || file.models.is_some() {
+            bail!("[{name}] names its model twice: `model` and [{name}.server] url; give one");
+        }
+        file.model = Some(server_spec_text(url, file.server.model.as_deref()));
+    }
+    Ok(file)
+}
+
+/// `URL#MODEL`, or the URL alone.
+fn server_spec_text(url: &str, model: Option<&str>) -> String {
+    match model {
+        Some(model) => format!("{url}#{model}"),
+        None => url.to_string(),
     }
 }
 
@@ -229,9 +301,26 @@ pub struct RoleConfig {
 /// One role, resolved: its model, how it samples (the seed is derived per call) and its limit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Role {
+    /// A preset, path or hub id; on a server, the served model name.
     pub model: String,
     pub sampling: SamplingParams,
     pub max_tokens: usize,
+    /// The inference server the model is on; `None`: in process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<Server>,
+}
+
+impl Role {
+    pub fn model_ref(&self) -> ModelRef<'_> {
+        ModelRef { name: &self.model, server: self.server.as_ref() }
+    }
+}
+
+/// A model a role uses: its name, and the server it is on (`None`: in process).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelRef<'a> {
+    pub name: &'a str,
+    pub server: Option<&'a Server>,
 }
 
 impl Role {
@@ -246,6 +335,15 @@ pub struct Reviewers {
     pub models: Vec<String>,
     pub sampling: SamplingParams,
     pub max_tokens: usize,
+    /// The inference server every reviewer model is on; `None`: in process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<Server>,
+}
+
+impl Reviewers {
+    pub fn model_refs(&self) -> Vec<ModelRef<'_>> {
+        self.models.iter().map(|name| ModelRef { name, server: self.server.as_ref() }).collect()
+    }
 }
 
 impl Reviewers {
@@ -326,35 +424,73 @@ impl Settings {
     }
 
     /// SHA-256 of the canonical JSON (keys in declaration order, compact), without the
-    /// [`UNHASHED`] keys: they change how fast a run goes, not what it writes.
+    /// [`UNHASHED`] keys: they change how fast or where a run goes, not what it writes.
     pub fn hash(&self) -> String {
         let mut value = self.to_json();
-        for key in UNHASHED {
-            remove_path(&mut value, key);
-        }
+        remove_unhashed(&mut value, &mut Vec::new());
         sha256_hex(value.to_string().as_bytes())
     }
 
     /// Every distinct model the given roles use, in a fixed order.
-    pub fn models<'a>(&'a self, roles: &[&str]) -> Vec<&'a str> {
-        let mut out: Vec<&str> = Vec::new();
+    pub fn models<'a>(&'a self, roles: &[&str]) -> Vec<ModelRef<'a>> {
+        let mut out: Vec<ModelRef> = Vec::new();
         for role in roles {
-            let names: Vec<&str> = match *role {
-                "generator" => vec![&self.generator.model],
-                "reviewer" => self.reviewer.models.iter().map(String::as_str).collect(),
-                "summarizer" => vec![&self.summarizer.model],
-                "user" => vec![&self.user.model],
-                "judge" => vec![&self.judge.model],
-                "agent" => vec![&self.agent.model],
-                _ => vec![],
-            };
-            for name in names {
-                if !out.contains(&name) {
-                    out.push(name);
+            for model in self.role_models(role) {
+                if !out.contains(&model) {
+                    out.push(model);
                 }
             }
         }
         out
+    }
+
+    /// The models of one role (reviewers may have several).
+    pub fn role_models(&self, role: &str) -> Vec<ModelRef<'_>> {
+        match role {
+            "reviewer" => self.reviewer.model_refs(),
+            other => self.role(other).map(|r| vec![r.model_ref()]).unwrap_or_default(),
+        }
+    }
+
+    /// A single-model role by name.
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        match name {
+            "generator" => Some(&self.generator),
+            "summarizer" => Some(&self.summarizer),
+            "user" => Some(&self.user),
+            "judge" => Some(&self.judge),
+            "agent" => Some(&self.agent),
+            _ => None,
+        }
+    }
+
+    /// The roles, by name, with each one's sampling, and its server when it has one.
+    pub fn role_sampling(&self, role: &str) -> Option<(&SamplingParams, Option<&Server>)> {
+        match role {
+            "reviewer" => Some((&self.reviewer.sampling, self.reviewer.server.as_ref())),
+            other => self.role(other).map(|r| (&r.sampling, r.server.as_ref())),
+        }
+    }
+
+    /// Records what connecting to `url` found: the served model's name (where the spec did not
+    /// give one) and the template source, in every role that uses that server model.
+    pub fn resolve_server_model(&mut self, url: &str, asked: &str, served: &str, template: Option<&str>, api: crate::engine::remote::spec::Api) {
+        let fill = |model: &mut String, server: &mut Option<Server>| {
+            if let Some(server) = server.as_mut().filter(|s| s.url == url) {
+                if model == asked {
+                    *model = served.to_string();
+                    server.template = template.map(str::to_string);
+                    server.api = api;
+                }
+            }
+        };
+        for role in [&mut self.generator, &mut self.summarizer, &mut self.user, &mut self.judge, &mut self.agent] {
+            fill(&mut role.model, &mut role.server);
+        }
+        let Reviewers { models, server, .. } = &mut self.reviewer;
+        for model in models.iter_mut() {
+            fill(model, server);
+        }
     }
 }
 
@@ -363,14 +499,41 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Removes the value at a dotted path (`a.b.c`), if there is one.
-fn remove_path(value: &mut Value, path: &str) {
-    let (parent, last) = match path.rsplit_once('.') {
-        Some((parent, last)) => (parent.split('.').try_fold(&mut *value, |v, k| v.get_mut(k)), last),
-        None => (Some(value), path),
-    };
-    if let Some(Value::Object(map)) = parent {
-        map.remove(last);
+/// Settings keys that decide how fast or where a run goes, never what it writes: the hash and the
+/// comparison a resumed run makes leave them out. Dotted paths; `*` stands for any one key.
+/// A server's URL, dialect, key variable, timeout, in-flight limit and retries are here, so a
+/// run resumes against the same model served elsewhere; its model name and template source are
+/// not.
+pub const UNHASHED: &[&str] = &[
+    "concurrency",
+    "*.server.url",
+    "*.server.flavor",
+    "*.server.api_key_env",
+    "*.server.timeout_secs",
+    "*.server.max_in_flight",
+    "*.server.retries",
+];
+
+/// Whether the key at `path` is one of the [`UNHASHED`].
+fn is_unhashed(path: &[&str]) -> bool {
+    UNHASHED.iter().any(|pattern| {
+        let parts: Vec<&str> = pattern.split('.').collect();
+        parts.len() == path.len() && parts.iter().zip(path).all(|(p, k)| *p == "*" || p == k)
+    })
+}
+
+/// `value` without its [`UNHASHED`] keys.
+fn remove_unhashed<'a>(value: &'a mut Value, path: &mut Vec<String>) {
+    if let Value::Object(map) = value {
+        map.retain(|key, _| {
+            let full: Vec<&str> = path.iter().map(String::as_str).chain([key.as_str()]).collect();
+            !is_unhashed(&full)
+        });
+        for (key, child) in map.iter_mut() {
+            path.push(key.clone());
+            remove_unhashed(child, path);
+            path.pop();
+        }
     }
 }
 
@@ -383,7 +546,7 @@ pub fn first_difference(old: &Value, new: &Value) -> Option<String> {
                 let keys = x.keys().chain(y.keys().filter(|k| !x.contains_key(*k)));
                 for key in keys {
                     let sub = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                    if UNHASHED.contains(&sub.as_str()) {
+                    if is_unhashed(&sub.split('.').collect::<Vec<_>>()) {
                         continue;
                     }
                     match (x.get(key), y.get(key)) {
@@ -420,7 +583,7 @@ mod tests {
         assert_eq!(s.best_of, 5);
         assert_eq!((s.agent.model.as_str(), s.agent.sampling.temperature, s.agent.max_tokens), ("b", 0.3, 99));
         assert_eq!(s.user.model, "a");
-        assert_eq!(s.models(&["generator", "reviewer", "agent"]), vec!["a", "b"]);
+        assert_eq!(s.models(&["generator", "reviewer", "agent"]).iter().map(|m| m.name).collect::<Vec<_>>(), vec!["a", "b"]);
         assert_eq!(s.rounds, 3);
     }
 
@@ -434,6 +597,58 @@ mod tests {
         assert!(err.contains("no model"), "{err}");
         let err = file("domain = 'retail'\nmodel='a'\n[agent]\nmodels = ['x']").resolve().unwrap_err().to_string();
         assert!(err.contains("[agent]"), "{err}");
+    }
+
+    #[test]
+    fn server_roles_resolve_from_specs_and_tables() {
+        let s = file(
+            "domain = 'retail'\nmodel = 'local'\n[server]\ntimeout_secs = 9\n\
+             [agent]\nmodel = 'http://gpu:8000/v1#Qwen/Q'\n[user.server]\nurl = 'http://gpu:8000'\nretries = 1\n\
+             [reviewer]\nmodels = ['http://box/v1#a', 'http://box/v1#b']",
+        )
+        .resolve()
+        .unwrap();
+        let agent = s.agent.server.as_ref().unwrap();
+        assert_eq!((s.agent.model.as_str(), agent.url.as_str(), agent.timeout_secs), ("Qwen/Q", "http://gpu:8000/v1", 9));
+        let user = s.user.server.as_ref().unwrap();
+        assert_eq!((s.user.model.as_str(), user.url.as_str(), user.retries), ("", "http://gpu:8000/v1", 1));
+        assert_eq!((s.judge.model.as_str(), s.judge.server.is_none()), ("local", true));
+        assert_eq!(s.reviewer.models, ["a", "b"]);
+        assert_eq!(s.models(&["agent", "judge", "generator"]).len(), 2);
+        for (text, needle) in [
+            ("model = 'x'\n[agent]\nmodel = 'y'\n[agent.server]\ntimeout_secs = 3", "not a server URL"),
+            ("model = 'x'\n[agent]\nmodel = 'http://a'\n[agent.server]\nurl = 'http://b'", "twice"),
+            ("model = 'x'\n[reviewer]\nmodels = ['http://a', 'local']", "mixes"),
+            ("model = 'x'\n[reviewer]\nmodels = ['http://a', 'http://b']", "different servers"),
+            ("model = 'http://a#'", "nothing after"),
+        ] {
+            let err = format!("{:#}", file(&format!("domain = 'retail'\n{text}")).resolve().unwrap_err());
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_server_roles_url_and_limits_are_not_hashed_but_its_model_and_template_are() {
+        let a = file("domain = 'retail'\nmodel = 'http://one:1/v1#m'").resolve().unwrap();
+        let mut b = a.clone();
+        let server = b.agent.server.as_mut().unwrap();
+        server.url = "http://two:2/v1".into();
+        server.timeout_secs = 1;
+        server.max_in_flight = 1;
+        server.retries = 0;
+        server.api_key_env = Some("KEY".into());
+        assert_eq!(a.hash(), b.hash());
+        assert_eq!(first_difference(&a.to_json(), &b.to_json()), None);
+        b.agent.server.as_mut().unwrap().template = Some("org/other".into());
+        assert_ne!(a.hash(), b.hash());
+        assert_eq!(first_difference(&a.to_json(), &b.to_json()).as_deref(), Some("agent.server.template"));
+        let mut c = a.clone();
+        c.resolve_server_model("http://one:1/v1", "m", "m2", Some("org/m2"), crate::engine::remote::spec::Api::Completions);
+        assert_eq!((c.agent.model.as_str(), c.user.server.as_ref().unwrap().template.as_deref()), ("m2", Some("org/m2")));
+        assert_eq!(first_difference(&a.to_json(), &c.to_json()).as_deref(), Some("generator.model"));
+        // An in-process run's settings serialize as before: no `server` keys.
+        let local = file("domain = 'retail'\nmodel = 'a'").resolve().unwrap();
+        assert!(!local.to_json().to_string().contains("server"));
     }
 
     #[test]

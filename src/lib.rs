@@ -19,6 +19,7 @@ pub mod prompts;
 pub mod samplers;
 pub mod schedule;
 pub mod seeds;
+pub mod serve;
 pub mod shard;
 pub mod tokenizer;
 pub mod validate;

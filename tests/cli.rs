@@ -126,12 +126,13 @@ fn a_broken_chat_template_is_a_clean_error() {
 }
 
 #[test]
-fn devices_without_their_feature_are_refused() {
-    if cfg!(feature = "cuda") {
-        return;
+fn gpu_devices_are_refused_with_the_way_to_an_inference_server() {
+    for device in ["cuda", "metal:1"] {
+        let output = run(&["chat", "--model", "/nonexistent.gguf", "--device", device, "--prompt", "hi"]);
+        assert_clean_failure(&output, device);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("CPU only") && stderr.contains("http://127.0.0.1:8000/v1"), "{stderr}");
     }
-    let output = run(&["chat", "--model", "/nonexistent.gguf", "--device", "cuda", "--prompt", "hi"]);
-    assert_clean_failure(&output, "cuda");
 }
 
 #[test]

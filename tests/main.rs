@@ -14,6 +14,7 @@ mod phase1;
 mod phase2;
 mod pipeline;
 mod report;
+mod serve;
 mod source;
 mod structured;
 mod support;

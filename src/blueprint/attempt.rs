@@ -156,6 +156,7 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
         }
         round += 1;
     };
+    caller.available()?;
     Ok(Attempt {
         task,
         recombined_from: Vec::new(),

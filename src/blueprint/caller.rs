@@ -57,6 +57,9 @@ pub struct Caller<'a> {
     pub trace: Vec<Value>,
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
+    /// Set when a model server stayed unreachable: the attempt cannot be judged, later calls
+    /// fail at once, and [`Caller::available`] stops the run.
+    unavailable: Option<String>,
 }
 
 /// A completion that can be used: finished cleanly, not cut off.
@@ -66,7 +69,16 @@ pub struct Reply {
 
 impl<'a> Caller<'a> {
     pub fn new(models: &'a Models, prompts: &'a Prompts, run_seed: u64, task: usize) -> Self {
-        Self { models, prompts, run_seed, task, trace: Vec::new(), prompt_tokens: 0, completion_tokens: 0 }
+        Self { models, prompts, run_seed, task, trace: Vec::new(), prompt_tokens: 0, completion_tokens: 0, unavailable: None }
+    }
+
+    /// `Err` when a model server stayed unreachable during this attempt: its outcome says
+    /// nothing about the blueprint, so the run stops without committing it (re-running resumes).
+    pub fn available(&self) -> anyhow::Result<()> {
+        match &self.unavailable {
+            Some(reason) => Err(anyhow::anyhow!("{reason}")),
+            None => Ok(()),
+        }
     }
 
     /// Asks `who` with `template` rendered from `context`. `path` names the call (round,
@@ -121,6 +133,9 @@ impl<'a> Caller<'a> {
     /// Renders a call's prompt and builds its request.
     fn prepare<'c>(&self, call: Call<'c>) -> anyhow::Result<(Who, &'c RoleConfig, String, Vec<String>, Request)> {
         let Call { who, config, template, context, path, schema } = call;
+        if let Some(reason) = &self.unavailable {
+            anyhow::bail!("{}: {reason}", who.role());
+        }
         let text = self.prompts.render(template, context)?;
         let task = self.task.to_string();
         let mut seed_path = vec!["blueprint", task.as_str(), who.role()];
@@ -147,6 +162,9 @@ impl<'a> Caller<'a> {
         (rendered, result): (Option<String>, Result<Completion, EngineError>),
     ) -> anyhow::Result<Reply> {
         let role = who.role();
+        if let Err(EngineError::Unavailable(reason)) = &result {
+            self.unavailable = Some(reason.clone());
+        }
         let entry = match &result {
             Ok(c) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "rendered_prompt": rendered,
                              "completion": c.text, "finish_reason": c.finish_reason, "error": c.error}),

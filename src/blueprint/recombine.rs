@@ -119,6 +119,7 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
             })
         }
     };
+    caller.available()?;
     Ok(Attempt {
         task: lead,
         recombined_from: parts.iter().map(|(id, _)| id.clone()).collect(),

@@ -51,7 +51,7 @@ pub struct BlueprintsArgs {
 }
 
 pub fn run(args: BlueprintsArgs) -> Result<()> {
-    let settings = settings::resolve(&args.common, args.count, &args.phase1, &TrajectoryFlags::default())?;
+    let mut settings = settings::resolve(&args.common, args.count, &args.phase1, &TrajectoryFlags::default())?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let pool = fewshot::pool(&settings.domain, &args.few_shot)?;
     let shard = args.common.shard()?;
@@ -64,7 +64,7 @@ pub fn run(args: BlueprintsArgs) -> Result<()> {
         files.push(HELDOUT);
     }
     // Models load before the directory is touched: a typo in a model name leaves no run behind.
-    let engines = Engines::load(&args.load, &settings.models(&PHASE1_ROLES))?;
+    let engines = Engines::load(&args.load, &mut settings, &PHASE1_ROLES)?;
     let mut out = RunDir::open(&args.out, "blueprints", &settings, options, &files)?;
     let pipeline = Pipeline::new(&settings, &engines, &prompts, shard);
     pipeline.blueprints(&pool, args.trace, &mut out)?;

@@ -89,7 +89,7 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
     if phase2.best_of.is_none() {
         phase2.best_of = Some(1);
     }
-    let settings = settings::resolve(&args.common, None, &BlueprintFlags::default(), &phase2)?;
+    let mut settings = settings::resolve(&args.common, None, &BlueprintFlags::default(), &phase2)?;
     let domain = crate::env::resolve(&settings.domain)?;
     let path = blueprints.display().to_string();
     let text = std::fs::read_to_string(&blueprints).with_context(|| format!("reading tasks {path}"))?;
@@ -114,7 +114,7 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
         "shard": shard.map(|s| s.to_string()),
     });
     // Models load before the directory is touched: a typo in a model name leaves no run behind.
-    let engines = Engines::load(&args.load, &settings.models(&PHASE2_ROLES))?;
+    let engines = Engines::load(&args.load, &mut settings, &PHASE2_ROLES)?;
     let stats = evaluate(&Pipeline::new(&settings, &engines, &prompts, shard), &policy, world, tasks, &out, options)?;
     let e = &stats["eval"];
     eprintln!("{} tasks × {} trials: pass^k {}; wrote {}", e["tasks"], e["trials_per_task"], e["pass_hat_k"], out.display());

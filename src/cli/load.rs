@@ -1,12 +1,17 @@
 //! The flags that pick and load a model, shared by every subcommand that runs one.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::chat::CalendarDate;
 use crate::dataset::stats::EngineReport;
 use crate::engine::loaded::{parse_device, parse_dtype, LoadOptions, LoadedModel};
-use crate::engine::{self, EngineConfig, EngineHandle};
+use crate::config::{ModelRef, Settings};
+use crate::engine::remote::spec::Server;
+use crate::engine::remote::RemoteModel;
+use crate::engine::{self, EngineConfig, EngineHandle, LanguageModel};
 use crate::model::KvDtype;
 
 #[derive(Debug, Clone, Args)]
@@ -25,7 +30,8 @@ pub struct LoadArgs {
     /// Use only the local Hugging Face cache (also: HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
-    /// Where the model runs: cpu, or cuda[:N] / metal[:N] in binaries built with that feature.
+    /// Where in-process models run: cpu, the only device the engine has. For a GPU, serve the
+    /// model with vLLM, SGLang or llama-server and give its URL as the model (`http://HOST:PORT/v1`).
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
     /// Convert float (unquantized) weights to f32, f16 or bf16 (default: keep each as the file
@@ -97,43 +103,97 @@ impl LoadArgs {
     }
 }
 
-/// The engines of a run: each distinct model loaded once, its handle shared by every role that
-/// names it.
+/// The engines of a run: each distinct model loaded (or connected to) once, its handle shared
+/// by every role that names it.
 pub struct Engines {
-    loaded: Vec<(String, EngineHandle)>,
+    loaded: Vec<(Loaded, EngineHandle)>,
+}
+
+/// What one handle stands for.
+struct Loaded {
+    name: String,
+    /// The server's URL; `None` in process.
+    url: Option<String>,
+    remote: Option<Arc<RemoteModel>>,
 }
 
 impl Engines {
-    /// Loads every model in `names` (duplicates once).
-    pub fn load(load: &LoadArgs, names: &[&str]) -> Result<Self> {
-        let mut loaded: Vec<(String, EngineHandle)> = Vec::new();
-        for name in names {
-            if loaded.iter().any(|(n, _)| n == name) {
+    /// Connects to every server and loads every local model the given roles use (each once),
+    /// servers first: connecting is quick and may fail, loading weights is slow. What connecting
+    /// found (served model names, template sources) is written into `settings`, so the run's
+    /// config names what was used. Sampling a server cannot take is refused, naming the role.
+    pub fn load(load: &LoadArgs, settings: &mut Settings, roles: &[&str]) -> Result<Self> {
+        let wanted: Vec<(String, Option<Server>)> =
+            settings.models(roles).iter().map(|m| (m.name.to_string(), m.server.cloned())).collect();
+        let mut loaded: Vec<(Loaded, EngineHandle)> = Vec::new();
+        let mut asked: Vec<(String, String, String)> = Vec::new();
+        for (name, server) in wanted.iter().filter_map(|(n, s)| s.as_ref().map(|s| (n, s))) {
+            if asked.iter().any(|(url, a, _)| *url == server.url && a == name) {
+                continue;
+            }
+            let options = load.options()?;
+            let requested = (!name.is_empty()).then_some(name.as_str());
+            let (model, connected) = RemoteModel::connect(server, requested, &options.hub, options.date)?;
+            eprintln!(
+                "{}: {} at {} ({}, template: {})",
+                connected.model,
+                model.info().architecture,
+                server.url,
+                connected.api.name(),
+                connected.template.as_deref().unwrap_or("the server's")
+            );
+            settings.resolve_server_model(&server.url, name, &connected.model, connected.template.as_deref(), connected.api);
+            asked.push((server.url.clone(), name.clone(), connected.model.clone()));
+            if loaded.iter().any(|(l, _)| l.url.as_deref() == Some(&server.url) && l.name == connected.model) {
+                continue;
+            }
+            let model = Arc::new(model);
+            let handle = EngineHandle::new(model.clone());
+            loaded.push((Loaded { name: connected.model, url: Some(server.url.clone()), remote: Some(model) }, handle));
+        }
+        for (name, _) in wanted.iter().filter(|(_, s)| s.is_none()) {
+            if loaded.iter().any(|(l, _)| l.url.is_none() && l.name == *name) {
                 continue;
             }
             let engine = load.start(name)?;
-            loaded.push((name.to_string(), engine));
+            loaded.push((Loaded { name: name.clone(), url: None, remote: None }, engine));
         }
-        Ok(Self { loaded })
+        let engines = Self { loaded };
+        for role in roles {
+            let Some((sampling, Some(_))) = settings.role_sampling(role) else { continue };
+            for model in settings.role_models(role) {
+                if let Some(remote) = engines.find(model).and_then(|(l, _)| l.remote.as_ref()) {
+                    remote.check_sampling(sampling).with_context(|| format!("the {role}'s sampling"))?;
+                }
+            }
+        }
+        Ok(engines)
+    }
+
+    fn find(&self, model: ModelRef) -> Option<&(Loaded, EngineHandle)> {
+        let url = model.server.map(|s| s.url.as_str());
+        self.loaded.iter().find(|(l, _)| l.name == model.name && l.url.as_deref() == url)
     }
 
     /// Engines already started, by the names roles give them (a test's scripted models).
     pub fn from_handles(handles: Vec<(String, EngineHandle)>) -> Self {
-        Self { loaded: handles }
+        Self { loaded: handles.into_iter().map(|(name, handle)| (Loaded { name, url: None, remote: None }, handle)).collect() }
     }
 
     /// The handle of a loaded model.
-    pub fn get(&self, name: &str) -> Result<EngineHandle> {
-        self.loaded
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, e)| e.clone())
-            .with_context(|| format!("model {name} was not loaded"))
+    pub fn get(&self, model: ModelRef) -> Result<EngineHandle> {
+        self.find(model).map(|(_, e)| e.clone()).with_context(|| format!("model {} was not loaded", model.name))
     }
 
-    /// Each engine's totals, for `stats.json`.
+    /// Each model's totals, for `stats.json`: engine metrics in process, request counts of a server.
     pub fn reports(&self) -> Vec<EngineReport> {
-        self.loaded.iter().map(|(model, e)| EngineReport { model: model.clone(), metrics: e.metrics() }).collect()
+        self.loaded
+            .iter()
+            .map(|(l, e)| {
+                let server = e.server_report();
+                EngineReport { model: l.name.clone(), metrics: server.is_none().then(|| e.metrics()), server }
+            })
+            .collect()
     }
 }
 

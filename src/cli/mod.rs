@@ -12,6 +12,7 @@ mod output;
 pub mod pipeline;
 pub mod report;
 pub mod run;
+pub mod serve;
 mod settings;
 pub mod trajectories;
 pub mod world;
@@ -46,6 +47,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Environments: domains, tool schemas, replays, policies, dependency graphs, generated worlds.
     Env(env::EnvArgs),
+    /// Serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions).
+    Serve(serve::ServeArgs),
     /// Measure prefill and decode throughput at several concurrencies (llama-batched-bench's
     /// definitions), optionally checking that batching does not change outputs.
     Bench(bench::BenchArgs),
@@ -64,5 +67,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report::run(args),
         Command::Env(args) => env::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

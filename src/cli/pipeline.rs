@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::load::Engines;
 use crate::blueprint::caller;
 use crate::blueprint::run::{self as blueprint_run, Progress as BlueprintProgress};
-use crate::config::Settings;
+use crate::config::{ModelRef, Settings};
 use crate::dataset::rundir::{RunDir, BLUEPRINTS};
 use crate::engine::meter::{Meter, RoleUsage};
 use crate::prompts::Prompts;
@@ -81,25 +81,25 @@ impl<'a> Pipeline<'a> {
     }
 
     /// The handle of `role`'s model, counted under the role.
-    fn role(&self, role: &str, model: &str) -> Result<crate::engine::EngineHandle> {
+    fn role(&self, role: &str, model: ModelRef) -> Result<crate::engine::EngineHandle> {
         Ok(self.meter.wrap(role, &self.engines.get(model)?))
     }
 
     fn phase1_models(&self) -> Result<caller::Models> {
         let s = self.settings;
         Ok(caller::Models {
-            generator: self.role("generator", &s.generator.model)?,
-            reviewers: s.reviewer.models.iter().map(|m| self.role("reviewer", m)).collect::<Result<_>>()?,
-            summarizer: self.role("summarizer", &s.summarizer.model)?,
+            generator: self.role("generator", s.generator.model_ref())?,
+            reviewers: s.reviewer.model_refs().into_iter().map(|m| self.role("reviewer", m)).collect::<Result<_>>()?,
+            summarizer: self.role("summarizer", s.summarizer.model_ref())?,
         })
     }
 
     fn phase2_models(&self) -> Result<agent::Models> {
         let s = self.settings;
         Ok(agent::Models {
-            agent: self.role("agent", &s.agent.model)?,
-            user: self.role("user", &s.user.model)?,
-            judge: self.role("judge", &s.judge.model)?,
+            agent: self.role("agent", s.agent.model_ref())?,
+            user: self.role("user", s.user.model_ref())?,
+            judge: self.role("judge", s.judge.model_ref())?,
         })
     }
 

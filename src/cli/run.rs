@@ -67,7 +67,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let settings = settings::resolve(&args.common, args.tasks, &args.phase1, &args.phase2)?;
+    let mut settings = settings::resolve(&args.common, args.tasks, &args.phase1, &args.phase2)?;
     let domain = crate::env::resolve(&settings.domain)?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let pool = fewshot::pool(&settings.domain, &args.few_shot)?;
@@ -86,7 +86,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     // Models load before the directory is touched: a typo in a model name leaves no run behind.
     let mut roles = PHASE1_ROLES.to_vec();
     roles.extend(PHASE2_ROLES);
-    let engines = Engines::load(&args.load, &settings.models(&roles))?;
+    let engines = Engines::load(&args.load, &mut settings, &roles)?;
     let out = RunDir::open(&args.out, "run", &settings, options, &files)?;
     let policy = domain.policy();
     let pipeline = Pipeline::new(&settings, &engines, &prompts, shard);

@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::config::{RoleFile, Settings, SettingsFile};
+use crate::engine::remote::spec::{Api, ServerFile};
 use crate::shard::Shard;
 
 /// Flags every pipeline command takes.
@@ -20,7 +21,9 @@ pub struct CommonFlags {
     #[arg(long)]
     pub domain: Option<String>,
     /// Every role's model unless the role names its own: a preset, a local directory or .gguf
-    /// file, or a Hugging Face repo `org/name[@revision][:file.gguf]`.
+    /// file, a Hugging Face repo `org/name[@revision][:file.gguf]`, or an inference server
+    /// `http://HOST:PORT/v1[#MODEL]` (vLLM, SGLang, llama-server, `apigen-mt serve`; without
+    /// #MODEL, the server's first model). Each --ROLE-model takes the same forms.
     #[arg(long, short = 'm', value_name = "MODEL")]
     pub model: Option<String>,
     /// The run seed every random choice and sampling seed derives from (default 0).
@@ -42,6 +45,8 @@ pub struct CommonFlags {
     /// Kubernetes Indexed Job's completions).
     #[arg(long, value_name = "N", env = "APIGEN_SHARD_COUNT")]
     pub shard_count: Option<usize>,
+    #[command(flatten)]
+    pub server: ServerFlags,
 }
 
 impl CommonFlags {
@@ -58,6 +63,57 @@ impl CommonFlags {
                 Ok(Some(shard))
             }
         }
+    }
+}
+
+/// Options of every role whose model is an inference server (`[server]` in the config).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Inference servers (roles whose model is http://...)")]
+pub struct ServerFlags {
+    /// Where prompts are rendered from: a preset, model folder or hub repo with the served
+    /// model's chat template and tokenizer, or `server` for llama-server's own (default: the
+    /// served model name when it is one of those, else the server's template).
+    #[arg(long, value_name = "SOURCE")]
+    pub server_template: Option<String>,
+    /// completions (default: prompts rendered here, sent to /v1/completions) or chat (the
+    /// server renders them, /v1/chat/completions).
+    #[arg(long, value_name = "API")]
+    pub server_api: Option<String>,
+    /// The environment variable holding the servers' API key.
+    #[arg(long, value_name = "VAR")]
+    pub server_api_key_env: Option<String>,
+    /// Seconds one request may take before it is retried (default 600).
+    #[arg(long, value_name = "SECONDS")]
+    pub server_timeout: Option<u64>,
+    /// Requests in flight to one server model at most (default 32).
+    #[arg(long, value_name = "N")]
+    pub server_max_in_flight: Option<usize>,
+    /// Retries after a timeout, connection error, 429 or 5xx before the run stops (default 5).
+    #[arg(long, value_name = "N")]
+    pub server_retries: Option<usize>,
+    /// The server's dialect: vllm, sglang, llama-server, apigen-mt or openai (default: detected).
+    #[arg(long, value_name = "FLAVOR")]
+    pub server_flavor: Option<String>,
+}
+
+impl ServerFlags {
+    fn file(&self) -> Result<ServerFile> {
+        let api = match self.server_api.as_deref() {
+            None => None,
+            Some("completions") => Some(Api::Completions),
+            Some("chat") => Some(Api::Chat),
+            Some(other) => anyhow::bail!("--server-api {other:?}: expected completions or chat"),
+        };
+        Ok(ServerFile {
+            template: self.server_template.clone(),
+            api,
+            flavor: self.server_flavor.clone(),
+            api_key_env: self.server_api_key_env.clone(),
+            timeout_secs: self.server_timeout,
+            max_in_flight: self.server_max_in_flight,
+            retries: self.server_retries,
+            ..ServerFile::default()
+        })
     }
 }
 
@@ -185,6 +241,7 @@ pub fn resolve(common: &CommonFlags, tasks: Option<usize>, p1: &BlueprintFlags, 
         best_of: p2.best_of,
         max_turns: p2.max_turns,
         max_parse_errors: None,
+        server: common.server.file()?,
         generator: role(p1.generator_model.as_ref(), p1.generator_temperature, p1.generator_max_tokens),
         reviewer: RoleFile {
             models: (!p1.reviewer_model.is_empty()).then(|| p1.reviewer_model.clone()),

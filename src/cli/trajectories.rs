@@ -62,7 +62,7 @@ pub struct TrajectoriesArgs {
 }
 
 pub fn run(args: TrajectoriesArgs) -> Result<()> {
-    let settings = settings::resolve(&args.common, None, &BlueprintFlags::default(), &args.phase2)?;
+    let mut settings = settings::resolve(&args.common, None, &BlueprintFlags::default(), &args.phase2)?;
     let domain = crate::env::resolve(&settings.domain)?;
     let path = args.blueprints.display().to_string();
     let text = std::fs::read_to_string(&args.blueprints).with_context(|| format!("reading blueprints {path}"))?;
@@ -89,7 +89,7 @@ pub fn run(args: TrajectoriesArgs) -> Result<()> {
         "prompts": args.prompts,
     });
     // Models load before the directory is touched: a typo in a model name leaves no run behind.
-    let engines = Engines::load(&args.load, &settings.models(&PHASE2_ROLES))?;
+    let engines = Engines::load(&args.load, &mut settings, &PHASE2_ROLES)?;
     let mut files = vec![TRAJECTORIES, TRAJECTORIES_REJECTED];
     files.extend(formats::jsonl_files(&formats));
     let mut out = RunDir::open(&args.out, "trajectories", &settings, options, &files)?;

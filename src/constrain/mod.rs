@@ -17,6 +17,7 @@
 mod compiler;
 mod generate;
 mod sequence;
+pub mod validate;
 mod vocab;
 
 pub use compiler::ConstraintCompiler;

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::contents::{Contents, Record};
 use super::report::number;
@@ -286,11 +286,15 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
         let mut cache_rows = Vec::new();
         for e in &engines {
             let model = e["model"].as_str().unwrap_or("?");
-            let m = &e["metrics"];
+            // A server model has no engine metrics: its request and token counts stand in.
+            let m = match e.get("server") {
+                Some(server) => server,
+                None => &e["metrics"],
+            };
             let served: Vec<&str> = roles.iter().filter(|(_, ms)| ms.iter().any(|x| x == model)).map(|(r, _)| r.as_str()).collect();
             let prompt = m["prompt_tokens"].as_f64().unwrap_or(0.0);
             let hit = m["prefix_hit_tokens"].as_f64().unwrap_or(0.0);
-            let generated = m["generated_tokens"].as_f64().unwrap_or(0.0);
+            let generated = m["generated_tokens"].as_f64().or_else(|| m["completion_tokens"].as_f64()).unwrap_or(0.0);
             let busy = seconds(&m["busy_time"]).unwrap_or(0.0);
             let share = if prompt > 0.0 { hit / prompt } else { 0.0 };
             let rate = if busy > 0.0 { generated / busy } else { 0.0 };
@@ -304,7 +308,7 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
                 number(&m["requests"]),
                 number(&m["prompt_tokens"]),
                 share * 100.0,
-                number(&m["generated_tokens"]),
+                number(&json!(generated as u64)),
                 rate,
                 batch
             );

@@ -84,8 +84,19 @@ pub fn render(stats: &Value, title: &str) -> String {
     out.push_str("## Throughput\n\n");
     let _ = writeln!(out, "Wall time {} s; {} generated tokens/s ({}).\n", number(&timing["wall_seconds"]), number(&timing["generated_tokens_per_second"]), timing["note"].as_str().unwrap_or(""));
     for engine in timing["engines"].as_array().cloned().unwrap_or_default() {
-        let _ = writeln!(out, "Engine `{}`:\n", engine["model"].as_str().unwrap_or("?"));
-        table(&mut out, &["metric", "value"], entries(&engine["metrics"]).into_iter().map(|(k, v)| vec![k, metric(v)]));
+        let model = engine["model"].as_str().unwrap_or("?");
+        // An in-process engine reports its metrics; a server model, what was asked of it.
+        let values = match engine.get("server") {
+            Some(server) => {
+                let _ = writeln!(out, "Server model `{model}` at {}:\n", server["url"].as_str().unwrap_or("?"));
+                server
+            }
+            None => {
+                let _ = writeln!(out, "Engine `{model}`:\n");
+                &engine["metrics"]
+            }
+        };
+        table(&mut out, &["metric", "value"], entries(values).into_iter().map(|(k, v)| vec![k, metric(v)]));
     }
     out
 }
@@ -94,6 +105,6 @@ pub fn render(stats: &Value, title: &str) -> String {
 fn metric(value: &Value) -> String {
     match (value.get("secs"), value.get("nanos")) {
         (Some(s), Some(n)) => format!("{:.3} s", s.as_f64().unwrap_or(0.0) + n.as_f64().unwrap_or(0.0) / 1e9),
-        _ => number(value),
+        _ => value.as_str().map_or_else(|| number(value), str::to_string),
     }
 }

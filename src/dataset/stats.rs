@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::blueprint::run::Progress as BlueprintProgress;
 use crate::engine::meter::RoleUsage;
+use crate::engine::remote::ServerReport;
 use crate::engine::EngineMetrics;
 use crate::trajectory::runner::{AttemptRecord, Progress as TrajectoryProgress};
 
@@ -59,11 +60,24 @@ fn ratio(a: usize, b: usize) -> Value {
     }
 }
 
-/// One loaded model's engine totals.
+/// One model's totals: an in-process engine's metrics, or what was asked of a server.
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineReport {
     pub model: String,
-    pub metrics: EngineMetrics,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<EngineMetrics>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerReport>,
+}
+
+impl EngineReport {
+    fn generated_tokens(&self) -> u64 {
+        match (&self.metrics, &self.server) {
+            (Some(metrics), _) => metrics.generated_tokens,
+            (None, Some(server)) => server.completion_tokens,
+            (None, None) => 0,
+        }
+    }
 }
 
 /// Builds `stats.json` from the phases' final progress. Everything outside `timing` is a
@@ -124,7 +138,7 @@ pub fn build(
 /// The `timing` section of this process: wall time, generated tokens per second over every
 /// engine, each engine's metrics and each role's requests with its prefix-cache share.
 pub fn timing(wall_seconds: f64, engines: &[EngineReport], roles: &BTreeMap<String, RoleUsage>) -> Value {
-    let generated: u64 = engines.iter().map(|e| e.metrics.generated_tokens).sum();
+    let generated: u64 = engines.iter().map(EngineReport::generated_tokens).sum();
     json!({
         "note": "this process only: a resumed run counts from its restart",
         "wall_seconds": wall_seconds,

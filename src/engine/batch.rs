@@ -318,12 +318,32 @@ impl Worker {
     }
 
     fn step(&mut self) {
+        self.drop_cancelled();
         self.admit();
         let plan = self.plan();
         if plan.is_empty() {
             return;
         }
         self.forward(plan);
+    }
+
+    /// Ends the requests whose callers gave up (see [`super::CancelToken`]), waiting or running,
+    /// so that they stop taking forward passes and memory.
+    fn drop_cancelled(&mut self) {
+        let cancelled = |seq: &Sequence| seq.request.is_cancelled();
+        if !self.running.iter().chain(&self.waiting).any(cancelled) {
+            return;
+        }
+        let (gone, kept): (Vec<Sequence>, Vec<Sequence>) = self.running.drain(..).partition(cancelled);
+        self.running = kept;
+        let (gone_waiting, waiting): (VecDeque<Sequence>, VecDeque<Sequence>) = self.waiting.drain(..).partition(cancelled);
+        self.waiting = waiting;
+        for seq in gone.into_iter().chain(gone_waiting) {
+            self.release_session(&seq);
+            self.admission_paused = false;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            seq.fail(EngineError::Cancelled);
+        }
     }
 
     /// Moves waiting sequences into the running set while there is room.

@@ -18,8 +18,8 @@ use crate::chat::tools::ToolFormat;
 use crate::chat::{CalendarDate, ChatTemplate, RenderOptions};
 use crate::constrain::{ConstraintCompiler, SeqConstraint};
 use crate::model::presets::{self, Preset};
-use crate::model::source::{self, HubConfig, ModelFiles};
-use crate::model::{Decoder, LoadOptions as DecoderOptions, WeightsSource};
+use crate::model::source::{self, HubConfig, TextFiles};
+use crate::model::{Decoder, LoadOptions as DecoderOptions};
 use crate::tokenizer::Tokenizer;
 
 /// How to load a model.
@@ -43,22 +43,18 @@ impl LoadOptions {
     }
 }
 
-/// Parses `--device`: `cpu`, or `cuda`/`cuda:N`/`metal` where the binary was built with that
-/// back end.
+/// Parses `--device`. The forward pass runs on the CPU only (its kernels are this crate's own),
+/// so a GPU device is refused with the way to use one: an inference server as the backend.
 pub fn parse_device(name: &str) -> Result<Device> {
-    let (kind, ordinal) = match name.split_once(':') {
-        Some((kind, n)) => (kind, n.parse::<usize>().with_context(|| format!("invalid device ordinal in {name:?}"))?),
-        None => (name, 0),
-    };
+    let kind = name.split_once(':').map_or(name, |(kind, _)| kind);
     match kind {
         "cpu" => Ok(Device::Cpu),
-        "cuda" if cfg!(feature = "cuda") => Ok(Device::new_cuda(ordinal)?),
-        "metal" if cfg!(feature = "metal") => Ok(Device::new_metal(ordinal)?),
         "cuda" | "metal" => bail!(
-            "device {kind} is not available: this binary was built without the `{kind}` feature \
-             (rebuild with `cargo build --release --features {kind}`)"
+            "--device {name}: the in-process engine runs on the CPU only. To use a GPU, serve the model with \
+             vLLM, SGLang or llama-server and name the server as the model, e.g. \
+             --model http://127.0.0.1:8000/v1#Qwen/Qwen2.5-7B-Instruct (see the README, \"Inference servers\")"
         ),
-        other => bail!("unknown device {other:?}: expected cpu, cuda[:N] or metal[:N]"),
+        other => bail!("unknown device {other:?}: the in-process engine runs on cpu (GPUs through an inference server)"),
     }
 }
 
@@ -98,7 +94,7 @@ pub struct LoadedModel {
 /// The tool-call format the model speaks: its preset's, else what its template shows. A template
 /// that renders tools in a way this crate does not know falls back to the generic format, with a
 /// warning, rather than refusing to load a model that may never be offered tools.
-fn tool_format(template: &ChatTemplate, preset_hint: Option<&str>, spec: &str) -> ToolFormat {
+pub fn tool_format(template: &ChatTemplate, preset_hint: Option<&str>, spec: &str) -> ToolFormat {
     ToolFormat::detect(template, preset_hint).unwrap_or_else(|err| {
         tracing::warn!("{spec}: {err:#}; using the generic tool-call format");
         ToolFormat::Generic
@@ -111,7 +107,7 @@ impl LoadedModel {
         let resolved = source::resolve(spec, &options.hub)?;
         let files = &resolved.files;
         let decoder = Decoder::load(&files.weights, &options.decoder)?;
-        let (tokenizer, template) = load_text(files, options.date)?;
+        let (tokenizer, template) = load_text(&files.text(), options.date)?;
         let config = decoder.config();
         let mut eos = config.eos_token_ids.clone();
         if let Some(path) = &files.generation_config {
@@ -195,11 +191,8 @@ impl LoadedModel {
 }
 
 /// The tokenizer and chat template: from the HF files when present, else from GGUF metadata.
-fn load_text(files: &ModelFiles, date: CalendarDate) -> Result<(Tokenizer, ChatTemplate)> {
-    let gguf = match &files.weights {
-        WeightsSource::Gguf(path) => Some(path.as_path()),
-        WeightsSource::Safetensors { .. } => None,
-    };
+pub fn load_text(files: &TextFiles, date: CalendarDate) -> Result<(Tokenizer, ChatTemplate)> {
+    let gguf = files.gguf.as_deref();
     let metadata = OnceLock::new();
     let gguf_content = |path: &Path| -> Result<&gguf_file::Content> {
         if let Some(content) = metadata.get() {
@@ -224,7 +217,7 @@ fn load_text(files: &ModelFiles, date: CalendarDate) -> Result<(Tokenizer, ChatT
 }
 
 /// `eos_token_id` of a `generation_config.json`: a number or a list of numbers.
-fn generation_config_eos(path: &Path) -> Result<Vec<u32>> {
+pub fn generation_config_eos(path: &Path) -> Result<Vec<u32>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let ids = match &json["eos_token_id"] {
@@ -275,7 +268,8 @@ pub struct TextModel {
 impl TextModel {
     /// Resolves `spec` (path, hub id or preset) and loads its tokenizer and chat template.
     pub fn load(spec: &str, options: &LoadOptions) -> Result<Self> {
-        let resolved = source::resolve(spec, &options.hub)?;
+        // The text files only: a model's weights are not needed to render its prompts.
+        let resolved = source::resolve_text(spec, &options.hub)?;
         let (tokenizer, template) = load_text(&resolved.files, options.date)?;
         Ok(Self { tokenizer, template })
     }
@@ -309,6 +303,19 @@ impl TextModel {
 }
 
 impl Frontend {
+    /// The text side alone, for a model that runs elsewhere: it renders, tokenizes and compiles
+    /// constraints exactly as the engine would for the same files.
+    pub fn text_only(tokenizer: Tokenizer, template: ChatTemplate, eos: Vec<u32>, context_length: usize) -> Self {
+        let vocab_size = tokenizer.vocab_size();
+        Self { text: Some(TextModel { tokenizer, template }), vocab_size, eos, context_length, constraints: OnceLock::new() }
+    }
+
+    /// The same frontend, for a context of `context_length` tokens (a server's limit).
+    pub fn with_context_length(mut self, context_length: usize) -> Self {
+        self.context_length = context_length;
+        self
+    }
+
     /// `None` for a model with random weights.
     pub fn tokenizer(&self) -> Option<&Tokenizer> {
         self.text.as_ref().map(|t| &t.tokenizer)

@@ -97,12 +97,20 @@ impl LanguageModel for Metered {
         self.inner.opens_reasoning(prompt)
     }
 
+    fn render_prompt(&self, prompt: &Prompt) -> Result<Option<String>, EngineError> {
+        self.inner.render_prompt(prompt)
+    }
+
     fn metrics(&self) -> EngineMetrics {
         self.inner.metrics()
     }
 
     fn capacity(&self, context_tokens: usize) -> Option<usize> {
         self.inner.capacity(context_tokens)
+    }
+
+    fn server_report(&self) -> Option<super::remote::ServerReport> {
+        self.inner.server_report()
     }
 }
 

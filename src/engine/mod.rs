@@ -13,12 +13,14 @@ pub mod batch;
 pub mod loaded;
 pub mod meter;
 pub mod prefix;
+pub mod remote;
 pub mod sampling;
 mod sequence;
 pub mod stop;
 
 pub use batch::{start, EngineConfig};
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,6 +105,30 @@ pub struct Request {
     /// Never end on an end-of-sequence token (it is masked out): benchmarks use it to generate
     /// exactly `max_tokens`.
     pub ignore_eos: bool,
+    /// Lets the caller give up on the request (a server's client that hung up); `None` for
+    /// requests that always run to the end.
+    pub cancel: Option<CancelToken>,
+}
+
+/// A flag a caller sets to abandon a request: the engine drops it at its next step and returns
+/// [`EngineError::Cancelled`]. Clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Tokens never make two requests different: only what is asked for does.
+impl PartialEq for CancelToken {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Request {
@@ -115,6 +141,7 @@ impl Request {
             constraint: None,
             session: None,
             ignore_eos: false,
+            cancel: None,
         }
     }
     pub fn sampling(mut self, sampling: SamplingParams) -> Self {
@@ -140,6 +167,14 @@ impl Request {
     pub fn ignore_eos(mut self) -> Self {
         self.ignore_eos = true;
         self
+    }
+    pub fn cancel(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+    /// Whether the caller has given up on this request.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(CancelToken::is_cancelled)
     }
 }
 
@@ -197,6 +232,25 @@ pub enum EngineError {
     Closed,
     #[error("model failure: {0}")]
     Model(String),
+    /// The caller cancelled the request (see [`CancelToken`]).
+    #[error("the request was cancelled")]
+    Cancelled,
+    /// A model server answered that this request cannot be served (a 4xx about the request
+    /// itself, or output that never met a constraint the server cannot enforce). The attempt that
+    /// made it fails as `backend_error`; the run goes on.
+    #[error("{0}")]
+    Backend(String),
+    /// A model server stayed unreachable (connection errors, timeouts, 429 or 5xx) through every
+    /// retry. The run stops without committing the attempts that needed it; re-running resumes.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl EngineError {
+    /// The [`EngineError`] inside an error chain, if there is one.
+    pub fn find(error: &anyhow::Error) -> Option<&EngineError> {
+        error.chain().find_map(|e| e.downcast_ref::<EngineError>())
+    }
 }
 
 /// What callers may know about the model behind a handle.
@@ -316,6 +370,11 @@ pub trait LanguageModel: Send + Sync {
     fn capacity(&self, _context_tokens: usize) -> Option<usize> {
         None
     }
+
+    /// What a model on a server reports of its requests; `None` in process.
+    fn server_report(&self) -> Option<remote::ServerReport> {
+        None
+    }
 }
 
 /// A cheap, cloneable handle to a model that any number of threads may call at once.
@@ -388,6 +447,10 @@ impl EngineHandle {
     /// See [`LanguageModel::capacity`].
     pub fn capacity(&self, context_tokens: usize) -> Option<usize> {
         self.0.capacity(context_tokens)
+    }
+    /// See [`LanguageModel::server_report`].
+    pub fn server_report(&self) -> Option<remote::ServerReport> {
+        self.0.server_report()
     }
     /// See [`LanguageModel::end_session`].
     pub fn end_session(&self, session: &str) {

@@ -8,9 +8,8 @@
 //! Every kernel computes each output element in an order fixed by that element alone (see
 //! [`super::kernels`]), so a sequence's logits are bit-identical however it is scheduled.
 //!
-//! The pass runs on the host whatever [`Decoder::device`] says: weights are kept in host memory
-//! and the logits are moved to the device at the end. A CUDA or Metal device therefore works,
-//! through the CPU kernels, rather than accelerating anything.
+//! The pass runs on the host, with weights in host memory; `--device` accepts only the CPU, and
+//! GPUs are reached through inference servers instead (see `crate::engine::remote`).
 
 use std::sync::Arc;
 

@@ -20,8 +20,8 @@ use super::weights::{
 /// Where the logits go and how dense weights are stored.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// The device logits are returned on. The forward pass itself always runs on the host with
-    /// the CPU kernels (see [`Decoder`]), so a GPU device works but is not faster.
+    /// The device logits are returned on: the CPU, where the forward pass runs (see
+    /// [`Decoder`]; `--device` refuses any other).
     pub device: Device,
     /// How float weights are kept: F32, BF16 or F16 (activations are f32 regardless). `None`
     /// keeps each tensor as the file stores it, so a BF16 checkpoint takes half the memory of

@@ -135,23 +135,99 @@ impl HubRef {
 
 /// Resolves a model spec into local files, downloading hub files when allowed.
 pub fn resolve(spec: &str, hub: &HubConfig) -> Result<ResolvedModel> {
+    let found = locate(spec, hub)?;
+    let files = found.in_context(select(found.source.as_ref(), found.gguf.as_deref()))?;
+    Ok(ResolvedModel { name: found.name, files, preset: found.preset })
+}
+
+/// The files that turn conversations into a model's prompt tokens, without its weights: what a
+/// model served elsewhere needs here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TextFiles {
+    pub tokenizer: Option<PathBuf>,
+    pub tokenizer_config: Option<PathBuf>,
+    pub chat_template: Option<PathBuf>,
+    pub generation_config: Option<PathBuf>,
+    /// `config.json`, for the context length.
+    pub config: Option<PathBuf>,
+    /// A GGUF file, read for the tokenizer or template the Hugging Face files do not give.
+    pub gguf: Option<PathBuf>,
+}
+
+impl ModelFiles {
+    /// The text side of a model's files.
+    pub fn text(&self) -> TextFiles {
+        let (config, gguf) = match &self.weights {
+            WeightsSource::Gguf(path) => (None, Some(path.clone())),
+            WeightsSource::Safetensors { config, .. } => (Some(config.clone()), None),
+        };
+        TextFiles {
+            tokenizer: self.tokenizer.clone(),
+            tokenizer_config: self.tokenizer_config.clone(),
+            chat_template: self.chat_template.clone(),
+            generation_config: self.generation_config.clone(),
+            config,
+            gguf,
+        }
+    }
+}
+
+/// A resolved template source: its files, the name to show, and its preset, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedText {
+    pub name: String,
+    pub files: TextFiles,
+    pub preset: Option<Preset>,
+}
+
+/// Resolves a model spec into its text files alone. Hub repos give their tokenizer and template
+/// files without the weights; a GGUF is fetched only when the folder has no `tokenizer.json` or no
+/// template beside it (its metadata then supplies them).
+pub fn resolve_text(spec: &str, hub: &HubConfig) -> Result<ResolvedText> {
+    let found = locate(spec, hub)?;
+    let files = found.in_context(select_text(found.source.as_ref(), found.gguf.as_deref()))?;
+    Ok(ResolvedText { name: found.name, files, preset: found.preset })
+}
+
+/// Where a spec's files are.
+struct Located {
+    name: String,
+    source: Box<dyn FileSource>,
+    /// The GGUF file the spec names, if it names one.
+    gguf: Option<String>,
+    preset: Option<Preset>,
+    /// Said before a selection error: which hub revision, preset or mode.
+    context: Option<String>,
+}
+
+impl Located {
+    fn in_context<T>(&self, result: Result<T>) -> Result<T> {
+        match &self.context {
+            Some(context) => result.with_context(|| context.clone()),
+            None => result,
+        }
+    }
+}
+
+fn locate(spec: &str, hub: &HubConfig) -> Result<Located> {
     let path = Path::new(spec);
     if path.exists() {
-        let files = resolve_local(path)?;
-        return Ok(ResolvedModel { name: spec.to_string(), files, preset: None });
+        let (source, gguf) = local_folder(path)?;
+        return Ok(Located { name: spec.to_string(), source, gguf, preset: None, context: None });
     }
     if let Some(hub_ref) = HubRef::parse(spec) {
-        let files = resolve_hub(&hub_ref, hub)?;
-        return Ok(ResolvedModel { name: spec.to_string(), files, preset: None });
+        let (source, context) = hub_folder(&hub_ref, hub)?;
+        return Ok(Located { name: spec.to_string(), source, gguf: hub_ref.file, preset: None, context: Some(context) });
     }
     let dirs = presets::user_dirs();
     if let Some(preset) = presets::find(spec, &dirs)? {
         let hub_ref = HubRef::parse(&preset.model).ok_or_else(|| {
             anyhow!("preset {} ({}): model {:?} is not a hub id org/name[:file]", preset.name, preset.origin, preset.model)
         })?;
-        let files = resolve_hub(&hub_ref, hub)
+        let (source, context) = hub_folder(&hub_ref, hub)
             .with_context(|| format!("resolving preset {} ({})", preset.name, preset.model))?;
-        return Ok(ResolvedModel { name: preset.name.clone(), files, preset: Some(preset) });
+        let context = format!("resolving preset {} ({}): {context}", preset.name, preset.model);
+        return Ok(Located { name: preset.name.clone(), source, gguf: hub_ref.file, preset: Some(preset), context: Some(context) });
     }
     let looks_like_path = spec.contains(std::path::MAIN_SEPARATOR) || spec.ends_with(".gguf") || spec.starts_with('.');
     if looks_like_path {
@@ -167,21 +243,30 @@ pub fn resolve(spec: &str, hub: &HubConfig) -> Result<ResolvedModel> {
 
 /// A local `.gguf` file, or a directory of HF files or with one `.gguf`.
 pub fn resolve_local(path: &Path) -> Result<ModelFiles> {
+    let (source, gguf) = local_folder(path)?;
+    select(source.as_ref(), gguf.as_deref())
+}
+
+/// The folder of a local path, and the GGUF file it names.
+fn local_folder(path: &Path) -> Result<(Box<dyn FileSource>, Option<String>)> {
     if path.is_dir() {
-        return select(&LocalDir(path.to_path_buf()), None);
+        return Ok((Box::new(LocalDir(path.to_path_buf())), None));
     }
     if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let file = path.file_name().and_then(|f| f.to_str()).ok_or_else(|| anyhow!("{}: not a valid file name", path.display()))?;
-        return select(&LocalDir(dir.to_path_buf()), Some(file));
+        return Ok((Box::new(LocalDir(dir.to_path_buf())), Some(file.to_string())));
     }
     bail!("{}: expected a model directory or a .gguf file", path.display())
 }
 
-fn resolve_hub(hub_ref: &HubRef, hub: &HubConfig) -> Result<ModelFiles> {
-    let files = if hub.offline {
-        let snapshot = cached_snapshot(&hub.cache_dir, hub_ref)?;
-        select(&LocalDir(snapshot), hub_ref.file.as_deref())
+/// The folder of a hub repo revision (its cached snapshot when offline), and what to say about it
+/// in errors.
+fn hub_folder(hub_ref: &HubRef, hub: &HubConfig) -> Result<(Box<dyn FileSource>, String)> {
+    let mode = if hub.offline { " from the cache alone (offline mode)" } else { "" };
+    let context = format!("resolving {}@{}{mode}", hub_ref.repo, hub_ref.revision);
+    let source: Box<dyn FileSource> = if hub.offline {
+        Box::new(LocalDir(cached_snapshot(&hub.cache_dir, hub_ref).with_context(|| context.clone())?))
     } else {
         let api = ApiBuilder::from_cache(Cache::new(hub.cache_dir.clone()))
             .with_endpoint(hub.endpoint.clone())
@@ -190,10 +275,9 @@ fn resolve_hub(hub_ref: &HubRef, hub: &HubConfig) -> Result<ModelFiles> {
             .build()
             .context("starting the Hugging Face client")?;
         let repo = api.repo(Repo::with_revision(hub_ref.repo.clone(), RepoType::Model, hub_ref.revision.clone()));
-        select(&HubRepo { repo, name: hub_ref.repo.clone(), has_token: hub.token.is_some() }, hub_ref.file.as_deref())
+        Box::new(HubRepo { repo, name: hub_ref.repo.clone(), has_token: hub.token.is_some() })
     };
-    let mode = if hub.offline { " from the cache alone (offline mode)" } else { "" };
-    files.with_context(|| format!("resolving {}@{}{mode}", hub_ref.repo, hub_ref.revision))
+    Ok((source, context))
 }
 
 /// The snapshot folder of a cached repo revision: `models--org--name/snapshots/<commit>`, where
@@ -366,6 +450,49 @@ fn select(source: &dyn FileSource, gguf: Option<&str>) -> Result<ModelFiles> {
         chat_template: optional("chat_template.jinja")?,
         generation_config: optional("generation_config.json")?,
     })
+}
+
+/// Picks the tokenizer and template files out of a folder, and a GGUF (named by `gguf`, or the
+/// folder's only one) when those files do not give both.
+fn select_text(source: &dyn FileSource, gguf: Option<&str>) -> Result<TextFiles> {
+    let names = source.list()?;
+    let has = |name: &str| names.iter().any(|n| n == name);
+    let optional = |name: &str| -> Result<Option<PathBuf>> {
+        if has(name) {
+            source.fetch(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let mut files = TextFiles {
+        tokenizer: optional("tokenizer.json")?,
+        tokenizer_config: optional("tokenizer_config.json")?,
+        chat_template: optional("chat_template.jinja")?,
+        generation_config: optional("generation_config.json")?,
+        config: optional("config.json")?,
+        gguf: None,
+    };
+    let complete = files.tokenizer.is_some() && (files.tokenizer_config.is_some() || files.chat_template.is_some());
+    if !complete {
+        let ggufs: Vec<&String> = names.iter().filter(|n| n.to_ascii_lowercase().ends_with(".gguf")).collect();
+        let file = match (gguf, ggufs.as_slice()) {
+            (Some(file), _) if has(file) => file.to_string(),
+            (Some(file), _) => bail!("{}: no file {file} (GGUF files there: {})", source.describe(), list_or_none(&ggufs)),
+            (None, [one]) => one.to_string(),
+            (None, []) => bail!(
+                "{}: no tokenizer.json with a tokenizer_config.json or chat_template.jinja, and no GGUF file to read them from",
+                source.describe()
+            ),
+            (None, many) => bail!(
+                "{}: no tokenizer and template files, and several GGUF files ({}); name one: org/name:file.gguf",
+                source.describe(),
+                list_or_none(many)
+            ),
+        };
+        tracing::info!("{}: reading the tokenizer and template from {file}", source.describe());
+        files.gguf = Some(source.fetch(&file)?);
+    }
+    Ok(files)
 }
 
 fn list_or_none(names: &[&String]) -> String {

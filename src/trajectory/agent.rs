@@ -15,7 +15,7 @@ use super::user::{generate_in_context, UserSimulator, UserTurn, GREETING};
 use super::{Task, TokenUsage, TrajectoryConfig};
 use crate::chat::tools::{parse, tool_choice_constraint, CallContext, ToolFormat};
 use crate::chat::Message;
-use crate::engine::{EngineHandle, Prompt, Request, SamplingParams};
+use crate::engine::{EngineError, EngineHandle, Prompt, Request, SamplingParams};
 use crate::env::{Action, Db, Environment, Session, ToolKind};
 use crate::prompts::Prompts;
 use crate::seeds::derive;
@@ -39,6 +39,8 @@ pub enum End {
     MaxTurns,
     ContextExceeded,
     ParseErrors,
+    /// A model server refused one of the conversation's requests.
+    BackendError,
 }
 
 /// Tokens per role.
@@ -71,6 +73,17 @@ pub struct Conversation {
     pub parse_errors: usize,
     pub tokens: RoleTokens,
     pub state: Db,
+    /// Why a model server refused a request, when one did (`End::BackendError`).
+    pub error: Option<String>,
+}
+
+/// The reason of a model server's refusal, which fails the attempt rather than the run; other
+/// errors (a server that stays unreachable) stop the run.
+fn backend_error(error: anyhow::Error) -> anyhow::Result<String> {
+    match EngineError::find(&error) {
+        Some(EngineError::Backend(reason)) => Ok(reason.clone()),
+        _ => Err(error),
+    }
 }
 
 /// Everything one conversation needs.
@@ -122,11 +135,16 @@ pub fn converse(setup: &Setup, session: &mut dyn Session) -> anyhow::Result<Conv
     let (mut agent_steps, mut tool_calls, mut parse_errors, mut failures_in_a_row) = (0, 0, 0, 0);
     let mut agent_tokens = TokenUsage::default();
     let mut agent_said = GREETING.to_string();
+    let mut error = None;
     let end = 'conversation: loop {
         let turn_seed = derive(setup.seed, &["user", &user_turns.len().to_string()]);
-        let turn = match user.respond(&agent_said, turn_seed)? {
-            Ok(turn) => turn,
-            Err(_) => break End::ContextExceeded,
+        let turn = match user.respond(&agent_said, turn_seed) {
+            Ok(Ok(turn)) => turn,
+            Ok(Err(_)) => break End::ContextExceeded,
+            Err(e) => {
+                error = Some(backend_error(e)?);
+                break End::BackendError;
+            }
         };
         let stop = turn.is_stop();
         if !stop {
@@ -156,9 +174,13 @@ pub fn converse(setup: &Setup, session: &mut dyn Session) -> anyhow::Result<Conv
                 .max_tokens(config.agent.max_tokens)
                 .session(agent_session(setup.seed));
             request.constraint = calls.clone();
-            let completion = match generate_in_context(&setup.models.agent, request, &mut agent_tokens)? {
-                Ok(completion) => completion,
-                Err(_) => break 'conversation End::ContextExceeded,
+            let completion = match generate_in_context(&setup.models.agent, request, &mut agent_tokens) {
+                Ok(Ok(completion)) => completion,
+                Ok(Err(_)) => break 'conversation End::ContextExceeded,
+                Err(e) => {
+                    error = Some(backend_error(e)?);
+                    break 'conversation End::BackendError;
+                }
             };
             let context = CallContext {
                 tools: &tools,
@@ -227,6 +249,7 @@ pub fn converse(setup: &Setup, session: &mut dyn Session) -> anyhow::Result<Conv
         parse_errors,
         tokens,
         state: session.state()?.into_owned(),
+        error,
     })
 }
 

@@ -141,6 +141,8 @@ pub enum Rejection {
     ParseErrors,
     /// A verified conversation identical to one already kept for the same blueprint.
     Duplicate,
+    /// A model server refused a request of the conversation (`error` says why).
+    BackendError,
 }
 
 impl Rejection {
@@ -152,6 +154,7 @@ impl Rejection {
             Rejection::ContextExceeded => "context_exceeded",
             Rejection::ParseErrors => "parse_errors",
             Rejection::Duplicate => "duplicate",
+            Rejection::BackendError => "backend_error",
         }
     }
 }

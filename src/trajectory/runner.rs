@@ -75,6 +75,9 @@ pub struct AttemptRecord {
     pub verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Rejection>,
+    /// For `backend_error`: what the model server answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// For a state mismatch: how the final state differs from the expected one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diff: Vec<PatchOp>,
@@ -104,6 +107,7 @@ fn record(
         End::MaxTurns => Some(Rejection::MaxTurns),
         End::ContextExceeded => Some(Rejection::ContextExceeded),
         End::ParseErrors => Some(Rejection::ParseErrors),
+        End::BackendError => Some(Rejection::BackendError),
         End::UserStop | End::Terminate => None,
     };
     let diff = check_state(expected, &c.state).err().unwrap_or_default();
@@ -125,6 +129,7 @@ fn record(
         instruction: blueprint.instruction.clone(),
         verified: reason.is_none(),
         reason,
+        error: c.error,
         diff,
         missing_outputs: missing,
         end: c.end,

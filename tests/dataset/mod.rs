@@ -275,7 +275,8 @@ fn the_example_config_parses_and_resolves() {
     let s = SettingsFile::load(&path).unwrap().resolve().unwrap();
     assert_eq!((s.domain.as_str(), s.tasks, s.max_attempts, s.reviewers, s.best_of), ("retail", 4, 16, 1, 2));
     assert_eq!((s.reviewer.max_tokens, s.agent.max_tokens, s.judge.sampling.temperature), (192, 384, 0.0));
-    assert_eq!(s.models(&["generator", "reviewer", "summarizer", "user", "judge", "agent"]), vec!["smollm2-135m-instruct"]);
+    let models = s.models(&["generator", "reviewer", "summarizer", "user", "judge", "agent"]);
+    assert_eq!(models.iter().map(|m| (m.name, m.server.is_some())).collect::<Vec<_>>(), vec![("smollm2-135m-instruct", false)]);
 }
 
 #[test]
