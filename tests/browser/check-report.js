@@ -58,8 +58,14 @@ async function main() {
     }
 
     out.details = {};
-    for (const outcome of ["rejected trajectory", "validated blueprint"]) {
-      const row = await page.$(`#records tbody tr[data-outcome="${outcome}"]`);
+    // Records land in the files in the order concurrent tasks finish, so each detail is
+    // opened by what it must show, never by its position.
+    const picks = {
+      "rejected trajectory": '#records tbody tr[data-outcome="rejected trajectory"][data-reason="state_mismatch"]',
+      "validated blueprint": '#records tbody tr[data-outcome="validated blueprint"]',
+    };
+    for (const [outcome, selector] of Object.entries(picks)) {
+      const row = await page.$(selector);
       if (!row) continue;
       await row.click();
       await page.waitForSelector("#detail:not([hidden])");
