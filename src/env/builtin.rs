@@ -30,6 +30,9 @@ pub struct Parts {
     pub rules: fn(&Db, &[Action]) -> Vec<Violation>,
     /// Builds a fresh world from a seeded generator.
     pub generator: fn(&mut ChaCha8Rng) -> Db,
+    /// Computes the arguments a sampled action cannot take from the data
+    /// ([`Environment::complete`]).
+    pub complete: fn(&Db, &mut Action),
     pub graph: GraphHints,
     pub subjects: Subjects,
     /// Revision rounds after a failed draft, unless the run sets them.
@@ -48,6 +51,7 @@ pub struct Builtin {
     pub policy: &'static str,
     pub rules: fn(&Db, &[Action]) -> Vec<Violation>,
     pub generator: fn(&mut ChaCha8Rng) -> Db,
+    pub complete: fn(&Db, &mut Action),
     pub graph: GraphHints,
     pub subjects: Subjects,
     pub rounds: usize,
@@ -63,7 +67,7 @@ impl std::fmt::Debug for Builtin {
 
 impl Builtin {
     pub fn new(parts: Parts) -> Self {
-        let Parts { name, description, tables, tools, policy, rules, generator, graph, subjects, rounds, examples } = parts;
+        let Parts { name, description, tables, tools, policy, rules, generator, complete, graph, subjects, rounds, examples } = parts;
         let infos = tools
             .iter()
             .map(|t| ToolInfo {
@@ -73,7 +77,7 @@ impl Builtin {
                 parameters: (t.parameters)(),
             })
             .collect();
-        Self { name, description, tables, tools, policy, rules, generator, graph, subjects, rounds, examples, infos }
+        Self { name, description, tables, tools, policy, rules, generator, complete, graph, subjects, rounds, examples, infos }
     }
 
     /// The tool called `name`, as a function to run (the [`Environment::tool`] of a built-in
@@ -137,6 +141,10 @@ impl Environment for Builtin {
 
     fn open(&self, tables: Db) -> Result<Box<dyn Session + '_>, EnvError> {
         Ok(Box::new(Env::new(self, tables)))
+    }
+
+    fn complete(&self, state: &Db, action: &mut Action) {
+        (self.complete)(state, action)
     }
 }
 

@@ -112,6 +112,13 @@ pub trait Environment: fmt::Debug + Send + Sync {
 
     /// A live session whose state starts as `tables`.
     fn open(&self, tables: Db) -> Result<Box<dyn Session + '_>, EnvError>;
+
+    /// Sets the arguments of `action` that follow from its other arguments on `state`. The
+    /// grounded sampler fills every argument from values seen in the data, and a few cannot be
+    /// found there: a booking's payment must add up to the fare of the flights, cabin and
+    /// passengers the sampler chose. It calls this before it runs a sampled action. The default
+    /// computes nothing; an action it cannot complete is left as it is, and the tool refuses it.
+    fn complete(&self, _state: &Db, _action: &mut Action) {}
 }
 
 /// A live environment: tools acting on one database. Made to be implementable by another

@@ -60,11 +60,20 @@ pub fn domain() -> Builtin {
         policy: include_str!("policy.md"),
         rules: policy::check,
         generator: generate::generate,
+        complete,
         graph: graph::hints(),
         subjects: subjects(),
         rounds: 5,
         examples: include_str!("examples.jsonl"),
     })
+}
+
+/// The arguments a sampled action cannot take from the data: a booking's payment, which must
+/// add up to its fare.
+fn complete(db: &crate::env::Db, action: &mut crate::env::Action) {
+    if action.name == tools::book_reservation::TOOL.name {
+        tools::book_reservation::complete(db, &mut action.kwargs);
+    }
 }
 
 /// A task is about one member with at least one reservation: their identity, their payment

@@ -112,16 +112,7 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     };
     let reservation_id = NEW_IDS.iter().find(|id| !reservations.contains_key(**id)).unwrap_or(&NEW_IDS[2]);
 
-    let seats = PyNum::Int(passengers as i128);
-    let mut total = PyNum::Int(0);
-    for segment in &mut flights {
-        let price = fares::quote_segment(db, segment, cabin, passengers)?;
-        total = total.checked_add(price.checked_mul(seats)?)?;
-    }
-    if insurance == "yes" {
-        total = total.checked_add(PyNum::Int(30).checked_mul(seats)?)?;
-    }
-    total = total.checked_add(PyNum::Int(50).checked_mul(nonfree)?)?;
+    let total = price(db, &mut flights, cabin, passengers, insurance, nonfree)?;
 
     let what = format!("user {user_id}");
     let mut payments = Vec::with_capacity(requested_payments.len());
@@ -167,6 +158,45 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     field_array_mut(user, "reservations", &what)?.push(Value::from(*reservation_id));
     table_mut(db, "reservations")?.insert(reservation_id.to_string(), reservation.clone());
     Ok(dumps(&reservation))
+}
+
+/// What the booking costs: every segment's fare (priced into `flights`) for every passenger,
+/// plus $30 per passenger for insurance and $50 per paid bag.
+fn price(db: &Db, flights: &mut [Value], cabin: &str, passengers: usize, insurance: &str, nonfree: PyNum) -> Result<PyNum, String> {
+    let seats = PyNum::Int(passengers as i128);
+    let mut total = PyNum::Int(0);
+    for segment in flights.iter_mut() {
+        let price = fares::quote_segment(db, segment, cabin, passengers)?;
+        total = total.checked_add(price.checked_mul(seats)?)?;
+    }
+    if insurance == "yes" {
+        total = total.checked_add(PyNum::Int(30).checked_mul(seats)?)?;
+    }
+    total.checked_add(PyNum::Int(50).checked_mul(nonfree)?)
+}
+
+/// Completes a sampled booking ([`crate::env::Environment::complete`]): the whole fare goes to
+/// the first payment method it names, and the trip's origin and destination are those of its
+/// flights (the first segment's origin; the last segment's destination one way, the
+/// turnaround's on a round trip). Arguments it cannot price are left as they are, for the tool
+/// to refuse.
+pub fn complete(db: &Db, args: &mut Args) {
+    let priced = (|| -> Result<(Vec<Value>, PyNum), String> {
+        let mut flights = arg_list(args, "flights")?.clone();
+        let passengers = arg_list(args, "passengers")?.len();
+        let total = price(db, &mut flights, arg_str(args, "cabin")?, passengers, arg_str(args, "insurance")?, arg_num(args, "nonfree_baggages")?)?;
+        Ok((flights, total))
+    })();
+    let Ok((flights, total)) = priced else { return };
+    let payer = arg_list(args, "payment_methods").ok().and_then(|p| p.first()).and_then(|p| p.get("payment_id")).cloned();
+    let (Some(payer), Ok(amount), Some(first), Some(last)) = (payer, total.to_value(), flights.first(), flights.last()) else { return };
+    let turnaround = if args.get("flight_type").and_then(Value::as_str) == Some("round_trip") { &flights[(flights.len() - 1) / 2] } else { last };
+    let (origin, destination) = (first.get("origin").cloned(), turnaround.get("destination").cloned());
+    args.insert("payment_methods".into(), json!([{"payment_id": payer, "amount": amount}]));
+    if let (Some(origin), Some(destination)) = (origin, destination) {
+        args.insert("origin".into(), origin);
+        args.insert("destination".into(), destination);
+    }
 }
 
 /// Deducts gift-card payments and removes used certificates, in order. A method that is gone
