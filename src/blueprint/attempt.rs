@@ -82,7 +82,8 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
     if config.actions == Actions::Sampled {
         let grounded = samplers::ground(domain, &db, &mut context, config.run_seed, task, config.max_writes);
         let failure = match grounded {
-            Err(e) => Some(Failure::new(Stage::Execution, format!("{e}"))),
+            Err(e) if e.fatal => return Err(anyhow::anyhow!("{e}")),
+            Err(e) => Some(Failure::env("sampling the actions", &e)),
             Ok(()) if context.sampled.is_none() => Some(Failure::new(
                 Stage::Generation,
                 format!("the environment found no write that succeeds for {} within the policy", context.data.user_id),
@@ -147,7 +148,9 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
         }
         match result {
             Ok(v) => break Ok(v),
-            Err(f) if round >= config.rounds => break Err(f),
+            Err(f) if f.fatal => anyhow::bail!("the environment cannot run: {}", f.reason),
+            // Revising cannot mend an environment that failed.
+            Err(f) if round >= config.rounds || f.stage == Stage::Env => break Err(f),
             Err(f) => {
                 let text = summarize(&mut caller, config, &f, draft.as_ref(), round)?;
                 history.push(json!({"round": round, "stage": f.stage.name(), "reason": f.reason, "feedback": text}));

@@ -91,6 +91,7 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
     let mut caller = Caller::new(models, prompts, config.run_seed, lead);
 
     let outcome = match validate::replay(domain, &db, &draft) {
+        Err(failure) if failure.fatal => anyhow::bail!("the environment cannot run: {}", failure.reason),
         Err(failure) => Err(failure),
         Ok(executed) => {
             let prompt = json!({

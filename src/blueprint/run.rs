@@ -148,6 +148,8 @@ pub struct RecombinationStats {
 
 /// Counts one pass through `order` that stopped at `failed_at` (or went through).
 fn count_stages(table: &mut BTreeMap<Stage, StageCount>, order: &[Stage], failed_at: Option<Stage>) {
+    // An environment failure happens while the actions run: the funnel counts it there.
+    let failed_at = failed_at.map(|s| if s == Stage::Env { Stage::Execution } else { s });
     for &stage in order {
         let entry = table.entry(stage).or_default();
         entry.entered += 1;
@@ -475,7 +477,7 @@ pub fn deduplicate(line: Value, accepted: &mut Vec<(String, Blueprint)>) -> anyh
 }
 
 /// A rejected line: the fields every line shares, taken from `base`, then why it failed.
-fn rejection(base: &Value, first_failure: Value, stage: Stage, reason: &str, violations: &[&str], draft: Value) -> Value {
+fn rejection(base: &Value, first_failure: Value, stage: Stage, reason: &str, violations: &[String], draft: Value) -> Value {
     let mut line = serde_json::Map::new();
     line.insert("id".into(), base["id"].clone());
     line.insert("task".into(), base["task"].clone());

@@ -56,10 +56,28 @@ impl ToolInfo {
 }
 
 /// The environment itself failed (not a tool refusing a call, which is an observation): a tool
-/// server that crashed, hung or answered garbage. The pipeline fails the affected attempt.
+/// server that crashed, hung or answered garbage. The pipeline fails the affected attempt with
+/// `env_error`; when the environment cannot work at all (`fatal`: its server does not start),
+/// the run stops instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment error: {0}")]
-pub struct EnvError(pub String);
+#[error("environment error: {message}")]
+pub struct EnvError {
+    /// What failed, naming the call (`tools/call cancel_loan: ...`).
+    pub message: String,
+    pub fatal: bool,
+}
+
+impl EnvError {
+    /// A failure of one call: the attempt fails, the run goes on.
+    pub fn call(message: impl Into<String>) -> Self {
+        Self { message: message.into(), fatal: false }
+    }
+
+    /// The environment cannot be used at all: the run stops.
+    pub fn fatal(message: impl Into<String>) -> Self {
+        Self { message: message.into(), fatal: true }
+    }
+}
 
 /// A domain: data, tools and policy behind one interface.
 pub trait Environment: fmt::Debug + Send + Sync {

@@ -22,7 +22,7 @@ use crate::env::{Action, Db};
 /// action in the trace, and a message written to be quoted back to the model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
-    pub id: &'static str,
+    pub id: String,
     pub step: usize,
     pub message: String,
 }
@@ -78,7 +78,7 @@ impl Identity {
     pub(crate) fn touch(&mut self, step: usize, action: &Action, user: &str, out: &mut Vec<Violation>) {
         match &self.user {
             None => out.push(Violation {
-                id: self.not_authenticated,
+                id: self.not_authenticated.to_string(),
                 step,
                 message: format!(
                     "{} touches the data of user '{user}' before the user's identity was confirmed; \
@@ -87,7 +87,7 @@ impl Identity {
                 ),
             }),
             Some(known) if known != user => out.push(Violation {
-                id: self.wrong_user,
+                id: self.wrong_user.to_string(),
                 step,
                 message: format!(
                     "{} acts for user '{user}', but this conversation identified user '{known}'; \

@@ -181,7 +181,10 @@ impl Walk<'_> {
         };
         let mut trace: Vec<Action> = self.made.iter().map(|m| m.action.clone()).collect();
         trace.push(action.clone());
-        let broken = !self.env.check(self.db, &trace).map_err(|e| EnvError(format!("{e:#}")))?.is_empty();
+        let broken = !self.env.check(self.db, &trace).map_err(|e| match e.downcast::<EnvError>() {
+            Ok(env) => env,
+            Err(e) => EnvError::call(format!("{e:#}")),
+        })?.is_empty();
         if write {
             let after = self.session.state()?.into_owned();
             if broken || hash(&after) == self.hash {

@@ -41,6 +41,8 @@ pub enum End {
     ParseErrors,
     /// A model server refused one of the conversation's requests.
     BackendError,
+    /// The environment failed under a tool call (its server crashed, hung or answered garbage).
+    EnvError,
 }
 
 /// Tokens per role.
@@ -111,8 +113,9 @@ fn user_session(seed: u64) -> String {
     format!("user-{seed:016x}")
 }
 
-/// Plays one conversation out on `session`. An environment that fails (not a tool that
-/// refuses, which the agent sees) ends it with an error.
+/// Plays one conversation out on `session`. An environment that fails under a call (not a tool
+/// that refuses, which the agent sees) ends it with [`End::EnvError`]; one that cannot run at
+/// all is an error.
 pub fn converse(setup: &Setup, session: &mut dyn Session) -> anyhow::Result<Conversation> {
     let config = setup.config;
     let format = ToolFormat::from_name(&setup.models.agent.info().tool_format)?;
@@ -220,7 +223,14 @@ pub fn converse(setup: &Setup, session: &mut dyn Session) -> anyhow::Result<Conv
                     name: call.name.clone(),
                     kwargs: call.arguments.clone(),
                 };
-                let observation = session.call(&action)?.unwrap_or_else(|error| error);
+                let observation = match session.call(&action) {
+                    Ok(result) => result.unwrap_or_else(|error| error),
+                    Err(e) if e.fatal => return Err(e.into()),
+                    Err(e) => {
+                        error = Some(e.message);
+                        break 'conversation End::EnvError;
+                    }
+                };
                 messages.push(Message::tool_result(call, observation));
                 terminated |= setup
                     .env
@@ -240,17 +250,19 @@ pub fn converse(setup: &Setup, session: &mut dyn Session) -> anyhow::Result<Conv
         user: user.user_tokens,
         judge: user.judge_tokens,
     };
-    Ok(Conversation {
-        messages,
-        user_turns,
-        end,
-        agent_steps,
-        tool_calls,
-        parse_errors,
-        tokens,
-        state: session.state()?.into_owned(),
-        error,
-    })
+    // The state of an environment that failed is not asked for: its server was restarted.
+    let (end, state) = match end {
+        End::EnvError => (end, Db::new()),
+        _ => match session.state() {
+            Ok(state) => (end, state.into_owned()),
+            Err(e) if e.fatal => return Err(e.into()),
+            Err(e) => {
+                error = Some(e.message);
+                (End::EnvError, Db::new())
+            }
+        },
+    };
+    Ok(Conversation { messages, user_turns, end, agent_steps, tool_calls, parse_errors, tokens, state, error })
 }
 
 #[cfg(test)]

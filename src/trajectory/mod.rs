@@ -143,6 +143,9 @@ pub enum Rejection {
     Duplicate,
     /// A model server refused a request of the conversation (`error` says why).
     BackendError,
+    /// The environment failed (its tool server crashed, hung or answered garbage); `error`
+    /// names the call.
+    EnvError,
 }
 
 impl Rejection {
@@ -155,6 +158,7 @@ impl Rejection {
             Rejection::ParseErrors => "parse_errors",
             Rejection::Duplicate => "duplicate",
             Rejection::BackendError => "backend_error",
+            Rejection::EnvError => "env_error",
         }
     }
 }

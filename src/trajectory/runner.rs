@@ -75,7 +75,8 @@ pub struct AttemptRecord {
     pub verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Rejection>,
-    /// For `backend_error`: what the model server answered.
+    /// For `backend_error`: what the model server answered; for `env_error`: the call that
+    /// failed and how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// For a state mismatch: how the final state differs from the expected one.
@@ -108,9 +109,13 @@ fn record(
         End::ContextExceeded => Some(Rejection::ContextExceeded),
         End::ParseErrors => Some(Rejection::ParseErrors),
         End::BackendError => Some(Rejection::BackendError),
+        End::EnvError => Some(Rejection::EnvError),
         End::UserStop | End::Terminate => None,
     };
-    let diff = check_state(expected, &c.state).err().unwrap_or_default();
+    let diff = match c.end {
+        End::EnvError => Vec::new(),
+        _ => check_state(expected, &c.state).err().unwrap_or_default(),
+    };
     let missing = missing_outputs(&blueprint.outputs, &c.messages);
     let reason = limit.or_else(|| {
         if !diff.is_empty() {
@@ -144,6 +149,31 @@ fn record(
     }
 }
 
+/// An attempt the environment failed before the conversation began.
+fn env_failed(domain: &str, attempt: usize, seed: u64, blueprint: &Task, error: &str) -> AttemptRecord {
+    AttemptRecord {
+        blueprint_id: blueprint.key(),
+        attempt,
+        seed,
+        domain: domain.to_string(),
+        instruction: blueprint.instruction.clone(),
+        verified: false,
+        reason: Some(Rejection::EnvError),
+        error: Some(error.to_string()),
+        diff: Vec::new(),
+        missing_outputs: Vec::new(),
+        end: End::EnvError,
+        messages: Vec::new(),
+        user_turns: Vec::new(),
+        agent_steps: 0,
+        tool_calls: 0,
+        parse_errors: 0,
+        tokens: RoleTokens::default(),
+        final_hash: String::new(),
+        expected_hash: String::new(),
+    }
+}
+
 /// The seed of attempt `attempt` of `task`: a function of the run seed and the task's identity
 /// alone, so that the conversation is the same wherever the task sits in its file.
 pub fn attempt_seed(run_seed: u64, task: &Task, attempt: usize) -> u64 {
@@ -163,7 +193,11 @@ pub fn run_attempt(
     attempt: usize,
 ) -> anyhow::Result<AttemptRecord> {
     let seed = attempt_seed(config.run_seed, blueprint, attempt);
-    let expected = expected_state(domain, fresh.clone(), &blueprint.actions)?;
+    let expected = match expected_state(domain, fresh.clone(), &blueprint.actions) {
+        Ok(expected) => expected,
+        Err(e) if e.fatal => return Err(e.into()),
+        Err(e) => return Ok(env_failed(domain.name(), attempt, seed, blueprint, &format!("replaying the ground truth: {}", e.message))),
+    };
     let setup = Setup {
         models,
         prompts,
@@ -173,7 +207,11 @@ pub fn run_attempt(
         blueprint,
         seed,
     };
-    let mut session = domain.open(fresh)?;
+    let mut session = match domain.open(fresh) {
+        Ok(session) => session,
+        Err(e) if e.fatal => return Err(e.into()),
+        Err(e) => return Ok(env_failed(domain.name(), attempt, seed, blueprint, &e.message)),
+    };
     let conversation = converse(&setup, session.as_mut())?;
     Ok(record(domain.name(), attempt, seed, blueprint, &expected, conversation))
 }

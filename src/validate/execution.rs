@@ -2,7 +2,7 @@
 //!
 //! Any tool error fails, and so does a write action that changes nothing (it would make the
 //! task's final-state check vacuous). The diff of the whole replay is what reviewers see. An
-//! environment that fails (rather than a tool that refuses) fails the stage too, with its error.
+//! environment that fails (rather than a tool that refuses) fails the attempt with `env_error`.
 
 use crate::blueprint::Blueprint;
 use crate::env::state::{diff, hash, PatchOp};
@@ -18,15 +18,15 @@ pub struct Executed {
 }
 
 pub fn check(domain: &dyn Environment, db: &Db, bp: &Blueprint) -> Result<Executed, Failure> {
-    let failed = |e: EnvError| Failure::new(Stage::Execution, format!("{e}"));
-    let mut session = domain.open(db.clone()).map_err(failed)?;
+    let failed = |e: EnvError| Failure::env("env/state", &e);
+    let mut session = domain.open(db.clone()).map_err(|e| Failure::env("env/reset", &e))?;
     let mut observations = Vec::new();
     for (i, action) in bp.actions.iter().enumerate() {
         let is_write = domain.tool(&action.name).is_some_and(|t| t.kind == ToolKind::Write);
         let before = if is_write { Some(hash(&*session.state().map_err(failed)?)) } else { None };
         let out = session
             .call(action)
-            .map_err(|e| Failure::new(Stage::Execution, format!("action {i} {}: {e}", action.name)))?
+            .map_err(|e| Failure::env(&format!("action {i} {}", action.name), &e))?
             .map_err(|e| Failure::new(Stage::Execution, format!("action {i} {}: {e}", action.name)))?;
         if let Some(before) = before {
             if hash(&*session.state().map_err(failed)?) == before {

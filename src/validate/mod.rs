@@ -24,6 +24,10 @@ pub enum Stage {
     Policy,
     Committee,
     Duplicate,
+    /// The environment itself failed (a tool server that crashed, hung or answered garbage):
+    /// not the blueprint's fault, so the attempt ends without revision rounds. Not a step of
+    /// the funnel ([`Stage::ALL`]); the funnel counts it where it happened, at execution.
+    Env,
 }
 
 impl Stage {
@@ -38,6 +42,7 @@ impl Stage {
             Stage::Policy => "policy",
             Stage::Committee => "committee",
             Stage::Duplicate => "duplicate",
+            Stage::Env => "env_error",
         }
     }
 }
@@ -49,12 +54,21 @@ pub struct Failure {
     pub stage: Stage,
     pub reason: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub violations: Vec<&'static str>,
+    pub violations: Vec<String>,
+    /// The environment cannot work at all (its tool server does not start): the run stops
+    /// instead of recording the attempt.
+    #[serde(skip)]
+    pub fatal: bool,
 }
 
 impl Failure {
     pub fn new(stage: Stage, reason: impl Into<String>) -> Self {
-        Self { stage, reason: reason.into(), violations: Vec::new() }
+        Self { stage, reason: reason.into(), violations: Vec::new(), fatal: false }
+    }
+
+    /// The environment failed: an `env_error` naming `what` was being done.
+    pub fn env(what: &str, e: &EnvError) -> Self {
+        Self { stage: Stage::Env, reason: format!("{what}: {}", e.message), violations: Vec::new(), fatal: e.fatal }
     }
 }
 
@@ -63,7 +77,7 @@ use serde_json::{json, Value};
 use crate::blueprint::caller::Caller;
 use crate::blueprint::Blueprint;
 use crate::env::state::PatchOp;
-use crate::env::{Db, Environment};
+use crate::env::{Db, EnvError, Environment};
 
 /// A blueprint that passed every stage: its diff and the committee's verdict.
 #[derive(Debug, Clone)]
@@ -93,10 +107,13 @@ pub fn validate(
 /// conflict between the combined parts is found here for free.
 pub fn replay(domain: &dyn Environment, db: &Db, bp: &Blueprint) -> Result<Executed, Failure> {
     let executed = execution::check(domain, db, bp)?;
-    let violations = domain.check(db, &bp.actions).map_err(|e| Failure::new(Stage::Policy, format!("{e:#}")))?;
+    let violations = domain.check(db, &bp.actions).map_err(|e| match e.downcast_ref::<EnvError>() {
+        Some(env) => Failure::env("env/check", env),
+        None => Failure::new(Stage::Policy, format!("{e:#}")),
+    })?;
     if !violations.is_empty() {
         let reason = violations.iter().map(|v| format!("{} at action {}: {}", v.id, v.step, v.message)).collect::<Vec<_>>().join("; ");
-        return Err(Failure { stage: Stage::Policy, reason, violations: violations.iter().map(|v| v.id).collect() });
+        return Err(Failure { stage: Stage::Policy, reason, violations: violations.into_iter().map(|v| v.id).collect(), fatal: false });
     }
     Ok(executed)
 }

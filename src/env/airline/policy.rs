@@ -99,7 +99,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
                 identity.touch(step, action, user, &mut out);
                 if certificates_sent.len() == MAX_CERTIFICATES_SENT {
                     out.push(Violation {
-                        id: "airline.too_many_certificates",
+                        id: "airline.too_many_certificates".to_string(),
                         step,
                         message: format!(
                             "a task can issue at most {MAX_CERTIFICATES_SENT} certificates; this is one more"
@@ -126,7 +126,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
                 for (kind, limit, id) in PAYMENT_LIMITS {
                     if count(kind) > *limit {
                         out.push(Violation {
-                            id,
+                            id: id.to_string(),
                             step,
                             message: format!(
                                 "a booking may use at most one travel certificate, one credit card and three gift cards; \
@@ -138,7 +138,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
                 }
                 let Some(&id) = NEW_RESERVATION_IDS.get(booked) else {
                     out.push(Violation {
-                        id: "airline.too_many_bookings",
+                        id: "airline.too_many_bookings".to_string(),
                         step,
                         message: format!(
                             "a task can create at most {} new reservations; this booking is one more",
@@ -183,7 +183,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
         }
         if let Some(before) = booking.history.iter().find(|b| forbidden(b, name)) {
             out.push(Violation {
-                id: "airline.changed_after_cancel",
+                id: "airline.changed_after_cancel".to_string(),
                 step,
                 message: format!(
                     "{name} on reservation {rid} after {before}: a cancelled reservation cannot be changed"
@@ -195,7 +195,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
             let new_flights = legs(action.kwargs.get("flights").unwrap_or(&Value::Null));
             if booking.cabin == "basic_economy" && new_flights != booking.flights {
                 out.push(Violation {
-                    id: "airline.basic_economy_flight_change",
+                    id: "airline.basic_economy_flight_change".to_string(),
                     step,
                     message: format!(
                         "reservation {rid} is basic economy, whose flights cannot be changed; \
@@ -214,7 +214,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
 
 fn foreign(step: usize, tool: &str, method: &str, user: &str) -> Violation {
     Violation {
-        id: "airline.foreign_payment_method",
+        id: "airline.foreign_payment_method".to_string(),
         step,
         message: format!(
             "{tool} uses payment method '{method}', which user '{user}' does not have; \

@@ -80,7 +80,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
             let owns = record(initial, "users", owner).is_some_and(|u| u["payment_methods"].get(method).is_some());
             if !owns {
                 out.push(Violation {
-                    id: "retail.foreign_payment_method",
+                    id: "retail.foreign_payment_method".to_string(),
                     step,
                     message: format!(
                         "{name} uses payment method '{method}', which user '{owner}' does not have; \
@@ -95,7 +95,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
             .find(|&&before| forbidden(before, name))
         {
             out.push(Violation {
-                id: pair_rule(before, name),
+                id: pair_rule(before, name).to_string(),
                 step,
                 message: pair_message(before, name, order_id),
             });
