@@ -168,7 +168,9 @@ impl SettingsFile {
         let (reviewer_models, reviewer_server) = self.backend("reviewer", &reviewer_file, reviewer.0)?;
         let settings = Settings {
             rounds: self.rounds.unwrap_or(env.default_rounds()),
-            domain,
+            // A package is known by its name and content, wherever it lies.
+            domain: env.name().to_string(),
+            package: env.package(),
             seed: self.seed.unwrap_or(0),
             concurrency: self.concurrency,
             tasks: self.tasks.unwrap_or(10),
@@ -356,7 +358,12 @@ impl Reviewers {
 /// run and its resumption is refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
+    /// The environment's name: a built-in domain's, or an environment package's `name`.
     pub domain: String,
+    /// For an environment package: its files' hashes (a changed file is a different run) and,
+    /// unhashed, where it lay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<crate::env::PackageRef>,
     pub seed: u64,
     /// Attempts in flight at once (`None`: as many as the models can serve at once, see
     /// `cli::pipeline::concurrency`). It changes timing only, never the output.
@@ -506,6 +513,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// not.
 pub const UNHASHED: &[&str] = &[
     "concurrency",
+    "package.path",
     "*.server.url",
     "*.server.flavor",
     "*.server.api_key_env",

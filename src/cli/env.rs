@@ -22,7 +22,7 @@ pub enum EnvCommand {
     List,
     /// Print a domain's tools as an OpenAI `tools` JSON list.
     Tools {
-        /// A built-in domain's name (see `env list`).
+        /// A built-in domain's name (see `env list`) or an environment package's folder.
         domain: String,
     },
     /// Run a JSON list of actions against a database and report what changed.
@@ -32,11 +32,18 @@ pub enum EnvCommand {
     Replay(ReplayArgs),
     /// Print a domain's policy document (markdown).
     Policy {
-        /// A built-in domain's name (see `env list`).
+        /// A built-in domain's name (see `env list`) or an environment package's folder.
         domain: String,
     },
-    /// List the policy rules a JSON list of actions breaks, one JSON line each.
+    /// List the policy rules a JSON list of actions breaks, one JSON line each; without
+    /// --actions, validate an environment package folder.
     Check(world::CheckArgs),
+    /// Write a small working environment package to start from (a library's loan desk: a
+    /// standard-library Python tool server, its data, policy and examples).
+    Init {
+        /// The folder to create; it must not exist or be empty. Its name becomes the package's.
+        dir: PathBuf,
+    },
     /// Print the API dependency graph: which tool's output fills which tool's arguments.
     Graph(world::GraphArgs),
     /// Write a generated database as τ-bench-style `<table>.json` files.
@@ -45,7 +52,7 @@ pub enum EnvCommand {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// A built-in domain's name (see `env list`).
+    /// A built-in domain's name (see `env list`) or an environment package's folder.
     pub domain: String,
     /// JSON file holding a list of `{"name": ..., "kwargs": {...}}` actions.
     #[arg(long)]
@@ -78,6 +85,7 @@ pub fn run(args: EnvArgs) -> anyhow::Result<()> {
         EnvCommand::Replay(replay_args) => replay(&replay_args, &mut out)?,
         EnvCommand::Policy { domain } => world::print_policy(&domain, &mut out)?,
         EnvCommand::Check(args) => world::check(&args, &mut out)?,
+        EnvCommand::Init { dir } => init(&dir)?,
         EnvCommand::Graph(args) => world::graph(&args, &mut out)?,
         EnvCommand::Generate(args) => world::write_generated(&args)?,
     }
@@ -100,6 +108,39 @@ fn replay(args: &ReplayArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if let Some(path) = &args.dump_db {
         data::write_atomic(path, &data::dump(&last))?;
     }
+    Ok(())
+}
+
+/// The files of `examples/envs/library`, compiled in: what `env init` writes.
+const TEMPLATE: &[(&str, &str)] = &[
+    ("env.toml", include_str!("../../examples/envs/library/env.toml")),
+    ("server.py", include_str!("../../examples/envs/library/server.py")),
+    ("policy.md", include_str!("../../examples/envs/library/policy.md")),
+    ("examples.jsonl", include_str!("../../examples/envs/library/examples.jsonl")),
+    ("data/members.json", include_str!("../../examples/envs/library/data/members.json")),
+    ("data/books.json", include_str!("../../examples/envs/library/data/books.json")),
+    ("data/loans.json", include_str!("../../examples/envs/library/data/loans.json")),
+];
+
+/// Writes the template package into `dir`, named after the folder.
+fn init(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() && std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.next().is_some() {
+        anyhow::bail!("{} exists and is not empty; give a new folder", dir.display());
+    }
+    let name: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect())
+        .filter(|n: &String| !n.is_empty() && builtins().iter().all(|b| b.name != n))
+        .unwrap_or_else(|| "library".to_string());
+    for (file, text) in TEMPLATE {
+        let path = dir.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let text = if *file == "env.toml" { text.replacen("name = \"library\"", &format!("name = \"{name}\""), 1) } else { text.to_string() };
+        data::write_atomic(&path, &text)?;
+    }
+    eprintln!("wrote the environment package '{name}' to {}; check it with `apigen-mt env check {}`", dir.display(), dir.display());
     Ok(())
 }
 

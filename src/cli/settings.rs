@@ -17,7 +17,7 @@ pub struct CommonFlags {
     /// A TOML run config (see run.example.toml); flags override its keys.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The environment: a built-in domain's name (`apigen-mt env list`).
+    /// The environment: a built-in domain's name (`apigen-mt env list`) or an environment package's folder (README, "Writing an environment").
     #[arg(long)]
     pub domain: Option<String>,
     /// Every role's model unless the role names its own: a preset, a local directory or .gguf

@@ -10,15 +10,18 @@ use serde_json::json;
 
 use super::env::read_actions;
 use crate::env::pyjson::{dumps_with, DumpOptions};
-use crate::env::{data, graph::Graph, resolve, Db, Environment};
+use crate::env::{data, graph::Graph, package, resolve, Db, Environment, Package};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A built-in domain's name (see `env list`).
+    /// A built-in domain's name (see `env list`) or an environment package's folder.
     pub domain: String,
-    /// JSON file holding a list of `{"name": ..., "kwargs": {...}}` actions.
+    /// JSON file holding a list of `{"name": ..., "kwargs": {...}}` actions: list the policy
+    /// rules they break. Without it, DOMAIN must be a package folder, and the package is
+    /// validated: env.toml, the tables, the tool schemas, the server's start and tools/list,
+    /// reset-then-state round trip, and replaying the same calls twice giving the same state.
     #[arg(long)]
-    pub actions: PathBuf,
+    pub actions: Option<PathBuf>,
     /// Directory with the domain's tables as τ-bench-style JSON files.
     #[arg(long, conflicts_with = "seed")]
     pub data_dir: Option<PathBuf>,
@@ -29,7 +32,7 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
-    /// A built-in domain's name (see `env list`).
+    /// A built-in domain's name (see `env list`) or an environment package's folder.
     pub domain: String,
     /// Print Graphviz source instead of text.
     #[arg(long)]
@@ -47,7 +50,7 @@ pub struct GraphArgs {
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// A built-in domain's name (see `env list`).
+    /// A built-in domain's name (see `env list`) or an environment package's folder.
     pub domain: String,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -71,14 +74,40 @@ pub fn print_policy(name: &str, out: &mut impl Write) -> anyhow::Result<()> {
 
 /// One JSON line per violation, then `{"violations": N}`.
 pub fn check(args: &CheckArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let Some(actions) = &args.actions else { return check_package(Path::new(&args.domain), out) };
     let d = resolve(&args.domain)?;
-    let actions = read_actions(&args.actions)?;
+    let actions = read_actions(actions)?;
     let db = load(d, args.data_dir.as_deref(), args.seed)?;
     let found = d.check(&db, &actions)?;
     for v in &found {
         writeln!(out, "{}", serde_json::to_string(v)?)?;
     }
     writeln!(out, "{}", json!({"violations": found.len()}))?;
+    Ok(())
+}
+
+/// Validates the package in `dir`; prints one JSON line describing it when it holds up.
+fn check_package(dir: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    if !dir.join(package::manifest::FILE).is_file() {
+        anyhow::bail!(
+            "{} is not an environment package folder (it has no {}); `env check` without --actions validates a package",
+            dir.display(),
+            package::manifest::FILE
+        );
+    }
+    let loaded = Package::load(dir)?;
+    let problems = package::self_check(&loaded)?;
+    if !problems.is_empty() {
+        anyhow::bail!("{}: {}", dir.display(), problems.join("; "));
+    }
+    let g = Graph::new(&loaded);
+    let content = loaded.package().map(|p| p.hash).unwrap_or_default();
+    let tools: Vec<&str> = loaded.tools().iter().map(|t| t.name.as_str()).collect();
+    writeln!(
+        out,
+        "{}",
+        json!({"ok": true, "name": loaded.name(), "tables": loaded.tables(), "tools": tools, "edges": g.edges.len(), "hash": content})
+    )?;
     Ok(())
 }
 

@@ -102,6 +102,7 @@ impl RunDir {
             writers.insert(name, JsonlWriter::open(&path, committed)?);
         }
         let domain = crate::env::resolve(&settings.domain)?;
+        domain.log_to(dir)?;
         let mut run = Self { dir: dir.to_path_buf(), manifest, writers, settings: settings.clone(), tools: domain.openai_tools(), started: Instant::now() };
         if resuming {
             eprintln!("resuming the run in {}", dir.display());

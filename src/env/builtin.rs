@@ -4,14 +4,15 @@
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::environment::{EnvError, Environment, Session, ToolInfo};
 use super::graph::GraphHints;
+use super::package::Package;
 use super::policy::Violation;
 use super::subjects::Subjects;
 use super::{Action, Db, Env, Tool, ToolResult};
@@ -182,9 +183,42 @@ pub fn domain(name: &str) -> anyhow::Result<&'static Builtin> {
     }
 }
 
-/// The environment a run names: every command's `--domain` goes through here.
+/// The packages this process loaded, each once; they live as long as the process.
+static PACKAGES: Mutex<Vec<&'static Package>> = Mutex::new(Vec::new());
+
+/// The environment a run names: every command's `--domain` goes through here. A folder holding
+/// an `env.toml` is an environment package (loaded once per process, and known by its name
+/// afterwards); anything else is a built-in domain's name, or the name of a package loaded
+/// before.
 pub fn resolve(name: &str) -> anyhow::Result<&'static dyn Environment> {
-    Ok(domain(name)?)
+    let path = Path::new(name);
+    let builtin = domain(name);
+    if path.is_dir() && (path.join(super::package::manifest::FILE).exists() || builtin.is_err()) {
+        return Ok(package(path)?);
+    }
+    if let Ok(d) = builtin {
+        return Ok(d);
+    }
+    let loaded = PACKAGES.lock().map_err(|_| anyhow::anyhow!("a thread panicked while loading a package"))?;
+    match loaded.iter().find(|p| p.name() == name) {
+        Some(p) => Ok(*p),
+        None => bail!("{:#}, and it is not a folder holding an environment package ({})", builtin.unwrap_err(), super::package::manifest::FILE),
+    }
+}
+
+/// The package in `dir`, loaded on first use.
+pub fn package(dir: &Path) -> anyhow::Result<&'static Package> {
+    let canonical = dir.canonicalize().with_context(|| format!("environment package {}", dir.display()))?;
+    let mut loaded = PACKAGES.lock().map_err(|_| anyhow::anyhow!("a thread panicked while loading a package"))?;
+    if let Some(p) = loaded.iter().find(|p| p.dir() == canonical) {
+        return Ok(p);
+    }
+    let package: &'static Package = Box::leak(Box::new(Package::load(&canonical)?));
+    if let Some(other) = loaded.iter().find(|p| p.name() == package.name()) {
+        bail!("two environment packages are named '{}': {} and {}", package.name(), other.dir().display(), canonical.display());
+    }
+    loaded.push(package);
+    Ok(package)
 }
 
 #[cfg(test)]

@@ -137,6 +137,17 @@ pub trait Environment: fmt::Debug + Send + Sync {
     /// passengers the sampler chose. It calls this before it runs a sampled action. The default
     /// computes nothing; an action it cannot complete is left as it is, and the tool refuses it.
     fn complete(&self, _state: &Db, _action: &mut Action) {}
+
+    /// For an environment package, what identifies its content (never its location); `None`
+    /// for a built-in domain, which the program's version identifies.
+    fn package(&self) -> Option<super::package::PackageRef> {
+        None
+    }
+
+    /// Keeps the environment's own log (a tool server's stderr) in the run directory `dir`.
+    fn log_to(&self, _dir: &Path) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// A live environment: tools acting on one database. Made to be implementable by another

@@ -25,11 +25,13 @@ pub mod policy;
 pub mod pyjson;
 pub mod pynum;
 pub mod retail;
+pub mod package;
 mod session;
 pub mod state;
 pub mod subjects;
 
 pub use builtin::{builtins, domain, resolve, Builtin, Parts};
+pub use package::{Package, PackageRef};
 pub use environment::{EnvError, Environment, Session, ToolInfo};
 pub use session::Env;
 pub use subjects::Subjects;
