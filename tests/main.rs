@@ -10,6 +10,7 @@ mod env_airline;
 mod eval;
 mod hub;
 mod model;
+mod package;
 mod phase1;
 mod phase2;
 mod pipeline;

@@ -27,6 +27,7 @@ pub enum Stage {
     /// The environment itself failed (a tool server that crashed, hung or answered garbage):
     /// not the blueprint's fault, so the attempt ends without revision rounds. Not a step of
     /// the funnel ([`Stage::ALL`]); the funnel counts it where it happened, at execution.
+    #[serde(rename = "env_error")]
     Env,
 }
 

@@ -367,9 +367,9 @@ fn retail_tools_run_on_a_generated_world_and_a_clean_session_passes_the_policy()
             .clone(),
     };
     trace.push(again);
-    let ids: Vec<&str> = policy::check("retail", &db, &trace)
+    let ids: Vec<String> = policy::check("retail", &db, &trace)
         .unwrap()
-        .iter()
+        .into_iter()
         .map(|v| v.id)
         .collect();
     assert_eq!(ids, ["retail.return_and_cancel"]);
@@ -582,9 +582,9 @@ fn airline_tools_run_on_a_generated_world_and_a_clean_session_passes_the_policy(
         name: "get_reservation_details".into(),
         kwargs: json!({"reservation_id": other}).as_object().unwrap().clone(),
     });
-    let ids: Vec<&str> = policy::check("airline", &db, &trace)
+    let ids: Vec<String> = policy::check("airline", &db, &trace)
         .unwrap()
-        .iter()
+        .into_iter()
         .map(|v| v.id)
         .collect();
     assert_eq!(ids, ["airline.wrong_user"]);

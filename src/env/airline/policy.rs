@@ -282,7 +282,7 @@ mod tests {
         )
     }
 
-    fn ids(trace: &[Action]) -> Vec<&'static str> {
+    fn ids(trace: &[Action]) -> Vec<String> {
         check(&db(), trace).into_iter().map(|v| v.id).collect()
     }
 
@@ -367,7 +367,7 @@ mod tests {
         let change = change_flights("BASIC1", "basic_economy", "HAT007", "2024-05-21");
         let found = check(&db(), &[login(), change]);
         assert_eq!(
-            found.iter().map(|v| v.id).collect::<Vec<_>>(),
+            found.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
             ["airline.basic_economy_flight_change"]
         );
         assert!(found[0].message.contains("BASIC1"));

@@ -521,8 +521,9 @@ impl PackageSession<'_> {
                 // Killed on drop; the pool starts a fresh one for the next session.
                 self.server = None;
             }
-            let log = self.package.log.lock().ok().and_then(|l| l.clone());
-            let log = log.map(|p| format!(" (its stderr is in {})", p.display())).unwrap_or_default();
+            // The log's name, not its path: records must not depend on where the run lies.
+            let logged = self.package.log.lock().ok().is_some_and(|l| l.is_some());
+            let log = if logged { format!(" (its stderr is in {LOG})") } else { String::new() };
             EnvError::call(format!("{what}: {fault}{log}"))
         })
     }
@@ -587,7 +588,7 @@ pub fn self_check(package: &Package) -> anyhow::Result<Vec<String>> {
         let diff = super::state::diff(&data, &state);
         let first = diff.first().map(|op| serde_json::to_string(op).unwrap_or_default()).unwrap_or_default();
         problems.push(format!(
-            "env/reset then env/state does not give the tables of {}/ back exactly ({} differences; first: {first})",
+            "env/reset then env/state does not give the tables of {}/ back exactly ({} difference(s); first: {first})",
             package.manifest.data,
             diff.len()
         ));

@@ -206,7 +206,7 @@ mod tests {
         act("find_user_id_by_email", json!({"email": "ana.silva1@example.com"}))
     }
 
-    fn ids(trace: &[Action]) -> Vec<&'static str> {
+    fn ids(trace: &[Action]) -> Vec<String> {
         check(&db(), trace).into_iter().map(|v| v.id).collect()
     }
 
