@@ -240,7 +240,7 @@ fn a_moved_package_resumes_and_an_edited_one_is_refused_naming_the_file() {
 }
 
 /// A small `run` on SmolLM2 against the example package, twice: the run completes, its files
-/// are well formed, and the same seed gives the same files.
+/// are well formed, and the same seed gives the same files. About 100 s on 2 cores.
 #[test]
 fn a_small_run_on_smollm2_against_the_example_package_is_reproducible() {
     let Some(model) = crate::support::smollm2_dir() else { return };
@@ -252,7 +252,10 @@ fn a_small_run_on_smollm2_against_the_example_package_is_reproducible() {
         let output = Command::new(env!("CARGO_BIN_EXE_apigen-mt"))
             .args(["run", "--domain", library().to_str().unwrap(), "--seed", "1", "--out", tmp.path().join(out).to_str().unwrap()])
             .args(["--model", model.join("model-q4_1.gguf").to_str().unwrap()])
-            .args(["--tasks", "1", "--max-attempts", "1", "--reviewers", "1", "--rounds", "1", "--attempts", "1", "--best-of", "1", "--max-turns", "3"])
+            // Threshold 0: a draft that replays and keeps the rules validates whatever the one
+            // reviewer says, so that Phase 2 talks to the tool server too.
+            .args(["--tasks", "1", "--max-attempts", "1", "--reviewers", "1", "--threshold", "0", "--rounds", "1"])
+            .args(["--attempts", "1", "--best-of", "1", "--max-turns", "3"])
             .args(["--generator-max-tokens", "160", "--reviewer-max-tokens", "64", "--summarizer-max-tokens", "32"])
             .args(["--agent-max-tokens", "48", "--user-max-tokens", "32"])
             .env("HF_HUB_OFFLINE", "1")
@@ -266,6 +269,9 @@ fn a_small_run_on_smollm2_against_the_example_package_is_reproducible() {
     let stats: Value = serde_json::from_str(&std::fs::read_to_string(a.join("stats.json")).unwrap()).unwrap();
     eprintln!("smollm2 library run: {}", stats["blueprints"]);
     assert_eq!(stats["blueprints"]["attempted"], 1);
+    let validated = stats["blueprints"]["validated"].as_u64().unwrap();
+    let conversations = jsonl(&a.join(TRAJECTORIES)).len() + jsonl(&a.join(TRAJECTORIES_REJECTED)).len();
+    assert_eq!(conversations as u64, validated, "one conversation per validated blueprint");
     let manifest: Value = serde_json::from_str(&std::fs::read_to_string(a.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["config"]["domain"], "library");
     assert!(manifest["config"]["package"]["files"]["server.py"].is_string(), "{}", manifest["config"]);
