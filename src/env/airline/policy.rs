@@ -415,7 +415,7 @@ mod tests {
         four.push(book(pay));
         let found = check(&db(), &four);
         assert_eq!(
-            found.iter().map(|v| (v.id, v.step)).collect::<Vec<_>>(),
+            found.iter().map(|v| (v.id.as_str(), v.step)).collect::<Vec<_>>(),
             [("airline.too_many_bookings", 4)]
         );
     }

@@ -245,7 +245,7 @@ mod tests {
         let trace = [login(), modify_items("#W1000001"), modify_items("#W1000001")];
         let found = check(&db(), &trace);
         assert_eq!(found.len(), 1);
-        assert_eq!((found[0].id, found[0].step), ("retail.order_modified_twice", 2));
+        assert_eq!((found[0].id.as_str(), found[0].step), ("retail.order_modified_twice", 2));
         assert!(found[0].message.contains("#W1000001"));
         // Changing the address after the items is the same mistake.
         let addr = act("modify_pending_order_address", json!({"order_id": "#W1000001"}));
