@@ -143,7 +143,7 @@ fn env_check_refuses_broken_packages_with_exit_2_naming_the_problem() {
     }
     let tmp = tempfile::tempdir().unwrap();
     type Break = fn(&Path);
-    let cases: [(&str, Break, &[&str]); 9] = [
+    let cases: [(&str, Break, &[&str]); 10] = [
         ("bad toml", |d| edit(d, "env.toml", "name = \"faulty\"", "name = faulty\""), &["env.toml", "line 3"]),
         ("no server", |d| edit(d, "env.toml", "server = [\"python3\", \"server.py\"]", ""), &["env.toml", "missing field `server`"]),
         ("table not an object", |d| std::fs::write(d.join("data/items.json"), "[1, 2]").unwrap(), &["items.json", "must hold a JSON object"]),
@@ -152,6 +152,7 @@ fn env_check_refuses_broken_packages_with_exit_2_naming_the_problem() {
         ("server does not start", |d| edit(d, "env.toml", "\"server.py\"", "\"server.py\", \"--no-start\""), &["`server`", "cannot start"]),
         ("no such program", |d| edit(d, "env.toml", "\"python3\"", "\"./no-such-server\""), &["`server`", "cannot start", "no-such-server"]),
         ("state does not round-trip", |d| edit(d, "env.toml", "\"server.py\"", "\"server.py\", \"--lossy-state\""), &["env/state", "back exactly", "/items/i1a"]),
+        ("example calling no tool", |d| std::fs::write(d.join("examples.jsonl"), "{\"instruction\": \"x\", \"actions\": [{\"name\": \"nope\"}], \"outputs\": []}\n").unwrap(), &["examples.jsonl:1", "'nope'"]),
         ("unknown tool in hints", |d| std::fs::write(d.join("env.toml"), std::fs::read_to_string(d.join("env.toml")).unwrap() + "\n[hints]\nwrite = [\"bumpp\"]\n").unwrap(), &["hints.write", "bumpp"]),
     ];
     for (i, (what, broken, needles)) in cases.into_iter().enumerate() {

@@ -596,11 +596,17 @@ pub fn self_check(package: &Package) -> anyhow::Result<Vec<String>> {
     drop(session);
     // The calls: every example's actions (without examples.jsonl, the empty replay).
     let mut calls: Vec<Action> = Vec::new();
-    for line in package.examples.lines().filter(|l| !l.trim().is_empty()) {
-        if let Ok(example) = serde_json::from_str::<Value>(line) {
-            if let Ok(actions) = serde_json::from_value::<Vec<Action>>(example["actions"].clone()) {
+    for (i, line) in package.examples.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let example = serde_json::from_str::<Value>(line).ok();
+        let actions = example.as_ref().and_then(|e| serde_json::from_value::<Vec<Action>>(e["actions"].clone()).ok());
+        match (example.as_ref().and_then(|e| e["instruction"].as_str()), actions) {
+            (Some(_), Some(actions)) => {
+                if let Some(unknown) = actions.iter().find(|a| package.tool(&a.name).is_none()) {
+                    problems.push(format!("examples.jsonl:{}: the action '{}' is not a tool of the server", i + 1, unknown.name));
+                }
                 calls.extend(actions);
             }
+            _ => problems.push(format!("examples.jsonl:{}: not a JSON object with `instruction` (a string) and `actions` (a list of {{\"name\", \"kwargs\"}})", i + 1)),
         }
     }
     let mut hashes = Vec::new();
