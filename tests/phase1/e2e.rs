@@ -1,6 +1,8 @@
 //! `apigen-mt blueprints` on the real SmolLM2 GGUF, sized for a test: the run completes, the
-//! files are well formed, the stats add up, and the same seed gives the same files.
+//! files are well formed, the stats add up, the sampled actions stay fixed while the model
+//! revises its write-up, and the same seed gives the same files.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -51,6 +53,33 @@ fn blueprints_run_on_smollm2_is_complete_consistent_and_reproducible() {
     }
     let trace = jsonl(&a.path().join("trace.jsonl"));
     assert!(trace.iter().any(|t| t["role"] == "generator"));
+
+    // Sampled actions (the default): every generator prompt of a task lists the same calls, a
+    // revision's included, the model answers with a write-up that has no actions of its own,
+    // and a validated blueprint carries exactly the listed calls.
+    let mut calls: BTreeMap<u64, Vec<Vec<Value>>> = BTreeMap::new();
+    for t in trace.iter().filter(|t| t["role"] == "generator") {
+        let prompt = t["prompt"].as_str().unwrap();
+        let listed = prompt.split_once("\nThe calls:\n").map_or("", |(_, rest)| rest);
+        let listed: Vec<Value> = listed
+            .lines()
+            .map_while(|l| l.split_once(". ").filter(|(n, _)| n.parse::<usize>().is_ok()))
+            .map(|(_, call)| serde_json::from_str(call).unwrap_or_else(|e| panic!("{call}: {e}")))
+            .collect();
+        assert!(!listed.is_empty(), "a generator prompt without its sampled calls: {prompt}");
+        if let Some(reply) = t["completion"].as_str().and_then(|c| serde_json::from_str::<Value>(c).ok()) {
+            assert!(reply.get("actions").is_none(), "the write-up drafted actions: {reply}");
+        }
+        calls.entry(t["task"].as_u64().unwrap()).or_default().push(listed);
+    }
+    assert!(calls.values().any(|c| c.len() > 1), "no task was revised, so the fixed actions went untested: {calls:?}");
+    for (task, listed) in &calls {
+        assert!(listed.iter().all(|l| l == &listed[0]), "task {task}: a revision changed the calls: {listed:?}");
+    }
+    for bp in jsonl(&a.path().join("blueprints.jsonl")) {
+        let listed = &calls[&bp["task"].as_u64().unwrap()][0];
+        assert_eq!(bp["actions"].as_array().unwrap(), listed, "{bp}");
+    }
 
     blueprints(&gguf, b.path());
     for file in ["blueprints.jsonl", "blueprints.rejected.jsonl", "trace.jsonl"] {
