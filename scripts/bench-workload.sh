@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The real workload, measured: Phase 2 (`apigen-mt trajectories`) on a fixed set of 8 retail
+# blueprints (scripts/workload/retail-8.jsonl, on the generated world of seed 7), best-of-1,
+# 6 agent turns, one attempt each, seed 0, with the default concurrency and with
+# --concurrency 1, back to back; optionally also with the agent and user on an
+# OpenAI-compatible server (SERVER=http://127.0.0.1:8080/v1, e.g. llama-server; TEMPLATE names
+# the local model whose chat template renders the prompts).
+#
+#   scripts/bench-workload.sh MODEL [REPS]
+#
+# MODEL is anything --model takes (a .gguf, a folder, a preset). REPS (default 1) repeats the
+# whole set, interleaved. For each run it prints wall time, generated tokens/s, prompt tokens/s
+# processed (prompt tokens not served by the cache, per second), the prefix-cache share of
+# prompt tokens, mean sequences per forward pass, and then the speed-up of the default over
+# --concurrency 1. BIN overrides the binary (default target/release/apigen-mt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=${1:?usage: scripts/bench-workload.sh MODEL [REPS]}
+reps=${2:-1}
+bin=${BIN:-target/release/apigen-mt}
+tasks=scripts/workload/retail-8.jsonl
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+[ -x "$bin" ] || cargo build --release --quiet
+
+run() { # NAME EXTRA-ARGS...
+    local name=$1; shift
+    local out="$work/$name"
+    rm -rf "$out"
+    "$bin" trajectories --domain retail --seed 7 --blueprints "$tasks" --model "$model" \
+        --attempts 1 --best-of 1 --max-turns 6 --out "$out" "$@" >/dev/null 2>"$work/$name.log" || {
+        cat "$work/$name.log" >&2; exit 1; }
+    python3 - "$out/stats.json" "$name" <<'EOF'
+import json, sys
+stats = json.load(open(sys.argv[1]))
+t = stats["timing"]
+wall = t["wall_seconds"]
+engines = t["engines"]
+prompt = sum(e["metrics"]["prompt_tokens"] for e in engines)
+hits = sum(e["metrics"]["prefix_hit_tokens"] for e in engines)
+steps = sum(e["metrics"]["steps"] for e in engines)
+seqs = sum(e["metrics"]["step_sequences"] for e in engines)
+gen = t["generated_tokens_per_second"] or 0.0
+computed = (prompt - hits) / wall if wall else 0.0
+share = hits / prompt if prompt else 0.0
+batch = seqs / steps if steps else 0.0
+roles = " ".join(f"{r}={u['cache_share']:.2f}" for r, u in t.get("roles", {}).items())
+print(f"{sys.argv[2]:<14} wall {wall:7.1f} s  generated {gen:6.1f} tok/s  prompt computed {computed:7.1f} tok/s  cache {share:5.1%}  seqs/step {batch:5.2f}  [{roles}]")
+print(json.dumps({"name": sys.argv[2], "wall": wall, "gen": gen}), file=open(sys.argv[1] + ".summary", "w"))
+EOF
+}
+
+for rep in $(seq "$reps"); do
+    echo "# repetition $rep ($(uptime | sed 's/.*load/load/'))"
+    run "default-$rep"
+    run "c1-$rep" --concurrency 1
+    if [ -n "${SERVER:-}" ]; then
+        run "server-$rep" --agent-model "$SERVER" --user-model "$SERVER"
+    fi
+done
+python3 - "$work" "$reps" <<'EOF'
+import json, statistics, sys
+work, reps = sys.argv[1], int(sys.argv[2])
+def med(name, key):
+    return statistics.median(json.load(open(f"{work}/{name}-{r}/stats.json.summary"))[key] for r in range(1, reps + 1))
+d, c = med("default", "gen"), med("c1", "gen")
+print(f"median generated tok/s: default {d:.1f}, --concurrency 1 {c:.1f}: {d / c if c else float('nan'):.2f}x")
+EOF
