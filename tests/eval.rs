@@ -45,7 +45,7 @@ impl LanguageModel for Replay {
                 None => "Done: your address is updated.".into(),
             }
         };
-        Ok(Completion { text, reasoning: None, tokens: vec![0; 3], prompt_tokens: 10, cached_tokens: 0, finish_reason: FinishReason::Stop, error: None })
+        Ok(Completion { text, reasoning: None, tokens: vec![0; 3], prompt_tokens: 10, generated_count: None, cached_tokens: 0, finish_reason: FinishReason::Stop, error: None })
     }
 
     fn count_tokens(&self, _: &Prompt) -> Result<usize, EngineError> {

@@ -156,6 +156,7 @@ impl LanguageModel for Oracle {
         Ok(Completion {
             tokens: vec![7; text.len() % 13 + 1],
             prompt_tokens: prompt.len() / 4,
+            generated_count: None,
             cached_tokens: 0,
             text,
             reasoning: None,

@@ -56,6 +56,7 @@ impl LanguageModel for Scripted {
             reasoning: None,
             tokens: vec![7; chars.len()],
             prompt_tokens: 5,
+            generated_count: None,
             cached_tokens: 0,
             finish_reason: FinishReason::Stop,
             error: None,

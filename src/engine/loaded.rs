@@ -403,6 +403,7 @@ impl Frontend {
                 reasoning: None,
                 tokens: Vec::new(),
                 prompt_tokens: tokens.len(),
+                generated_count: None,
                 cached_tokens: 0,
                 finish_reason: FinishReason::Length,
                 error: Some(format!(

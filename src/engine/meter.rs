@@ -62,7 +62,7 @@ impl Meter {
             usage.requests += 1;
             usage.prompt_tokens += completion.prompt_tokens as u64;
             usage.cached_tokens += completion.cached_tokens as u64;
-            usage.generated_tokens += completion.tokens.len() as u64;
+            usage.generated_tokens += completion.completion_tokens() as u64;
         }
     }
 }
@@ -119,24 +119,30 @@ mod tests {
     use super::*;
     use crate::engine::FinishReason;
 
-    struct Fixed(ModelInfo);
+    /// Answers "ok" with two token ids, or, given a count, with none and that count (a server's
+    /// chat answer without ids).
+    struct Fixed(ModelInfo, Option<usize>);
 
     impl LanguageModel for Fixed {
         fn info(&self) -> &ModelInfo {
             &self.0
         }
         fn generate_streaming(&self, _: Request, _: &mut dyn FnMut(&str)) -> Result<Completion, EngineError> {
-            Ok(Completion { text: "ok".into(), reasoning: None, tokens: vec![1, 2], prompt_tokens: 10, cached_tokens: 6, finish_reason: FinishReason::Stop, error: None })
+            let tokens = if self.1.is_some() { Vec::new() } else { vec![1, 2] };
+            Ok(Completion { text: "ok".into(), reasoning: None, tokens, prompt_tokens: 10, generated_count: self.1, cached_tokens: 6, finish_reason: FinishReason::Stop, error: None })
         }
         fn count_tokens(&self, _: &Prompt) -> Result<usize, EngineError> {
             Ok(10)
         }
     }
 
+    fn info() -> ModelInfo {
+        ModelInfo { name: "m".into(), architecture: "x".into(), context_length: 64, tool_format: "generic".into(), template_supports_tools: false }
+    }
+
     #[test]
     fn each_role_counts_its_own_requests() {
-        let info = ModelInfo { name: "m".into(), architecture: "x".into(), context_length: 64, tool_format: "generic".into(), template_supports_tools: false };
-        let engine = EngineHandle::new(Arc::new(Fixed(info)));
+        let engine = EngineHandle::new(Arc::new(Fixed(info(), None)));
         let meter = Meter::new();
         let (agent, user) = (meter.wrap("agent", &engine), meter.wrap("user", &engine));
         for _ in 0..2 {
@@ -147,5 +153,15 @@ mod tests {
         assert_eq!(roles["agent"], RoleUsage { requests: 2, prompt_tokens: 20, cached_tokens: 12, generated_tokens: 4 });
         assert_eq!(roles["user"].requests, 1);
         assert!((roles["agent"].cache_share() - 0.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_servers_count_stands_in_for_the_ids_it_did_not_return() {
+        let engine = EngineHandle::new(Arc::new(Fixed(info(), Some(7))));
+        let meter = Meter::new();
+        let agent = meter.wrap("agent", &engine);
+        let completion = agent.generate(Request::new(Prompt::Text("a".into()))).unwrap();
+        assert_eq!((completion.tokens.len(), completion.completion_tokens()), (0, 7));
+        assert_eq!(meter.snapshot()["agent"].generated_tokens, 7);
     }
 }

@@ -202,8 +202,14 @@ pub struct Completion {
     /// [`crate::chat::thinking`]); `None` when it wrote none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
+    /// The generated token ids; empty where a server returned none and no local tokenizer
+    /// could count the text (then `generated_count` says how many there were).
     pub tokens: Vec<u32>,
     pub prompt_tokens: usize,
+    /// How many tokens were generated, where a server counted them (`usage.completion_tokens`)
+    /// but `tokens` could not hold their ids; `None` when `tokens` is the whole answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_count: Option<usize>,
     /// Prompt tokens served from the prefix cache rather than computed.
     pub cached_tokens: usize,
     pub finish_reason: FinishReason,
@@ -214,8 +220,9 @@ pub struct Completion {
 }
 
 impl Completion {
+    /// Tokens generated: the ids held, or the server's count where it returned none.
     pub fn completion_tokens(&self) -> usize {
-        self.tokens.len()
+        self.generated_count.unwrap_or(self.tokens.len())
     }
 }
 

@@ -188,6 +188,7 @@ impl Sequence {
             reasoning: None,
             tokens: self.tokens[self.prompt_len..].to_vec(),
             prompt_tokens: self.prompt_len,
+            generated_count: None,
             cached_tokens: self.cached_tokens,
             finish_reason: finish.reason,
             error: finish.error,

@@ -364,6 +364,7 @@ mod tests {
                 reasoning: None,
                 tokens: vec![1, 2],
                 prompt_tokens,
+                generated_count: None,
                 cached_tokens: 0,
                 finish_reason,
                 error: None,

@@ -64,7 +64,7 @@ impl LanguageModel for Parallel {
         } else {
             format!("All done, {}: your address is updated.", self.user_id)
         };
-        Ok(Completion { text, reasoning: None, tokens: vec![0; 4], prompt_tokens: 12, cached_tokens: 0, finish_reason: FinishReason::Stop, error: None })
+        Ok(Completion { text, reasoning: None, tokens: vec![0; 4], prompt_tokens: 12, generated_count: None, cached_tokens: 0, finish_reason: FinishReason::Stop, error: None })
     }
 
     fn count_tokens(&self, _: &Prompt) -> Result<usize, EngineError> {

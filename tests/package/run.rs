@@ -100,6 +100,7 @@ impl LanguageModel for Script {
         Ok(Completion {
             tokens: vec![7; text.len() % 13 + 1],
             prompt_tokens: prompt.len() / 4,
+            generated_count: None,
             cached_tokens: 0,
             text,
             reasoning: None,

@@ -76,6 +76,7 @@ impl LanguageModel for Scripted {
         Ok(Completion {
             tokens: (0..text.split_whitespace().count() as u32).collect(),
             prompt_tokens: prompt.split_whitespace().count(),
+            generated_count: None,
             cached_tokens: 0,
             text,
             reasoning: None,

@@ -63,6 +63,7 @@ impl LanguageModel for Replay {
             reasoning: None,
             tokens: vec![0; 3],
             prompt_tokens: 10,
+            generated_count: None,
             cached_tokens: 0,
             finish_reason: FinishReason::Stop,
             error: None,

@@ -394,8 +394,12 @@ impl RemoteModel {
                 _ => Vec::new(),
             },
         };
+        let counted = usage["completion_tokens"].as_u64().map(|n| n as usize);
+        // A chat answer without ids, from a server whose model has no local tokenizer here:
+        // the server's count is all there is, and stats must not read it as nothing generated.
+        let generated_count = counted.filter(|_| tokens.is_empty());
         self.prompt_tokens.fetch_add(prompt_tokens as u64, Ordering::Relaxed);
-        self.completion_tokens.fetch_add(usage["completion_tokens"].as_u64().unwrap_or(tokens.len() as u64), Ordering::Relaxed);
+        self.completion_tokens.fetch_add(counted.unwrap_or(tokens.len()) as u64, Ordering::Relaxed);
         let finish_reason = match answer.finish.as_deref() {
             Some("length") => FinishReason::Length,
             None => {
@@ -413,6 +417,7 @@ impl RemoteModel {
             reasoning: None,
             tokens,
             prompt_tokens,
+            generated_count,
             cached_tokens: usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0) as usize,
             finish_reason,
             error: None,
@@ -599,6 +604,7 @@ fn too_long(prompt_tokens: usize, context_length: usize) -> Option<Completion> {
         reasoning: None,
         tokens: Vec::new(),
         prompt_tokens,
+        generated_count: None,
         cached_tokens: 0,
         finish_reason: FinishReason::Length,
         error: Some(format!("the prompt has {prompt_tokens} tokens; the context holds {context_length}")),
