@@ -5,9 +5,15 @@
 //! The data sampler (`samplers/data.rs`) follows this description to cut one subject's slice
 //! out of a database, and the blueprint schema restricts every argument named here to the
 //! values of that slice.
+//!
+//! An environment package writes the same description as its `env.toml`'s `[subjects]` table,
+//! which deserializes straight into these types.
+
+use serde::Deserialize;
 
 /// The data sampler's description of an environment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Subjects {
     /// The table of the people tasks are about, keyed by their id (`users`).
     pub table: String,
@@ -16,8 +22,10 @@ pub struct Subjects {
     /// Tools that identify a subject. They are always offered to the blueprint generator,
     /// because policies require the identity to be confirmed before anything else, and a
     /// sampled walk may not start with one.
+    #[serde(default)]
     pub identify: Vec<String>,
     /// Values of the subject's record that arguments take (an email, a payment method id).
+    #[serde(default)]
     pub fields: Vec<Field>,
     /// The subject's own records.
     pub records: Records,
@@ -26,26 +34,32 @@ pub struct Subjects {
 }
 
 /// Values read from the subject's record.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Field {
     /// The arguments these values fill.
     pub args: Vec<String>,
     /// Where in the record, as a JSON pointer (`/name/first_name`).
     pub pointer: String,
+    /// `value` when not written.
+    #[serde(default)]
     pub take: Take,
 }
 
 /// What a [`Field`] takes at its pointer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Take {
     /// The string there.
+    #[default]
     Value,
     /// The keys of the object there (payment methods keyed by id).
     Keys,
 }
 
 /// The subject's records: the subject's field `list` holds their ids in `table`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Records {
     pub list: String,
     pub table: String,
@@ -59,7 +73,8 @@ pub struct Records {
 /// Each record has an array `lines`; a line names a catalogue entry (`entry`) and one of its
 /// options (`option`). An entry keeps its `keep` fields, its id under `entry`, and its options
 /// map `options` cut to the held ones plus the first `offered` with `offer_flag` true.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Catalogue {
     pub table: String,
     pub lines: String,
@@ -67,11 +82,15 @@ pub struct Catalogue {
     pub option: String,
     pub options: String,
     pub offer_flag: String,
+    #[serde(default)]
     pub offered: usize,
+    #[serde(default)]
     pub keep: Vec<String>,
     /// The arguments that take a held option (`item_ids`).
+    #[serde(default)]
     pub held_args: Vec<String>,
     /// The arguments that take an offered option (`new_item_ids`).
+    #[serde(default)]
     pub offered_args: Vec<String>,
 }
 

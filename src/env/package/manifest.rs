@@ -31,7 +31,6 @@ use serde::Deserialize;
 
 use crate::config::sha256_hex;
 use crate::env::graph::{Dataflow, Source};
-use crate::env::subjects::{Catalogue, Field, Records, Take};
 use crate::env::Subjects;
 
 /// The file name of a package's description.
@@ -53,7 +52,8 @@ pub struct Manifest {
     pub rounds: usize,
     #[serde(default = "default_timeout")]
     pub timeout_secs: f64,
-    pub subjects: SubjectsFile,
+    /// `[subjects]`: how the data sampler finds what a task is about (see [`Subjects`]).
+    pub subjects: Subjects,
     #[serde(default)]
     pub hints: HintsFile,
 }
@@ -69,65 +69,6 @@ fn default_rounds() -> usize {
 }
 fn default_timeout() -> f64 {
     10.0
-}
-
-/// `[subjects]`: [`Subjects`] as TOML.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubjectsFile {
-    pub table: String,
-    pub id_args: Vec<String>,
-    #[serde(default)]
-    pub identify: Vec<String>,
-    #[serde(default)]
-    pub fields: Vec<FieldFile>,
-    pub records: RecordsFile,
-    pub catalogue: Option<CatalogueFile>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FieldFile {
-    pub args: Vec<String>,
-    pub pointer: String,
-    /// `value` (the string at the pointer, the default) or `keys` (the keys of the object there).
-    #[serde(default)]
-    pub take: TakeFile,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TakeFile {
-    #[default]
-    Value,
-    Keys,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordsFile {
-    pub list: String,
-    pub table: String,
-    pub id_args: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CatalogueFile {
-    pub table: String,
-    pub lines: String,
-    pub entry: String,
-    pub option: String,
-    pub options: String,
-    pub offer_flag: String,
-    #[serde(default)]
-    pub offered: usize,
-    #[serde(default)]
-    pub keep: Vec<String>,
-    #[serde(default)]
-    pub held_args: Vec<String>,
-    #[serde(default)]
-    pub offered_args: Vec<String>,
 }
 
 /// `[hints]`: what the server's tool list cannot say.
@@ -202,41 +143,6 @@ impl Manifest {
             }
         }
         Ok(manifest)
-    }
-
-    /// The sampler description.
-    pub fn subjects(&self) -> Subjects {
-        let s = &self.subjects;
-        Subjects {
-            table: s.table.clone(),
-            id_args: s.id_args.clone(),
-            identify: s.identify.clone(),
-            fields: s
-                .fields
-                .iter()
-                .map(|f| Field {
-                    args: f.args.clone(),
-                    pointer: f.pointer.clone(),
-                    take: match f.take {
-                        TakeFile::Value => Take::Value,
-                        TakeFile::Keys => Take::Keys,
-                    },
-                })
-                .collect(),
-            records: Records { list: s.records.list.clone(), table: s.records.table.clone(), id_args: s.records.id_args.clone() },
-            catalogue: s.catalogue.as_ref().map(|c| Catalogue {
-                table: c.table.clone(),
-                lines: c.lines.clone(),
-                entry: c.entry.clone(),
-                option: c.option.clone(),
-                options: c.options.clone(),
-                offer_flag: c.offer_flag.clone(),
-                offered: c.offered,
-                keep: c.keep.clone(),
-                held_args: c.held_args.clone(),
-                offered_args: c.offered_args.clone(),
-            }),
-        }
     }
 }
 

@@ -94,7 +94,7 @@ impl Package {
         let tables = table_names(&data_dir)?;
         let table_refs: Vec<&str> = tables.iter().map(String::as_str).collect();
         let data = super::data::load_tables(&table_refs, &data_dir)?;
-        let subjects = manifest.subjects();
+        let subjects = manifest.subjects.clone();
         for (key, table) in [("subjects.table", &subjects.table), ("subjects.records.table", &subjects.records.table)] {
             if !tables.contains(table) {
                 bail!("{}: `{key}` = '{table}', but {} has no {table}.json", toml.display(), data_dir.display());
