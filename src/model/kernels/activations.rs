@@ -3,9 +3,11 @@
 //! quants permuted for the K-quant kernels ([`super::q4_k`], [`super::q6_k`]).
 
 use candle_core::quantized::k_quants::{self as kq, GgmlType};
+use candle_core::quantized::GgmlDType;
+use half::f16;
 use rayon::prelude::*;
 
-use super::{block_bytes, f16_at};
+use super::block_bytes;
 
 /// Values per block.
 const BLOCK: usize = 32;
@@ -18,28 +20,56 @@ pub(super) struct Activations {
 }
 
 impl Activations {
-    /// `m` rows of `blocks·32` values, each quantized by candle's `T::from_float`. `T` is an 8-bit
-    /// block type as GGUF lays it out: one or two f16 values, then 32 signed bytes.
+    /// `m` rows of `blocks·32` values, each block quantized as candle's `T::from_float` does it
+    /// (the bits our kernels are tested against): `T` is `BlockQ8_0` or `BlockQ8_1`, whose
+    /// second scale is the block's scaled quant sum.
     pub(super) fn quantize<T: GgmlType>(x: &[f32], m: usize, blocks: usize) -> Self {
+        let with_sum = match T::DTYPE {
+            GgmlDType::Q8_0 => false,
+            GgmlDType::Q8_1 => true,
+            other => unreachable!("activations are quantized to Q8_0 or Q8_1, not {other:?}"),
+        };
         let cols = blocks * BLOCK;
         debug_assert_eq!(x.len(), m * cols);
-        let mut quantized = vec![T::zeros(); m * blocks];
-        quantized
-            .par_chunks_mut(blocks.max(1))
+        let mut quants = vec![0i8; m * cols];
+        let mut scales = vec![[0f32; 2]; m * blocks];
+        quants
+            .par_chunks_mut(cols.max(1))
+            .zip(scales.par_chunks_mut(blocks.max(1)))
             .zip(x.par_chunks(cols.max(1)))
-            .for_each(|(q, x)| T::from_float(x, q));
-        let size = std::mem::size_of::<T>();
-        let header = size - BLOCK;
-        debug_assert!(header == 2 || header == 4, "not an 8-bit block type");
-        let bytes = block_bytes(&quantized);
-        let mut quants = Vec::with_capacity(m * cols);
-        let mut scales = Vec::with_capacity(m * blocks);
-        for block in bytes.chunks_exact(size) {
-            quants.extend(block[header..].iter().map(|&q| q as i8));
-            scales.push([f16_at(block, 0), if header == 4 { f16_at(block, 2) } else { 0.0 }]);
-        }
+            .for_each(|((quants, scales), x)| {
+                for ((q, scale), x) in quants.chunks_exact_mut(BLOCK).zip(scales).zip(x.chunks_exact(BLOCK)) {
+                    *scale = quantize_block(x.try_into().expect("32 values"), q.try_into().expect("32 quants"), with_sum);
+                }
+            });
         Self { quants, scales }
     }
+}
+
+/// One block as candle's `quantize_row_q8_0`/`_q8_1` computes it: scale `d = amax / 127` (kept
+/// as f16), quants `round(x / d)` rounded half away from zero, and for Q8_1 the f16 product of
+/// the quant sum and `d`. Returns both scales as f32.
+///
+/// candle rounds with `f32::round`, a libm call per value that keeps the loop scalar; here the
+/// same rounding is integer arithmetic the compiler vectorizes. Values are first clamped to the
+/// i8 range, where candle's `as i8` saturates anyway (an infinite `1 / d` from a subnormal `d`
+/// included); the truncation `v as i32` is then exact, and so is the remainder `v - trunc(v)`. A
+/// NaN gives quant 0, as `f32::round(NaN) as i8` does.
+#[inline]
+fn quantize_block(x: &[f32; BLOCK], q: &mut [i8; BLOCK], with_sum: bool) -> [f32; 2] {
+    let amax = x.iter().fold(0f32, |a, &v| a.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, &x) in q.iter_mut().zip(x) {
+        let v = (x * id).clamp(-128.0, 127.0);
+        let t = v as i32;
+        let r = v - t as f32;
+        *q = (t + i32::from(r >= 0.5) - i32::from(r <= -0.5)) as i8;
+        sum += i32::from(*q);
+    }
+    let d = f16::from_f32(d);
+    [d.to_f32(), if with_sum { (f16::from_f32(sum as f32) * d).to_f32() } else { 0.0 }]
 }
 
 /// Values per Q8_K superblock.
@@ -141,5 +171,48 @@ impl Superblocks {
             sub_sums,
             offsets,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// candle's blocks for `x`, read back as quants and f32 scales.
+    fn reference<T: GgmlType>(x: &[f32]) -> (Vec<i8>, Vec<[f32; 2]>) {
+        let mut blocks = vec![T::zeros(); x.len() / BLOCK];
+        T::from_float(x, &mut blocks);
+        let size = std::mem::size_of::<T>();
+        let header = size - BLOCK;
+        let (mut quants, mut scales) = (Vec::new(), Vec::new());
+        for block in block_bytes(&blocks).chunks_exact(size) {
+            quants.extend(block[header..].iter().map(|&q| q as i8));
+            let at = |i: usize| f16::from_le_bytes([block[i], block[i + 1]]).to_f32();
+            scales.push([at(0), if header == 4 { at(2) } else { 0.0 }]);
+        }
+        (quants, scales)
+    }
+
+    #[test]
+    fn quantized_activations_equal_candles_bit_for_bit() {
+        let mut x = super::super::test_values(64 * BLOCK, 7);
+        // Exact ties: amax 127 makes the scale 1, so these are quants rounded half away from 0.
+        x[..BLOCK].copy_from_slice(&std::array::from_fn::<f32, BLOCK, _>(|i| [127.0, -0.5, 0.5, 2.5, -3.5, -126.5, 1.5, -0.49999997][i % 8]));
+        // A zero block, a block with a NaN, one with an infinity, tiny and huge values.
+        x[BLOCK..2 * BLOCK].fill(0.0);
+        x[2 * BLOCK + 3] = f32::NAN;
+        x[3 * BLOCK + 5] = f32::INFINITY;
+        x[4 * BLOCK..5 * BLOCK].iter_mut().enumerate().for_each(|(i, v)| *v = (i as f32 - 16.0) * 1e-38);
+        x[5 * BLOCK..6 * BLOCK].iter_mut().enumerate().for_each(|(i, v)| *v = (i as f32 - 16.0) * 3e37);
+        let rows = 4;
+        let ours = Activations::quantize::<kq::BlockQ8_1>(&x, rows, x.len() / BLOCK / rows);
+        let (quants, scales) = reference::<kq::BlockQ8_1>(&x);
+        assert_eq!(ours.quants, quants);
+        assert_eq!(ours.scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>(), scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>());
+        assert_eq!(&ours.quants[..8], &[127, -1, 1, 3, -4, -127, 2, 0]);
+        let ours = Activations::quantize::<kq::BlockQ8_0>(&x, rows, x.len() / BLOCK / rows);
+        let (quants, scales) = reference::<kq::BlockQ8_0>(&x);
+        assert_eq!(ours.quants, quants);
+        assert_eq!(ours.scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>(), scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>());
     }
 }

@@ -60,11 +60,6 @@ fn block_bytes<T: candle_core::quantized::k_quants::GgmlType>(blocks: &[T]) -> &
     unsafe { std::slice::from_raw_parts(blocks.as_ptr().cast::<u8>(), std::mem::size_of_val(blocks)) }
 }
 
-/// The little-endian f16 at `at` in `bytes`, as f32.
-fn f16_at(bytes: &[u8], at: usize) -> f32 {
-    half::f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]])).to_f32()
-}
-
 /// Deterministic test values in [-1, 1].
 #[cfg(test)]
 fn test_values(n: usize, seed: u32) -> Vec<f32> {
