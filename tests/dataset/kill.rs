@@ -1,24 +1,13 @@
 //! `apigen-mt run` on the real SmolLM2 GGUF, killed with SIGKILL part-way and run again: every
-//! output file must equal that of an uninterrupted run (JSONL compared sorted line by line;
+//! output file must equal that of the uninterrupted run (JSONL compared sorted line by line;
 //! stats.json without its `timing`).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::smollm2_dir;
-
-fn command(gguf: &Path, out: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_apigen-mt"));
-    cmd.args(["run", "--domain", "retail", "--model"]).arg(gguf).arg("--out").arg(out);
-    cmd.args(["--tasks", "1", "--max-attempts", "2", "--reviewers", "1", "--rounds", "0", "--seed", "3"]);
-    cmd.args(["--generator-max-tokens", "200", "--reviewer-max-tokens", "64", "--summarizer-max-tokens", "32"]);
-    cmd.args(["--attempts", "1", "--best-of", "1", "--max-turns", "2", "--agent-max-tokens", "32", "--user-max-tokens", "24"]);
-    cmd.env("HF_HUB_OFFLINE", "1").stdout(Stdio::null()).stderr(Stdio::piped());
-    cmd
-}
+use super::smollm2::{command, whole};
 
 fn sorted_lines(path: &Path) -> Vec<String> {
     let mut lines: Vec<String> = std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect();
@@ -43,11 +32,8 @@ fn committed_something(dir: &Path) -> bool {
 
 #[test]
 fn a_run_killed_with_sigkill_resumes_to_the_files_of_an_uninterrupted_run() {
-    let Some(model) = smollm2_dir() else { return };
-    let gguf = model.join("model-q4_1.gguf");
-    let (whole, killed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let status = command(&gguf, whole.path()).status().expect("the binary runs");
-    assert!(status.success());
+    let Some((gguf, whole)) = whole() else { return };
+    let killed = tempfile::tempdir().unwrap();
 
     let mut child = command(&gguf, killed.path()).spawn().expect("the binary runs");
     let started = Instant::now();
@@ -68,12 +54,12 @@ fn a_run_killed_with_sigkill_resumes_to_the_files_of_an_uninterrupted_run() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
     for name in ["blueprints.jsonl", "blueprints.rejected.jsonl", "trajectories.rejected.jsonl", "trajectories.jsonl", "dataset.sharegpt.jsonl", "dataset.openai.jsonl"] {
-        assert_eq!(sorted_lines(&killed.path().join(name)), sorted_lines(&whole.path().join(name)), "{name}");
+        assert_eq!(sorted_lines(&killed.path().join(name)), sorted_lines(&whole.join(name)), "{name}");
     }
-    assert_eq!(sorted_lines(&killed.path().join("manifest.json")), sorted_lines(&whole.path().join("manifest.json")));
-    assert_eq!(without_timing(&killed.path().join("stats.json")), without_timing(&whole.path().join("stats.json")));
+    assert_eq!(sorted_lines(&killed.path().join("manifest.json")), sorted_lines(&whole.join("manifest.json")));
+    assert_eq!(without_timing(&killed.path().join("stats.json")), without_timing(&whole.join("stats.json")));
     for name in ["dataset.sharegpt.parquet", "dataset.openai.parquet"] {
         let read = |dir: &Path| apigen_mt::dataset::parquet::read(&dir.join(name)).expect(name);
-        assert_eq!(read(killed.path()), read(whole.path()), "{name}");
+        assert_eq!(read(killed.path()), read(whole), "{name}");
     }
 }

@@ -1,9 +1,13 @@
 //! The run directory end to end with a scripted model: dataset files that load the way their
 //! trainers load them, resume after a crash equal to an uninterrupted run, a changed config
-//! refused by name, the example config parsed, and a report that agrees with stats.json.
+//! refused by name, the example config parsed, and a report that agrees with stats.json. On
+//! SmolLM2 (`kill`, `shards`): one real run, killed and resumed or split into shards and merged,
+//! gives the files of the same run done whole.
 
 mod formats;
 mod kill;
+mod shards;
+mod smollm2;
 
 use std::path::Path;
 use std::sync::Arc;
