@@ -10,7 +10,7 @@
 # For each mode it prints validated blueprints per attempt, tokens per validated blueprint, the
 # pass rate of each stage (first drafts / final drafts), and the share of validated blueprints
 # whose conversation verified. BIN overrides the binary (default target/release/apigen-mt);
-# OUT=DIR keeps the run directories there.
+# OUT=DIR keeps the run directories there; MODES picks the modes (default "sampled model").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: scripts/bench-actions.sh MODEL [ATTEMPTS] [SEED]}
@@ -19,7 +19,7 @@ seed=${3:-0}
 bin=${BIN:-target/release/apigen-mt}
 [ -x "$bin" ] || cargo build --release --quiet
 work=${OUT:-$(mktemp -d)}
-for mode in sampled model; do
+for mode in ${MODES:-sampled model}; do
     rm -rf "$work/$mode"
     start=$(date +%s)
     "$bin" run --domain retail --model "$model" --seed "$seed" --tasks "$attempts" --max-attempts "$attempts" \
@@ -28,12 +28,13 @@ for mode in sampled model; do
     python3 - "$work/$mode/stats.json" "$mode" "$(( $(date +%s) - start ))" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-b, p = s["blueprints"], s["pass_rate"]
+b = s["blueprints"]
+p = b["pass_rate"]
 def rates(t):
     return " ".join(f"{k}={v['passed']}/{v['entered']}" for k, v in t.items() if v["entered"])
 t = s.get("trajectories", {})
 verified = t.get("verified", 0)
-print(f"{sys.argv[2]:8} validated {b['validated']}/{b['attempted']}  tokens/validated {s.get('tokens_per_validated')}  "
+print(f"{sys.argv[2]:8} validated {b['validated']}/{b['attempted']}  tokens/validated {b.get('tokens_per_validated')}  "
       f"verified {verified}/{b['validated']}  wall {sys.argv[3]} s")
 print(f"         first drafts: {rates(p['without_feedback'])}")
 print(f"         final drafts: {rates(p['with_feedback'])}")

@@ -12,7 +12,9 @@
 # whole set, interleaved. For each run it prints wall time, generated tokens/s, prompt tokens/s
 # processed (prompt tokens not served by the cache, per second), the prefix-cache share of
 # prompt tokens, mean sequences per forward pass, and then the speed-up of the default over
-# --concurrency 1. BIN overrides the binary (default target/release/apigen-mt).
+# --concurrency 1, and of the server run over the default one. BIN overrides the binary (default
+# target/release/apigen-mt). MODES picks the runs (default "default c1", plus "server" when SERVER
+# is set), e.g. MODES="default server" for the side-by-side alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: scripts/bench-workload.sh MODEL [REPS]}
@@ -50,19 +52,27 @@ print(json.dumps({"name": sys.argv[2], "wall": wall, "gen": gen}), file=open(sys
 EOF
 }
 
+modes=${MODES:-default c1${SERVER:+ server}}
 for rep in $(seq "$reps"); do
     echo "# repetition $rep ($(uptime | sed 's/.*load/load/'))"
-    run "default-$rep"
-    run "c1-$rep" --concurrency 1
-    if [ -n "${SERVER:-}" ]; then
-        run "server-$rep" --agent-model "$SERVER" --user-model "$SERVER"
-    fi
+    for mode in $modes; do
+        case $mode in
+            default) run "default-$rep" ;;
+            c1) run "c1-$rep" --concurrency 1 ;;
+            server) run "server-$rep" --agent-model "${SERVER:?server mode needs SERVER=URL}" --user-model "$SERVER" \
+                ${TEMPLATE:+--server-template "$TEMPLATE"} ;;
+            *) echo "unknown mode $mode (default, c1, server)" >&2; exit 2 ;;
+        esac
+    done
 done
-python3 - "$work" "$reps" <<'EOF'
+python3 - "$work" "$reps" $modes <<'EOF'
 import json, statistics, sys
-work, reps = sys.argv[1], int(sys.argv[2])
-def med(name, key):
-    return statistics.median(json.load(open(f"{work}/{name}-{r}/stats.json.summary"))[key] for r in range(1, reps + 1))
-d, c = med("default", "gen"), med("c1", "gen")
-print(f"median generated tok/s: default {d:.1f}, --concurrency 1 {c:.1f}: {d / c if c else float('nan'):.2f}x")
+work, reps, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def med(name):
+    return statistics.median(json.load(open(f"{work}/{name}-{r}/stats.json.summary"))["gen"] for r in range(1, reps + 1))
+gen = {m: med(m) for m in modes}
+print("median generated tok/s: " + ", ".join(f"{m} {g:.1f}" for m, g in gen.items()))
+for a, b in [("default", "c1"), ("default", "server")]:
+    if a in gen and b in gen and gen[b]:
+        print(f"{a} over {b}: {gen[a] / gen[b]:.2f}x")
 EOF

@@ -18,8 +18,13 @@
 # stays on (GGML_NATIVE).
 #
 # Then, for example:
-#   BIN/llama-server -m ../shared/models/smollm2-135m-instruct/model-q4_1.gguf --port 8081 -c 8192 -np 4
+#   BIN/llama-server -m ../shared/models/smollm2-135m-instruct/model-q4_1.gguf --port 8081 -c 32768 -np 4
 #   apigen-mt trajectories ... --model http://127.0.0.1:8081/v1 --server-template ../shared/models/smollm2-135m-instruct
+#
+# llama-server splits -c among its -np slots: each request gets -c / -np tokens of context (the
+# run reads it from /props and fails longer prompts as context_exceeded), so give -c as -np times
+# the model's context. The run sends at most --server-max-in-flight requests at once (default 32);
+# requests beyond -np wait in llama-server's queue.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
