@@ -150,9 +150,10 @@ impl Client {
         self.call(path, Some(body), self.retries).map(single)
     }
 
-    /// A POST tried once, for probes whose failure is an answer.
+    /// A POST tried once, for probes whose failure is an answer: it is left out of the metrics,
+    /// so that a server which answers a probe with 400 does not show a failed request.
     pub fn post_once(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        self.call(path, Some(body), 0).map(single)
+        self.call_as(path, Some(body), 0, false).map(single)
     }
 
     /// A POST whose answer may be a stream of server-sent events (`"stream": true`): the events'
@@ -163,9 +164,16 @@ impl Client {
 
     /// One call, retried `retries` times under the fault rule; the answer parsed as JSON.
     fn call(&self, path: &str, body: Option<&Value>, retries: usize) -> Result<Vec<Value>, Failure> {
+        self.call_as(path, body, retries, true)
+    }
+
+    /// [`Self::call`], counted in the metrics or not.
+    fn call_as(&self, path: &str, body: Option<&Value>, retries: usize, counted: bool) -> Result<Vec<Value>, Failure> {
         let _slot = self.slots.acquire();
         let url = self.url(path);
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        if counted {
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        }
         let start = Instant::now();
         let mut tries = 0;
         let result = loop {
@@ -186,6 +194,7 @@ impl Client {
             std::thread::sleep(wait);
         };
         match &result {
+            _ if !counted => {}
             Ok(_) => {
                 let nanos = start.elapsed().as_nanos() as u64;
                 self.counters.succeeded.fetch_add(1, Ordering::Relaxed);
@@ -357,5 +366,8 @@ mod tests {
         assert!(matches!(&err, Failure::Unavailable(m) if m.contains("2 tries")), "{err:?}");
         let m = client.metrics();
         assert_eq!((m.requests, m.retries, m.failures), (1, 1, 1));
+        // A probe's failure is an answer, not a failed request of the run.
+        assert!(client.post_once("completions", &serde_json::json!({})).is_err());
+        assert_eq!(client.metrics(), m);
     }
 }
