@@ -8,6 +8,7 @@
 mod api;
 mod backend;
 mod faults;
+mod llama_server;
 mod openai_client;
 mod proxy;
 
