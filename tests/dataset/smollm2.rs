@@ -23,14 +23,14 @@ pub(crate) fn command(gguf: &Path, out: &Path) -> Command {
 /// The GGUF and the directory of the uninterrupted run, or `None` (after a notice) where the
 /// model is absent. The first caller runs it; the others wait for it.
 pub(crate) fn whole() -> Option<(PathBuf, &'static Path)> {
-    static WHOLE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    static WHOLE: OnceLock<PathBuf> = OnceLock::new();
     let gguf = crate::support::smollm2_dir()?.join("model-q4_1.gguf");
     let dir = WHOLE.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("smollm2-run-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let output = command(&gguf, &dir).output().expect("the binary runs");
         assert!(output.status.success(), "the uninterrupted run failed: {}", String::from_utf8_lossy(&output.stderr));
-        Some(dir)
+        dir
     });
-    dir.as_deref().map(|d| (gguf, d))
+    Some((gguf, dir.as_path()))
 }
