@@ -231,11 +231,11 @@ impl SeqKv {
         self.len += added;
     }
 
-    /// Keys and values of block `index` for `layer` and `head`, or `None` if the cache does not
-    /// store `E`. Only the first `min(BLOCK_TOKENS, len() - index·BLOCK_TOKENS)` tokens are
+    /// Keys and values of block `index` for `layer` and `head`, or `None` if the cache has no
+    /// such block or does not store `E`. Only the first `min(BLOCK_TOKENS, len() - index·BLOCK_TOKENS)` tokens are
     /// meaningful.
     pub(crate) fn head_block<E: KvElem>(&self, index: usize, layer: usize, head: usize) -> Option<HeadBlock<'_, E>> {
-        let block = &self.blocks[index];
+        let block = self.blocks.get(index)?;
         let storage = E::storage(block)?;
         let at = self.shape.head_start(layer, head);
         let half = BLOCK_TOKENS * self.shape.head_dim;

@@ -370,6 +370,13 @@ unsafe fn divide<V: Lanes>(target: &mut [f32], l: f32) {
     }
 }
 
+/// The half of a block a pass reads.
+#[derive(Clone, Copy)]
+enum Half {
+    Keys,
+    Values,
+}
+
 /// The members that read one block, with the block's keys and values, grouped by block.
 struct Readers<E> {
     /// (member, keys, values, block identity), in member order.
@@ -382,11 +389,18 @@ impl<E: Load> Readers<E> {
     }
 
     /// The members reaching block `b`, reading each sequence's block once per run of members of
-    /// that sequence.
-    fn fill(&mut self, ctx: &Ctx, g: usize, members: &[Member], b: usize) -> &Self {
+    /// that sequence; and, when `ahead` names the half the pass reads next, a prefetch of that
+    /// half of block `b + 1` for the members that reach it.
+    ///
+    /// The prefetch is why this is not a plain lookup: a sequence's blocks are separate
+    /// allocations holding every layer and head, so one head's 16 keys are a lone 4 KiB run
+    /// (2 KiB in f16) that the hardware prefetcher, which stays within a page, cannot see coming;
+    /// without it, each block's first loads wait on memory. A prefetch changes no result.
+    fn fill(&mut self, ctx: &Ctx, g: usize, members: &[Member], b: usize, ahead: Option<Half>) -> &Self {
         let start = b * BLOCK_TOKENS;
         self.list.clear();
         let mut last: Option<(usize, *const E, *const E, usize)> = None;
+        let mut prefetched = None;
         for (j, m) in members.iter().enumerate() {
             if m.position < start {
                 continue;
@@ -394,9 +408,25 @@ impl<E: Load> Readers<E> {
             let (keys, values, id) = match last {
                 Some((seq, k, v, id)) if seq == m.seq => (k, v, id),
                 _ => {
-                    let block = ctx.caches[m.seq].head_block::<E>(b, ctx.layer, g).expect("caches of one pass store one type");
+                    let cache = ctx.caches[m.seq];
+                    let block = cache.head_block::<E>(b, ctx.layer, g).expect("caches hold the blocks their queries read, of one type");
                     let entry = (m.seq, block.keys.as_ptr(), block.values.as_ptr(), block.id);
                     last = Some(entry);
+                    if let Some(half) = ahead.filter(|_| m.position >= start + BLOCK_TOKENS) {
+                        if let Some(next) = cache.head_block::<E>(b + 1, ctx.layer, g) {
+                            if prefetched != Some(next.id) {
+                                prefetched = Some(next.id);
+                                let run = match half {
+                                    Half::Keys => next.keys,
+                                    Half::Values => next.values,
+                                };
+                                #[cfg(target_arch = "x86_64")]
+                                super::prefetch(run.as_ptr(), 0, std::mem::size_of_val(run));
+                                #[cfg(not(target_arch = "x86_64"))]
+                                let _ = run;
+                            }
+                        }
+                    }
                     (entry.1, entry.2, entry.3)
                 }
             };
@@ -440,7 +470,8 @@ unsafe fn segment<V: Lanes, E: Load>(
     // Scores.
     let mut readers = Readers::<E>::new(members.len());
     for b in blocks.clone() {
-        let readers = readers.fill(ctx, g, members, b);
+        let ahead = (b + 1 < blocks.end).then_some(Half::Keys);
+        let readers = readers.fill(ctx, g, members, b, ahead);
         for tile_members in readers.tiles(tile::<V>()) {
             let keys = tile_members[0].1;
             let row = |r: &(usize, *const E, *const E, usize)| (b - first) * BLOCK_TOKENS + r.0 * SEGMENT_TOKENS;
@@ -501,8 +532,9 @@ unsafe fn segment<V: Lanes, E: Load>(
 
     // Weighted values.
     let acc_ptr = acc.as_mut_ptr();
-    for b in blocks {
-        let readers = readers.fill(ctx, g, members, b);
+    for b in blocks.clone() {
+        let ahead = (b + 1 < blocks.end).then_some(Half::Values);
+        let readers = readers.fill(ctx, g, members, b, ahead);
         for tile_members in readers.tiles(tile::<V>()) {
             let values = tile_members[0].2;
             let w = |r: &(usize, *const E, *const E, usize)| {
