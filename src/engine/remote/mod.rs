@@ -127,9 +127,12 @@ impl RemoteModel {
         let flavor = server.flavor.unwrap_or_else(|| Flavor::from_owner(entry["owned_by"].as_str().unwrap_or("")));
         let mut dialect = Dialect::new(flavor);
         let props = if flavor == Flavor::LlamaServer { client.get("/props").ok() } else { None };
-        let mut context_length = entry["max_model_len"].as_u64().map(|n| n as usize).or_else(|| {
+        let server_context = entry["max_model_len"].as_u64().map(|n| n as usize).or_else(|| {
             props.as_ref().and_then(|p| p["default_generation_settings"]["n_ctx"].as_u64()).map(|n| n as usize)
         });
+        let mut context_length = server_context;
+        // The model's own context, from the template source, to compare with what the server gives.
+        let mut model_context = None;
         if flavor == Flavor::LlamaServer {
             dialect.lark = probe_lark(&client, &served);
         }
@@ -165,11 +168,13 @@ impl RemoteModel {
             (Api::Completions, Some(spec)) => {
                 let (frontend, format, context, _) = local(spec).with_context(|| format!("loading the template source {spec:?} of {served}"))?;
                 context_length = context_length.or(context);
+                model_context = context;
                 (Text::Local(frontend), format, Some(spec.to_string()))
             }
             (Api::Completions, None) => match local(&served) {
                 Ok((frontend, format, context, _)) => {
                     context_length = context_length.or(context);
+                    model_context = context;
                     (Text::Local(frontend), format, Some(served.clone()))
                 }
                 Err(local_error) => match server_template() {
@@ -192,6 +197,7 @@ impl RemoteModel {
                     Some(spec) if spec != "server" => {
                         let (frontend, _, context, _) = local(spec).with_context(|| format!("loading the template source {spec:?} of {served}"))?;
                         context_length = context_length.or(context);
+                        model_context = context;
                         Some(frontend)
                     }
                     _ => None,
@@ -207,6 +213,11 @@ impl RemoteModel {
                 (Text::Chat(frontend), ToolFormat::Generic, None)
             }
         };
+        if let (Some(server_context), Some(model_context)) = (server_context, model_context) {
+            if let Some(warning) = short_context_warning(&server.url, &served, flavor, server_context, model_context) {
+                eprintln!("{warning}");
+            }
+        }
         let context_length = context_length.filter(|&n| n > 0).ok_or_else(|| {
             anyhow!("{}: the server does not say the context length of {served}, and the template source does not either", server.url)
         })?;
@@ -611,6 +622,27 @@ fn too_long(prompt_tokens: usize, context_length: usize) -> Option<Completion> {
     })
 }
 
+/// A warning when the server gives a request less context than the model has: prompts past
+/// the server's limit then end as `context_exceeded`, which looks like a weak model rather than
+/// a server setting. llama-server divides `-c` among its `-np` slots, so this is easy to do by
+/// accident there.
+fn short_context_warning(url: &str, model: &str, flavor: Flavor, server_context: usize, model_context: usize) -> Option<String> {
+    if server_context >= model_context {
+        return None;
+    }
+    let hint = if flavor == Flavor::LlamaServer {
+        format!(
+            " (llama-server divides -c among its -np slots: give -c {model_context} times the slots for the whole context)"
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "warning: {url} gives each request {server_context} tokens of context, {model} has {model_context}; \
+         prompts longer than {server_context} tokens will end as context_exceeded{hint}"
+    ))
+}
+
 /// Whether llama-server takes llguidance grammars (it does when built with `LLAMA_LLGUIDANCE`).
 fn probe_lark(client: &Client, model: &str) -> bool {
     let body = json!({"model": model, "prompt": "a", "max_tokens": 1, "temperature": 0.0, "grammar": Dialect::lark_probe()});
@@ -656,4 +688,21 @@ fn wire_message(message: &Message) -> Value {
         out["tool_call_id"] = json!(id);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_context_below_the_models_is_warned_about() {
+        // llama-server at -c 16384 -np 4: 4,096 tokens a slot for a model of 8,192.
+        let warning = short_context_warning("http://127.0.0.1:8081/v1", "smollm2", Flavor::LlamaServer, 4096, 8192).unwrap();
+        assert!(warning.contains("4096 tokens of context, smollm2 has 8192"), "{warning}");
+        assert!(warning.contains("-np"), "llama-server gets the hint about its slots: {warning}");
+        let vllm = short_context_warning("http://h/v1", "m", Flavor::Vllm, 4096, 32768).unwrap();
+        assert!(!vllm.contains("-np"), "{vllm}");
+        assert_eq!(short_context_warning("http://h/v1", "m", Flavor::LlamaServer, 8192, 8192), None);
+        assert_eq!(short_context_warning("http://h/v1", "m", Flavor::Vllm, 32768, 8192), None);
+    }
 }
