@@ -14,7 +14,9 @@
 # prompt tokens, mean sequences per forward pass, and then the speed-up of the default over
 # --concurrency 1, and of the server run over the default one. BIN overrides the binary (default
 # target/release/apigen-mt). MODES picks the runs (default "default c1", plus "server" when SERVER
-# is set), e.g. MODES="default server" for the side-by-side alone.
+# is set), e.g. MODES="default server" for the side-by-side alone; "f16" is the default run with
+# --kv-dtype f16. For a server run, the cache share and sequences per step are the server's own and
+# are not printed; its requests and failures are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: scripts/bench-workload.sh MODEL [REPS]}
@@ -22,7 +24,8 @@ reps=${2:-1}
 bin=${BIN:-target/release/apigen-mt}
 tasks=scripts/workload/retail-8.jsonl
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# Kept when a run or a summary fails, so that a long run's stats.json is not lost with it.
+trap 'status=$?; if [ $status -eq 0 ]; then rm -rf "$work"; else echo "kept $work" >&2; fi' EXIT
 [ -x "$bin" ] || cargo build --release --quiet
 
 run() { # NAME EXTRA-ARGS...
@@ -37,17 +40,25 @@ import json, sys
 stats = json.load(open(sys.argv[1]))
 t = stats["timing"]
 wall = t["wall_seconds"]
-engines = t["engines"]
-prompt = sum(e["metrics"]["prompt_tokens"] for e in engines)
-hits = sum(e["metrics"]["prefix_hit_tokens"] for e in engines)
-steps = sum(e["metrics"]["steps"] for e in engines)
-seqs = sum(e["metrics"]["step_sequences"] for e in engines)
+# In-process engines carry the engine's metrics; a server's entry has its client's instead
+# (requests, failures, latency), and the server's own cache and batching are not seen from here.
+local = [e["metrics"] for e in t["engines"] if "metrics" in e]
+servers = [e["server"] for e in t["engines"] if "server" in e]
+prompt = sum(m["prompt_tokens"] for m in local)
+hits = sum(m["prefix_hit_tokens"] for m in local)
+steps = sum(m["steps"] for m in local)
+seqs = sum(m["step_sequences"] for m in local)
 gen = t["generated_tokens_per_second"] or 0.0
-computed = (prompt - hits) / wall if wall else 0.0
-share = hits / prompt if prompt else 0.0
-batch = seqs / steps if steps else 0.0
-roles = " ".join(f"{r}={u['cache_share']:.2f}" for r, u in t.get("roles", {}).items())
-print(f"{sys.argv[2]:<14} wall {wall:7.1f} s  generated {gen:6.1f} tok/s  prompt computed {computed:7.1f} tok/s  cache {share:5.1%}  seqs/step {batch:5.2f}  [{roles}]")
+line = f"{sys.argv[2]:<14} wall {wall:7.1f} s  generated {gen:6.1f} tok/s"
+if local:
+    computed = (prompt - hits) / wall if wall else 0.0
+    share = hits / prompt if prompt else 0.0
+    batch = seqs / steps if steps else 0.0
+    line += f"  prompt computed {computed:7.1f} tok/s  cache {share:5.1%}  seqs/step {batch:5.2f}"
+for e in servers:
+    line += f"  server {e.get('url')}: {e.get('requests')} requests, {e.get('failures')} failed, {e.get('prompt_tokens')} prompt tokens sent"
+roles = " ".join(f"{r}={u['cache_share']:.2f}" for r, u in t.get("roles", {}).items() if u.get("cache_share") is not None)
+print(f"{line}  [{roles}]")
 print(json.dumps({"name": sys.argv[2], "wall": wall, "gen": gen}), file=open(sys.argv[1] + ".summary", "w"))
 EOF
 }
@@ -59,9 +70,10 @@ for rep in $(seq "$reps"); do
         case $mode in
             default) run "default-$rep" ;;
             c1) run "c1-$rep" --concurrency 1 ;;
+            f16) run "f16-$rep" --kv-dtype f16 ;;
             server) run "server-$rep" --agent-model "${SERVER:?server mode needs SERVER=URL}" --user-model "$SERVER" \
                 ${TEMPLATE:+--server-template "$TEMPLATE"} ;;
-            *) echo "unknown mode $mode (default, c1, server)" >&2; exit 2 ;;
+            *) echo "unknown mode $mode (default, c1, f16, server)" >&2; exit 2 ;;
         esac
     done
 done
@@ -72,7 +84,7 @@ def med(name):
     return statistics.median(json.load(open(f"{work}/{name}-{r}/stats.json.summary"))["gen"] for r in range(1, reps + 1))
 gen = {m: med(m) for m in modes}
 print("median generated tok/s: " + ", ".join(f"{m} {g:.1f}" for m, g in gen.items()))
-for a, b in [("default", "c1"), ("default", "server")]:
+for a, b in [("default", "c1"), ("default", "server"), ("f16", "default")]:
     if a in gen and b in gen and gen[b]:
         print(f"{a} over {b}: {gen[a] / gen[b]:.2f}x")
 EOF
