@@ -232,8 +232,8 @@ impl SeqKv {
     }
 
     /// Keys and values of block `index` for `layer` and `head`, or `None` if the cache has no
-    /// such block or does not store `E`. Only the first `min(BLOCK_TOKENS, len() - index·BLOCK_TOKENS)` tokens are
-    /// meaningful.
+    /// such block or does not store `E`. Only the first
+    /// `min(BLOCK_TOKENS, len() - index·BLOCK_TOKENS)` tokens are meaningful.
     pub(crate) fn head_block<E: KvElem>(&self, index: usize, layer: usize, head: usize) -> Option<HeadBlock<'_, E>> {
         let block = self.blocks.get(index)?;
         let storage = E::storage(block)?;

@@ -130,8 +130,8 @@ impl RemoteModel {
         let server_context = entry["max_model_len"].as_u64().map(|n| n as usize).or_else(|| {
             props.as_ref().and_then(|p| p["default_generation_settings"]["n_ctx"].as_u64()).map(|n| n as usize)
         });
-        let mut context_length = server_context;
-        // The model's own context, from the template source, to compare with what the server gives.
+        // The model's own context, from the template source: the fallback where the server does not
+        // say, and what the server's is compared with.
         let mut model_context = None;
         if flavor == Flavor::LlamaServer {
             dialect.lark = probe_lark(&client, &served);
@@ -167,13 +167,11 @@ impl RemoteModel {
             }
             (Api::Completions, Some(spec)) => {
                 let (frontend, format, context, _) = local(spec).with_context(|| format!("loading the template source {spec:?} of {served}"))?;
-                context_length = context_length.or(context);
                 model_context = context;
                 (Text::Local(frontend), format, Some(spec.to_string()))
             }
             (Api::Completions, None) => match local(&served) {
                 Ok((frontend, format, context, _)) => {
-                    context_length = context_length.or(context);
                     model_context = context;
                     (Text::Local(frontend), format, Some(served.clone()))
                 }
@@ -196,7 +194,6 @@ impl RemoteModel {
                 let frontend = match spec {
                     Some(spec) if spec != "server" => {
                         let (frontend, _, context, _) = local(spec).with_context(|| format!("loading the template source {spec:?} of {served}"))?;
-                        context_length = context_length.or(context);
                         model_context = context;
                         Some(frontend)
                     }
@@ -218,7 +215,7 @@ impl RemoteModel {
                 eprintln!("{warning}");
             }
         }
-        let context_length = context_length.filter(|&n| n > 0).ok_or_else(|| {
+        let context_length = server_context.or(model_context).filter(|&n| n > 0).ok_or_else(|| {
             anyhow!("{}: the server does not say the context length of {served}, and the template source does not either", server.url)
         })?;
         let text = match text {

@@ -412,19 +412,17 @@ impl<E: Load> Readers<E> {
                     let block = cache.head_block::<E>(b, ctx.layer, g).expect("caches hold the blocks their queries read, of one type");
                     let entry = (m.seq, block.keys.as_ptr(), block.values.as_ptr(), block.id);
                     last = Some(entry);
-                    if let Some(half) = ahead.filter(|_| m.position >= start + BLOCK_TOKENS) {
-                        if let Some(next) = cache.head_block::<E>(b + 1, ctx.layer, g) {
-                            if prefetched != Some(next.id) {
-                                prefetched = Some(next.id);
-                                let run = match half {
-                                    Half::Keys => next.keys,
-                                    Half::Values => next.values,
-                                };
-                                #[cfg(target_arch = "x86_64")]
-                                super::prefetch(run.as_ptr(), 0, std::mem::size_of_val(run));
-                                #[cfg(not(target_arch = "x86_64"))]
-                                let _ = run;
-                            }
+                    let next = ahead
+                        .filter(|_| m.position >= start + BLOCK_TOKENS)
+                        .and_then(|half| Some((half, cache.head_block::<E>(b + 1, ctx.layer, g)?)));
+                    if let Some((half, next)) = next {
+                        if prefetched != Some(next.id) {
+                            prefetched = Some(next.id);
+                            let run = match half {
+                                Half::Keys => next.keys,
+                                Half::Values => next.values,
+                            };
+                            super::prefetch(run.as_ptr(), 0, std::mem::size_of_val(run));
                         }
                     }
                     (entry.1, entry.2, entry.3)

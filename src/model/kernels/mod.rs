@@ -39,17 +39,22 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// into cache. Kernels stream weights in short runs (one group of columns, one row), too short
 /// for the hardware prefetcher to learn, so they ask for what they will read a few hundred
 /// bytes later; decode, which reads every weight once per token, waits on memory otherwise.
-/// A prefetch never faults, so the address may lie past the end of the weights.
-#[cfg(target_arch = "x86_64")]
+/// A prefetch never faults, so the address may lie past the end of the weights. Attention uses
+/// it too, for the next cache block. Elsewhere than x86_64 it does nothing.
 #[inline(always)]
 fn prefetch<T>(p: *const T, ahead: usize, bytes: usize) {
-    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-    let p = p.cast::<i8>().wrapping_add(ahead);
-    for line in (0..bytes).step_by(64) {
-        // SAFETY: prefetching is a hint that never reads memory architecturally and never
-        // faults, whatever the address; SSE is part of x86_64.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line)) };
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = p.cast::<i8>().wrapping_add(ahead);
+        for line in (0..bytes).step_by(64) {
+            // SAFETY: prefetching is a hint that never reads memory architecturally and never
+            // faults, whatever the address; SSE is part of x86_64.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line)) };
+        }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, ahead, bytes);
 }
 
 /// candle's GGML blocks viewed as the bytes a GGUF file stores (their fields are private).
