@@ -274,8 +274,12 @@ unsafe fn task<V: Lanes, E: Load>(ctx: &Ctx, chunk: &Chunk, segments: Range<usiz
     let len = partial_len(d);
     let mut out = vec![0f32; if complete { count * d } else { segments.len() * count * len }];
     let mut running = vec![(0f32, 0f32); if complete { count } else { 0 }];
+    let mut groups = Groups::new(count);
+    let mut readers = Readers::<E>::new(count);
     for (k, s) in segments.enumerate() {
-        segment::<V, E>(ctx, chunk.g, &members, s, &mut scores, &mut acc, &mut stats);
+        for group in groups.split::<E>(ctx, chunk.g, &members, s) {
+            segment::<V, E>(ctx, chunk.g, &members, group, s, &mut readers, &mut scores, &mut acc, &mut stats);
+        }
         for (j, member) in members.iter().enumerate() {
             if member.position < s * SEGMENT_TOKENS {
                 continue;
@@ -388,20 +392,21 @@ impl<E: Load> Readers<E> {
         Self { list: Vec::with_capacity(capacity) }
     }
 
-    /// The members reaching block `b`, reading each sequence's block once per run of members of
-    /// that sequence; and, when `ahead` names the half the pass reads next, a prefetch of that
+    /// The members of `group` reaching block `b`, reading each sequence's block once per run of
+    /// members of that sequence; and, when `ahead` names the half the pass reads next, a prefetch of that
     /// half of block `b + 1` for the members that reach it.
     ///
     /// The prefetch is why this is not a plain lookup: a sequence's blocks are separate
     /// allocations holding every layer and head, so one head's 16 keys are a lone 4 KiB run
     /// (2 KiB in f16) that the hardware prefetcher, which stays within a page, cannot see coming;
     /// without it, each block's first loads wait on memory. A prefetch changes no result.
-    fn fill(&mut self, ctx: &Ctx, g: usize, members: &[Member], b: usize, ahead: Option<Half>) -> &Self {
+    fn fill(&mut self, ctx: &Ctx, g: usize, members: &[Member], group: &[usize], b: usize, ahead: Option<Half>) -> &Self {
         let start = b * BLOCK_TOKENS;
         self.list.clear();
         let mut last: Option<(usize, *const E, *const E, usize)> = None;
         let mut prefetched = None;
-        for (j, m) in members.iter().enumerate() {
+        for &j in group {
+            let m = &members[j];
             if m.position < start {
                 continue;
             }
@@ -446,30 +451,98 @@ impl<E: Load> Readers<E> {
     }
 }
 
-/// Segment `s` for every member that reaches it: `stats[j] = (max, sum)` and
-/// `acc[j] = Σ w·v` over the segment's keys, using `scores` for the weights.
+/// The members that reach a segment, grouped by the cache block they read first.
+///
+/// Caches share blocks only through a common prefix, so members whose first blocks differ share
+/// none of the segment's blocks, and members whose first blocks are equal share at least that
+/// one. Each group's segment is computed on its own: a prefix several sequences share is loaded
+/// once per tile of their queries, and the blocks only one sequence reads stream through the
+/// cache one sequence at a time, as they would if it ran alone. Taken block by block across every
+/// sequence of a decode step instead, the current and the prefetched blocks of eight sequences
+/// overflow the first-level cache. Which group a member is in never changes what it computes.
+struct Groups {
+    /// Member indices, group after group, each group in member order.
+    order: Vec<usize>,
+    /// (first block's identity, end of the group in `order`), in order of first appearance.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Groups {
+    fn new(capacity: usize) -> Self {
+        Self { order: Vec::with_capacity(capacity), ends: Vec::with_capacity(capacity) }
+    }
+
+    /// The groups of the members reaching segment `s`.
+    fn split<E: KvElem>(&mut self, ctx: &Ctx, g: usize, members: &[Member], s: usize) -> impl Iterator<Item = &[usize]> {
+        let first = s * SEGMENT_BLOCKS;
+        self.order.clear();
+        self.ends.clear();
+        let mut last: Option<(usize, usize)> = None; // (sequence, its first block's identity)
+        for (j, m) in members.iter().enumerate() {
+            if m.position < first * BLOCK_TOKENS {
+                continue;
+            }
+            let id = match last {
+                Some((seq, id)) if seq == m.seq => id,
+                _ => {
+                    let block = ctx.caches[m.seq].head_block::<E>(first, ctx.layer, g);
+                    let id = block.expect("caches hold the blocks their queries read, of one type").id;
+                    last = Some((m.seq, id));
+                    id
+                }
+            };
+            match self.ends.iter().position(|&(group, _)| group == id) {
+                // Appended at the end of its group: later groups move up by one.
+                Some(k) => {
+                    let at = self.ends[k].1;
+                    self.order.insert(at, j);
+                    for end in &mut self.ends[k..] {
+                        end.1 += 1;
+                    }
+                }
+                None => {
+                    self.order.push(j);
+                    self.ends.push((id, self.order.len()));
+                }
+            }
+        }
+        let order = &self.order;
+        let mut start = 0;
+        self.ends.iter().map(move |&(_, end)| {
+            let group = &order[start..end];
+            start = end;
+            group
+        })
+    }
+}
+
+/// Segment `s` for the members in `group`, which read the same first block of it (see
+/// [`Groups`]): `stats[j] = (max, sum)` and `acc[j] = Σ w·v` over the segment's keys, using
+/// `scores` for the weights.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn segment<V: Lanes, E: Load>(
     ctx: &Ctx,
     g: usize,
     members: &[Member],
+    group: &[usize],
     s: usize,
+    readers: &mut Readers<E>,
     scores: &mut [f32],
     acc: &mut [f32],
     stats: &mut [(f32, f32)],
 ) {
     let d = ctx.d;
     let first = s * SEGMENT_BLOCKS;
-    let last_position = members.iter().map(|m| m.position).max().unwrap_or(0);
+    let last_position = group.iter().map(|&j| members[j].position).max().unwrap_or(0);
     let blocks = first..(first + SEGMENT_BLOCKS).min(last_position / BLOCK_TOKENS + 1);
     // The valid keys of member `j` in block `b` of the segment.
     let valid = |j: usize, b: usize| (members[j].position + 1 - b * BLOCK_TOKENS).min(BLOCK_TOKENS);
 
     // Scores.
-    let mut readers = Readers::<E>::new(members.len());
     for b in blocks.clone() {
         let ahead = (b + 1 < blocks.end).then_some(Half::Keys);
-        let readers = readers.fill(ctx, g, members, b, ahead);
+        let readers = readers.fill(ctx, g, members, group, b, ahead);
         for tile_members in readers.tiles(tile::<V>()) {
             let keys = tile_members[0].1;
             let row = |r: &(usize, *const E, *const E, usize)| (b - first) * BLOCK_TOKENS + r.0 * SEGMENT_TOKENS;
@@ -497,10 +570,8 @@ unsafe fn segment<V: Lanes, E: Load>(
 
     // Maximum, weights and their sum, per member.
     let regs = regs::<V>();
-    for (j, member) in members.iter().enumerate() {
-        if member.position < s * SEGMENT_TOKENS {
-            continue;
-        }
+    for &j in group {
+        let member = &members[j];
         let reached = first..(member.position / BLOCK_TOKENS + 1).min(blocks.end);
         let row = scores.as_mut_ptr().add(j * SEGMENT_TOKENS);
         let mut lanes = [V::splat(f32::NEG_INFINITY); BLOCK_TOKENS];
@@ -532,7 +603,7 @@ unsafe fn segment<V: Lanes, E: Load>(
     let acc_ptr = acc.as_mut_ptr();
     for b in blocks.clone() {
         let ahead = (b + 1 < blocks.end).then_some(Half::Values);
-        let readers = readers.fill(ctx, g, members, b, ahead);
+        let readers = readers.fill(ctx, g, members, group, b, ahead);
         for tile_members in readers.tiles(tile::<V>()) {
             let values = tile_members[0].2;
             let w = |r: &(usize, *const E, *const E, usize)| {
@@ -802,7 +873,29 @@ mod tests {
                 other.commit(len + 20 - 300);
                 case.kv.push(other);
                 case.rows.push((1, len + 19));
-                case.q.extend((0..6 * d).map(|i| value(i, 5)));
+                // A third sequence sharing nothing, then a fourth sharing the first's first 200
+                // tokens: the fourth's query is grouped with the first two sequences' across the
+                // third's.
+                let mut unrelated = SeqKv::new(shape, dtype);
+                for p in 0..SEGMENT_TOKENS + 40 {
+                    for layer in 0..2 {
+                        unrelated.write(layer, p, &case.row(p, 11), &case.row(p, 12)).unwrap();
+                    }
+                }
+                unrelated.commit(SEGMENT_TOKENS + 40);
+                case.kv.push(unrelated);
+                case.rows.push((2, SEGMENT_TOKENS + 39));
+                let mut fourth = case.kv[0].clone();
+                fourth.truncate(200);
+                for p in 200..SEGMENT_TOKENS + 60 {
+                    for layer in 0..2 {
+                        fourth.write(layer, p, &case.row(p, 13), &case.row(p, 14)).unwrap();
+                    }
+                }
+                fourth.commit(SEGMENT_TOKENS + 60 - 200);
+                case.kv.push(fourth);
+                case.rows.push((3, SEGMENT_TOKENS + 59));
+                case.q.extend((0..3 * 6 * d).map(|i| value(i, 5)));
 
                 let reference = case.attend(Isa::Scalar, 1);
                 each_isa(|isa| {
@@ -812,7 +905,7 @@ mod tests {
                         assert!(out == reference, "{} {dtype:?} d={d}, {threads} threads", isa.name());
                     }
                     // Each query alone gives the bits it gives among the others.
-                    for t in [0, 41, 80] {
+                    for t in [0, 41, 80, 81, 82] {
                         let alone = Queries {
                             q: &case.q[t * 6 * d..(t + 1) * 6 * d],
                             rows: &case.rows[t..t + 1],
