@@ -18,10 +18,11 @@
 //! Work is split by KV head into chunks of queries, and, when there are too few chunks to keep
 //! every thread busy (decoding a few sequences), also by segment: the per-segment results are
 //! then kept and folded afterwards, in the same order with the same operations. Inside a task,
-//! queries that read the same cache block (a prompt chunk's own keys, or a prefix that several
-//! sequences share in the cache) are processed together, a few at a time, so the block is
-//! loaded once for all of them; which queries go together never changes what any of them
-//! computes.
+//! a segment is computed for one group of queries at a time, the queries whose first block of it
+//! is the same (see `Groups`), and within a group the queries that read the same cache block (a
+//! prompt chunk's own keys, or a prefix that several sequences share in the cache) are
+//! processed together, a few at a time, so the block is loaded once for all of them; which
+//! queries go together never changes what any of them computes.
 
 use std::ops::Range;
 
@@ -393,8 +394,8 @@ impl<E: Load> Readers<E> {
     }
 
     /// The members of `group` reaching block `b`, reading each sequence's block once per run of
-    /// members of that sequence; and, when `ahead` names the half the pass reads next, a prefetch of that
-    /// half of block `b + 1` for the members that reach it.
+    /// members of that sequence; and, when `ahead` names the half the pass reads next, a
+    /// prefetch of that half of block `b + 1` for the members that reach it.
     ///
     /// The prefetch is why this is not a plain lookup: a sequence's blocks are separate
     /// allocations holding every layer and head, so one head's 16 keys are a lone 4 KiB run
