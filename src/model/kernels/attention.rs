@@ -821,6 +821,21 @@ mod tests {
             case
         }
 
+        /// Adds the cache `kv`, written on with keys and values of seeds `(key, value)` up to
+        /// `len` tokens, and one query at its last position.
+        fn add(&mut self, mut kv: SeqKv, len: usize, (key, values): (usize, usize)) {
+            let from = kv.len();
+            for p in from..len {
+                for layer in 0..2 {
+                    kv.write(layer, p, &self.row(p, key), &self.row(p, values)).unwrap();
+                }
+            }
+            kv.commit(len - from);
+            self.rows.push((self.kv.len(), len - 1));
+            self.kv.push(kv);
+            self.q.extend((0..self.heads * self.d).map(|i| value(i, 5)));
+        }
+
         fn attend(&self, isa: Isa, layer: usize) -> Vec<f32> {
             let caches: Vec<&SeqKv> = self.kv.iter().collect();
             attend_with(isa, &self.queries(), &caches, layer)
@@ -866,37 +881,14 @@ mod tests {
                 other.truncate(300);
                 let shape = KvShape { layers: 2, kv_heads: 2, head_dim: d };
                 assert!(other.fits(shape, dtype));
-                for p in 300..len + 20 {
-                    for layer in 0..2 {
-                        other.write(layer, p, &case.row(p, 9), &case.row(p, 4)).unwrap();
-                    }
-                }
-                other.commit(len + 20 - 300);
-                case.kv.push(other);
-                case.rows.push((1, len + 19));
+                case.add(other, len + 20, (9, 4));
                 // A third sequence sharing nothing, then a fourth sharing the first's first 200
                 // tokens: the fourth's query is grouped with the first two sequences' across the
                 // third's.
-                let mut unrelated = SeqKv::new(shape, dtype);
-                for p in 0..SEGMENT_TOKENS + 40 {
-                    for layer in 0..2 {
-                        unrelated.write(layer, p, &case.row(p, 11), &case.row(p, 12)).unwrap();
-                    }
-                }
-                unrelated.commit(SEGMENT_TOKENS + 40);
-                case.kv.push(unrelated);
-                case.rows.push((2, SEGMENT_TOKENS + 39));
+                case.add(SeqKv::new(shape, dtype), SEGMENT_TOKENS + 40, (11, 12));
                 let mut fourth = case.kv[0].clone();
                 fourth.truncate(200);
-                for p in 200..SEGMENT_TOKENS + 60 {
-                    for layer in 0..2 {
-                        fourth.write(layer, p, &case.row(p, 13), &case.row(p, 14)).unwrap();
-                    }
-                }
-                fourth.commit(SEGMENT_TOKENS + 60 - 200);
-                case.kv.push(fourth);
-                case.rows.push((3, SEGMENT_TOKENS + 59));
-                case.q.extend((0..3 * 6 * d).map(|i| value(i, 5)));
+                case.add(fourth, SEGMENT_TOKENS + 60, (13, 14));
 
                 let reference = case.attend(Isa::Scalar, 1);
                 each_isa(|isa| {
