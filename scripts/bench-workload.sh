@@ -14,9 +14,10 @@
 # prompt tokens, mean sequences per forward pass, and then the speed-up of the default over
 # --concurrency 1, and of the server run over the default one. BIN overrides the binary (default
 # target/release/apigen-mt). MODES picks the runs (default "default c1", plus "server" when SERVER
-# is set), e.g. MODES="default server" for the side-by-side alone; "f16" is the default run with
-# --kv-dtype f16. For a server run, the cache share and sequences per step are the server's own and
-# are not printed; its requests and failures are.
+# is set), e.g. MODES="default server" for the side-by-side alone. "f32" and "f16" are the default
+# run with that --kv-dtype, "c1-f32" and "c1-f16" the --concurrency 1 run with it. For a server
+# run, the cache share and sequences per step are the server's own and are not printed; its
+# requests and failures are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: scripts/bench-workload.sh MODEL [REPS]}
@@ -70,10 +71,11 @@ for rep in $(seq "$reps"); do
         case $mode in
             default) run "default-$rep" ;;
             c1) run "c1-$rep" --concurrency 1 ;;
-            f16) run "f16-$rep" --kv-dtype f16 ;;
+            f32 | f16) run "$mode-$rep" --kv-dtype "$mode" ;;
+            c1-f32 | c1-f16) run "$mode-$rep" --concurrency 1 --kv-dtype "${mode#c1-}" ;;
             server) run "server-$rep" --agent-model "${SERVER:?server mode needs SERVER=URL}" --user-model "$SERVER" \
                 ${TEMPLATE:+--server-template "$TEMPLATE"} ;;
-            *) echo "unknown mode $mode (default, c1, f16, server)" >&2; exit 2 ;;
+            *) echo "unknown mode $mode (default, c1, f32, f16, c1-f32, c1-f16, server)" >&2; exit 2 ;;
         esac
     done
 done
@@ -84,7 +86,8 @@ def med(name):
     return statistics.median(json.load(open(f"{work}/{name}-{r}/stats.json.summary"))["gen"] for r in range(1, reps + 1))
 gen = {m: med(m) for m in modes}
 print("median generated tok/s: " + ", ".join(f"{m} {g:.1f}" for m, g in gen.items()))
-for a, b in [("default", "c1"), ("default", "server"), ("f16", "default")]:
+for a, b in [("default", "c1"), ("default", "server"), ("f16", "c1-f16"), ("f32", "c1-f32"), ("f16", "f32"),
+             ("f16", "default"), ("f32", "default")]:
     if a in gen and b in gen and gen[b]:
         print(f"{a} over {b}: {gen[a] / gen[b]:.2f}x")
 EOF
