@@ -17,8 +17,10 @@ use tiny::Spec;
 /// One forward step of a reference model: the chunk's tokens and its first position.
 type Step = Box<dyn FnMut(&[u32], usize) -> Vec<f32>>;
 
+/// A model with an exact (f32) cache, as the comparisons with the reference implementations need.
 fn load(source: &WeightsSource) -> Decoder {
-    Decoder::load(source, &LoadOptions::default()).unwrap_or_else(|e| panic!("load failed: {e:#}"))
+    let options = LoadOptions { kv_dtype: KvDtype::F32, ..LoadOptions::default() };
+    Decoder::load(source, &options).unwrap_or_else(|e| panic!("load failed: {e:#}"))
 }
 
 fn logits(model: &Decoder, chunks: &mut [SeqChunk]) -> Vec<Vec<f32>> {

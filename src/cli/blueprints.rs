@@ -55,7 +55,8 @@ pub fn run(args: BlueprintsArgs) -> Result<()> {
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let pool = fewshot::pool(&settings.domain, &args.few_shot)?;
     let shard = args.common.shard()?;
-    let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace, "shard": shard.map(|s| s.to_string())});
+    let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace, "shard": shard.map(|s| s.to_string()),
+                         "load": args.load.recorded()});
     let mut files = vec![BLUEPRINTS, BLUEPRINTS_REJECTED];
     if args.trace {
         files.push(TRACE);

@@ -49,10 +49,11 @@ pub struct LoadArgs {
     /// with finish reason `length`.
     #[arg(long, value_name = "MIB")]
     pub kv_cache_mb: Option<usize>,
-    /// How the key/value cache stores keys and values: f32 (exact, the default) or f16 (half
-    /// the memory, so twice the tokens fit in --kv-cache-mb, and less to read per token; keys
-    /// and values are rounded to f16, so outputs can differ slightly from f32's).
-    #[arg(long, value_enum, default_value_t = KvDtype::F32, value_name = "TYPE")]
+    /// How the key/value cache stores keys and values: f16 (the default: half the memory of
+    /// f32, so twice the tokens fit in --kv-cache-mb, and half the bytes to read per token, which
+    /// is most of a batched decode step) or f32 (exact; outputs can differ slightly from f16's).
+    /// A run records it, and refuses to resume or merge with another.
+    #[arg(long, value_enum, default_value_t = KvDtype::default(), value_name = "TYPE")]
     pub kv_dtype: KvDtype,
 }
 
@@ -72,6 +73,13 @@ impl ModelArgs {
 }
 
 impl LoadArgs {
+    /// The flags that change what an in-process model writes (how weights and the cache are
+    /// stored, the date templates see), as a run's manifest records them among its options:
+    /// resuming a run, or merging shards, under other values is refused, naming the flag.
+    pub fn recorded(&self) -> serde_json::Value {
+        serde_json::json!({"dtype": self.dtype, "kv_dtype": self.kv_dtype, "date": self.date})
+    }
+
     pub fn options(&self) -> Result<LoadOptions> {
         let mut options = LoadOptions::from_env(self.offline)?;
         options.decoder.device = parse_device(&self.device)?;

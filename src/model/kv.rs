@@ -11,11 +11,13 @@
 //! - [`SeqKv::blocks`] names each referenced block, so memory shared between caches (many
 //!   conversations behind one long system prompt) can be counted once.
 //!
-//! Keys and values are stored as f32 by default, or as f16 ([`KvDtype`]): half the memory and
-//! half the bytes attention reads per cached token, at the cost of rounding keys and values to
-//! 11 significant bits. Either way a token's keys are written once and read back by every
-//! query, including the queries of the chunk that wrote them, so a prefix served from the cache
-//! gives exactly the bits that recomputing it would.
+//! Keys and values are stored as f16 by default, or as f32 ([`KvDtype`]). f16 takes half the
+//! memory and half the bytes attention reads per cached token, at the cost of rounding keys and
+//! values to 11 significant bits; a decode step of many conversations is mostly the reading of
+//! their caches, so that is where f16 pays (BENCHMARKS.md, "f16 as the default"). f32 is exact,
+//! and what the tests against the reference implementations use. Either way a token's keys are
+//! written once and read back by every query, including the queries of the chunk that wrote
+//! them, so a prefix served from the cache gives exactly the bits that recomputing it would.
 
 use std::sync::Arc;
 
@@ -24,10 +26,11 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 /// How cached keys and values are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum KvDtype {
-    #[default]
     F32,
+    #[default]
     F16,
 }
 

@@ -28,7 +28,8 @@ pub struct LoadOptions {
     /// F32 and streams half the bytes per token. Quantized GGUF weights stay quantized either
     /// way.
     pub dtype: Option<DType>,
-    /// How the key/value caches of this model's sequences are stored.
+    /// How the key/value caches of this model's sequences are stored (f16 unless asked: see
+    /// [`KvDtype`]).
     pub kv_dtype: KvDtype,
 }
 
@@ -37,7 +38,7 @@ impl Default for LoadOptions {
         Self {
             device: Device::Cpu,
             dtype: None,
-            kv_dtype: KvDtype::F32,
+            kv_dtype: KvDtype::default(),
         }
     }
 }

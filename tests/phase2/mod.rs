@@ -244,9 +244,8 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
     // A one-line policy keeps the agent's prompt (and the test) short.
     let policy = dir.path().join("policy.md");
     std::fs::write(&policy, "Help the customer with their retail account.\n").expect("write policy");
-    let run_once = |out: &str| {
-        let out = dir.path().join(out);
-        let status = Command::new(env!("CARGO_BIN_EXE_apigen-mt"))
+    let command = |out: &Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_apigen-mt"))
             .args(["trajectories", "--domain", "retail", "--model"])
             .arg(&gguf)
             .arg("--blueprints")
@@ -275,9 +274,14 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
                 "--judge-max-tokens",
                 "12",
             ])
+            .args(extra)
             .env("HF_HUB_OFFLINE", "1")
             .output()
-            .expect("the binary runs");
+            .expect("the binary runs")
+    };
+    let run_once = |out: &str| {
+        let out = dir.path().join(out);
+        let status = command(&out, &[]);
         assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
         out
     };
@@ -314,4 +318,13 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
         stats
     };
     assert_eq!(untimed(&first), untimed(&second));
+
+    // The cache's type changes what a run writes: the manifest records it, and resuming with
+    // the other is refused by name.
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(first.join("manifest.json")).expect("manifest")).expect("JSON");
+    assert_eq!(manifest["options"]["load"]["kv_dtype"], "f16", "{}", manifest["options"]);
+    let other = command(&first, &["--kv-dtype", "f32"]);
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("option `load.kv_dtype` differs"), "{stderr}");
 }
