@@ -224,7 +224,8 @@ fn replaying_the_ground_truth_verifies_and_a_changed_argument_does_not() {
     );
 }
 
-/// One attempt, no judge and two agent steps, twice (the same seed must give the same files):
+/// One attempt, no judge and two agent steps, twice (the same seed must give the same files),
+/// then once more into the first run's folder under the other cache type, which is refused:
 /// 40 s in release on 2 cores with the AVX2 kernels.
 #[test]
 fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_itself() {
