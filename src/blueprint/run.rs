@@ -16,8 +16,7 @@
 //! figure of the stats is a fold of [`Stats::count`] over the committed lines.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Condvar, Mutex};
 
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
@@ -328,37 +327,35 @@ pub fn run(
     let bar = PhaseProgress::new("blueprints", "validated", config.count, config.progress);
     bar.update(progress.stats.validated, progress.stats.validated, progress.stats.attempted, 0);
     let tokens_before = progress.stats.tokens;
-    // The next attempt a worker takes, in commit order.
-    let next = Mutex::new(first);
-    let stop = AtomicBool::new(false);
+    let pace = Pace::new(first, &progress.stats, config);
     let mut failure: Option<anyhow::Error> = None;
 
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<(usize, anyhow::Result<Attempt>)>();
         for _ in 0..slots.size().min(attempts.count_from(progress.next_task)) {
             let tx = tx.clone();
-            let (next, stop) = (&next, &stop);
-            scope.spawn(move || loop {
-                let slot = slots.acquire(Priority::Normal);
-                let task = match next.lock() {
-                    Ok(mut next) => next.take().inspect(|&t| *next = attempts.next_from(t + 1)),
-                    Err(_) => None,
-                };
-                let Some(task) = task.filter(|_| !stop.load(Ordering::SeqCst)) else { break };
-                let result = attempt::run(models, prompts, &config.attempt, pool, task);
-                drop(slot);
-                if tx.send((task, result)).is_err() {
-                    break;
+            let pace = &pace;
+            scope.spawn(move || {
+                // A worker waits for a task without a slot, so that conversations can use the
+                // slots while the validated count is in sight.
+                while let Some(task) = pace.take(&attempts) {
+                    let slot = slots.acquire(Priority::Normal);
+                    let result = attempt::run(models, prompts, &config.attempt, pool, task);
+                    drop(slot);
+                    if tx.send((task, result)).is_err() {
+                        break;
+                    }
                 }
             });
         }
         drop(tx);
         let mut pending: BTreeMap<usize, anyhow::Result<Attempt>> = BTreeMap::new();
         for (task, result) in rx {
+            let validated = validates(&result);
             pending.insert(task, result);
             while let Some(result) = pending.remove(&progress.next_task) {
                 let task = progress.next_task;
-                if stop.load(Ordering::SeqCst) {
+                if pace.stopped() {
                     continue;
                 }
                 let committed = result
@@ -372,14 +369,15 @@ pub fn run(
                     });
                 if let Err(e) = committed {
                     failure = Some(e.context(format!("attempt {task}")));
-                    stop.store(true, Ordering::SeqCst);
+                    pace.stop();
                     continue;
                 }
                 if progress.finished {
-                    stop.store(true, Ordering::SeqCst);
+                    pace.stop();
                 }
                 bar.update(progress.stats.validated, progress.stats.validated, progress.stats.attempted, progress.stats.tokens - tokens_before);
             }
+            pace.finished(validated, progress.stats.validated + pending.values().filter(|r| validates(r)).count());
         }
     });
     bar.finish();
@@ -389,6 +387,109 @@ pub fn run(
         // report that as success, or the run's output would silently lack it.
         None if !progress.finished => bail!("attempt {} was never committed", progress.next_task),
         None => Ok(progress),
+    }
+}
+
+/// Whether a finished attempt's blueprint validated (before deduplication, which only the commit
+/// decides).
+fn validates(result: &anyhow::Result<Attempt>) -> bool {
+    matches!(result, Ok(a) if a.outcome.is_ok())
+}
+
+/// Which attempt a worker takes next, and whether it may take one yet.
+///
+/// An unsharded run stops at `count` validated blueprints, and discards the attempts past the one
+/// that reached it. Starting every slot's attempt at once would waste most of them on a small
+/// run (the README's quick-start asks for 2 blueprints, and 8 slots would start 8 attempts), and
+/// the discarded ones would share every forward pass with the work that counts. So a worker takes
+/// a new attempt only while the blueprints in sight fall short of `count`: those validated so far
+/// (committed, or finished and waiting for a lower index), plus the running attempts times the
+/// pass rate seen so far. The rate starts at 1 (an optimistic prior of one passing attempt), so
+/// the first wave is as large as the count, and it widens as attempts fail. Pacing changes only
+/// when attempts run, never which ones are committed, so the output stays a function of the seed.
+/// A shard never stops early (`merge` makes the cut), so its workers are never held back.
+struct Pace {
+    state: Mutex<PaceState>,
+    changed: Condvar,
+    /// `None` for a shard: no count to pace towards.
+    count: Option<usize>,
+}
+
+#[derive(Debug)]
+struct PaceState {
+    next: Option<usize>,
+    running: usize,
+    /// Validated blueprints in sight: committed, or finished and not yet committed.
+    expected: usize,
+    /// Attempts finished and how many of them validated, the resumed run's included.
+    tried: usize,
+    passed: usize,
+    stopped: bool,
+}
+
+impl Pace {
+    fn new(first: Option<usize>, stats: &Stats, config: &RunConfig) -> Self {
+        let state = PaceState {
+            next: first,
+            running: 0,
+            expected: stats.validated,
+            tried: stats.attempted,
+            passed: stats.validated,
+            stopped: false,
+        };
+        let count = config.shard.is_none().then_some(config.count);
+        Self { state: Mutex::new(state), changed: Condvar::new(), count }
+    }
+
+    /// Whether `state` lets a worker start another attempt now.
+    fn open(&self, state: &PaceState) -> bool {
+        let Some(count) = self.count else { return true };
+        let rate = (state.passed + 1) as f64 / (state.tried + 1) as f64;
+        (state.expected as f64) + state.running as f64 * rate < count as f64
+    }
+
+    /// The next attempt to run, once the pace allows it; `None` when the run stops or has no
+    /// attempt left. A poisoned lock ends the worker (the committing thread reports the run).
+    fn take(&self, attempts: &Attempts) -> Option<usize> {
+        let mut state = self.state.lock().ok()?;
+        loop {
+            if state.stopped {
+                return None;
+            }
+            if state.running == 0 || self.open(&state) {
+                let task = state.next.take()?;
+                state.next = attempts.next_from(task + 1);
+                state.running += 1;
+                return Some(task);
+            }
+            state = self.changed.wait(state).ok()?;
+        }
+    }
+
+    /// An attempt finished (`validated`: its blueprint passed), and what could be committed has
+    /// been; `expected` is the validated blueprints now in sight.
+    fn finished(&self, validated: bool, expected: usize) {
+        self.update(|s| {
+            s.running = s.running.saturating_sub(1);
+            s.tried += 1;
+            s.passed += usize::from(validated);
+            s.expected = expected;
+        });
+    }
+
+    fn stop(&self) {
+        self.update(|s| s.stopped = true);
+    }
+
+    fn stopped(&self) -> bool {
+        self.state.lock().map(|s| s.stopped).unwrap_or(true)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut PaceState)) {
+        if let Ok(mut state) = self.state.lock() {
+            change(&mut state);
+        }
+        self.changed.notify_all();
     }
 }
 

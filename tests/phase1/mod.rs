@@ -323,6 +323,26 @@ fn duplicates_are_rejected_and_concurrency_does_not_change_the_files() {
     assert!(format!("{err:#}").contains("config differs at `tasks`"), "{err:#}");
 }
 
+/// With eight slots and a count of two, a run whose drafts all pass asks for two blueprints, not
+/// eight: the attempts past the count would be discarded, and they would slow the ones that count.
+#[test]
+fn a_small_run_starts_only_the_attempts_its_count_needs() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let drafts = Arc::new(AtomicUsize::new(0));
+    let counted = drafts.clone();
+    let engine = Scripted::handle(move |seen| {
+        if seen.role == "reviewer" {
+            return review(1);
+        }
+        counted.fetch_add(1, Ordering::SeqCst);
+        good_draft(seen, true)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let stats = go(&engine, &config(2, 8, 0, 1, 8), dir.path());
+    assert_eq!(stats["blueprints"]["validated"], 2);
+    assert_eq!(drafts.load(Ordering::SeqCst), 2, "generator requests");
+}
+
 #[test]
 fn a_run_stops_at_the_count_in_task_order() {
     let engine = Scripted::handle(|seen| if seen.role == "reviewer" { review(1) } else { good_draft(seen, true) });
