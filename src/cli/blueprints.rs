@@ -56,7 +56,7 @@ pub fn run(args: BlueprintsArgs) -> Result<()> {
     let pool = fewshot::pool(&settings.domain, &args.few_shot)?;
     let shard = args.common.shard()?;
     let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace, "shard": shard.map(|s| s.to_string()),
-                         "load": args.load.recorded()});
+                         "load": args.load.recorded()?});
     let mut files = vec![BLUEPRINTS, BLUEPRINTS_REJECTED];
     if args.trace {
         files.push(TRACE);

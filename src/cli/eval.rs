@@ -112,7 +112,7 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
         "data_dir": args.data_dir,
         "prompts": args.prompts,
         "shard": shard.map(|s| s.to_string()),
-        "load": args.load.recorded(),
+        "load": args.load.recorded()?,
     });
     // Models load before the directory is touched: a typo in a model name leaves no run behind.
     let engines = Engines::load(&args.load, &mut settings, &PHASE2_ROLES)?;

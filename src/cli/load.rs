@@ -75,9 +75,16 @@ impl ModelArgs {
 impl LoadArgs {
     /// The flags that change what an in-process model writes (how weights and the cache are
     /// stored, the date templates see), as a run's manifest records them among its options:
-    /// resuming a run, or merging shards, under other values is refused, naming the flag.
-    pub fn recorded(&self) -> serde_json::Value {
-        serde_json::json!({"dtype": self.dtype, "kv_dtype": self.kv_dtype, "date": self.date})
+    /// resuming a run, or merging shards, under other values is refused, naming the flag. The
+    /// date is recorded as resolved, so that `--date 2025-01-01` resumes a run started without
+    /// `--date`; `dtype` stays `null` when not given, which means "as the file stores it".
+    pub fn recorded(&self) -> Result<serde_json::Value> {
+        let date = match &self.date {
+            Some(text) => parse_date(text)?,
+            None => crate::chat::template::RenderOptions::default().date,
+        };
+        let date = format!("{:04}-{:02}-{:02}", date.year, date.month, date.day);
+        Ok(serde_json::json!({"dtype": self.dtype, "kv_dtype": self.kv_dtype, "date": date}))
     }
 
     pub fn options(&self) -> Result<LoadOptions> {

@@ -74,7 +74,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let shard = args.common.shard()?;
     let formats = args.formats.chosen()?;
     let options = json!({"prompts": args.prompts, "few_shot": args.few_shot, "trace": args.trace, "shard": shard.map(|s| s.to_string()),
-                         "formats": formats::to_json(&formats), "load": args.load.recorded()});
+                         "formats": formats::to_json(&formats), "load": args.load.recorded()?});
     let mut files = vec![BLUEPRINTS, BLUEPRINTS_REJECTED, TRAJECTORIES, TRAJECTORIES_REJECTED];
     files.extend(formats::jsonl_files(&formats));
     if args.trace {

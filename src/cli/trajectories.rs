@@ -87,7 +87,7 @@ pub fn run(args: TrajectoriesArgs) -> Result<()> {
         "policy": crate::config::sha256_hex(policy.as_bytes()),
         "data_dir": args.data_dir,
         "prompts": args.prompts,
-        "load": args.load.recorded(),
+        "load": args.load.recorded()?,
     });
     // Models load before the directory is touched: a typo in a model name leaves no run behind.
     let engines = Engines::load(&args.load, &mut settings, &PHASE2_ROLES)?;

@@ -328,4 +328,11 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
     let stderr = String::from_utf8_lossy(&other.stderr);
     assert_eq!(other.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("option `load.kv_dtype` differs"), "{stderr}");
+    // The date is recorded as resolved: naming the default explicitly resumes the run, which
+    // has nothing left to do and leaves its files as they were.
+    assert_eq!(manifest["options"]["load"]["date"], "2025-01-01", "{}", manifest["options"]);
+    let before = std::fs::read(first.join("trajectories.rejected.jsonl")).expect("rejected file");
+    let same = command(&first, &["--date", "2025-01-01"]);
+    assert!(same.status.success(), "{}", String::from_utf8_lossy(&same.stderr));
+    assert_eq!(std::fs::read(first.join("trajectories.rejected.jsonl")).expect("rejected file"), before);
 }
