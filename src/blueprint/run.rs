@@ -336,6 +336,7 @@ pub fn run(
             let tx = tx.clone();
             let pace = &pace;
             scope.spawn(move || {
+                let _unwinding = StopOnPanic(pace);
                 // A worker waits for a task without a slot, so that conversations can use the
                 // slots while the validated count is in sight.
                 while let Some(task) = pace.take(&attempts) {
@@ -490,6 +491,18 @@ impl Pace {
             change(&mut state);
         }
         self.changed.notify_all();
+    }
+}
+
+/// Stops the run when a worker unwinds: its attempt would count as running forever, and the other
+/// workers could wait on the pace for good instead of letting the panic reach the caller.
+struct StopOnPanic<'a>(&'a Pace);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
     }
 }
 
