@@ -32,7 +32,8 @@ pub struct CommonFlags {
     /// Attempts in flight at once; it changes speed, never the output. Default: as many as
     /// every model can serve at once with 4,096-token contexts (an in-process model: what its
     /// KV cache budget holds, see --kv-cache-mb; a server: its most requests in flight), at
-    /// most 64.
+    /// most 64. Phase 1 holds back attempts its count of blueprints will not need, at the pass
+    /// rate seen so far.
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Do shard I of N of the run (`I/N`, from 0), or `auto`: the shard a Slurm job array
