@@ -83,8 +83,7 @@ impl LoadArgs {
             Some(text) => parse_date(text)?,
             None => crate::chat::template::RenderOptions::default().date,
         };
-        let date = format!("{:04}-{:02}-{:02}", date.year, date.month, date.day);
-        Ok(serde_json::json!({"dtype": self.dtype, "kv_dtype": self.kv_dtype, "date": date}))
+        Ok(serde_json::json!({"dtype": self.dtype, "kv_dtype": self.kv_dtype, "date": date.strftime("%F")?}))
     }
 
     pub fn options(&self) -> Result<LoadOptions> {
