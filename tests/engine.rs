@@ -7,7 +7,7 @@ use std::path::Path;
 use apigen_mt::chat::Message;
 use apigen_mt::engine::loaded::{LoadOptions, LoadedModel};
 use apigen_mt::engine::{Constraint, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
-use apigen_mt::model::{Decoder, LoadOptions as DecoderOptions, SeqChunk, WeightsSource};
+use apigen_mt::model::{Decoder, DecoderOptions, SeqChunk, WeightsSource};
 use apigen_mt::tokenizer::Tokenizer;
 use candle_core::quantized::GgmlDType;
 use serde_json::json;

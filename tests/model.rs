@@ -6,7 +6,7 @@ pub mod tiny;
 use std::fs::File;
 use std::path::Path;
 
-use apigen_mt::model::{Arch, Decoder, KvDtype, LoadOptions, SeqChunk, WeightsSource};
+use apigen_mt::model::{Arch, Decoder, KvDtype, DecoderOptions, SeqChunk, WeightsSource};
 use candle_core::quantized::{gguf_file, GgmlDType};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -19,7 +19,7 @@ type Step = Box<dyn FnMut(&[u32], usize) -> Vec<f32>>;
 
 /// A model with an exact (f32) cache, as the comparisons with the reference implementations need.
 fn load(source: &WeightsSource) -> Decoder {
-    let options = LoadOptions { kv_dtype: KvDtype::F32, ..LoadOptions::default() };
+    let options = DecoderOptions { kv_dtype: KvDtype::F32, ..DecoderOptions::default() };
     Decoder::load(source, &options).unwrap_or_else(|e| panic!("load failed: {e:#}"))
 }
 
@@ -644,9 +644,9 @@ fn smollm2_batched_greedy_decoding_equals_each_prompt_alone() {
     let tokens = |run: &[(u32, Vec<f32>)]| run.iter().map(|s| s.0).collect::<Vec<_>>();
     let mut runs = Vec::new();
     for kv_dtype in [KvDtype::F32, KvDtype::F16] {
-        let options = LoadOptions {
+        let options = DecoderOptions {
             kv_dtype,
-            ..LoadOptions::default()
+            ..DecoderOptions::default()
         };
         let model = Decoder::load(&WeightsSource::Gguf(gguf.clone()), &options).expect("load");
         let alone = greedy(&model, &prompts, 8, false);
@@ -677,7 +677,7 @@ fn smollm2_batched_greedy_decoding_equals_each_prompt_alone() {
 // Bad input: an error that names the path and the problem, never a panic.
 
 fn load_error(source: &WeightsSource) -> String {
-    match Decoder::load(source, &LoadOptions::default()) {
+    match Decoder::load(source, &DecoderOptions::default()) {
         Ok(_) => panic!("loading {source:?} should fail"),
         Err(e) => format!("{e:#}"),
     }

@@ -19,7 +19,7 @@ use crate::chat::{CalendarDate, ChatTemplate, RenderOptions};
 use crate::constrain::{ConstraintCompiler, SeqConstraint};
 use crate::model::presets::{self, Preset};
 use crate::model::source::{self, HubConfig, TextFiles};
-use crate::model::{Decoder, LoadOptions as DecoderOptions};
+use crate::model::{Decoder, DecoderOptions};
 use crate::tokenizer::Tokenizer;
 
 /// How to load a model.

@@ -136,7 +136,7 @@ fn float_bytes(values: &[f32], dtype: GgmlDType) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::model::config::Arch;
-    use crate::model::{Decoder, LoadOptions, SeqChunk, WeightsSource};
+    use crate::model::{Decoder, DecoderOptions, SeqChunk, WeightsSource};
 
     fn tiny(arch: Arch, matrices: GgmlDType, output: GgmlDType, tied: bool) -> RandomModel {
         RandomModel {
@@ -183,7 +183,7 @@ mod tests {
             let path = dir.path().join(format!("{arch}.gguf"));
             write_gguf(&model, &path).unwrap();
             let source = WeightsSource::from_path(&path).unwrap();
-            let loaded = Decoder::load(&source, &LoadOptions::default()).unwrap();
+            let loaded = Decoder::load(&source, &DecoderOptions::default()).unwrap();
             let mut expected = model.config.clone();
             expected.rms_norm_eps = 1e-5f32 as f64;
             assert_eq!(loaded.config(), &expected, "{arch}");
@@ -192,7 +192,7 @@ mod tests {
             // GGUF Llama files permute query and key rows for interleaved RoPE, which random
             // weights have no reason to honour; the other families compute identically.
             if arch != Arch::Llama {
-                let random = Decoder::random(&model, &LoadOptions::default()).unwrap();
+                let random = Decoder::random(&model, &DecoderOptions::default()).unwrap();
                 assert_eq!(logits(&loaded, &[3, 40, 95, 7]), logits(&random, &[3, 40, 95, 7]), "{arch}");
             }
         }

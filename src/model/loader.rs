@@ -17,9 +17,11 @@ use super::weights::{
     LayerTensor as L, Matrix, OpenedWeights, TensorFile, TensorId, WeightsSource,
 };
 
-/// Where the logits go and how dense weights are stored.
+/// How a [`Decoder`] is built: where the logits go, how dense weights are stored, and the
+/// key/value cache type. Loading a whole model (tokenizer and template included) takes
+/// [`crate::engine::loaded::LoadOptions`], which holds one of these.
 #[derive(Debug, Clone)]
-pub struct LoadOptions {
+pub struct DecoderOptions {
     /// The device logits are returned on: the CPU, where the forward pass runs (see
     /// [`Decoder`]; `--device` refuses any other).
     pub device: Device,
@@ -33,7 +35,7 @@ pub struct LoadOptions {
     pub kv_dtype: KvDtype,
 }
 
-impl Default for LoadOptions {
+impl Default for DecoderOptions {
     fn default() -> Self {
         Self {
             device: Device::Cpu,
@@ -43,7 +45,7 @@ impl Default for LoadOptions {
     }
 }
 
-impl LoadOptions {
+impl DecoderOptions {
     /// The type float weights are converted to, if any (checked).
     fn weight_dtype(&self) -> Result<Option<DType>> {
         match self.dtype {
@@ -57,7 +59,7 @@ impl LoadOptions {
 
 impl Decoder {
     /// Loads a model. Every failure names the file and the problem.
-    pub fn load(source: &WeightsSource, options: &LoadOptions) -> Result<Decoder> {
+    pub fn load(source: &WeightsSource, options: &DecoderOptions) -> Result<Decoder> {
         let dtype = options.weight_dtype()?;
         let OpenedWeights { config, tensors } = OpenedWeights::open(source)?;
         Self::build(config, tensors, dtype, options)
@@ -65,7 +67,7 @@ impl Decoder {
 
     /// Builds `model`'s shape with random weights in its storage types, through the same
     /// steps as [`Decoder::load`]: a benchmark of it measures the product's own decoder.
-    pub fn random(model: &RandomModel, options: &LoadOptions) -> Result<Decoder> {
+    pub fn random(model: &RandomModel, options: &DecoderOptions) -> Result<Decoder> {
         let dtype = options.weight_dtype()?;
         model.config.validate()?;
         let tensors = TensorFile::Random(RandomTensors::new(model.clone()));
@@ -76,7 +78,7 @@ impl Decoder {
         config: ModelConfig,
         tensors: TensorFile,
         dtype: Option<DType>,
-        options: &LoadOptions,
+        options: &DecoderOptions,
     ) -> Result<Decoder> {
         let mut builder = Builder {
             tensors,

@@ -7,10 +7,10 @@
 //! caches (paged, so clones share memory), and a batch of one is just the sequential case.
 //!
 //! ```no_run
-//! use apigen_mt::model::{Decoder, LoadOptions, SeqChunk, WeightsSource};
+//! use apigen_mt::model::{Decoder, DecoderOptions, SeqChunk, WeightsSource};
 //! # fn main() -> anyhow::Result<()> {
 //! let source = WeightsSource::from_path("model.gguf".as_ref())?;
-//! let model = Decoder::load(&source, &LoadOptions::default())?;
+//! let model = Decoder::load(&source, &DecoderOptions::default())?;
 //! let (mut a, mut b) = (model.new_kv(), model.new_kv());
 //! let logits = model.forward(&mut [
 //!     SeqChunk { tokens: &[1, 2, 3], kv: &mut a },
@@ -59,6 +59,6 @@ pub use export::write_gguf;
 pub use kv::{KvDtype, SeqKv};
 #[cfg(test)]
 pub(crate) use kv::KvShape;
-pub use loader::LoadOptions;
+pub use loader::DecoderOptions;
 pub use random::{parse_storage, RandomModel};
 pub use weights::WeightsSource;
