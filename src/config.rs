@@ -13,15 +13,17 @@
 //! attempts in flight, a server's address and limits, where a package lies on disk). Those are
 //! still stored in the manifest, for the record, but a resume may change them.
 
+pub mod server;
+
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use crate::engine::remote::spec::{self as server_spec, Server, ServerFile};
-use crate::engine::SamplingParams;
+use crate::request::SamplingParams;
+use crate::seeds::sha256_hex;
+use server::{Server, ServerFile};
 
 /// The default share of recombined blueprints: recombination is on, for a fifth of the output.
 pub const DEFAULT_RECOMBINE: f64 = 0.2;
@@ -211,7 +213,7 @@ impl SettingsFile {
     /// Splits a role's model specs into the names the run records and, when they name a server,
     /// the server: every spec `URL[#MODEL]` (one URL for all of a role's models), or none.
     fn backend(&self, name: &str, file: &RoleFile, specs: Vec<String>) -> Result<(Vec<String>, Option<Server>)> {
-        let remote = specs.iter().filter(|s| server_spec::is_server(s)).count();
+        let remote = specs.iter().filter(|s| server::is_server(s)).count();
         if remote == 0 {
             if !file.server.is_empty() {
                 bail!("[{name}.server] is set, but the {name}'s model ({}) is not a server URL", specs.join(", "));
@@ -224,7 +226,7 @@ impl SettingsFile {
         let mut url = None;
         let mut names = Vec::new();
         for spec in &specs {
-            let (base, model) = server_spec::parse(spec).with_context(|| format!("[{name}] model"))?;
+            let (base, model) = server::parse(spec).with_context(|| format!("[{name}] model"))?;
             if url.as_ref().is_some_and(|u| *u != base) {
                 bail!("[{name}] models are on different servers ({} and {base}); a role's models share one server", url.unwrap_or_default());
             }
@@ -481,7 +483,7 @@ impl Settings {
 
     /// Records what connecting to `url` found: the served model's name (where the spec did not
     /// give one) and the template source, in every role that uses that server model.
-    pub fn resolve_server_model(&mut self, url: &str, asked: &str, served: &str, template: Option<&str>, api: crate::engine::remote::spec::Api) {
+    pub fn resolve_server_model(&mut self, url: &str, asked: &str, served: &str, template: Option<&str>, api: server::Api) {
         let fill = |model: &mut String, server: &mut Option<Server>| {
             if let Some(server) = server.as_mut().filter(|s| s.url == url) {
                 if model == asked {
@@ -499,11 +501,6 @@ impl Settings {
             fill(model, server);
         }
     }
-}
-
-/// SHA-256 as 64 lowercase hex digits: config hashes, and the fingerprints of input files.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Settings keys that decide how fast or where a run goes, never what it writes: the hash and the
@@ -651,7 +648,7 @@ mod tests {
         assert_ne!(a.hash(), b.hash());
         assert_eq!(first_difference(&a.to_json(), &b.to_json()).as_deref(), Some("agent.server.template"));
         let mut c = a.clone();
-        c.resolve_server_model("http://one:1/v1", "m", "m2", Some("org/m2"), crate::engine::remote::spec::Api::Completions);
+        c.resolve_server_model("http://one:1/v1", "m", "m2", Some("org/m2"), server::Api::Completions);
         assert_eq!((c.agent.model.as_str(), c.user.server.as_ref().unwrap().template.as_deref()), ("m2", Some("org/m2")));
         assert_eq!(first_difference(&a.to_json(), &c.to_json()).as_deref(), Some("generator.model"));
         // An in-process run's settings serialize as before: no `server` keys.

@@ -2,7 +2,14 @@
 //! that run in-process.
 //!
 //! Data flows one way, and the modules follow it:
-//! `config` → `samplers` → `engine` (models) ↔ `env` (environments) → `validate` → `dataset`.
+//! `config` → `samplers` → `engine` (models) ↔ `env` (environments) → `validate` → the phases
+//! (`blueprint`, `trajectory`) → `dataset`.
+//!
+//! What several layers share sits below them all: `request` and `response` (what a model is
+//! asked and what it returns, which configuration, chat templates and constrained decoding name
+//! without importing the engine), the blueprint type beside the environment's actions
+//! (`env::Blueprint`), and `roles` (Phase 1's roles and the caller that the generator and the
+//! reviewer committee share).
 
 pub mod blueprint;
 pub mod chat;
@@ -16,6 +23,11 @@ pub mod model;
 pub mod cli;
 pub mod progress;
 pub mod prompts;
+pub mod pyjson;
+pub mod pynum;
+pub mod request;
+pub mod response;
+pub mod roles;
 pub mod samplers;
 pub mod schedule;
 pub mod seeds;

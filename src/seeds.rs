@@ -1,6 +1,8 @@
-//! Seeds derived from the run seed and a path of names, so that every random choice in a run is
-//! reproducible whatever the concurrency and timing: `derive(run_seed, &["blueprint", "17",
-//! "generator", "round-2"])` is the same number on every machine and in every schedule.
+//! Hashes that name things. Seeds derived from the run seed and a path of names, so that every
+//! random choice in a run is reproducible whatever the concurrency and timing:
+//! `derive(run_seed, &["blueprint", "17", "generator", "round-2"])` is the same number on every
+//! machine and in every schedule. And the digest that names contents ([`sha256_hex`]): the
+//! config hash, a package's files, a run's inputs.
 
 use sha2::{Digest, Sha256};
 
@@ -15,6 +17,11 @@ pub fn derive(run_seed: u64, path: &[&str]) -> u64 {
     }
     let digest = hasher.finalize();
     u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
+/// SHA-256 as 64 lowercase hex digits: config hashes, and the fingerprints of input files.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

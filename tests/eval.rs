@@ -136,7 +136,7 @@ fn eval_on_the_real_model_recounts_from_its_results_and_repeats_itself() {
     let results = lines(&dir.path().join("a/results.jsonl"));
     assert_eq!(results.len(), 6, "3 tasks × 2 trials");
     let stats: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("a/stats.json")).unwrap()).unwrap();
-    let recount = apigen_mt::eval::stats(&results, json!({})).unwrap();
+    let recount = apigen_mt::dataset::scores::stats(&results, json!({})).unwrap();
     assert_eq!(stats["eval"], recount["eval"], "stats.json equals a recount of results.jsonl");
     let successes: u64 = results.iter().map(|r| r["reward"].as_u64().unwrap()).sum();
     assert_eq!(stats["eval"]["successes"], successes);

@@ -9,6 +9,7 @@ mod env;
 mod env_airline;
 mod eval;
 mod hub;
+mod layout;
 mod model;
 mod package;
 mod phase1;

@@ -4,15 +4,15 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::Actions;
+use crate::config::{Actions, RoleConfig};
 use crate::env::state::hash;
 use crate::env::{Db, Environment};
 use crate::prompts::Prompts;
+use crate::roles::{Caller, Models, Who};
 use crate::samplers::{self, grounded::Sampled, Context};
 use crate::seeds::derive;
 use crate::validate::{validate, Committee, Failure, Stage, Validated};
 
-use super::caller::{Caller, Models, RoleConfig, Who};
 use super::schema::{blueprint_schema, writeup_schema};
 use super::Blueprint;
 

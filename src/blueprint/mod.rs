@@ -1,22 +1,11 @@
-//! Task blueprints: what they are, the schema the generator writes them under, and the
+//! Phase 1, task blueprints: the schema the generator writes them under, the
 //! generate → validate → feedback → revise loop that produces them, and reverse recombination.
 
 pub mod attempt;
-pub mod caller;
 pub mod recombine;
 pub mod run;
 pub mod schema;
 
-use serde::{Deserialize, Serialize};
-
-use crate::env::Action;
-
-/// A task blueprint: the generator's reasoning, the user's goal, the ground-truth actions and
-/// the facts the agent must tell the user.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Blueprint {
-    pub thought: String,
-    pub instruction: String,
-    pub actions: Vec<Action>,
-    pub outputs: Vec<String>,
-}
+/// Defined beside [`crate::env::Action`], as τ-bench keeps its task beside its action: the
+/// validators and Phase 2 read blueprints without depending on the phase that writes them.
+pub use crate::env::Blueprint;

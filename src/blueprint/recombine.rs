@@ -24,7 +24,7 @@ use crate::samplers::{self, policy};
 use crate::validate::{self, format, Failure, Stage};
 
 use super::attempt::{self, Attempt, AttemptConfig};
-use super::caller::{Caller, Models, Who};
+use crate::roles::{Caller, Models, Who};
 use super::schema::instruction_schema;
 use super::Blueprint;
 

@@ -26,12 +26,12 @@ use crate::config::Settings;
 use crate::engine::SamplingParams;
 use crate::prompts::Prompts;
 use crate::progress::PhaseProgress;
+use crate::roles::Models;
 use crate::schedule::{Priority, Slots};
 use crate::shard::{Attempts, Shard};
 use crate::validate::{dedup, Committee, Stage};
 
 use super::attempt::{self, Attempt, AttemptConfig};
-use super::caller::Models;
 use super::{recombine, Blueprint};
 
 /// One run's settings.

@@ -19,7 +19,7 @@
 use serde_json::Value;
 
 use super::{Message, Role, ToolCall};
-use crate::env::pyjson::{dumps_with, DumpOptions};
+use crate::pyjson::{dumps_with, DumpOptions};
 
 pub const CALL_OPEN: &str = "<tool_call>";
 pub const CALL_CLOSE: &str = "</tool_call>";

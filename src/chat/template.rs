@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use super::generic;
 use super::strftime::CalendarDate;
 use super::Message;
-use crate::env::pyjson::{dumps_with, DumpOptions};
+use crate::pyjson::{dumps_with, DumpOptions};
 
 const DEFAULT: &str = "default";
 /// transformers picks a template of this name, when the tokenizer has one, for requests with tools.

@@ -74,7 +74,7 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
             Ok(stats)
         };
         let (a, b) = (read(&dirs[0])?, read(&dirs[1])?);
-        print!("{}", crate::eval::compare(&a, &b, &dirs[0].display().to_string(), &dirs[1].display().to_string()));
+        print!("{}", crate::dataset::scores::compare(&a, &b, &dirs[0].display().to_string(), &dirs[1].display().to_string()));
         return Ok(());
     }
     let (Some(blueprints), Some(out)) = (args.blueprints.clone(), args.out.clone()) else {
@@ -106,9 +106,9 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
     };
     let shard = args.common.shard()?;
     let options = json!({
-        "blueprints": crate::config::sha256_hex(text.as_bytes()),
+        "blueprints": crate::seeds::sha256_hex(text.as_bytes()),
         "blueprints_path": std::fs::canonicalize(&blueprints).unwrap_or(blueprints.clone()),
-        "policy": crate::config::sha256_hex(policy.as_bytes()),
+        "policy": crate::seeds::sha256_hex(policy.as_bytes()),
         "data_dir": args.data_dir,
         "prompts": args.prompts,
         "shard": shard.map(|s| s.to_string()),
@@ -131,7 +131,7 @@ pub fn evaluate(pipeline: &Pipeline, policy: &str, world: World, tasks: Vec<Task
     pipeline.act(policy, world, tasks, progress, &mut crate::eval::Sink { out: &mut dir })?;
     let results = read_values(&out.join(RESULTS))?;
     let timing = crate::dataset::stats::timing(dir.elapsed_seconds(), &pipeline.engines.reports(), &pipeline.roles());
-    let stats = crate::eval::stats(&results, timing)?;
-    dir.finish_custom(&stats, &crate::eval::report(&stats, &out.display().to_string()))?;
+    let stats = crate::dataset::scores::stats(&results, timing)?;
+    dir.finish_custom(&stats, &crate::dataset::scores::report(&stats, &out.display().to_string()))?;
     Ok(stats)
 }

@@ -9,7 +9,7 @@ use crate::chat::CalendarDate;
 use crate::dataset::stats::EngineReport;
 use crate::engine::loaded::{parse_device, parse_dtype, LoadOptions, LoadedModel};
 use crate::config::{ModelRef, Settings};
-use crate::engine::remote::spec::Server;
+use crate::config::server::Server;
 use crate::engine::remote::RemoteModel;
 use crate::engine::{self, EngineConfig, EngineHandle, LanguageModel};
 use crate::model::KvDtype;

@@ -14,12 +14,12 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::load::Engines;
-use crate::blueprint::caller;
 use crate::blueprint::run::{self as blueprint_run, Progress as BlueprintProgress};
 use crate::config::{ModelRef, Settings};
 use crate::dataset::rundir::{RunDir, BLUEPRINTS};
 use crate::engine::meter::{Meter, RoleUsage};
 use crate::prompts::Prompts;
+use crate::roles;
 use crate::schedule::Slots;
 use crate::shard::Shard;
 use crate::trajectory::agent;
@@ -85,9 +85,9 @@ impl<'a> Pipeline<'a> {
         Ok(self.meter.wrap(role, &self.engines.get(model)?))
     }
 
-    fn phase1_models(&self) -> Result<caller::Models> {
+    fn phase1_models(&self) -> Result<roles::Models> {
         let s = self.settings;
-        Ok(caller::Models {
+        Ok(roles::Models {
             generator: self.role("generator", s.generator.model_ref())?,
             reviewers: s.reviewer.model_refs().into_iter().map(|m| self.role("reviewer", m)).collect::<Result<_>>()?,
             summarizer: self.role("summarizer", s.summarizer.model_ref())?,

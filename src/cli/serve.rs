@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::load::ModelArgs;
 use crate::engine::loaded::{self, Frontend};
-use crate::engine::remote::spec::is_server;
+use crate::config::server::is_server;
 use crate::model::source;
 use crate::serve::{self, Options};
 

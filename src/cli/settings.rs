@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::config::{RoleFile, Settings, SettingsFile};
-use crate::engine::remote::spec::{Api, ServerFile};
+use crate::config::server::{Api, ServerFile};
 use crate::shard::Shard;
 
 /// Flags every pipeline command takes.

@@ -81,10 +81,10 @@ pub fn run(args: TrajectoriesArgs) -> Result<()> {
     let shard = args.common.shard()?;
     let options = json!({
         "formats": formats::to_json(&formats),
-        "blueprints": crate::config::sha256_hex(text.as_bytes()),
+        "blueprints": crate::seeds::sha256_hex(text.as_bytes()),
         "blueprints_path": std::fs::canonicalize(&args.blueprints).unwrap_or_else(|_| args.blueprints.clone()),
         "shard": shard.map(|s| s.to_string()),
-        "policy": crate::config::sha256_hex(policy.as_bytes()),
+        "policy": crate::seeds::sha256_hex(policy.as_bytes()),
         "data_dir": args.data_dir,
         "prompts": args.prompts,
         "load": args.load.recorded()?,

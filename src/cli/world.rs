@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::env::read_actions;
-use crate::env::pyjson::{dumps_with, DumpOptions};
+use crate::pyjson::{dumps_with, DumpOptions};
 use crate::env::{data, graph::Graph, package, resolve, Db, Environment, Package};
 
 #[derive(Debug, Args)]

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 use super::sequence::SeqConstraint;
 use super::vocab::ModelTokEnv;
-use crate::engine::{Constraint, EngineError};
+use super::Constraint;
+use crate::response::EngineError;
 
 /// Compiles constraints for one model. Build it once per model (building the token trie and
 /// llguidance's slicer for a 50k vocabulary takes a noticeable fraction of a second) and share it;

@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::sequence::SeqConstraint;
-use crate::engine::{EngineError, FinishReason};
+use crate::response::{EngineError, FinishReason};
 
 /// How a token is picked from masked logits. Deliberately only greedy and plain temperature:
 /// nucleus/top-k/penalties belong to the engine's sampler.

@@ -23,3 +23,15 @@ mod vocab;
 pub use compiler::ConstraintCompiler;
 pub use generate::{generate, Generation, Sampler};
 pub use sequence::{compute_masks, ConstraintError, MaskStats, SeqConstraint};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A constraint on the shape of the output, enforced token by token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "value")]
+pub enum Constraint {
+    JsonSchema(Value),
+    Regex(String),
+    Lark(String),
+}

@@ -11,7 +11,7 @@ use llguidance::api::TopLevelGrammar;
 use llguidance::toktrie::ApproximateTokEnv;
 use llguidance::{Matcher, ParserFactory};
 
-use crate::engine::Constraint;
+use super::Constraint;
 
 /// One parser factory over the byte vocabulary, built on first use.
 fn factory() -> Result<&'static ParserFactory, String> {

@@ -181,8 +181,8 @@ fn merge_eval(shards: &[ShardDir], trials: usize, mut run: RunDir, timing: Value
         progress.next_blueprint += 1;
     }
     crate::trajectory::runner::Sink::committed(&mut run, &progress)?;
-    let stats = crate::eval::stats(&merged, timing)?;
-    run.finish_custom(&stats, &crate::eval::report(&stats, &run.dir().display().to_string()))?;
+    let stats = super::scores::stats(&merged, timing)?;
+    run.finish_custom(&stats, &super::scores::report(&stats, &run.dir().display().to_string()))?;
     Ok(stats)
 }
 
@@ -282,7 +282,7 @@ fn merge_trajectories(shards: &[ShardDir], kept: Option<&[String]>, attempts: us
 fn input_order(manifest: &Manifest) -> Result<Vec<String>> {
     let path = manifest.options["blueprints_path"].as_str().context("the shards' manifest does not record the blueprints file")?;
     let text = std::fs::read_to_string(path).with_context(|| format!("reading the shards' blueprints file {path} (merge reads it for their order)"))?;
-    if manifest.options["blueprints"].as_str() != Some(crate::config::sha256_hex(text.as_bytes()).as_str()) {
+    if manifest.options["blueprints"].as_str() != Some(crate::seeds::sha256_hex(text.as_bytes()).as_str()) {
         bail!("{path} changed since the shards ran: merge needs the blueprints file they read");
     }
     Ok(Task::parse_jsonl(&text, path)?.iter().map(Task::key).collect())

@@ -2,7 +2,7 @@
 //! [`manifest`], [`rundir`]), the training formats ([`openai`], [`sharegpt`], as JSONL and
 //! [`parquet`], chosen by [`formats`]), the summary a person reads ([`stats`], [`report`],
 //! [`html`]) and the dataset card ([`card`]), the last three made from the directory's own
-//! files ([`contents`], [`publish`]).
+//! files ([`contents`], [`publish`]), and an eval's scores ([`scores`]).
 
 pub mod card;
 pub mod contents;
@@ -16,6 +16,7 @@ pub mod parquet;
 pub mod publish;
 pub mod report;
 pub mod rundir;
+pub mod scores;
 pub mod sharegpt;
 pub mod stats;
 

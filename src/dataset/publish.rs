@@ -39,7 +39,7 @@ pub fn write(dir: &Path) -> Result<Vec<PathBuf>> {
     let contents = Contents::read(dir)?;
     let title = dir.display().to_string();
     let mut pages = vec![(REPORT_HTML, html::render(&contents)), (CARD, card::render(&contents))];
-    // An eval directory's report.md is the scores table `eval` wrote (`crate::eval::report`);
+    // An eval directory's report.md is the scores table `eval` wrote (`crate::dataset::scores::report`);
     // the run report would replace it with empty phase tables.
     if contents.manifest["command"] != "eval" {
         pages.insert(0, (super::rundir::REPORT, report::render(&contents.stats, &title)));

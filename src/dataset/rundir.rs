@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::blueprint::run::{self as blueprint_run, Progress as BlueprintProgress};
-use crate::blueprint::Blueprint;
+use crate::env::Blueprint;
 use crate::config::{Role, Settings};
 use crate::engine::meter::RoleUsage;
 use crate::env::data::write_atomic;

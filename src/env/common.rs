@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::lookup::arg_str;
-use super::pynum::{float_str, PyNum};
+use crate::pynum::{float_str, PyNum};
 use super::{expr, Args, Db, Tool, ToolKind, ToolResult};
 
 /// Lets the agent write down its reasoning; the observation is always empty.

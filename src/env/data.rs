@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use super::pyjson::{dumps_with, DumpOptions};
+use crate::pyjson::{dumps_with, DumpOptions};
 use super::{Db, Environment};
 
 /// Loads the tables of `env` from `dir` (see [`Environment::load`]).

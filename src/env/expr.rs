@@ -7,7 +7,7 @@
 //! wins over a runtime error, as in Python) and then evaluate left to right with
 //! [`PyNum`]'s Python semantics.
 
-use super::pynum::PyNum;
+use crate::pynum::PyNum;
 
 /// Deeper nesting than this is refused (Python itself stops at 200 nested parentheses).
 const MAX_DEPTH: usize = 100;

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use super::pynum::PyNum;
+use crate::pynum::PyNum;
 use super::{Args, Db};
 
 /// A string argument. The schema check has already run when tools are called through

@@ -5,8 +5,9 @@
 //! domain together: `retail/` and `airline/` each hold their tools (one per file), data
 //! generator, policy document and rules, graph hints and sampler description, and describe
 //! themselves with one [`Builtin`] (`builtin.rs` lists them). The rest of this folder is
-//! shared: data files, the canonical state hash and diff, the API dependency graph, Python's
-//! number and JSON semantics, and the tools every domain offers (`common.rs`).
+//! shared: data files, the canonical state hash and diff, the API dependency graph, and the tools
+//! every domain offers (`common.rs`). Python's number and JSON semantics, which the chat
+//! templates share, are [`crate::pynum`] and [`crate::pyjson`].
 //!
 //! A built-in tool is a plain function of `(database, arguments)` that returns the observation
 //! text the agent sees, or an error string. Tools never panic: arguments are checked against
@@ -22,8 +23,6 @@ pub mod generate;
 pub mod graph;
 pub mod lookup;
 pub mod policy;
-pub mod pyjson;
-pub mod pynum;
 pub mod retail;
 pub mod package;
 mod session;
@@ -105,6 +104,16 @@ pub struct Action {
     pub name: String,
     #[serde(default)]
     pub kwargs: Args,
+}
+
+/// A task blueprint, what Phase 1 writes ([`crate::blueprint`]): the generator's reasoning, the
+/// user's goal, the ground-truth actions and the facts the agent must tell the user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Blueprint {
+    pub thought: String,
+    pub instruction: String,
+    pub actions: Vec<Action>,
+    pub outputs: Vec<String>,
 }
 
 /// Checks keyword arguments against an object schema: every required argument is present, no

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::pyjson::{dumps_with, DumpOptions};
+use crate::pyjson::{dumps_with, DumpOptions};
 use super::Db;
 
 /// The canonical JSON text of a database (see the module documentation).

@@ -51,7 +51,7 @@ impl Task {
             Some(id) => id.clone(),
             None => {
                 let what = serde_json::json!([self.instruction, self.actions, self.outputs]);
-                format!("task-{}", &crate::config::sha256_hex(what.to_string().as_bytes())[..16])
+                format!("task-{}", &crate::seeds::sha256_hex(what.to_string().as_bytes())[..16])
             }
         }
     }

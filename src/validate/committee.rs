@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::blueprint::caller::{Call, Caller, RoleConfig, Who};
+use crate::config::RoleConfig;
+use crate::roles::{Call, Caller, Who};
 
 use super::{Failure, Stage};
 

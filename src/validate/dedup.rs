@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::blueprint::Blueprint;
+use crate::env::Blueprint;
 
 /// Word-set similarity from which two instructions count as the same task.
 pub const JACCARD_THRESHOLD: f64 = 0.9;

@@ -4,7 +4,7 @@
 //! task's final-state check vacuous). The diff of the whole replay is what reviewers see. An
 //! environment that fails (rather than a tool that refuses) fails the attempt with `env_error`.
 
-use crate::blueprint::Blueprint;
+use crate::env::Blueprint;
 use crate::env::state::{diff, hash, PatchOp};
 use crate::env::{Db, EnvError, Environment, ToolKind};
 

@@ -5,7 +5,7 @@
 //! must ask for something: at least one write action, or at least one output (information and
 //! refusal tasks are legitimate and have no writes).
 
-use crate::blueprint::Blueprint;
+use crate::env::Blueprint;
 use crate::env::{Environment, ToolKind};
 
 use super::{Failure, Stage};

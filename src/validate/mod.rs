@@ -75,10 +75,9 @@ impl Failure {
 
 use serde_json::{json, Value};
 
-use crate::blueprint::caller::Caller;
-use crate::blueprint::Blueprint;
 use crate::env::state::PatchOp;
-use crate::env::{Db, EnvError, Environment};
+use crate::env::{Blueprint, Db, EnvError, Environment};
+use crate::roles::Caller;
 
 /// A blueprint that passed every stage: its diff and the committee's verdict.
 #[derive(Debug, Clone)]

@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use apigen_mt::env::{data, domain, pyjson, state, Action, Env};
+use apigen_mt::env::{data, domain, state, Action, Env};
+use apigen_mt::pyjson;
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -9,7 +9,6 @@ mod recombine;
 use std::path::Path;
 use std::sync::Arc;
 
-use apigen_mt::blueprint::caller::Models;
 use apigen_mt::blueprint::run::{run, Progress, Run, Sink};
 use apigen_mt::config::{Settings, SettingsFile};
 use apigen_mt::dataset::rundir::{RunDir, BLUEPRINTS, BLUEPRINTS_REJECTED, TRACE};
@@ -17,6 +16,7 @@ use apigen_mt::engine::{
     Completion, Constraint, EngineError, EngineHandle, FinishReason, LanguageModel, ModelInfo, Prompt, Request,
 };
 use apigen_mt::prompts::Prompts;
+use apigen_mt::roles::Models;
 use apigen_mt::samplers::fewshot;
 use apigen_mt::schedule::Slots;
 use serde_json::{json, Value};

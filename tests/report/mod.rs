@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-use apigen_mt::blueprint::caller::Models as BlueprintModels;
+use apigen_mt::roles::Models as BlueprintModels;
 use apigen_mt::blueprint::run::{self as blueprint_run, Run};
 use apigen_mt::config::{Settings, SettingsFile};
 use apigen_mt::dataset::rundir::{RunDir, BLUEPRINTS, BLUEPRINTS_REJECTED, OPENAI, SHAREGPT, TRACE, TRAJECTORIES, TRAJECTORIES_REJECTED};

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use apigen_mt::blueprint::caller::Models;
+use apigen_mt::roles::Models;
 use apigen_mt::blueprint::run::{run, Progress, Run};
 use apigen_mt::chat::Message;
 use apigen_mt::config::SettingsFile;

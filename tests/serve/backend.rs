@@ -2,7 +2,7 @@
 //! same run writes in process (the fault tests cover the completions API the same way).
 
 use apigen_mt::engine::loaded::LoadOptions;
-use apigen_mt::engine::remote::spec::{Server, ServerFile};
+use apigen_mt::config::server::{Server, ServerFile};
 use apigen_mt::engine::remote::RemoteModel;
 use apigen_mt::engine::LanguageModel;
 use serde_json::Value;

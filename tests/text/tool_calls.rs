@@ -269,9 +269,9 @@ fn grammar_schemas_accept_rendered_calls_and_reject_others() {
         assert!(!validator.is_valid(&wrap(wrong_name)), "{format:?}");
         assert!(!validator.is_valid(&wrap(missing_arg)), "{format:?}");
         // The trigger and close frame a call the parser accepts.
-        let body = apigen_mt::env::pyjson::dumps_with(
+        let body = apigen_mt::pyjson::dumps_with(
             &wrap(one),
-            &apigen_mt::env::pyjson::DumpOptions { ensure_ascii: false, ..Default::default() },
+            &apigen_mt::pyjson::DumpOptions { ensure_ascii: false, ..Default::default() },
         );
         let text = if g.trigger_in_json { format!("{body}{}", g.close) } else { format!("{}{body}{}", g.trigger, g.close) };
         assert!(body.starts_with(&g.trigger) || !g.trigger_in_json);

@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
 use super::ToolFormat;
-use crate::engine::Constraint;
+use crate::constrain::Constraint;
 use crate::chat::generic::{CALL_CLOSE, CALL_OPEN};
 
 /// A call in one format, as text around a JSON value: `trigger`, then JSON matching `schema`
@@ -122,7 +122,7 @@ impl CallGrammar {
             let first = regex_escape(&self.trigger);
             format!("start: TEXT | block{more}\nblock: call\ncall: %json {schema}\nTEXT: /([^{first}](?s:.)*)?/\n")
         } else {
-            let literal = |text: &str| crate::env::pyjson::dumps(&Value::String(text.to_string()));
+            let literal = |text: &str| crate::pyjson::dumps(&Value::String(text.to_string()));
             let close = if self.close.is_empty() { String::new() } else { format!(" {}", literal(&self.close)) };
             // Plain text may not contain the trigger: once it appears, only a call can follow.
             format!(
@@ -137,7 +137,7 @@ impl CallGrammar {
 
     /// One call as Lark: the trigger (unless the JSON opens with it), the call, the closing text.
     fn block(&self) -> String {
-        let literal = |text: &str| crate::env::pyjson::dumps(&Value::String(text.to_string()));
+        let literal = |text: &str| crate::pyjson::dumps(&Value::String(text.to_string()));
         let mut block = Vec::new();
         if !self.trigger_in_json {
             block.push(literal(&self.trigger));
@@ -156,7 +156,7 @@ impl CallGrammar {
         if let Value::Object(fields) = &mut schema {
             fields.insert("x-guidance".into(), json!({"whitespace_flexible": false}));
         }
-        crate::env::pyjson::dumps(&schema)
+        crate::pyjson::dumps(&schema)
     }
 }
 

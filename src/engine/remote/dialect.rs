@@ -7,7 +7,7 @@
 use anyhow::{bail, Result};
 use serde_json::{json, Map, Value};
 
-use super::spec::{Api, Flavor};
+use crate::config::server::{Api, Flavor};
 use crate::engine::{Constraint, SamplingParams};
 
 /// One server's dialect.

@@ -17,7 +17,6 @@
 
 pub mod dialect;
 pub mod http;
-pub mod spec;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +35,7 @@ use crate::chat::{thinking, CalendarDate, ChatTemplate, Message, RenderOptions, 
 use crate::model::source::{self, HubConfig};
 use dialect::Dialect;
 use http::{Client, ClientMetrics};
-use spec::{Api, Flavor, Server};
+use crate::config::server::{Api, Flavor, Server};
 
 /// Tries of a request whose output is checked here because the server cannot enforce its
 /// constraint.

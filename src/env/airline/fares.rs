@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::env::lookup::{field, field_num, field_obj, field_str, object_mut, table};
-use crate::env::pynum::PyNum;
+use crate::pynum::PyNum;
 use crate::env::Db;
 
 /// Checks that the segment `{"flight_number", "date", ...}` can seat `seats` passengers in

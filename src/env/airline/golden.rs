@@ -9,10 +9,10 @@
 //! observation and of the final database.
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use crate::seeds::sha256_hex;
 
 use super::fixture;
-use crate::env::pyjson::dumps;
+use crate::pyjson::dumps;
 
 fn golden() -> Value {
     serde_json::from_str(include_str!("testdata/tau_bench_golden.json")).expect("golden file is JSON")
@@ -50,10 +50,6 @@ pub fn check(tool: &str) {
     }
 }
 
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[test]
 fn random_sequences_match_tau_bench() {
     let golden = golden();
@@ -70,12 +66,12 @@ fn random_sequences_match_tau_bench() {
             assert_eq!(Value::Bool(got.is_err()), case["errors"][i], "random case {index}, call {i}: {got:?}");
             let text = got.unwrap_or_else(|e| e);
             assert_eq!(
-                Value::from(sha256_hex(&text)),
+                Value::from(sha256_hex(text.as_bytes())),
                 case["output_sha256"][i],
                 "random case {index}, call {call}: {text}"
             );
         }
         let data = dumps(&Value::Object(db));
-        assert_eq!(Value::from(sha256_hex(&data)), case["data_sha256"], "random case {index}: final database differs");
+        assert_eq!(Value::from(sha256_hex(data.as_bytes())), case["data_sha256"], "random case {index}: final database differs");
     }
 }

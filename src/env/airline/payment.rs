@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::env::lookup::{field, field_mut, field_num, field_obj, object_mut, table, table_mut};
-use crate::env::pynum::PyNum;
+use crate::pynum::PyNum;
 use crate::env::Db;
 
 /// Checks that `payment_id` may pay `amount` for a change to one of `user_id`'s reservations,

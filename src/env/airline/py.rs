@@ -1,10 +1,10 @@
 //! The few Python behaviours τ-bench's airline tools show in their results that the shared
-//! helpers ([`crate::env::pynum`], [`crate::env::lookup`]) do not cover: `str()` of a number,
+//! helpers ([`crate::pynum`], [`crate::env::lookup`]) do not cover: `str()` of a number,
 //! `sum()`, the text of a `KeyError`, and access to list and number arguments.
 
 use serde_json::Value;
 
-use crate::env::pynum::{float_str, PyNum};
+use crate::pynum::{float_str, PyNum};
 use crate::env::{type_name, Args};
 
 /// Python's `str(x)` for a number: `150`, `150.0`, `12.25`.

@@ -29,7 +29,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-use crate::config::sha256_hex;
+use crate::seeds::sha256_hex;
 use crate::env::graph::{Dataflow, Source};
 use crate::env::Subjects;
 

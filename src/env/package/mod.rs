@@ -37,7 +37,7 @@ use super::environment::{EnvError, Environment, Session, ToolInfo};
 use super::graph::{Dataflow, GraphHints, Source};
 use super::policy::Violation;
 use super::{check_args, Action, Db, Subjects, ToolKind, ToolResult};
-use crate::config::sha256_hex;
+use crate::seeds::sha256_hex;
 use manifest::{Manifest, FILE};
 use server::{Fault, Server, Spawn, METHOD_NOT_FOUND};
 

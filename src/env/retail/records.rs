@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::env::lookup::{field, field_array, field_num, field_obj, field_str, table, table_mut, truthy};
-use crate::env::pynum::PyNum;
+use crate::pynum::PyNum;
 use crate::env::Db;
 
 /// The order with this id, or τ-bench's `Error: order not found`.

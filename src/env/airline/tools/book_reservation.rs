@@ -7,8 +7,8 @@ use crate::env::airline::py::{arg, arg_list, arg_num, key_error, num_eq, num_str
 use crate::env::lookup::{
     arg_str, field, field_array_mut, field_mut, field_num, field_obj, field_str, object_mut, table, table_mut,
 };
-use crate::env::pyjson::dumps;
-use crate::env::pynum::PyNum;
+use crate::pyjson::dumps;
+use crate::pynum::PyNum;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {

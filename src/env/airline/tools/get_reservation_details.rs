@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, table};
-use crate::env::pyjson::dumps;
+use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {

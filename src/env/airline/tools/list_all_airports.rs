@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::env::pyjson::dumps;
+use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use super::search_direct_flight::flight_on_day;
 use crate::env::airline::py::{key_error, repr_str};
 use crate::env::lookup::{arg_str, field, field_obj, field_str, table};
-use crate::env::pyjson::dumps;
+use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {

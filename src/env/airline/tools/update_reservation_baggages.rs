@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use crate::env::airline::payment;
 use crate::env::airline::py::{arg, arg_num, num_eq};
 use crate::env::lookup::{arg_str, field_array_mut, field_num, field_str, object_mut, table, table_mut};
-use crate::env::pyjson::dumps;
-use crate::env::pynum::PyNum;
+use crate::pyjson::dumps;
+use crate::pynum::PyNum;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {

@@ -7,8 +7,8 @@ use crate::env::airline::{fares, payment};
 use crate::env::lookup::{
     arg_str, field, field_array, field_array_mut, field_num, field_str, object_mut, table, table_mut,
 };
-use crate::env::pyjson::dumps;
-use crate::env::pynum::PyNum;
+use crate::pyjson::dumps;
+use crate::pynum::PyNum;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::env::airline::py::{arg, arg_list};
 use crate::env::lookup::{arg_str, field_array, object_mut, table_mut};
-use crate::env::pyjson::dumps;
+use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {

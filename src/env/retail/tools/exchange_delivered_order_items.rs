@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, arg_str_list, field_num, field_obj, object_mut};
-use crate::env::pyjson::dumps;
+use crate::pyjson::dumps;
 use crate::env::retail::records::{describe_order, first_missing_item, has_status, is_gift_card, order, owner, price_difference, store};
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 

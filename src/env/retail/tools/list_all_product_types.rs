@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::env::lookup::{field, field_str, table};
-use crate::env::pyjson::dumps;
+use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 /// Returns `{name: product_id}` sorted by name (a later product with the same name wins, as in

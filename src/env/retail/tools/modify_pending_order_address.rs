@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::env::lookup::{arg_str, object_mut};
-use crate::env::pyjson::dumps;
+use crate::pyjson::dumps;
 use crate::env::retail::records::{describe_order, has_status, order, store};
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 

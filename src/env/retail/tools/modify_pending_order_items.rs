@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, arg_str_list, field, field_array_mut, field_mut, field_num, field_obj, object_mut};
-use crate::env::pyjson::dumps;
-use crate::env::pynum::PyNum;
+use crate::pyjson::dumps;
+use crate::pynum::PyNum;
 use crate::env::retail::records::{
     available_variant, describe_order, first_item_index, first_missing_item, has_status, is_gift_card, order, owner,
     price_difference, store,

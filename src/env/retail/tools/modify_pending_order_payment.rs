@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, field, field_array, field_array_mut, field_mut, field_num, field_obj, field_str};
-use crate::env::pyjson::dumps;
-use crate::env::pynum::PyNum;
+use crate::pyjson::dumps;
+use crate::pynum::PyNum;
 use crate::env::retail::records::{describe_order, has_status, is_gift_card, order, owner, store};
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, arg_str_list, field, field_array, field_obj, object_mut};
-use crate::env::pyjson::dumps;
+use crate::pyjson::dumps;
 use crate::env::retail::records::{describe_order, first_missing_item, has_status, order, owner, store};
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 

@@ -1,11 +1,13 @@
-//! One attempt's door to the model: renders a role's prompt, sends it with the role's settings
-//! and a derived seed, and keeps the trace and token counts the run reports.
-
+//! Phase 1's roles and one attempt's door to them: renders a role's prompt, sends it with the
+//! role's settings and a derived seed, and keeps the trace and token counts the run reports.
+//!
+//! The generator and summarizer (in [`crate::blueprint`]) and the reviewer committee (in
+//! [`crate::validate`]) ask through the same [`Caller`], so it sits below both.
 
 use serde_json::{json, Value};
 
 use crate::chat::Message;
-pub use crate::config::RoleConfig;
+use crate::config::RoleConfig;
 use crate::engine::{Completion, Constraint, EngineError, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
 use crate::prompts::Prompts;
 use crate::seeds::derive;

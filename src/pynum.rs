@@ -189,7 +189,7 @@ pub fn float_str(f: f64) -> String {
     } else if f.is_infinite() {
         if f > 0.0 { "inf".into() } else { "-inf".into() }
     } else {
-        crate::env::pyjson::float_repr(f)
+        crate::pyjson::float_repr(f)
     }
 }
 
