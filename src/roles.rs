@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::chat::Message;
 use crate::config::RoleConfig;
-use crate::engine::{Completion, Constraint, EngineError, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
+use crate::engine::{CancelToken, Completion, Constraint, EngineError, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
 use crate::prompts::Prompts;
 use crate::seeds::derive;
 
@@ -62,6 +62,9 @@ pub struct Caller<'a> {
     /// Set when a model server stayed unreachable: the attempt cannot be judged, later calls
     /// fail at once, and [`Caller::available`] stops the run.
     unavailable: Option<String>,
+    /// Set by the run when it no longer needs this attempt: requests in flight leave the engine
+    /// at its next step, and later calls fail at once.
+    cancel: Option<CancelToken>,
 }
 
 /// A completion that can be used: finished cleanly, not cut off.
@@ -71,7 +74,25 @@ pub struct Reply {
 
 impl<'a> Caller<'a> {
     pub fn new(models: &'a Models, prompts: &'a Prompts, run_seed: u64, task: usize) -> Self {
-        Self { models, prompts, run_seed, task, trace: Vec::new(), prompt_tokens: 0, completion_tokens: 0, unavailable: None }
+        Self {
+            models,
+            prompts,
+            run_seed,
+            task,
+            trace: Vec::new(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            unavailable: None,
+            cancel: None,
+        }
+    }
+
+    /// Lets the run abandon this attempt through `token`. A run discards the attempts still in
+    /// flight when it completes its count, and their remaining calls would only slow the work
+    /// that counts (Phase 2's conversations, in a streaming `run`).
+    pub fn cancellable(mut self, token: Option<CancelToken>) -> Self {
+        self.cancel = token;
+        self
     }
 
     /// `Err` when a model server stayed unreachable during this attempt: its outcome says
@@ -138,6 +159,9 @@ impl<'a> Caller<'a> {
         if let Some(reason) = &self.unavailable {
             anyhow::bail!("{}: {reason}", who.role());
         }
+        if self.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+            anyhow::bail!("{}: {}", who.role(), EngineError::Cancelled);
+        }
         let text = self.prompts.render(template, context)?;
         let task = self.task.to_string();
         let mut seed_path = vec!["blueprint", task.as_str(), who.role()];
@@ -148,6 +172,9 @@ impl<'a> Caller<'a> {
             .max_tokens(config.max_tokens);
         if let Some(schema) = schema {
             request = request.constraint(Constraint::JsonSchema(schema));
+        }
+        if let Some(token) = &self.cancel {
+            request = request.cancel(token.clone());
         }
         Ok((who, config, text, path.iter().map(|p| p.to_string()).collect(), request))
     }

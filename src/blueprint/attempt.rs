@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::{Actions, RoleConfig};
+use crate::engine::CancelToken;
 use crate::env::state::hash;
 use crate::env::{Db, Environment};
 use crate::prompts::Prompts;
@@ -73,12 +74,21 @@ pub fn world(config: &AttemptConfig, lead: usize) -> anyhow::Result<(u64, Db)> {
 
 /// Runs attempt `task`. Only a broken setup (a template that does not render, a domain
 /// without a generator) is an `Err`; everything the model does wrong is a failed outcome.
-pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[Value], task: usize) -> anyhow::Result<Attempt> {
+/// `cancel`, once set, makes the attempt's remaining calls fail at once (see
+/// [`Caller::cancellable`]); the run sets it only for attempts it will discard.
+pub fn run(
+    models: &Models,
+    prompts: &Prompts,
+    config: &AttemptConfig,
+    pool: &[Value],
+    task: usize,
+    cancel: Option<CancelToken>,
+) -> anyhow::Result<Attempt> {
     let domain = config.domain;
     let lead = lead(config, task);
     let (data_seed, db) = world(config, lead)?;
     let mut context = samplers::sample(domain, &db, config.run_seed, task, lead, pool)?;
-    let mut caller = Caller::new(models, prompts, config.run_seed, task);
+    let mut caller = Caller::new(models, prompts, config.run_seed, task).cancellable(cancel);
     if config.actions == Actions::Sampled {
         let grounded = samplers::ground(domain, &db, &mut context, config.run_seed, task, config.max_writes);
         let failure = match grounded {

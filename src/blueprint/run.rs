@@ -5,8 +5,9 @@
 //! committed, and deduplicates against what it has committed so far. Output therefore depends
 //! on the seed alone, never on timing: the run stops after the attempt that brings the
 //! validated count to N, and attempts with higher indices that happened to be in flight are
-//! discarded. After each task the sink gets a checkpoint ([`Progress`]) from which a killed run
-//! resumes exactly where it stopped.
+//! cancelled (their requests leave the engine at its next step) and discarded. After each task
+//! the sink gets a checkpoint ([`Progress`]) from which a killed run resumes exactly where it
+//! stopped.
 //!
 //! Reverse recombination ([`super::recombine`]) happens on the committing thread, when the last
 //! task of a group is committed. Whether a group is recombined depends on its index alone, and
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::config::Settings;
-use crate::engine::SamplingParams;
+use crate::engine::{CancelToken, SamplingParams};
 use crate::prompts::Prompts;
 use crate::progress::PhaseProgress;
 use crate::roles::Models;
@@ -341,7 +342,7 @@ pub fn run(
                 // slots while the validated count is in sight.
                 while let Some(task) = pace.take(&attempts) {
                     let slot = slots.acquire(Priority::Normal);
-                    let result = attempt::run(models, prompts, &config.attempt, pool, task);
+                    let result = attempt::run(models, prompts, &config.attempt, pool, task, Some(pace.cancel.clone()));
                     drop(slot);
                     if tx.send((task, result)).is_err() {
                         break;
@@ -414,6 +415,9 @@ struct Pace {
     changed: Condvar,
     /// `None` for a shard: no count to pace towards.
     count: Option<usize>,
+    /// Set when the run stops: the attempts still running are discarded, so their requests
+    /// leave the engine at its next step instead of sharing its passes to the end.
+    cancel: CancelToken,
 }
 
 #[derive(Debug)]
@@ -439,7 +443,7 @@ impl Pace {
             stopped: false,
         };
         let count = config.shard.is_none().then_some(config.count);
-        Self { state: Mutex::new(state), changed: Condvar::new(), count }
+        Self { state: Mutex::new(state), changed: Condvar::new(), count, cancel: CancelToken::default() }
     }
 
     /// Whether `state` lets a worker start another attempt now.
@@ -480,6 +484,7 @@ impl Pace {
 
     fn stop(&self) {
         self.update(|s| s.stopped = true);
+        self.cancel.cancel();
     }
 
     fn stopped(&self) -> bool {

@@ -27,6 +27,10 @@ pub(crate) struct Seen<'a> {
     pub(crate) role: &'static str,
     pub(crate) prompt: &'a str,
     pub(crate) schema: Option<&'a Value>,
+    /// The request's sampling seed, which names its task, role and round (see `seed_of`).
+    pub(crate) seed: u64,
+    /// Whether the caller has given up on the request.
+    pub(crate) cancelled: &'a dyn Fn() -> bool,
 }
 
 /// A model whose replies a test chooses from the role and the prompt.
@@ -71,7 +75,12 @@ impl LanguageModel for Scripted {
             Some(Constraint::JsonSchema(s)) => Some(s),
             _ => None,
         };
-        let text = (self.reply)(&Seen { role, prompt: &prompt, schema });
+        let cancelled = || request.is_cancelled();
+        let text = (self.reply)(&Seen { role, prompt: &prompt, schema, seed: request.sampling.seed, cancelled: &cancelled });
+        // As the engine does: a request cancelled while it ran ends with no reply.
+        if request.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
         on_text(&text);
         Ok(Completion {
             tokens: (0..text.split_whitespace().count() as u32).collect(),
@@ -341,6 +350,55 @@ fn a_small_run_starts_only_the_attempts_its_count_needs() {
     let stats = go(&engine, &config(2, 8, 0, 1, 8), dir.path());
     assert_eq!(stats["blueprints"]["validated"], 2);
     assert_eq!(drafts.load(Ordering::SeqCst), 2, "generator requests");
+}
+
+/// The sampling seed of task `task`'s first draft (seed 5, as `config` sets).
+fn first_draft_seed(task: usize) -> u64 {
+    apigen_mt::seeds::derive(5, &["blueprint", &task.to_string(), "generator", "round-0"])
+}
+
+/// An attempt still running when the count is reached is discarded, so the run cancels it rather
+/// than letting it share the engine to the end. Task 0's draft fails, which widens the pace to
+/// tasks 1 and 2 at once; task 1 validates (once task 2's draft has been asked for) and completes
+/// the count of one, while task 2's draft is still being written. Its request must see the
+/// cancellation: without it, the script gives up after a minute and the assertion fails.
+#[test]
+fn attempts_still_running_at_the_count_are_cancelled() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let wait_for = |done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline && !done() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        done()
+    };
+    let (asked, saw_cancel) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (asked_in, saw_in) = (asked.clone(), saw_cancel.clone());
+    let engine = Scripted::handle(move |seen| {
+        if seen.role == "reviewer" {
+            return review(1);
+        }
+        if seen.seed == first_draft_seed(0) {
+            return "not a blueprint".into();
+        }
+        if seen.seed == first_draft_seed(1) {
+            wait_for(&|| asked_in.load(Ordering::SeqCst));
+        }
+        if seen.seed == first_draft_seed(2) {
+            asked_in.store(true, Ordering::SeqCst);
+            saw_in.store(wait_for(seen.cancelled), Ordering::SeqCst);
+        }
+        good_draft(seen, true)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let stats = go(&engine, &config(1, 8, 0, 1, 8), dir.path());
+    assert!(asked.load(Ordering::SeqCst), "task 2 never started beside task 1");
+    assert!(saw_cancel.load(Ordering::SeqCst), "task 2's request was never cancelled");
+    assert_eq!(stats["blueprints"]["validated"], 1);
+    assert_eq!(stats["blueprints"]["attempted"], 2);
+    let ids: Vec<Value> = lines(dir.path(), "blueprints.jsonl").iter().map(|b| b["id"].clone()).collect();
+    assert_eq!(ids, [json!("retail-5-1")]);
 }
 
 #[test]
