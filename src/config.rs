@@ -133,7 +133,25 @@ impl SettingsFile {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f.clone(); } )* };
         }
-        take!(domain, model, seed, concurrency, tasks, max_attempts, reviewers, threshold, rounds, actions, max_writes, recombine, holdout, attempts, best_of, max_turns, max_parse_errors);
+        take!(
+            domain,
+            model,
+            seed,
+            concurrency,
+            tasks,
+            max_attempts,
+            reviewers,
+            threshold,
+            rounds,
+            actions,
+            max_writes,
+            recombine,
+            holdout,
+            attempts,
+            best_of,
+            max_turns,
+            max_parse_errors
+        );
         self.server.merge(&over.server);
         self.generator.merge(&over.generator);
         self.reviewer.merge(&over.reviewer);
@@ -228,7 +246,10 @@ impl SettingsFile {
         for spec in &specs {
             let (base, model) = server::parse(spec).with_context(|| format!("[{name}] model"))?;
             if url.as_ref().is_some_and(|u| *u != base) {
-                bail!("[{name}] models are on different servers ({} and {base}); a role's models share one server", url.unwrap_or_default());
+                bail!(
+                    "[{name}] models are on different servers ({} and {base}); a role's models share one server",
+                    url.unwrap_or_default()
+                );
             }
             url = Some(base);
             // Without `#MODEL`, the role's server table names it, or the server's first model is used.
@@ -284,7 +305,11 @@ fn resolve_role(
         repeat_penalty: file.repeat_penalty.unwrap_or(d.repeat_penalty),
         ..d
     };
-    if !(sampling.temperature >= 0.0) || !(sampling.top_p > 0.0 && sampling.top_p <= 1.0) || !(0.0..=1.0).contains(&sampling.min_p) || !(sampling.repeat_penalty > 0.0) {
+    if !(sampling.temperature >= 0.0)
+        || !(sampling.top_p > 0.0 && sampling.top_p <= 1.0)
+        || !(0.0..=1.0).contains(&sampling.min_p)
+        || !(sampling.repeat_penalty > 0.0)
+    {
         bail!("[{name}] sampling out of range: temperature ≥ 0, 0 < top_p ≤ 1, 0 ≤ min_p ≤ 1, repeat_penalty > 0");
     }
     let max_tokens = file.max_tokens.unwrap_or(max_tokens);

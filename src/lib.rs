@@ -13,6 +13,7 @@
 
 pub mod blueprint;
 pub mod chat;
+pub mod cli;
 pub mod config;
 pub mod constrain;
 pub mod dataset;
@@ -20,7 +21,6 @@ pub mod engine;
 pub mod env;
 pub mod eval;
 pub mod model;
-pub mod cli;
 pub mod progress;
 pub mod prompts;
 pub mod pyjson;
@@ -34,5 +34,5 @@ pub mod seeds;
 pub mod serve;
 pub mod shard;
 pub mod tokenizer;
-pub mod validate;
 pub mod trajectory;
+pub mod validate;

@@ -50,8 +50,7 @@ impl Prompts {
                     bail!("{}: no prompt is called {name} (known: {})", path.display(), known.join(", "));
                 }
                 let source = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                env.add_template_owned(name.to_string(), source)
-                    .with_context(|| format!("{}: invalid template", path.display()))?;
+                env.add_template_owned(name.to_string(), source).with_context(|| format!("{}: invalid template", path.display()))?;
             }
         }
         Ok(Self { env })

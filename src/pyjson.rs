@@ -279,10 +279,7 @@ mod tests {
     #[test]
     fn default_dumps_matches_python() {
         let v = json!({"a": 1, "b": [1.0, "x\"y", null, true], "c": {}, "d": [], "é": "ü€😀\u{7f}"});
-        assert_eq!(
-            dumps(&v),
-            r#"{"a": 1, "b": [1.0, "x\"y", null, true], "c": {}, "d": [], "\u00e9": "\u00fc\u20ac\ud83d\ude00\u007f"}"#
-        );
+        assert_eq!(dumps(&v), r#"{"a": 1, "b": [1.0, "x\"y", null, true], "c": {}, "d": [], "\u00e9": "\u00fc\u20ac\ud83d\ude00\u007f"}"#);
     }
 
     #[test]

@@ -50,9 +50,9 @@ impl PyNum {
                     Err(INT_OVERFLOW.to_string())
                 }
             }
-            PyNum::Float(f) => Number::from_f64(f)
-                .map(Value::Number)
-                .ok_or_else(|| format!("Error: the result {} is not a finite number", float_str(f))),
+            PyNum::Float(f) => {
+                Number::from_f64(f).map(Value::Number).ok_or_else(|| format!("Error: the result {} is not a finite number", float_str(f)))
+            }
         }
     }
 
@@ -187,7 +187,11 @@ pub fn float_str(f: f64) -> String {
     if f.is_nan() {
         "nan".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "inf".into() } else { "-inf".into() }
+        if f > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
     } else {
         crate::pyjson::float_repr(f)
     }
@@ -242,7 +246,11 @@ fn int_true_div(a: i128, b: i128) -> f64 {
         // kept <= 2^53 is exact as a float, and the scale is a power of two in normal range.
         kept as f64 * 2f64.powi(exp + shift as i32)
     };
-    if negative { -magnitude } else { magnitude }
+    if negative {
+        -magnitude
+    } else {
+        magnitude
+    }
 }
 
 fn int_pow(base: i128, exp: i128) -> Result<i128, String> {
@@ -285,7 +293,11 @@ fn float_pow(iv: f64, iw: f64) -> Result<f64, String> {
     if iv.is_infinite() {
         let odd = is_odd_integer(iw);
         return Ok(if iw > 0.0 {
-            if odd { iv } else { iv.abs() }
+            if odd {
+                iv
+            } else {
+                iv.abs()
+            }
         } else if odd {
             0.0f64.copysign(iv)
         } else {
@@ -347,16 +359,8 @@ mod tests {
     #[test]
     fn round_is_half_even_on_the_exact_binary_value() {
         // Expected values are CPython 3.11's `round(x, 2)`.
-        let cases = [
-            (0.125, 0.12),
-            (0.375, 0.38),
-            (2.675, 2.67),
-            (1.005, 1.0),
-            (-0.001, -0.0),
-            (1234.5678, 1234.57),
-            (0.615, 0.61),
-            (1e20, 1e20),
-        ];
+        let cases =
+            [(0.125, 0.12), (0.375, 0.38), (2.675, 2.67), (1.005, 1.0), (-0.001, -0.0), (1234.5678, 1234.57), (0.615, 0.61), (1e20, 1e20)];
         for (x, want) in cases {
             let got = Float(x).round2().to_f64();
             assert_eq!(got.to_bits(), f64::to_bits(want), "round({x}, 2)");

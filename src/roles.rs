@@ -74,17 +74,7 @@ pub struct Reply {
 
 impl<'a> Caller<'a> {
     pub fn new(models: &'a Models, prompts: &'a Prompts, run_seed: u64, task: usize) -> Self {
-        Self {
-            models,
-            prompts,
-            run_seed,
-            task,
-            trace: Vec::new(),
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            unavailable: None,
-            cancel: None,
-        }
+        Self { models, prompts, run_seed, task, trace: Vec::new(), prompt_tokens: 0, completion_tokens: 0, unavailable: None, cancel: None }
     }
 
     /// Lets the run abandon this attempt through `token`. A run discards the attempts still in
@@ -167,9 +157,7 @@ impl<'a> Caller<'a> {
         let mut seed_path = vec!["blueprint", task.as_str(), who.role()];
         seed_path.extend_from_slice(path);
         let sampling = SamplingParams { seed: derive(self.run_seed, &seed_path), ..config.sampling.clone() };
-        let mut request = Request::new(Prompt::chat(vec![Message::user(text.clone())]))
-            .sampling(sampling)
-            .max_tokens(config.max_tokens);
+        let mut request = Request::new(Prompt::chat(vec![Message::user(text.clone())])).sampling(sampling).max_tokens(config.max_tokens);
         if let Some(schema) = schema {
             request = request.constraint(Constraint::JsonSchema(schema));
         }
@@ -197,7 +185,9 @@ impl<'a> Caller<'a> {
         let entry = match &result {
             Ok(c) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "rendered_prompt": rendered,
                              "completion": c.text, "finish_reason": c.finish_reason, "error": c.error}),
-            Err(e) => json!({"task": self.task, "role": role, "call": path, "prompt": text, "rendered_prompt": rendered, "error": e.to_string()}),
+            Err(e) => {
+                json!({"task": self.task, "role": role, "call": path, "prompt": text, "rendered_prompt": rendered, "error": e.to_string()})
+            }
         };
         self.trace.push(entry);
         let completion = result.map_err(|e| anyhow::anyhow!("{role}: {e}"))?;

@@ -140,7 +140,8 @@ mod tests {
 
     #[test]
     fn auto_reads_slurm_arrays_from_their_minimum_and_indexed_jobs() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let env =
+            |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
         let slurm = env(&[("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_MIN", "1"), ("SLURM_ARRAY_TASK_COUNT", "4")]);
         assert_eq!(Shard::from_env(None, slurm).unwrap(), Shard { index: 2, count: 4 });
         let k8s = env(&[("JOB_COMPLETION_INDEX", "1")]);

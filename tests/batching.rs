@@ -143,10 +143,7 @@ fn requests_sharing_a_long_prefix_compute_it_once() {
     let prefix = system.len();
     let metrics = engine.metrics();
     // All but one request take the shared prefix from the cache (the tokenizer is per character).
-    assert!(
-        metrics.prefix_hit_tokens >= 5 * (prefix as u64 - 16),
-        "the shared prefix was computed more than once: {metrics:?}"
-    );
+    assert!(metrics.prefix_hit_tokens >= 5 * (prefix as u64 - 16), "the shared prefix was computed more than once: {metrics:?}");
     assert!(got.iter().filter(|c| c.cached_tokens >= prefix - 16).count() >= 5);
 }
 
@@ -214,14 +211,14 @@ fn schema_constrained_requests_on_a_random_weight_model_validate_for_100_seeds_i
     tiny_model_with(dir.path(), Some(GgmlDType::Q8_0));
     let engine = start(dir.path(), EngineConfig::default());
     // The schemas whose longest sentence fits the tiny model's 256-token context.
-    let schemas: Vec<serde_json::Value> = crate::constrain::schemas().into_iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, s)| s).collect();
+    let schemas: Vec<serde_json::Value> =
+        crate::constrain::schemas().into_iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, s)| s).collect();
     let requests: Vec<(usize, Request)> = (0..100u64)
         .map(|seed| {
             let which = seed as usize % schemas.len();
             let sampling = SamplingParams { temperature: 1.0, seed, ..SamplingParams::default() };
-            let request = greedy("json:", 200)
-                .sampling(sampling)
-                .constraint(apigen_mt::engine::Constraint::JsonSchema(schemas[which].clone()));
+            let request =
+                greedy("json:", 200).sampling(sampling).constraint(apigen_mt::engine::Constraint::JsonSchema(schemas[which].clone()));
             (which, request)
         })
         .collect();

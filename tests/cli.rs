@@ -28,7 +28,17 @@ fn assert_clean_failure(output: &Output, needle: &str) {
 fn chat_prints_a_greedy_reply_from_the_real_model() {
     let Some(dir) = crate::support::smollm2_dir() else { return };
     let gguf = dir.join("model-q4_1.gguf");
-    let args = ["chat", "--model", gguf.to_str().unwrap(), "--prompt", "What is the capital of France?", "--temperature", "0", "--max-tokens", "16"];
+    let args = [
+        "chat",
+        "--model",
+        gguf.to_str().unwrap(),
+        "--prompt",
+        "What is the capital of France?",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "16",
+    ];
     let first = run(&args);
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
@@ -89,13 +99,17 @@ fn truncated_and_wrong_magic_gguf_files_are_clean_errors() {
 fn an_unknown_architecture_and_a_shape_mismatch_are_clean_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mamba = dir.path().join("mamba.gguf");
-    Spec::llama().write_gguf_with(&mamba, |_| GgmlDType::F32, |metadata| {
-        for (key, value) in metadata.iter_mut() {
-            if key == "general.architecture" {
-                *value = gguf_file::Value::String("mamba".into());
+    Spec::llama().write_gguf_with(
+        &mamba,
+        |_| GgmlDType::F32,
+        |metadata| {
+            for (key, value) in metadata.iter_mut() {
+                if key == "general.architecture" {
+                    *value = gguf_file::Value::String("mamba".into());
+                }
             }
-        }
-    });
+        },
+    );
     let output = run(&["models", "inspect", "--model", mamba.to_str().unwrap()]);
     assert_clean_failure(&output, "unsupported architecture \"mamba\"");
 
@@ -144,8 +158,7 @@ fn bench_reports_throughput_per_concurrency_as_json_and_verifies_invariance() {
     let output = run(&[&args[..], &["--shared-prefix", "40", "--json", "--verify"]].concat());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     for (line, c) in lines.iter().zip([1, 3]) {
         assert_eq!(line["concurrency"], c);
@@ -180,11 +193,14 @@ fn bench_measures_a_preset_shape_with_random_weights() {
     let args = ["--random-weights", "tiny-random", "--concurrency", "1,2", "--prompt-tokens", "40", "--gen-tokens", "6"];
     let output = bench(&[&args[..], &["--json", "--verify"]].concat());
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     for (line, c) in lines.iter().zip([1, 2]) {
-        assert_eq!((line["concurrency"].as_u64(), line["prompt_tokens"].as_u64(), line["gen_tokens"].as_u64()), (Some(c), Some(40), Some(6)), "{line}");
+        assert_eq!(
+            (line["concurrency"].as_u64(), line["prompt_tokens"].as_u64(), line["gen_tokens"].as_u64()),
+            (Some(c), Some(40), Some(6)),
+            "{line}"
+        );
         for field in ["prefill_tok_s", "decode_tok_s", "peak_rss_mb", "mean_batch"] {
             assert!(line[field].as_f64().unwrap() > 0.0, "{field}: {line}");
         }

@@ -27,9 +27,8 @@ fn byte_char(byte: u8) -> char {
 }
 
 const MERGED_WORDS: &[&str] = &[
-    "{\"", "\":", "\",", "\"}", "\":\"", "},", "}]", "]}", "[\"", "\"]", "[{", "00", "10", "12", "20", "99", "name",
-    "id", "true", "false", "null", "user", "order", "status", "items", "price", " the", " and", "ing", "er", "tion",
-    "#W",
+    "{\"", "\":", "\",", "\"}", "\":\"", "},", "}]", "]}", "[\"", "\"]", "[{", "00", "10", "12", "20", "99", "name", "id", "true", "false",
+    "null", "user", "order", "status", "items", "price", " the", " and", "ing", "er", "tion", "#W",
 ];
 
 struct TinyVocab {
@@ -256,10 +255,8 @@ fn a_batch_of_sixteen_schemas_is_masked_together() {
             })
         })
         .collect();
-    let mut seqs: Vec<SeqConstraint> = schemas
-        .iter()
-        .map(|s| compiler.compile(&Constraint::JsonSchema(s.clone())).expect("schema compiles"))
-        .collect();
+    let mut seqs: Vec<SeqConstraint> =
+        schemas.iter().map(|s| compiler.compile(&Constraint::JsonSchema(s.clone())).expect("schema compiles")).collect();
     let mut outputs: Vec<Vec<u32>> = vec![Vec::new(); seqs.len()];
     let mut samplers: Vec<Sampler> = (0..seqs.len() as u64).map(sampler_for).collect();
 
@@ -270,8 +267,7 @@ fn a_batch_of_sixteen_schemas_is_masked_together() {
                 out.extend(seq.take_forced_tokens().expect("forcing never fails here"));
             }
         }
-        let mut active: Vec<(usize, &mut SeqConstraint)> =
-            seqs.iter_mut().enumerate().filter(|(_, s)| !s.is_complete()).collect();
+        let mut active: Vec<(usize, &mut SeqConstraint)> = seqs.iter_mut().enumerate().filter(|(_, s)| !s.is_complete()).collect();
         if active.is_empty() {
             break;
         }
@@ -317,9 +313,8 @@ fn regex_constraint_output_matches() {
 fn a_fully_determined_regex_is_forced_without_the_model() {
     let (compiler, tokenizer) = tiny_compiler();
     let mut seq = compiler.compile(&Constraint::Regex("order status".into())).expect("regex compiles");
-    let generation = generate(&mut seq, &mut Sampler::Greedy, 20, |_| {
-        Err(EngineError::Model("the model must not be asked for a forced string".into()))
-    });
+    let generation =
+        generate(&mut seq, &mut Sampler::Greedy, 20, |_| Err(EngineError::Model("the model must not be asked for a forced string".into())));
     assert_eq!(generation.finish_reason, FinishReason::Constraint, "{:?}", generation.error);
     assert_eq!(decode(&tokenizer, &generation.tokens), "order status");
 }
@@ -331,9 +326,8 @@ fn forced_text_keeps_its_bytes_when_the_tokenizer_normalizes() {
     let TinyVocab { tokenizer, eos } = tiny_vocab(json!({"type": "Lowercase"}));
     let compiler = ConstraintCompiler::new(&tokenizer, &[eos]).expect("the compiler builds");
     let mut seq = compiler.compile(&Constraint::Regex("NAME id".into())).expect("regex compiles");
-    let generation = generate(&mut seq, &mut Sampler::Greedy, 20, |_| {
-        Err(EngineError::Model("the model must not be asked for a forced string".into()))
-    });
+    let generation =
+        generate(&mut seq, &mut Sampler::Greedy, 20, |_| Err(EngineError::Model("the model must not be asked for a forced string".into())));
     assert_eq!(generation.finish_reason, FinishReason::Constraint, "{:?}", generation.error);
     assert_eq!(decode(&tokenizer, &generation.tokens), "NAME id");
 }
@@ -437,10 +431,8 @@ fn smollm2_tokenizer() -> Option<Tokenizer> {
 
 /// SmolLM2's end tokens: `<|endoftext|>` and `<|im_end|>`.
 fn smollm2_compiler(tokenizer: &Tokenizer) -> ConstraintCompiler {
-    let eos: Vec<u32> = ["<|endoftext|>", "<|im_end|>"]
-        .iter()
-        .map(|t| tokenizer.token_to_id(t).expect("SmolLM2 has its end tokens"))
-        .collect();
+    let eos: Vec<u32> =
+        ["<|endoftext|>", "<|im_end|>"].iter().map(|t| tokenizer.token_to_id(t).expect("SmolLM2 has its end tokens")).collect();
     ConstraintCompiler::new(tokenizer, &eos).expect("the compiler builds on SmolLM2")
 }
 

@@ -162,10 +162,7 @@ fn max_tokens_and_stop_strings_end_generation() {
     let stop: String = chars[2..4].iter().collect();
     let cut = completion.text.find(&stop).unwrap();
     let mut streamed = String::new();
-    let stopped = f
-        .engine
-        .generate_streaming(text_request(prompt, 10).stop(vec![stop.clone()]), &mut |p| streamed.push_str(p))
-        .unwrap();
+    let stopped = f.engine.generate_streaming(text_request(prompt, 10).stop(vec![stop.clone()]), &mut |p| streamed.push_str(p)).unwrap();
     assert_eq!(stopped.finish_reason, FinishReason::Stop);
     assert_eq!(stopped.text, completion.text[..cut]);
     assert_eq!(streamed, stopped.text, "the stop string is never streamed");

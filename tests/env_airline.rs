@@ -52,8 +52,7 @@ fn replay_books_then_cancels_on_the_fixture() {
     let fixture = fixture_dir();
     let out = bin(&["env", "replay", "airline", "--actions", actions.to_str().unwrap(), "--data-dir", &fixture]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 4);
     let booked: Value = serde_json::from_str(lines[0]["output"].as_str().unwrap()).unwrap();
     assert_eq!(booked["reservation_id"], "HATHAT");

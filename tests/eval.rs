@@ -45,7 +45,16 @@ impl LanguageModel for Replay {
                 None => "Done: your address is updated.".into(),
             }
         };
-        Ok(Completion { text, reasoning: None, tokens: vec![0; 3], prompt_tokens: 10, generated_count: None, cached_tokens: 0, finish_reason: FinishReason::Stop, error: None })
+        Ok(Completion {
+            text,
+            reasoning: None,
+            tokens: vec![0; 3],
+            prompt_tokens: 10,
+            generated_count: None,
+            cached_tokens: 0,
+            finish_reason: FinishReason::Stop,
+            error: None,
+        })
     }
 
     fn count_tokens(&self, _: &Prompt) -> Result<usize, EngineError> {
@@ -70,12 +79,19 @@ fn task(user: &str, id: &str) -> Task {
 }
 
 fn eval_with(calls: Vec<Action>, tasks: Vec<Task>, out: &Path) -> Value {
-    let info = ModelInfo { name: "replay".into(), architecture: "script".into(), context_length: 100_000, tool_format: "generic".into(), template_supports_tools: false };
+    let info = ModelInfo {
+        name: "replay".into(),
+        architecture: "script".into(),
+        context_length: 100_000,
+        tool_format: "generic".into(),
+        template_supports_tools: false,
+    };
     let engines = Engines::from_handles(vec![("replay".into(), EngineHandle::new(Arc::new(Replay { info, calls })))]);
-    let settings = toml::from_str::<SettingsFile>("domain = 'retail'\nmodel = 'replay'\nattempts = 3\nbest_of = 1\nmax_turns = 6\nconcurrency = 2\n")
-        .unwrap()
-        .resolve()
-        .unwrap();
+    let settings =
+        toml::from_str::<SettingsFile>("domain = 'retail'\nmodel = 'replay'\nattempts = 3\nbest_of = 1\nmax_turns = 6\nconcurrency = 2\n")
+            .unwrap()
+            .resolve()
+            .unwrap();
     let prompts = Prompts::load(None).unwrap();
     let mut pipeline = Pipeline::new(&settings, &engines, &prompts, None);
     pipeline.show = false;
@@ -118,15 +134,33 @@ fn eval_on_the_real_model_recounts_from_its_results_and_repeats_itself() {
     let dir = tempfile::tempdir().unwrap();
     let db = apigen_mt::env::generate::generate("retail", 0).unwrap();
     let users: Vec<&String> = db["users"].as_object().unwrap().keys().take(3).collect();
-    let tasks: String = users.iter().enumerate().map(|(i, u)| format!("{}\n", serde_json::to_string(&task(u, &format!("t{i}"))).unwrap())).collect();
+    let tasks: String =
+        users.iter().enumerate().map(|(i, u)| format!("{}\n", serde_json::to_string(&task(u, &format!("t{i}"))).unwrap())).collect();
     let file = dir.path().join("tasks.jsonl");
     std::fs::write(&file, tasks).unwrap();
     let run = |out: &str| {
         let status = Command::new(env!("CARGO_BIN_EXE_apigen-mt"))
-            .args(["eval", "--domain", "retail", "--seed", "0", "--trials", "2", "--max-turns", "3", "--agent-max-tokens", "48", "--user-max-tokens", "32"])
-            .arg("--blueprints").arg(&file)
-            .arg("--agent-model").arg(model.join("model-q4_1.gguf"))
-            .arg("--out").arg(dir.path().join(out))
+            .args([
+                "eval",
+                "--domain",
+                "retail",
+                "--seed",
+                "0",
+                "--trials",
+                "2",
+                "--max-turns",
+                "3",
+                "--agent-max-tokens",
+                "48",
+                "--user-max-tokens",
+                "32",
+            ])
+            .arg("--blueprints")
+            .arg(&file)
+            .arg("--agent-model")
+            .arg(model.join("model-q4_1.gguf"))
+            .arg("--out")
+            .arg(dir.path().join(out))
             .status()
             .unwrap();
         assert!(status.success());

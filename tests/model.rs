@@ -6,7 +6,7 @@ pub mod tiny;
 use std::fs::File;
 use std::path::Path;
 
-use apigen_mt::model::{Arch, Decoder, KvDtype, DecoderOptions, SeqChunk, WeightsSource};
+use apigen_mt::model::{Arch, Decoder, DecoderOptions, KvDtype, SeqChunk, WeightsSource};
 use candle_core::quantized::{gguf_file, GgmlDType};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -24,42 +24,25 @@ fn load(source: &WeightsSource) -> Decoder {
 }
 
 fn logits(model: &Decoder, chunks: &mut [SeqChunk]) -> Vec<Vec<f32>> {
-    model
-        .forward(chunks)
-        .expect("forward")
-        .to_vec2::<f32>()
-        .expect("logits")
+    model.forward(chunks).expect("forward").to_vec2::<f32>().expect("logits")
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "logit vectors differ in length");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// candle-transformers' safetensors model of `spec`'s family, reading the files we wrote.
 fn reference_safetensors(spec: &Spec, dir: &Path) -> Step {
     let dev = Device::Cpu;
-    let tensors =
-        candle_core::safetensors::load(dir.join("model.safetensors"), &dev).expect("load");
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &dev).expect("load");
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &dev);
     let json = spec.config_json().to_string();
-    let input = |tokens: &[u32]| {
-        Tensor::new(tokens, &Device::Cpu)
-            .and_then(|t| t.unsqueeze(0))
-            .expect("input")
-    };
-    let out = |t: candle_core::Result<Tensor>| {
-        t.and_then(|t| t.flatten_all()?.to_vec1::<f32>())
-            .expect("reference")
-    };
+    let input = |tokens: &[u32]| Tensor::new(tokens, &Device::Cpu).and_then(|t| t.unsqueeze(0)).expect("input");
+    let out = |t: candle_core::Result<Tensor>| t.and_then(|t| t.flatten_all()?.to_vec1::<f32>()).expect("reference");
     match spec.arch {
         "llama" => {
-            let cfg = serde_json::from_str::<llama::LlamaConfig>(&json)
-                .expect("config")
-                .into_config(false);
+            let cfg = serde_json::from_str::<llama::LlamaConfig>(&json).expect("config").into_config(false);
             let model = llama::Llama::load(vb, &cfg).expect("reference model");
             let mut cache = llama::Cache::new(true, DType::F32, &cfg, &dev).expect("cache");
             Box::new(move |tokens, pos| out(model.forward(&input(tokens), pos, &mut cache)))
@@ -83,29 +66,19 @@ fn reference_gguf(arch: &str, path: &Path) -> Step {
     let dev = Device::Cpu;
     let mut file = File::open(path).expect("open gguf");
     let content = gguf_file::Content::read(&mut file).expect("gguf header");
-    let input = |tokens: &[u32]| {
-        Tensor::new(tokens, &Device::Cpu)
-            .and_then(|t| t.unsqueeze(0))
-            .expect("input")
-    };
-    let out = |t: candle_core::Result<Tensor>| {
-        t.and_then(|t| t.flatten_all()?.to_vec1::<f32>())
-            .expect("reference")
-    };
+    let input = |tokens: &[u32]| Tensor::new(tokens, &Device::Cpu).and_then(|t| t.unsqueeze(0)).expect("input");
+    let out = |t: candle_core::Result<Tensor>| t.and_then(|t| t.flatten_all()?.to_vec1::<f32>()).expect("reference");
     match arch {
         "llama" => {
-            let mut m = quantized_llama::ModelWeights::from_gguf(content, &mut file, &dev)
-                .expect("reference");
+            let mut m = quantized_llama::ModelWeights::from_gguf(content, &mut file, &dev).expect("reference");
             Box::new(move |tokens, pos| out(m.forward(&input(tokens), pos)))
         }
         "qwen2" => {
-            let mut m = quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &dev)
-                .expect("reference");
+            let mut m = quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &dev).expect("reference");
             Box::new(move |tokens, pos| out(m.forward(&input(tokens), pos)))
         }
         "qwen3" => {
-            let mut m = quantized_qwen3::ModelWeights::from_gguf(content, &mut file, &dev)
-                .expect("reference");
+            let mut m = quantized_qwen3::ModelWeights::from_gguf(content, &mut file, &dev).expect("reference");
             Box::new(move |tokens, pos| out(m.forward(&input(tokens), pos)))
         }
         other => panic!("no reference for {other}"),
@@ -122,27 +95,13 @@ fn assert_matches(ours: &Decoder, mut reference: Step, tolerance: f32) {
     let mut position = 0;
     let mut worst = 0f32;
     for chunk in chunks {
-        let a = logits(
-            ours,
-            &mut [SeqChunk {
-                tokens: chunk,
-                kv: &mut kv,
-            }],
-        )
-        .remove(0);
+        let a = logits(ours, &mut [SeqChunk { tokens: chunk, kv: &mut kv }]).remove(0);
         let b = reference(chunk, position);
         position += chunk.len();
-        let spread =
-            b.iter().cloned().fold(f32::MIN, f32::max) - b.iter().cloned().fold(f32::MAX, f32::min);
-        assert!(
-            spread > 0.5,
-            "reference logits are nearly flat ({spread}); the test would prove little"
-        );
+        let spread = b.iter().cloned().fold(f32::MIN, f32::max) - b.iter().cloned().fold(f32::MAX, f32::min);
+        assert!(spread > 0.5, "reference logits are nearly flat ({spread}); the test would prove little");
         let diff = max_diff(&a, &b);
-        assert!(
-            diff <= tolerance,
-            "at position {position}: max |ours - candle| = {diff} > {tolerance}"
-        );
+        assert!(diff <= tolerance, "at position {position}: max |ours - candle| = {diff} > {tolerance}");
         worst = worst.max(diff);
     }
     assert_eq!(kv.len(), position);
@@ -165,12 +124,7 @@ fn safetensors_llama_with_gqa_and_untied_head_matches_candle() {
 #[test]
 fn safetensors_llama_with_tied_embeddings_and_llama3_rope_matches_candle() {
     // Wavelengths at head_dim 16 span all three bands of the llama3 rule for these factors.
-    check_safetensors(Spec {
-        tie: true,
-        llama3_scaling: Some((8.0, 1.0, 4.0, 64)),
-        seed: 11,
-        ..Spec::llama()
-    });
+    check_safetensors(Spec { tie: true, llama3_scaling: Some((8.0, 1.0, 4.0, 64)), seed: 11, ..Spec::llama() });
 }
 
 #[test]
@@ -199,44 +153,24 @@ fn gguf_llama_matches_candle_quantized_llama() {
         n if n.contains("ffn") => GgmlDType::Q4_0,
         _ => GgmlDType::Q8_0,
     };
-    let ours = check_gguf(
-        Spec {
-            tie: true,
-            ..Spec::llama()
-        },
-        quant,
-    );
+    let ours = check_gguf(Spec { tie: true, ..Spec::llama() }, quant);
     assert_eq!(ours.weights_summary(), "Q4_0 + Q8_0 (Q4_1 embeddings)");
     let s = Spec::llama();
-    let per_layer = 2 * s.hidden
-        + s.hidden * (2 * s.heads + 2 * s.kv_heads) * s.head_dim
-        + 3 * s.hidden * s.intermediate;
-    assert_eq!(
-        ours.param_count(),
-        s.vocab * s.hidden + s.layers * per_layer + s.hidden
-    );
+    let per_layer = 2 * s.hidden + s.hidden * (2 * s.heads + 2 * s.kv_heads) * s.head_dim + 3 * s.hidden * s.intermediate;
+    assert_eq!(ours.param_count(), s.vocab * s.hidden + s.layers * per_layer + s.hidden);
 }
 
 #[test]
 fn gguf_llama_with_k_quants_matches_candle_quantized_llama() {
     // K-quants pack 256 values per block, so every matrix needs rows of 256.
-    let spec = Spec {
-        hidden: 256,
-        intermediate: 512,
-        head_dim: 64,
-        seed: 5,
-        ..Spec::llama()
-    };
+    let spec = Spec { hidden: 256, intermediate: 512, head_dim: 64, seed: 5, ..Spec::llama() };
     let quant = |name: &str| match name {
         n if n.contains("ffn_down") || n == "output.weight" => GgmlDType::Q6K,
         "token_embd.weight" => GgmlDType::Q8_0,
         _ => GgmlDType::Q4K,
     };
     let ours = check_gguf(spec, quant);
-    assert_eq!(
-        ours.weights_summary(),
-        "Q4K + Q6K (Q8_0 embeddings, Q6K output)"
-    );
+    assert_eq!(ours.weights_summary(), "Q4K + Q6K (Q8_0 embeddings, Q6K output)");
 }
 
 #[test]
@@ -267,16 +201,8 @@ fn gguf_qwen3_matches_candle_quantized_qwen3() {
 /// Qwen3 with q/k norms) and GGUF files in several quantized types. The GGUF models use rows of
 /// 256 values so that K-quants fit.
 fn invariance_models(dir: &Path) -> Vec<(&'static str, Decoder)> {
-    let wide = Spec {
-        hidden: 256,
-        intermediate: 512,
-        head_dim: 64,
-        seed: 9,
-        ..Spec::llama()
-    };
-    let gguf = |name: &str, quant: &dyn Fn(&str) -> GgmlDType| {
-        load(&wide.write_gguf(&dir.join(format!("{name}.gguf")), quant))
-    };
+    let wide = Spec { hidden: 256, intermediate: 512, head_dim: 64, seed: 9, ..Spec::llama() };
+    let gguf = |name: &str, quant: &dyn Fn(&str) -> GgmlDType| load(&wide.write_gguf(&dir.join(format!("{name}.gguf")), quant));
     let dense_dir = dir.join("dense");
     let qwen3_dir = dir.join("qwen3");
     std::fs::create_dir_all(&dense_dir).expect("mkdir");
@@ -312,11 +238,7 @@ fn invariance_models(dir: &Path) -> Vec<(&'static str, Decoder)> {
 /// Each sequence's chunks, step by step; step `k` of every sequence shares one forward pass.
 /// The first sequence's prompt spans two cache blocks.
 const SCRIPTS: [&[&[u32]]; 3] = [
-    &[
-        &[1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 65, 69, 73],
-        &[40],
-        &[41],
-    ],
+    &[&[1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 65, 69, 73], &[40], &[41]],
     &[&[3, 6, 9, 12], &[50, 51, 52], &[53]],
     &[&[7, 14, 21, 28, 35, 42], &[60], &[61, 62]],
 ];
@@ -327,12 +249,7 @@ fn solo_runs(model: &Decoder) -> Vec<Vec<Vec<f32>>> {
         .iter()
         .map(|script| {
             let mut kv = model.new_kv();
-            script
-                .iter()
-                .map(|chunk| {
-                    logits(model, &mut [SeqChunk { tokens: chunk, kv: &mut kv }]).remove(0)
-                })
-                .collect()
+            script.iter().map(|chunk| logits(model, &mut [SeqChunk { tokens: chunk, kv: &mut kv }]).remove(0)).collect()
         })
         .collect()
 }
@@ -343,14 +260,7 @@ fn batched_runs(model: &Decoder) -> Vec<Vec<Vec<f32>>> {
     let mut kvs: Vec<_> = SCRIPTS.iter().map(|_| model.new_kv()).collect();
     let mut out = vec![Vec::new(); SCRIPTS.len()];
     for step in 0..3 {
-        let mut chunks: Vec<SeqChunk> = kvs
-            .iter_mut()
-            .zip(SCRIPTS)
-            .map(|(kv, script)| SeqChunk {
-                tokens: script[step],
-                kv,
-            })
-            .collect();
+        let mut chunks: Vec<SeqChunk> = kvs.iter_mut().zip(SCRIPTS).map(|(kv, script)| SeqChunk { tokens: script[step], kv }).collect();
         for (seq, row) in logits(model, &mut chunks).into_iter().enumerate() {
             out[seq].push(row);
         }
@@ -379,10 +289,7 @@ fn logits_do_not_depend_on_the_thread_count() {
         let runs: Vec<_> = [1, 2, 3]
             .into_iter()
             .map(|threads| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .expect("thread pool");
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
                 pool.install(|| batched_runs(&model))
             })
             .collect();
@@ -425,9 +332,7 @@ fn a_truncated_clone_reuses_the_prefix() {
     let dir = tempfile::tempdir().expect("tempdir");
     let prompt: Vec<u32> = (0..37).map(|i| (i * 5 + 1) % 96).collect();
     for (name, model) in invariance_models(dir.path()) {
-        let run = |kv: &mut apigen_mt::model::SeqKv, tokens: &[u32]| {
-            logits(&model, &mut [SeqChunk { tokens, kv }]).remove(0)
-        };
+        let run = |kv: &mut apigen_mt::model::SeqKv, tokens: &[u32]| logits(&model, &mut [SeqChunk { tokens, kv }]).remove(0);
         let mut base = model.new_kv();
         run(&mut base, &prompt);
         // Forks cut inside a block and on a block boundary, then continue differently.
@@ -455,10 +360,7 @@ fn forks_share_their_prefix_blocks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = load(&Spec::llama().write_safetensors(dir.path()));
     let s = Spec::llama();
-    assert_eq!(
-        model.kv_bytes_per_token(),
-        s.layers * 2 * s.kv_heads * s.head_dim * 4
-    );
+    assert_eq!(model.kv_bytes_per_token(), s.layers * 2 * s.kv_heads * s.head_dim * 4);
     let mut base = model.new_kv();
     let prompt: Vec<u32> = (0..40).collect();
     logits(&model, &mut [SeqChunk { tokens: &prompt, kv: &mut base }]);
@@ -477,34 +379,12 @@ fn a_failed_forward_leaves_caches_unchanged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = load(&Spec::llama().write_safetensors(dir.path()));
     let (mut a, mut b) = (model.new_kv(), model.new_kv());
-    logits(
-        &model,
-        &mut [SeqChunk {
-            tokens: &[1, 2],
-            kv: &mut a,
-        }],
-    );
+    logits(&model, &mut [SeqChunk { tokens: &[1, 2], kv: &mut a }]);
     let too_far = vec![3u32; Spec::MAX_POSITIONS + 1];
-    let err = model
-        .forward(&mut [
-            SeqChunk {
-                tokens: &[4],
-                kv: &mut a,
-            },
-            SeqChunk {
-                tokens: &too_far,
-                kv: &mut b,
-            },
-        ])
-        .unwrap_err();
+    let err = model.forward(&mut [SeqChunk { tokens: &[4], kv: &mut a }, SeqChunk { tokens: &too_far, kv: &mut b }]).unwrap_err();
     assert!(err.to_string().contains("context length"), "{err}");
     assert_eq!((a.len(), b.len()), (2, 0));
-    let err = model
-        .forward(&mut [SeqChunk {
-            tokens: &[500],
-            kv: &mut a,
-        }])
-        .unwrap_err();
+    let err = model.forward(&mut [SeqChunk { tokens: &[500], kv: &mut a }]).unwrap_err();
     assert!(err.to_string().contains("vocabulary"), "{err}");
 }
 
@@ -526,14 +406,9 @@ fn argmax(logits: &[f32]) -> u32 {
 fn smollm2_greedy_tokens_equal_candle_quantized_llama() {
     let Some(dir) = crate::support::smollm2_dir() else { return };
     let gguf = dir.join("model-q4_1.gguf");
-    let tokenizer =
-        tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).expect("tokenizer");
+    let tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).expect("tokenizer");
     let prompt = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France? Answer in two sentences.<|im_end|>\n<|im_start|>assistant\n";
-    let prompt: Vec<u32> = tokenizer
-        .encode(prompt, false)
-        .expect("encode")
-        .get_ids()
-        .to_vec();
+    let prompt: Vec<u32> = tokenizer.encode(prompt, false).expect("encode").get_ids().to_vec();
     const STEPS: usize = 48;
 
     let ours = load(&WeightsSource::Gguf(gguf.clone()));
@@ -541,26 +416,10 @@ fn smollm2_greedy_tokens_equal_candle_quantized_llama() {
     assert_eq!(ours.weights_summary(), "Q4_1 (Q8_0 embeddings)");
     let mut kv = ours.new_kv();
     let mut ours_tokens = Vec::new();
-    let mut next = argmax(
-        &logits(
-            &ours,
-            &mut [SeqChunk {
-                tokens: &prompt,
-                kv: &mut kv,
-            }],
-        )[0],
-    );
+    let mut next = argmax(&logits(&ours, &mut [SeqChunk { tokens: &prompt, kv: &mut kv }])[0]);
     for _ in 0..STEPS {
         ours_tokens.push(next);
-        next = argmax(
-            &logits(
-                &ours,
-                &mut [SeqChunk {
-                    tokens: &[next],
-                    kv: &mut kv,
-                }],
-            )[0],
-        );
+        next = argmax(&logits(&ours, &mut [SeqChunk { tokens: &[next], kv: &mut kv }])[0]);
     }
 
     let mut reference = reference_gguf("llama", &gguf);
@@ -571,12 +430,7 @@ fn smollm2_greedy_tokens_equal_candle_quantized_llama() {
     for step in 0..STEPS {
         let next = argmax(&row);
         theirs.push(next);
-        let runner_up = row
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| i as u32 != next)
-            .map(|(_, &x)| x)
-            .fold(f32::MIN, f32::max);
+        let runner_up = row.iter().enumerate().filter(|&(i, _)| i as u32 != next).map(|(_, &x)| x).fold(f32::MIN, f32::max);
         margins.push(row[next as usize] - runner_up);
         row = reference(&[next], prompt.len() + step);
     }
@@ -591,10 +445,7 @@ fn smollm2_greedy_tokens_equal_candle_quantized_llama() {
     eprintln!("compared {compared} of {STEPS} tokens; margins {margins:?}");
     assert!(compared > end_of_turn, "a near-tie at step {compared}, inside the answer");
     assert_eq!(ours_tokens[..compared], theirs[..compared]);
-    assert!(tokenizer
-        .decode(&ours_tokens, true)
-        .expect("decode")
-        .contains("Paris"));
+    assert!(tokenizer.decode(&ours_tokens, true).expect("decode").contains("Paris"));
 }
 
 /// Greedy decoding of each prompt; `[prompt][step] -> (token, logits)`. With `batched`, every
@@ -605,17 +456,10 @@ fn greedy(model: &Decoder, prompts: &[Vec<u32>], steps: usize, batched: bool) ->
     let mut inputs: Vec<Vec<u32>> = prompts.to_vec();
     for _ in 0..=steps {
         let rows: Vec<Vec<f32>> = if batched {
-            let mut chunks: Vec<SeqChunk> = kvs
-                .iter_mut()
-                .zip(&inputs)
-                .map(|(kv, tokens)| SeqChunk { tokens, kv })
-                .collect();
+            let mut chunks: Vec<SeqChunk> = kvs.iter_mut().zip(&inputs).map(|(kv, tokens)| SeqChunk { tokens, kv }).collect();
             logits(model, &mut chunks)
         } else {
-            kvs.iter_mut()
-                .zip(&inputs)
-                .map(|(kv, tokens)| logits(model, &mut [SeqChunk { tokens, kv }]).remove(0))
-                .collect()
+            kvs.iter_mut().zip(&inputs).map(|(kv, tokens)| logits(model, &mut [SeqChunk { tokens, kv }]).remove(0)).collect()
         };
         for (seq, row) in rows.into_iter().enumerate() {
             let next = argmax(&row);
@@ -630,11 +474,8 @@ fn greedy(model: &Decoder, prompts: &[Vec<u32>], steps: usize, batched: bool) ->
 fn smollm2_batched_greedy_decoding_equals_each_prompt_alone() {
     let Some(dir) = crate::support::smollm2_dir() else { return };
     let gguf = dir.join("model-q4_1.gguf");
-    let tokenizer =
-        tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).expect("tokenizer");
-    let encode = |text: &str| -> Vec<u32> {
-        tokenizer.encode(text, false).expect("encode").get_ids().to_vec()
-    };
+    let tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).expect("tokenizer");
+    let encode = |text: &str| -> Vec<u32> { tokenizer.encode(text, false).expect("encode").get_ids().to_vec() };
     let prompts = [
         encode("<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n"),
         encode("<|im_start|>system\nYou are a terse assistant.<|im_end|>\n<|im_start|>user\nName three primary colours.<|im_end|>\n<|im_start|>assistant\n"),
@@ -644,10 +485,7 @@ fn smollm2_batched_greedy_decoding_equals_each_prompt_alone() {
     let tokens = |run: &[(u32, Vec<f32>)]| run.iter().map(|s| s.0).collect::<Vec<_>>();
     let mut runs = Vec::new();
     for kv_dtype in [KvDtype::F32, KvDtype::F16] {
-        let options = DecoderOptions {
-            kv_dtype,
-            ..DecoderOptions::default()
-        };
+        let options = DecoderOptions { kv_dtype, ..DecoderOptions::default() };
         let model = Decoder::load(&WeightsSource::Gguf(gguf.clone()), &options).expect("load");
         let alone = greedy(&model, &prompts, 8, false);
         let together = greedy(&model, &prompts, 8, true);
@@ -660,11 +498,7 @@ fn smollm2_batched_greedy_decoding_equals_each_prompt_alone() {
     }
     // An f16 cache rounds keys and values: the logits move a little, and only a little.
     let (f32_run, f16_run) = (&runs[0], &runs[1]);
-    let first_step_diff = f32_run
-        .iter()
-        .zip(f16_run)
-        .map(|(a, b)| max_diff(&a[0].1, &b[0].1))
-        .fold(0f32, f32::max);
+    let first_step_diff = f32_run.iter().zip(f16_run).map(|(a, b)| max_diff(&a[0].1, &b[0].1)).fold(0f32, f32::max);
     eprintln!("max |f32 KV - f16 KV| logits at the first step: {first_step_diff}");
     // Seen: 0.94, over 49,152 logits spread over tens of units.
     assert!(first_step_diff > 0.0 && first_step_diff < 2.0, "{first_step_diff}");
@@ -688,23 +522,12 @@ fn a_missing_file_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("absent.gguf");
     let err = load_error(&WeightsSource::Gguf(path.clone()));
-    assert!(
-        err.contains(&path.display().to_string()) && err.contains("No such file"),
-        "{err}"
-    );
-    let err = WeightsSource::from_path(&dir.path().join("nowhere"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("nowhere") && err.contains("does not exist"),
-        "{err}"
-    );
+    assert!(err.contains(&path.display().to_string()) && err.contains("No such file"), "{err}");
+    let err = WeightsSource::from_path(&dir.path().join("nowhere")).unwrap_err().to_string();
+    assert!(err.contains("nowhere") && err.contains("does not exist"), "{err}");
     // A directory with a checkpoint resolves to it.
     Spec::llama().write_safetensors(dir.path());
-    assert!(matches!(
-        WeightsSource::from_path(dir.path()),
-        Ok(WeightsSource::Safetensors { .. })
-    ));
+    assert!(matches!(WeightsSource::from_path(dir.path()), Ok(WeightsSource::Safetensors { .. })));
 }
 
 #[test]
@@ -716,10 +539,7 @@ fn a_truncated_gguf_is_reported_as_truncated() {
     for keep in [bytes.len() * 3 / 4, 40] {
         std::fs::write(&path, &bytes[..keep]).expect("write");
         let err = load_error(&WeightsSource::Gguf(path.clone()));
-        assert!(
-            err.contains(&path.display().to_string()) && err.contains("truncated"),
-            "{err}"
-        );
+        assert!(err.contains(&path.display().to_string()) && err.contains("truncated"), "{err}");
     }
 }
 
@@ -735,10 +555,7 @@ fn a_corrupt_safetensors_file_is_reported() {
     }
     std::fs::write(&file, &bytes).expect("write");
     let err = load_error(&source);
-    assert!(
-        err.contains(&file.display().to_string()) && err.contains("safetensors"),
-        "{err}"
-    );
+    assert!(err.contains(&file.display().to_string()) && err.contains("safetensors"), "{err}");
     // Cut short: the header promises data the file no longer has.
     let good = tempfile::tempdir().expect("tempdir");
     let source = Spec::llama().write_safetensors(good.path());
@@ -746,10 +563,7 @@ fn a_corrupt_safetensors_file_is_reported() {
     let bytes = std::fs::read(&file).expect("read");
     std::fs::write(&file, &bytes[..bytes.len() - 100]).expect("write");
     let err = load_error(&source);
-    assert!(
-        err.contains(&file.display().to_string()) && err.contains("truncated"),
-        "{err}"
-    );
+    assert!(err.contains(&file.display().to_string()) && err.contains("truncated"), "{err}");
 }
 
 #[test]
@@ -759,10 +573,7 @@ fn a_wrong_magic_number_is_reported() {
     let path = dir.path().join("renamed.gguf");
     std::fs::copy(dir.path().join("model.safetensors"), &path).expect("copy");
     let err = load_error(&WeightsSource::Gguf(path.clone()));
-    assert!(
-        err.contains(&path.display().to_string()) && err.contains("magic"),
-        "{err}"
-    );
+    assert!(err.contains(&path.display().to_string()) && err.contains("magic"), "{err}");
 }
 
 #[test]
@@ -774,10 +585,7 @@ fn an_unknown_architecture_is_named() {
     json["model_type"] = "gpt_neox".into();
     std::fs::write(&config, json.to_string()).expect("write");
     let err = load_error(&source);
-    assert!(
-        err.contains(&config.display().to_string()) && err.contains("gpt_neox"),
-        "{err}"
-    );
+    assert!(err.contains(&config.display().to_string()) && err.contains("gpt_neox"), "{err}");
 
     let path = dir.path().join("phi.gguf");
     let source = Spec::llama().write_gguf_with(
@@ -788,10 +596,7 @@ fn an_unknown_architecture_is_named() {
         },
     );
     let err = load_error(&source);
-    assert!(
-        err.contains(&path.display().to_string()) && err.contains("phi3"),
-        "{err}"
-    );
+    assert!(err.contains(&path.display().to_string()) && err.contains("phi3"), "{err}");
 }
 
 #[test]
@@ -803,12 +608,7 @@ fn a_config_that_does_not_match_the_weights_names_the_tensor() {
     std::fs::write(dir.path().join("config.json"), json.to_string()).expect("write");
     let err = load_error(&source);
     let file = dir.path().join("model.safetensors").display().to_string();
-    assert!(
-        err.contains(&file)
-            && err.contains("model.layers.0.mlp.gate_proj.weight")
-            && err.contains("[128, 64]"),
-        "{err}"
-    );
+    assert!(err.contains(&file) && err.contains("model.layers.0.mlp.gate_proj.weight") && err.contains("[128, 64]"), "{err}");
 
     let path = dir.path().join("bad.gguf");
     let source = Spec::llama().write_gguf_with(
@@ -823,33 +623,21 @@ fn a_config_that_does_not_match_the_weights_names_the_tensor() {
         },
     );
     let err = load_error(&source);
-    assert!(
-        err.contains(&path.display().to_string()) && err.contains("blk.0.attn_k.weight"),
-        "{err}"
-    );
+    assert!(err.contains(&path.display().to_string()) && err.contains("blk.0.attn_k.weight"), "{err}");
 }
 
 #[test]
 fn a_missing_tensor_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = Spec::llama();
-    let tensors: std::collections::HashMap<String, Tensor> = spec
-        .weights()
-        .into_iter()
-        .filter(|(name, _)| name != "model.layers.1.mlp.up_proj.weight")
-        .collect();
-    std::fs::write(
-        dir.path().join("config.json"),
-        spec.config_json().to_string(),
-    )
-    .expect("write");
+    let tensors: std::collections::HashMap<String, Tensor> =
+        spec.weights().into_iter().filter(|(name, _)| name != "model.layers.1.mlp.up_proj.weight").collect();
+    std::fs::write(dir.path().join("config.json"), spec.config_json().to_string()).expect("write");
     let file = dir.path().join("model.safetensors");
     candle_core::safetensors::save(&tensors, &file).expect("save");
     let err = load_error(&WeightsSource::from_path(dir.path()).expect("source"));
     assert!(
-        err.contains(&file.display().to_string())
-            && err.contains("model.layers.1.mlp.up_proj.weight")
-            && err.contains("missing"),
+        err.contains(&file.display().to_string()) && err.contains("model.layers.1.mlp.up_proj.weight") && err.contains("missing"),
         "{err}"
     );
 }
@@ -868,11 +656,7 @@ fn decode_rate(model: &Decoder, batch: usize, steps: usize) -> f64 {
     let start = std::time::Instant::now();
     for step in 0..steps {
         let tokens: Vec<[u32; 1]> = (0..batch).map(|i| [(step * 13 + i * 5 + 200) as u32]).collect();
-        let mut chunks: Vec<SeqChunk> = kvs
-            .iter_mut()
-            .zip(&tokens)
-            .map(|(kv, t)| SeqChunk { tokens: t, kv })
-            .collect();
+        let mut chunks: Vec<SeqChunk> = kvs.iter_mut().zip(&tokens).map(|(kv, t)| SeqChunk { tokens: t, kv }).collect();
         logits(model, &mut chunks);
     }
     (batch * steps) as f64 / start.elapsed().as_secs_f64()

@@ -70,7 +70,9 @@ impl Oracle {
             0 => ("You want to look at your account.".to_string(), json!([actions[0]])),
             // The same instruction whatever the user: a duplicate of the first one that validates.
             1 => ("You moved and want your default address changed.".to_string(), actions),
-            _ => (format!("You are {user}, {email}; you moved to zip {zip} and want your default address changed.{MARK}{actions}"), actions),
+            _ => {
+                (format!("You are {user}, {email}; you moved to zip {zip} and want your default address changed.{MARK}{actions}"), actions)
+            }
         };
         json!({"thought": "identify, then move the address", "instruction": instruction, "actions": actions, "outputs": []}).to_string()
     }
@@ -80,10 +82,7 @@ impl Oracle {
     /// generator revises; a revision checks that its previous draft kept the listed actions.
     fn write_up(&self, prompt: &str, seed: u64) -> String {
         let calls = prompt.split("\nThe calls:\n").nth(1).unwrap_or("");
-        let actions: Vec<Value> = calls
-            .lines()
-            .map_while(|l| l.split_once(". ").and_then(|(_, a)| serde_json::from_str(a).ok()))
-            .collect();
+        let actions: Vec<Value> = calls.lines().map_while(|l| l.split_once(". ").and_then(|(_, a)| serde_json::from_str(a).ok())).collect();
         let revision = prompt.split("Your previous draft:\n").nth(1).and_then(|p| p.lines().next());
         if let Some(previous) = revision {
             let previous: Value = serde_json::from_str(previous).expect("the previous draft is JSON");
@@ -101,10 +100,7 @@ impl Oracle {
     /// answers; when the seed says so it skips the last (write) action, so the attempt fails.
     fn agent(&self, messages: &[apigen_mt::chat::Message], seed: u64) -> String {
         let first = messages.iter().find(|m| m.role == Role::User).map(|m| m.content.as_str()).unwrap_or("");
-        let actions: Vec<Action> = first
-            .split_once(MARK)
-            .and_then(|(_, json)| serde_json::from_str(json).ok())
-            .unwrap_or_default();
+        let actions: Vec<Action> = first.split_once(MARK).and_then(|(_, json)| serde_json::from_str(json).ok()).unwrap_or_default();
         let done = messages.iter().filter(|m| m.role == Role::Tool).count();
         let lazy = seed % 7 == 0;
         let todo = if lazy { actions.len().saturating_sub(1) } else { actions.len() };
@@ -135,7 +131,11 @@ impl LanguageModel for Oracle {
         } else if prompt.starts_with("You are role-playing a customer") {
             let spoke = messages.iter().any(|m| m.role == Role::Assistant);
             let goal = prompt.split("Your goal, which only you know:\n").nth(1).and_then(|g| g.lines().next()).unwrap_or("");
-            if spoke { STOP.to_string() } else { goal.to_string() }
+            if spoke {
+                STOP.to_string()
+            } else {
+                goal.to_string()
+            }
         } else if prompt.contains("Score the candidate") {
             json!({"score": seed % 11}).to_string()
         } else if prompt.contains("You review") {
@@ -184,7 +184,13 @@ fn settings_with(concurrency: usize, actions: &str) -> Settings {
 
 /// `run` (or one shard of it) into `dir`, as the command does.
 fn run(dir: &Path, settings: &Settings, shard: Option<Shard>) {
-    let info = ModelInfo { name: "oracle".into(), architecture: "script".into(), context_length: 1 << 16, tool_format: "generic".into(), template_supports_tools: false };
+    let info = ModelInfo {
+        name: "oracle".into(),
+        architecture: "script".into(),
+        context_length: 1 << 16,
+        tool_format: "generic".into(),
+        template_supports_tools: false,
+    };
     let engines = Engines::from_handles(vec![("oracle".into(), EngineHandle::new(Arc::new(Oracle { info })))]);
     let prompts = Prompts::load(None).expect("prompts");
     let options = json!({"prompts": null, "few_shot": [], "trace": false, "shard": shard.map(|s| s.to_string())});
@@ -204,7 +210,14 @@ fn assert_same(a: &Path, b: &Path, name: &str, what: &str) {
         let (xs, ys): (Vec<&str>, Vec<&str>) = (x.lines().collect(), y.lines().collect());
         let at = (0..xs.len().max(ys.len())).find(|&i| xs.get(i) != ys.get(i)).unwrap_or(0);
         let cut = |l: Option<&&str>| l.map(|l| l.chars().take(300).collect::<String>()).unwrap_or_else(|| "(none)".into());
-        panic!("{name} {what}: {} vs {} lines, first difference at line {}:\n{}\n{}", xs.len(), ys.len(), at + 1, cut(xs.get(at)), cut(ys.get(at)));
+        panic!(
+            "{name} {what}: {} vs {} lines, first difference at line {}:\n{}\n{}",
+            xs.len(),
+            ys.len(),
+            at + 1,
+            cut(xs.get(at)),
+            cut(ys.get(at))
+        );
     }
 }
 

@@ -40,10 +40,7 @@ fn a_safetensors_directory_resolves_with_its_text_files() {
     let model = resolve(dir.path().to_str().unwrap(), &hub).unwrap();
     assert_eq!(
         model.files.weights,
-        WeightsSource::Safetensors {
-            config: dir.path().join("config.json"),
-            files: vec![dir.path().join("model.safetensors")]
-        }
+        WeightsSource::Safetensors { config: dir.path().join("config.json"), files: vec![dir.path().join("model.safetensors")] }
     );
     assert_eq!(model.files.tokenizer, Some(dir.path().join("tokenizer.json")));
     assert_eq!(model.files.generation_config, Some(dir.path().join("generation_config.json")));

@@ -12,8 +12,7 @@ use crate::support::smollm2_dir;
 fn smollm2() -> Option<EngineHandle> {
     let dir = smollm2_dir()?;
     let options = LoadOptions::from_env(true).expect("load options");
-    let model = LoadedModel::load(dir.join("model-q4_1.gguf").to_str().expect("utf-8 path"), &options)
-        .expect("SmolLM2 loads");
+    let model = LoadedModel::load(dir.join("model-q4_1.gguf").to_str().expect("utf-8 path"), &options).expect("SmolLM2 loads");
     Some(apigen_mt::engine::start(model, apigen_mt::engine::EngineConfig::default()).expect("engine starts"))
 }
 
@@ -43,9 +42,8 @@ fn smollm2_json_schema_output_validates_for_20_seeds() {
         Message::system("Answer with a JSON tool call {\"name\": ..., \"arguments\": {\"order_id\": ...}}."),
         Message::user("Where is my order #W2378156?"),
     ];
-    let unconstrained = engine
-        .generate(Request::new(Prompt::chat(messages.clone())).sampling(sampled(0)).max_tokens(48))
-        .expect("unconstrained request");
+    let unconstrained =
+        engine.generate(Request::new(Prompt::chat(messages.clone())).sampling(sampled(0)).max_tokens(48)).expect("unconstrained request");
     eprintln!("unconstrained (seed 0): {:?}", unconstrained.text);
     for seed in 0..20 {
         let request = Request::new(Prompt::chat(messages.clone()))
@@ -64,10 +62,8 @@ fn smollm2_json_schema_output_validates_for_20_seeds() {
 fn smollm2_required_tool_calls_parse_and_validate_for_20_seeds() {
     let Some(engine) = smollm2() else { return };
     let retail = apigen_mt::env::domain("retail").expect("retail domain");
-    let tools: Vec<Value> = ["get_order_details", "cancel_pending_order"]
-        .iter()
-        .map(|name| retail.tool(name).expect("retail tool").openai_schema())
-        .collect();
+    let tools: Vec<Value> =
+        ["get_order_details", "cancel_pending_order"].iter().map(|name| retail.tool(name).expect("retail tool").openai_schema()).collect();
     let format = ToolFormat::from_name(&engine.info().tool_format).expect("known format");
     assert_eq!(format, ToolFormat::Generic, "SmolLM2's template has no tool support");
     let constraint = tool_choice_constraint("required", format, &tools).expect("grammar").expect("required constrains");
@@ -82,8 +78,7 @@ fn smollm2_required_tool_calls_parse_and_validate_for_20_seeds() {
         assert_eq!(parsed.calls.len(), 1, "seed {seed}: {:?}", completion.text);
         let call = &parsed.calls[0];
         let tool = retail.tool(&call.name).unwrap_or_else(|| panic!("seed {seed}: unknown tool {}", call.name));
-        apigen_mt::env::check_args(tool.name, &(tool.parameters)(), &call.arguments)
-            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        apigen_mt::env::check_args(tool.name, &(tool.parameters)(), &call.arguments).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let validator = jsonschema::validator_for(&(tool.parameters)()).expect("tool schema");
         assert!(validator.is_valid(&Value::Object(call.arguments.clone())), "seed {seed}: {:?}", call.arguments);
     }

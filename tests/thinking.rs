@@ -8,8 +8,7 @@ use apigen_mt::chat::Message;
 use apigen_mt::engine::loaded::{LoadOptions, LoadedModel};
 use apigen_mt::engine::EngineConfig;
 use apigen_mt::engine::{
-    Completion, Constraint, EngineError, EngineHandle, FinishReason, LanguageModel, ModelInfo, Prompt, Request,
-    SamplingParams,
+    Completion, Constraint, EngineError, EngineHandle, FinishReason, LanguageModel, ModelInfo, Prompt, Request, SamplingParams,
 };
 use serde_json::json;
 
@@ -132,7 +131,9 @@ fn a_template_that_opens_the_block_makes_the_reply_start_as_reasoning() {
 #[test]
 fn tool_calls_are_parsed_from_the_answer_not_the_reasoning() {
     use apigen_mt::chat::tools::{parse, CallContext, ToolFormat};
-    let tools = vec![json!({"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}})];
+    let tools = vec![
+        json!({"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}),
+    ];
     // The reasoning drafts a call it then decides against; only the answer's call counts.
     let reply = "<think>Maybe <tool_call>\n{\"name\": \"lookup\", \"arguments\": {\"q\": \"draft\"}}\n</tool_call>? No.</think>\n\
                  <tool_call>\n{\"name\": \"lookup\", \"arguments\": {\"q\": \"final\"}}\n</tool_call>";

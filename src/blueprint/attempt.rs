@@ -199,16 +199,24 @@ fn read_draft(text: &str, sampled: Option<&Sampled>) -> Result<Blueprint, Failur
     }
     let mut up: WriteUp = serde_json::from_str(text).map_err(unreadable)?;
     let mut seen = Vec::new();
-    up.outputs.retain(|o| !seen.contains(o) && sampled.outputs.contains(o) && {
-        seen.push(o.clone());
-        true
+    up.outputs.retain(|o| {
+        !seen.contains(o) && sampled.outputs.contains(o) && {
+            seen.push(o.clone());
+            true
+        }
     });
     Ok(Blueprint { thought: up.thought, instruction: up.instruction, actions: sampled.actions.clone(), outputs: up.outputs })
 }
 
 /// Feedback for the next round. When the summarizer itself fails, the failure's own stage and
 /// reason are passed on verbatim, which is the information the summary would have condensed.
-fn summarize(caller: &mut Caller, config: &AttemptConfig, failure: &Failure, draft: Option<&Blueprint>, round: usize) -> anyhow::Result<String> {
+fn summarize(
+    caller: &mut Caller,
+    config: &AttemptConfig,
+    failure: &Failure,
+    draft: Option<&Blueprint>,
+    round: usize,
+) -> anyhow::Result<String> {
     let context = json!({
         "stage": failure.stage.name(),
         "reason": failure.reason,

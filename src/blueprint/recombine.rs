@@ -20,11 +20,11 @@ use serde_json::{json, Value};
 
 use crate::env::{Action, Environment, ToolKind};
 use crate::prompts::Prompts;
+use crate::roles::{Caller, Models, Who};
 use crate::samplers::{self, policy};
 use crate::validate::{self, format, Failure, Stage};
 
 use super::attempt::{self, Attempt, AttemptConfig};
-use crate::roles::{Caller, Models, Who};
 use super::schema::instruction_schema;
 use super::Blueprint;
 
@@ -70,13 +70,25 @@ pub fn combine(domain: &dyn Environment, parts: &[(String, Blueprint)]) -> Bluep
     }
     let ids: Vec<&str> = parts.iter().map(|(id, _)| id.as_str()).collect();
     let thoughts: Vec<&str> = parts.iter().map(|(_, bp)| bp.thought.trim()).collect();
-    Blueprint { thought: format!("Combines {}. {}", ids.join(" + "), thoughts.join(" Then: ")), instruction: String::new(), actions, outputs }
+    Blueprint {
+        thought: format!("Combines {}. {}", ids.join(" + "), thoughts.join(" Then: ")),
+        instruction: String::new(),
+        actions,
+        outputs,
+    }
 }
 
 /// Recombines `parts`, validated blueprints of the group led by task `lead`, in task order.
 /// Model calls are seeded under the lead's task index with the label "recombination". As in
 /// an attempt, only a broken setup is an `Err`; a failed recombination is a failed outcome.
-pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[Value], lead: usize, parts: &[(String, Blueprint)]) -> anyhow::Result<Attempt> {
+pub fn run(
+    models: &Models,
+    prompts: &Prompts,
+    config: &AttemptConfig,
+    pool: &[Value],
+    lead: usize,
+    parts: &[(String, Blueprint)],
+) -> anyhow::Result<Attempt> {
     let domain = config.domain;
     let (data_seed, db) = attempt::world(config, lead)?;
     let mut context = samplers::sample(domain, &db, config.run_seed, lead, lead, pool)?;
@@ -111,7 +123,9 @@ pub fn run(models: &Models, prompts: &Prompts, config: &AttemptConfig, pool: &[V
                     serde_json::from_str::<Value>(&reply.text)
                         .ok()
                         .and_then(|v| v.get("instruction").and_then(Value::as_str).map(str::to_string))
-                        .ok_or_else(|| Failure::new(Stage::Generation, "the recombination writer's output is not an {\"instruction\": ...} object"))
+                        .ok_or_else(|| {
+                            Failure::new(Stage::Generation, "the recombination writer's output is not an {\"instruction\": ...} object")
+                        })
                 });
             written.and_then(|instruction| {
                 draft.instruction = instruction;
@@ -157,7 +171,11 @@ mod tests {
         let retail = domain("retail").unwrap();
         let find = action("get_order_details", "#W1");
         let a = bp("cancel it", vec![find.clone(), action("cancel_pending_order", "#W1")], &["pending", "12.50"]);
-        let b = bp("return it", vec![find.clone(), action("get_order_details", "#W2"), action("return_delivered_order_items", "#W1")], &["12.50", "refund"]);
+        let b = bp(
+            "return it",
+            vec![find.clone(), action("get_order_details", "#W2"), action("return_delivered_order_items", "#W1")],
+            &["12.50", "refund"],
+        );
         let c = combine(retail, &[("x-0".into(), a), ("x-1".into(), b)]);
         let names: Vec<&str> = c.actions.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["get_order_details", "cancel_pending_order", "get_order_details", "return_delivered_order_items"]);

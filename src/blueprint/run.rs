@@ -25,8 +25,8 @@ use serde_json::{json, Value};
 
 use crate::config::Settings;
 use crate::engine::{CancelToken, SamplingParams};
-use crate::prompts::Prompts;
 use crate::progress::PhaseProgress;
+use crate::prompts::Prompts;
 use crate::roles::Models;
 use crate::schedule::{Priority, Slots};
 use crate::shard::{Attempts, Shard};
@@ -302,12 +302,7 @@ pub struct Run<'a> {
 /// Runs attempts from `progress.next_task` on until the count or the attempt cap is reached,
 /// committing each one into `sink`; `accepted` holds the validated blueprints already
 /// committed. Returns the final progress.
-pub fn run(
-    run: Run,
-    sink: &mut dyn Sink,
-    mut progress: Progress,
-    mut accepted: Vec<(String, Blueprint)>,
-) -> anyhow::Result<Progress> {
+pub fn run(run: Run, sink: &mut dyn Sink, mut progress: Progress, mut accepted: Vec<(String, Blueprint)>) -> anyhow::Result<Progress> {
     let Run { models, prompts, config, pool, slots } = run;
     if !(0.0..=1.0).contains(&config.recombine) {
         bail!("the recombination share must be between 0 and 1, got {}", config.recombine);
@@ -377,7 +372,12 @@ pub fn run(
                 if progress.finished {
                     pace.stop();
                 }
-                bar.update(progress.stats.validated, progress.stats.validated, progress.stats.attempted, progress.stats.tokens - tokens_before);
+                bar.update(
+                    progress.stats.validated,
+                    progress.stats.validated,
+                    progress.stats.attempted,
+                    progress.stats.tokens - tokens_before,
+                );
             }
             pace.finished(validated, progress.stats.validated + pending.values().filter(|r| validates(r)).count());
         }
@@ -529,7 +529,13 @@ fn blueprint_id(config: &AttemptConfig, task: usize) -> String {
 /// [`recombine::due`], and at least two of its attempts validated (duplicates too: whether a
 /// blueprint duplicates another group's is decided at commit, which a shard cannot see),
 /// combines them and commits the result.
-fn recombine_group(run: Run, task: usize, sink: &mut dyn Sink, progress: &mut Progress, accepted: &mut Vec<(String, Blueprint)>) -> anyhow::Result<()> {
+fn recombine_group(
+    run: Run,
+    task: usize,
+    sink: &mut dyn Sink,
+    progress: &mut Progress,
+    accepted: &mut Vec<(String, Blueprint)>,
+) -> anyhow::Result<()> {
     let (config, a) = (run.config, &run.config.attempt);
     let lead = attempt::lead(a, task);
     let closes = task + 1 == lead + a.group || task + 1 == config.max_attempts;
@@ -546,7 +552,13 @@ fn recombine_group(run: Run, task: usize, sink: &mut dyn Sink, progress: &mut Pr
 
 /// Writes the lines of one attempt or recombination: a validated blueprint (unless it
 /// duplicates an earlier one, see [`deduplicate`]) or a rejection, then its trace.
-fn commit(attempt: Attempt, config: &RunConfig, sink: &mut dyn Sink, progress: &mut Progress, accepted: &mut Vec<(String, Blueprint)>) -> anyhow::Result<()> {
+fn commit(
+    attempt: Attempt,
+    config: &RunConfig,
+    sink: &mut dyn Sink,
+    progress: &mut Progress,
+    accepted: &mut Vec<(String, Blueprint)>,
+) -> anyhow::Result<()> {
     let line = line(&attempt, config)?;
     // Generated blueprints that validated are the parts of their group's recombination.
     let validated = line.get("stage").is_none();
@@ -604,7 +616,19 @@ fn rejection(base: &Value, first_failure: Value, stage: Stage, reason: &str, vio
     line.insert("reason".into(), json!(reason));
     line.insert("violations".into(), json!(violations));
     line.insert("draft".into(), draft);
-    for key in ["data_seed", "user_id", "first_failure", "rounds", "feedback", "recombined", "recombined_from", "models", "sampling", "seed", "tokens"] {
+    for key in [
+        "data_seed",
+        "user_id",
+        "first_failure",
+        "rounds",
+        "feedback",
+        "recombined",
+        "recombined_from",
+        "models",
+        "sampling",
+        "seed",
+        "tokens",
+    ] {
         let value = if key == "first_failure" { first_failure.clone() } else { base[key].clone() };
         line.insert(key.into(), value);
     }

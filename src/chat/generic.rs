@@ -59,18 +59,13 @@ pub fn adapt(messages: &[Message], tools: &[Value]) -> Vec<Message> {
         let section = tools_section(tools);
         match messages.first() {
             Some(first) if first.role == Role::System => {
-                let content =
-                    if first.content.is_empty() { section } else { format!("{}\n\n{section}", first.content) };
+                let content = if first.content.is_empty() { section } else { format!("{}\n\n{section}", first.content) };
                 out.push(Message::system(content));
             }
             _ => out.push(Message::system(section)),
         }
     }
-    let rest = if !tools.is_empty() && messages.first().is_some_and(|m| m.role == Role::System) {
-        &messages[1..]
-    } else {
-        messages
-    };
+    let rest = if !tools.is_empty() && messages.first().is_some_and(|m| m.role == Role::System) { &messages[1..] } else { messages };
     for message in rest {
         match message.role {
             Role::Assistant if !message.tool_calls.is_empty() => {
@@ -134,7 +129,10 @@ mod tests {
         let line = r#"<tool_call>{"name": "get_order", "arguments": {"order_id": "A1", "note": "été"}}</tool_call>"#;
         assert_eq!(out[1].content, format!("Let me look.\n{line}\n{line}"));
         assert!(out[1].tool_calls.is_empty());
-        assert_eq!(out[2], Message::user("<tool_response>{\"status\": \"shipped\"}</tool_response>\n<tool_response>second</tool_response>"));
+        assert_eq!(
+            out[2],
+            Message::user("<tool_response>{\"status\": \"shipped\"}</tool_response>\n<tool_response>second</tool_response>")
+        );
         assert_eq!(out[3], Message::assistant("It shipped."));
     }
 }

@@ -71,10 +71,6 @@ impl Message {
         Self { tool_calls: calls, ..Self::new(Role::Assistant, content) }
     }
     pub fn tool_result(call: &ToolCall, content: impl Into<String>) -> Self {
-        Self {
-            tool_call_id: Some(call.id.clone()),
-            name: Some(call.name.clone()),
-            ..Self::new(Role::Tool, content)
-        }
+        Self { tool_call_id: Some(call.id.clone()), name: Some(call.name.clone()), ..Self::new(Role::Tool, content) }
     }
 }

@@ -50,7 +50,8 @@ impl CalendarDate {
     /// 0 = Monday, as Python's `weekday()`.
     fn weekday(&self) -> usize {
         // Days since 1970-01-01 (a Thursday), by the civil-from-days inverse.
-        let (y, m) = if self.month <= 2 { (self.year as i64 - 1, self.month as i64 + 9) } else { (self.year as i64, self.month as i64 - 3) };
+        let (y, m) =
+            if self.month <= 2 { (self.year as i64 - 1, self.month as i64 + 9) } else { (self.year as i64, self.month as i64 - 3) };
         let era = y.div_euclid(400);
         let yoe = y - era * 400;
         let doy = (153 * m + 2) / 5 + self.day as i64 - 1;

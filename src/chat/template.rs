@@ -57,10 +57,7 @@ pub struct ChatTemplate {
 
 impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatTemplate")
-            .field("source", &self.source)
-            .field("supports_tools", &self.supports_tools)
-            .finish()
+        f.debug_struct("ChatTemplate").field("source", &self.source).field("supports_tools", &self.supports_tools).finish()
     }
 }
 
@@ -106,10 +103,7 @@ impl ChatTemplate {
         };
         template.set_options(RenderOptions::default());
         for (name, text) in templates {
-            template
-                .env
-                .add_template_owned(name.clone(), text)
-                .map_err(|e| describe(&source, &name, &e))?;
+            template.env.add_template_owned(name.clone(), text).map_err(|e| describe(&source, &name, &e))?;
         }
         let read_tools = |name: &str| -> Option<bool> {
             let t = template.env.get_template(name).ok()?;
@@ -128,8 +122,7 @@ impl ChatTemplate {
     /// `chat_template.jinja` beside it instead; that file is used when the key is absent.
     pub fn from_tokenizer_config(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let config: Value =
-            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let config: Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
         let token = |key: &str| -> String {
             match &config[key] {
                 Value::String(s) => s.clone(),
@@ -172,9 +165,12 @@ impl ChatTemplate {
     pub fn from_gguf(content: &candle_core::quantized::gguf_file::Content, path: &Path) -> Result<Self> {
         use crate::tokenizer::gguf::{metadata_str, metadata_strings};
         let source = format!("{} (tokenizer.chat_template)", path.display());
-        let mut templates = vec![(DEFAULT.to_string(), metadata_str(content, "tokenizer.chat_template")
-            .with_context(|| format!("{} carries no chat template", path.display()))?
-            .to_string())];
+        let mut templates = vec![(
+            DEFAULT.to_string(),
+            metadata_str(content, "tokenizer.chat_template")
+                .with_context(|| format!("{} carries no chat template", path.display()))?
+                .to_string(),
+        )];
         for (key, value) in &content.metadata {
             if let (Some(name), candle_core::quantized::gguf_file::Value::String(text)) =
                 (key.strip_prefix("tokenizer.chat_template."), value)
@@ -333,12 +329,7 @@ fn tojson(value: &JinjaValue, kwargs: Kwargs) -> Result<JinjaValue, JinjaError> 
         None => None,
     };
     let json = serde_json::to_value(value).map_err(|e| bad(format!("tojson cannot serialize {value}: {e}")))?;
-    let options = DumpOptions {
-        ensure_ascii: ensure_ascii.unwrap_or(false),
-        indent,
-        sort_keys: sort_keys.unwrap_or(false),
-        separators,
-    };
+    let options = DumpOptions { ensure_ascii: ensure_ascii.unwrap_or(false), indent, sort_keys: sort_keys.unwrap_or(false), separators };
     // Marked safe, as transformers' filter returns Markup.
     Ok(JinjaValue::from_safe_string(dumps_with(&json, &options)))
 }
@@ -361,14 +352,8 @@ mod tests {
     fn prints_and_filters_like_python() {
         // Each expectation is what jinja2 under transformers prints.
         assert_eq!(render_inline("{{ none }} {{ true }} {{ false }} {{ undefined_name }}.").unwrap(), "None True False .");
-        assert_eq!(
-            render_inline(r#"{{ {"b": 1, "a": [1.0, "é<"]} | tojson }}"#).unwrap(),
-            r#"{"b": 1, "a": [1.0, "é<"]}"#
-        );
-        assert_eq!(
-            render_inline(r#"{{ {"b": 1, "a": 2} | tojson(separators=[",", ":"], sort_keys=true) }}"#).unwrap(),
-            r#"{"a":2,"b":1}"#
-        );
+        assert_eq!(render_inline(r#"{{ {"b": 1, "a": [1.0, "é<"]} | tojson }}"#).unwrap(), r#"{"b": 1, "a": [1.0, "é<"]}"#);
+        assert_eq!(render_inline(r#"{{ {"b": 1, "a": 2} | tojson(separators=[",", ":"], sort_keys=true) }}"#).unwrap(), r#"{"a":2,"b":1}"#);
         assert_eq!(render_inline(r#"{{ "  x  ".strip() }}|{{ "a,b".split(",") | length }}"#).unwrap(), "x|2");
         assert_eq!(render_inline(r#"{{ strftime_now("%d %B %Y") }}"#).unwrap(), "29 February 2024");
         assert_eq!(render_inline("{{ bos_token }}{{ messages[0].content }}{{ eos_token }}").unwrap(), "<s>hi</s>");

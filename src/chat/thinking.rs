@@ -165,10 +165,7 @@ impl ReasoningSplitter {
 /// Where the undecided end of some reasoning begins: a trailing start of `</think>` and the
 /// whitespace before it, which are dropped if the tag does follow.
 fn undecided_tail(text: &str) -> usize {
-    let tag_start = (1..CLOSE.len())
-        .rev()
-        .find(|&n| text.ends_with(&CLOSE[..n]))
-        .map_or(text.len(), |n| text.len() - n);
+    let tag_start = (1..CLOSE.len()).rev().find(|&n| text.ends_with(&CLOSE[..n])).map_or(text.len(), |n| text.len() - n);
     text[..tag_start].trim_end().len()
 }
 

@@ -237,8 +237,7 @@ impl Prompts {
 }
 
 fn request(prompt: &[u32], max_tokens: usize, constraint: Option<&Constraint>) -> Request {
-    let mut request =
-        Request::new(Prompt::Tokens(prompt.to_vec())).sampling(SamplingParams::greedy()).max_tokens(max_tokens).ignore_eos();
+    let mut request = Request::new(Prompt::Tokens(prompt.to_vec())).sampling(SamplingParams::greedy()).max_tokens(max_tokens).ignore_eos();
     request.constraint = constraint.cloned();
     request
 }
@@ -336,10 +335,7 @@ fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }

@@ -105,7 +105,8 @@ impl ChatArgs {
             seed: self.seed,
             ..SamplingParams::default()
         };
-        let prompt = Prompt::Chat { messages: messages.to_vec(), tools: tools.to_vec(), add_generation_prompt: true, thinking: self.thinking };
+        let prompt =
+            Prompt::Chat { messages: messages.to_vec(), tools: tools.to_vec(), add_generation_prompt: true, thinking: self.thinking };
         let mut request = Request::new(prompt).sampling(sampling).max_tokens(self.max_tokens).stop(self.stop.clone());
         request.constraint = constraint.cloned();
         request

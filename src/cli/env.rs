@@ -137,7 +137,8 @@ fn init(dir: &Path) -> anyhow::Result<()> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let text = if *file == "env.toml" { text.replacen("name = \"library\"", &format!("name = \"{name}\""), 1) } else { text.to_string() };
+        let text =
+            if *file == "env.toml" { text.replacen("name = \"library\"", &format!("name = \"{name}\""), 1) } else { text.to_string() };
         data::write_atomic(&path, &text)?;
     }
     eprintln!("wrote the environment package '{name}' to {}; check it with `apigen-mt env check {}`", dir.display(), dir.display());

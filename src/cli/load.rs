@@ -6,10 +6,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::chat::CalendarDate;
+use crate::config::server::Server;
+use crate::config::{ModelRef, Settings};
 use crate::dataset::stats::EngineReport;
 use crate::engine::loaded::{parse_device, parse_dtype, LoadOptions, LoadedModel};
-use crate::config::{ModelRef, Settings};
-use crate::config::server::Server;
 use crate::engine::remote::RemoteModel;
 use crate::engine::{self, EngineConfig, EngineHandle, LanguageModel};
 use crate::model::KvDtype;

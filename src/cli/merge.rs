@@ -32,6 +32,11 @@ pub struct MergeArgs {
 pub fn run(args: MergeArgs) -> Result<()> {
     let stats = crate::dataset::merge::merge(&args.out, &args.shards)?;
     let records = &stats["dataset"]["records"];
-    eprintln!("merged {} shards into {}: {} dataset records", args.shards.len(), args.out.display(), if records.is_null() { "no".into() } else { records.to_string() });
+    eprintln!(
+        "merged {} shards into {}: {} dataset records",
+        args.shards.len(),
+        args.out.display(),
+        if records.is_null() { "no".into() } else { records.to_string() }
+    );
     Ok(())
 }

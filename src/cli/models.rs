@@ -173,7 +173,8 @@ pub fn message(m: &Value) -> Result<Message> {
 
 fn render(args: &ModelArgs, prompt: &Prompt, tokens: bool, json: bool) -> Result<()> {
     let options = args.load_options()?;
-    let model = TextModel::load(&args.model, &options).with_context(|| format!("loading the tokenizer and chat template of {}", args.model))?;
+    let model =
+        TextModel::load(&args.model, &options).with_context(|| format!("loading the tokenizer and chat template of {}", args.model))?;
     let text = model.render(prompt)?.unwrap_or_default();
     let ids = if tokens || json { Some(model.encode(&text)?) } else { None };
     if json {

@@ -127,7 +127,14 @@ impl<'a> Pipeline<'a> {
     /// Acts `tasks` out (from `progress.next_blueprint` on) into any Phase 2 sink: the
     /// training files of `trajectories`, or the trials of `eval`. A shard takes the tasks at
     /// positions I, I+N, I+2N, ...
-    pub fn act(&self, policy: &str, world: World, tasks: Vec<Task>, progress: TrajectoryProgress, sink: &mut dyn runner::Sink) -> Result<TrajectoryProgress> {
+    pub fn act(
+        &self,
+        policy: &str,
+        world: World,
+        tasks: Vec<Task>,
+        progress: TrajectoryProgress,
+        sink: &mut dyn runner::Sink,
+    ) -> Result<TrajectoryProgress> {
         let slots = Slots::new(concurrency(self.settings, self.engines, &PHASE2_ROLES)?);
         let config = crate::trajectory::TrajectoryConfig::from_settings(self.settings);
         let models = self.phase2_models()?;
@@ -138,7 +145,17 @@ impl<'a> Pipeline<'a> {
         let expected = tasks.len();
         let tasks = runner::tasks_of(tasks.into_iter().skip(progress.next_blueprint));
         let domain = crate::env::resolve(&self.settings.domain)?;
-        let run = runner::Run { models: &models, prompts: self.prompts, config: &config, policy, domain, world, slots: &slots, expected, show: self.show };
+        let run = runner::Run {
+            models: &models,
+            prompts: self.prompts,
+            config: &config,
+            policy,
+            domain,
+            world,
+            slots: &slots,
+            expected,
+            show: self.show,
+        };
         runner::run(run, tasks, sink, progress)
     }
 

@@ -9,9 +9,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::load::{Engines, LoadArgs};
+use super::output::FormatArgs;
 use super::pipeline::{Pipeline, PHASE1_ROLES, PHASE2_ROLES};
 use super::settings::{self, BlueprintFlags, CommonFlags, TrajectoryFlags};
-use super::output::FormatArgs;
 use crate::dataset::formats;
 use crate::dataset::rundir::{RunDir, BLUEPRINTS, BLUEPRINTS_REJECTED, HELDOUT, TRACE, TRAJECTORIES, TRAJECTORIES_REJECTED};
 use crate::prompts::Prompts;

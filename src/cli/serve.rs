@@ -6,8 +6,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::load::ModelArgs;
-use crate::engine::loaded::{self, Frontend};
 use crate::config::server::is_server;
+use crate::engine::loaded::{self, Frontend};
 use crate::model::source;
 use crate::serve::{self, Options};
 

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::config::{RoleFile, Settings, SettingsFile};
 use crate::config::server::{Api, ServerFile};
+use crate::config::{RoleFile, Settings, SettingsFile};
 use crate::shard::Shard;
 
 /// Flags every pipeline command takes.

@@ -7,9 +7,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::load::{Engines, LoadArgs};
+use super::output::FormatArgs;
 use super::pipeline::{Pipeline, PHASE2_ROLES};
 use super::settings::{self, BlueprintFlags, CommonFlags, TrajectoryFlags};
-use super::output::FormatArgs;
 use crate::dataset::formats;
 use crate::dataset::rundir::{RunDir, TRAJECTORIES, TRAJECTORIES_REJECTED};
 use crate::prompts::Prompts;
@@ -19,8 +19,7 @@ use crate::trajectory::Task;
 /// Act out blueprints with a simulated user and an agent in the live environment, and keep the
 /// conversations that verifiably reach each blueprint's outcome.
 #[derive(Debug, Args)]
-#[command(
-    long_about = "Act out blueprints with a simulated user and an agent in the live environment.
+#[command(long_about = "Act out blueprints with a simulated user and an agent in the live environment.
 
 Each blueprint (one JSON object per line with `instruction`, `actions` [{name, kwargs}] and
 `outputs`; `id`, `user_id`, `persona`, `data_seed` optional) gets --attempts conversations. An
@@ -32,8 +31,7 @@ picks fewer), OUT/stats.json, OUT/report.md, OUT/report.html, the dataset card O
 OUT/manifest.json. Re-running the same command resumes.
 
 Example:
-  apigen-mt trajectories --domain retail --blueprints blueprints.jsonl -m qwen2.5-0.5b-instruct --out runs/p2"
-)]
+  apigen-mt trajectories --domain retail --blueprints blueprints.jsonl -m qwen2.5-0.5b-instruct --out runs/p2")]
 pub struct TrajectoriesArgs {
     #[command(flatten)]
     pub common: CommonFlags,
@@ -100,7 +98,11 @@ pub fn run(args: TrajectoriesArgs) -> Result<()> {
     let t = &stats["trajectories"];
     eprintln!(
         "{} attempts, {} verified, {} rejected, {} duplicates; wrote {}",
-        t["attempted"], t["verified"], t["rejected"], t["duplicates"], args.out.display()
+        t["attempted"],
+        t["verified"],
+        t["rejected"],
+        t["duplicates"],
+        args.out.display()
     );
     Ok(())
 }

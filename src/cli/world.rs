@@ -9,8 +9,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::env::read_actions;
-use crate::pyjson::{dumps_with, DumpOptions};
 use crate::env::{data, graph::Graph, package, resolve, Db, Environment, Package};
+use crate::pyjson::{dumps_with, DumpOptions};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -128,23 +128,12 @@ pub fn graph(args: &GraphArgs, out: &mut impl Write) -> anyhow::Result<()> {
 pub fn write_generated(args: &GenerateArgs) -> anyhow::Result<()> {
     let db = resolve(&args.domain)?.generate(args.seed)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let options = DumpOptions {
-        ensure_ascii: false,
-        indent: Some(2),
-        sort_keys: false,
-        separators: None,
-    };
+    let options = DumpOptions { ensure_ascii: false, indent: Some(2), sort_keys: false, separators: None };
     for (table, records) in &db {
         let mut text = dumps_with(records, &options);
         text.push('\n');
         data::write_atomic(&args.out.join(format!("{table}.json")), &text)?;
     }
-    eprintln!(
-        "wrote {} tables of {} (seed {}) to {}",
-        db.len(),
-        args.domain,
-        args.seed,
-        args.out.display()
-    );
+    eprintln!("wrote {} tables of {} (seed {}) to {}", db.len(), args.domain, args.seed, args.out.display());
     Ok(())
 }

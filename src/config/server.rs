@@ -221,7 +221,10 @@ mod tests {
     #[test]
     fn options_resolve_with_defaults_and_checks() {
         let s = Server::resolve("http://h:1", &ServerFile::default()).unwrap();
-        assert_eq!((s.url.as_str(), s.api, s.timeout_secs, s.retries), ("http://h:1/v1", Api::Completions, DEFAULT_TIMEOUT_SECS, DEFAULT_RETRIES));
+        assert_eq!(
+            (s.url.as_str(), s.api, s.timeout_secs, s.retries),
+            ("http://h:1/v1", Api::Completions, DEFAULT_TIMEOUT_SECS, DEFAULT_RETRIES)
+        );
         let bad = ServerFile { max_in_flight: Some(0), ..Default::default() };
         assert!(Server::resolve("http://h", &bad).is_err());
         let bad = ServerFile { flavor: Some("tgi".into()), ..Default::default() };

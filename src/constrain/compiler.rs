@@ -26,8 +26,8 @@ impl ConstraintCompiler {
     pub fn new(tokenizer: &tokenizers::Tokenizer, eos_token_ids: &[u32]) -> anyhow::Result<Self> {
         let env = ModelTokEnv::new(tokenizer, eos_token_ids)?;
         let tok_env: llguidance::toktrie::TokEnv = Arc::new(env);
-        let mut factory = ParserFactory::new_simple(&tok_env)
-            .map_err(|e| anyhow::anyhow!("cannot set up llguidance for this vocabulary: {e}"))?;
+        let mut factory =
+            ParserFactory::new_simple(&tok_env).map_err(|e| anyhow::anyhow!("cannot set up llguidance for this vocabulary: {e}"))?;
         // Problems reach the caller as errors; llguidance's own stderr logging would only
         // interleave with the progress display.
         factory.quiet();
@@ -52,9 +52,7 @@ impl ConstraintCompiler {
             Constraint::JsonSchema(schema) => TopLevelGrammar::from_json_schema(compact_json_schema(schema)?),
             // `\d` and `\w` mean ASCII, as in JSON Schema patterns: an id pattern should not
             // admit Devanagari or full-width digits.
-            Constraint::Regex(regex) => {
-                TopLevelGrammar::from_lark(format!("start: /{}/", llguidance::regex_to_lark(regex, "dw")))
-            }
+            Constraint::Regex(regex) => TopLevelGrammar::from_lark(format!("start: /{}/", llguidance::regex_to_lark(regex, "dw"))),
             Constraint::Lark(grammar) => TopLevelGrammar::from_lark(grammar.clone()),
         };
         let parser = self.factory.create_parser(grammar).map_err(|e| EngineError::Constraint(format!("{e:#}")))?;

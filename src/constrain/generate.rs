@@ -109,9 +109,8 @@ fn decode(
         }
         let mut logits = next_logits(tokens).map_err(|e| e.to_string())?;
         seq.apply_mask(&mut logits).map_err(|e| e.to_string())?;
-        let token = sampler
-            .sample(&logits)
-            .ok_or_else(|| "no token has a finite logit once the constraint's mask is applied".to_string())?;
+        let token =
+            sampler.sample(&logits).ok_or_else(|| "no token has a finite logit once the constraint's mask is applied".to_string())?;
         seq.commit(token).map_err(|e| e.to_string())?;
         if seq.is_eos(token) {
             // The mask offers end-of-sequence only where the grammar may end, so this completes it.

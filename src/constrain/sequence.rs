@@ -101,8 +101,7 @@ impl SeqConstraint {
     /// end-of-sequence token was committed where the grammar may end). The request then ends
     /// with `FinishReason::Constraint`.
     pub fn is_complete(&self) -> bool {
-        !self.matcher.is_error()
-            && matches!(self.matcher.stop_reason(), StopReason::NoExtension | StopReason::EndOfSentence)
+        !self.matcher.is_error() && matches!(self.matcher.stop_reason(), StopReason::NoExtension | StopReason::EndOfSentence)
     }
 
     /// Whether `token` ends a sequence for this model.

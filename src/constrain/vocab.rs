@@ -22,13 +22,10 @@ impl ModelTokEnv {
     /// Builds the trie from `tokenizer`'s vocabulary; `eos_token_ids` are the tokens that end a
     /// sequence (the grammar allows them wherever it is accepting).
     pub(crate) fn new(tokenizer: &tokenizers::Tokenizer, eos_token_ids: &[u32]) -> anyhow::Result<Self> {
-        let json =
-            tokenizer.to_string(false).map_err(|e| anyhow::anyhow!("cannot serialize the tokenizer to JSON: {e}"))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&json).context("the tokenizer's JSON form does not parse")?;
-        let mut token_bytes =
-            guarded("reading token bytes from the tokenizer", || llguidance::token_bytes_from_tokenizer_json(&json))?
-                .context("cannot read the token bytes from the tokenizer")?;
+        let json = tokenizer.to_string(false).map_err(|e| anyhow::anyhow!("cannot serialize the tokenizer to JSON: {e}"))?;
+        let json: serde_json::Value = serde_json::from_str(&json).context("the tokenizer's JSON form does not parse")?;
+        let mut token_bytes = guarded("reading token bytes from the tokenizer", || llguidance::token_bytes_from_tokenizer_json(&json))?
+            .context("cannot read the token bytes from the tokenizer")?;
 
         // Ids the JSON does not name (holes, padding up to the declared size) get no bytes, so
         // the grammar can never allow them.
@@ -44,8 +41,7 @@ impl ModelTokEnv {
         }
 
         let info = TokRxInfo::new(vocab_size, first_eos);
-        let trie =
-            guarded("building the token trie", || TokTrie::from(&info, &token_bytes).with_eos_tokens(eos_token_ids))?;
+        let trie = guarded("building the token trie", || TokTrie::from(&info, &token_bytes).with_eos_tokens(eos_token_ids))?;
 
         let mut tokenizer = tokenizer.clone();
         tokenizer.set_encode_special_tokens(true);
@@ -78,11 +74,8 @@ impl TokenizerEnv for ModelTokEnv {
 /// panic into an error that names what was being done.
 fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> anyhow::Result<T> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
-        let detail = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("no message");
+        let detail =
+            panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("no message");
         anyhow::anyhow!("{what} failed: {detail}")
     })
 }

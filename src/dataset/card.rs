@@ -175,8 +175,12 @@ pub fn render(contents: &Contents) -> String {
         }
     }
     table(&mut out, &["file", "contents"], files);
-    out.push_str("In the Parquet files, `tools`, `metadata` and call `arguments` are JSON strings: their shape varies between records.\n\n");
-    out.push_str("```python\nfrom datasets import load_dataset\nds = load_dataset(\"path/to/this/folder\", \"sharegpt\")  # or \"openai\"\n```\n\n");
+    out.push_str(
+        "In the Parquet files, `tools`, `metadata` and call `arguments` are JSON strings: their shape varies between records.\n\n",
+    );
+    out.push_str(
+        "```python\nfrom datasets import load_dataset\nds = load_dataset(\"path/to/this/folder\", \"sharegpt\")  # or \"openai\"\n```\n\n",
+    );
 
     out.push_str("## How it was made\n\n### Models\n\n");
     let roles = role_models(config);
@@ -186,20 +190,25 @@ pub fn render(contents: &Contents) -> String {
         let rows = roles.iter().map(|(role, models)| {
             let licences: Vec<String> = models.iter().map(|m| license(m).unwrap_or_else(|| "unknown (not a preset)".into())).collect();
             let sampling = &config[role]["sampling"];
-            let settings = ["temperature", "top_p"].iter().filter_map(|k| scalar(&sampling[*k]).map(|v| format!("{k} {v}"))).chain(scalar(&config[role]["max_tokens"]).map(|v| format!("max_tokens {v}"))).collect::<Vec<_>>();
-            vec![role.clone(), models.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "), licences.join(", "), settings.join(", ")]
+            let settings = ["temperature", "top_p"]
+                .iter()
+                .filter_map(|k| scalar(&sampling[*k]).map(|v| format!("{k} {v}")))
+                .chain(scalar(&config[role]["max_tokens"]).map(|v| format!("max_tokens {v}")))
+                .collect::<Vec<_>>();
+            vec![
+                role.clone(),
+                models.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
+                licences.join(", "),
+                settings.join(", "),
+            ]
         });
         table(&mut out, &["role", "model", "licence", "sampling"], rows);
         out.push_str("A dataset made by a model is subject to that model's licence and terms of use; check them before you choose the dataset's licence.\n\n");
     }
 
     out.push_str("### Settings\n\n");
-    let settings: Vec<Vec<String>> = config
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| scalar(v).map(|s| vec![format!("`{k}`"), s]))
-        .collect();
+    let settings: Vec<Vec<String>> =
+        config.as_object().into_iter().flatten().filter_map(|(k, v)| scalar(v).map(|s| vec![format!("`{k}`"), s])).collect();
     if settings.is_empty() {
         out.push_str("The manifest records no settings.\n\n");
     } else {
@@ -208,11 +217,17 @@ pub fn render(contents: &Contents) -> String {
 
     out.push_str("### Funnel\n\n");
     let funnel = stats["funnel"].as_array().cloned().unwrap_or_default();
-    table(&mut out, &["stage", "count", "pass rate"], funnel.iter().map(|s| vec![s["stage"].as_str().unwrap_or("?").to_string(), number(&s["count"]), number(&s["rate"])]));
+    table(
+        &mut out,
+        &["stage", "count", "pass rate"],
+        funnel.iter().map(|s| vec![s["stage"].as_str().unwrap_or("?").to_string(), number(&s["count"]), number(&s["rate"])]),
+    );
     let t = &stats["trajectories"];
     if t.is_object() {
-        let reasons: Vec<String> = t["rejected_by_reason"].as_object().into_iter().flatten().map(|(k, v)| format!("{k} {}", number(v))).collect();
-        let _ = writeln!(out, "Rejected conversations by reason: {}.\n", if reasons.is_empty() { "none".into() } else { reasons.join(", ") });
+        let reasons: Vec<String> =
+            t["rejected_by_reason"].as_object().into_iter().flatten().map(|(k, v)| format!("{k} {}", number(v))).collect();
+        let _ =
+            writeln!(out, "Rejected conversations by reason: {}.\n", if reasons.is_empty() { "none".into() } else { reasons.join(", ") });
         let per = &t["per_verified"];
         let _ = writeln!(
             out,
@@ -225,8 +240,10 @@ pub fn render(contents: &Contents) -> String {
     }
     let b = &stats["blueprints"];
     if b.is_object() {
-        let stages: Vec<String> = b["rejected_by_stage"].as_object().into_iter().flatten().map(|(k, v)| format!("{k} {}", number(v))).collect();
-        let _ = writeln!(out, "Rejected blueprint attempts by stage: {}.\n", if stages.is_empty() { "none".into() } else { stages.join(", ") });
+        let stages: Vec<String> =
+            b["rejected_by_stage"].as_object().into_iter().flatten().map(|(k, v)| format!("{k} {}", number(v))).collect();
+        let _ =
+            writeln!(out, "Rejected blueprint attempts by stage: {}.\n", if stages.is_empty() { "none".into() } else { stages.join(", ") });
     }
 
     out.push_str("### Environment\n\n");
@@ -240,7 +257,8 @@ pub fn render(contents: &Contents) -> String {
     );
 
     out.push_str("### Program\n\n");
-    let mut program = vec![vec!["program".to_string(), format!("apigen-mt {}", manifest["version"].as_str().unwrap_or("(unknown version)"))]];
+    let mut program =
+        vec![vec!["program".to_string(), format!("apigen-mt {}", manifest["version"].as_str().unwrap_or("(unknown version)"))]];
     for (label, key) in [("command", "command"), ("config hash (SHA-256)", "config_hash")] {
         if let Some(v) = manifest[key].as_str() {
             program.push(vec![label.to_string(), format!("`{v}`")]);

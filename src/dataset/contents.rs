@@ -314,9 +314,11 @@ mod tests {
         let call = json!({"id": "c1", "name": "get_user_details", "arguments": {"user_id": "ana_1"}});
         let messages = json!([{"role": "system", "content": policy}, {"role": "user", "content": "hi"},
                               {"role": "assistant", "content": "", "tool_calls": [call]}]);
-        let attempt = |n: u32, reason: Value| json!({"blueprint": 0, "blueprint_id": "bp-0", "attempt": n, "instruction": "Move.",
+        let attempt = |n: u32, reason: Value| {
+            json!({"blueprint": 0, "blueprint_id": "bp-0", "attempt": n, "instruction": "Move.",
             "reason": reason, "messages": messages, "user_turns": [{}], "tool_calls": 1,
-            "tokens": {"agent": {"prompt": 3, "completion": 1}, "user": {"prompt": 2, "completion": 2}}});
+            "tokens": {"agent": {"prompt": 3, "completion": 1}, "user": {"prompt": 2, "completion": 2}}})
+        };
         let mut verified = attempt(0, Value::Null);
         verified.as_object_mut().unwrap().remove("reason");
         let rejected_attempt = attempt(1, json!("state_mismatch"));
@@ -326,18 +328,27 @@ mod tests {
         };
         std::fs::write(dir.path().join("stats.json"), "{}").unwrap();
         write("trajectories.jsonl", &[verified]);
-        write("blueprints.jsonl", &[json!({"id": "bp-0", "user_id": "ana_2", "instruction": "Move.", "actions": [{"name": "b"}, {"name": "a"}], "tokens": 9})]);
-        write("blueprints.rejected.jsonl", &[json!({"id": "bp-1", "stage": "policy", "draft": {"instruction": "X", "actions": [{"name": "c"}]}})]);
+        write(
+            "blueprints.jsonl",
+            &[json!({"id": "bp-0", "user_id": "ana_2", "instruction": "Move.", "actions": [{"name": "b"}, {"name": "a"}], "tokens": 9})],
+        );
+        write(
+            "blueprints.rejected.jsonl",
+            &[json!({"id": "bp-1", "stage": "policy", "draft": {"instruction": "X", "actions": [{"name": "c"}]}})],
+        );
         write("trajectories.rejected.jsonl", &[rejected_attempt]);
         let c = Contents::read(dir.path()).unwrap();
         let summary: Vec<(&str, &str, &str, Option<&str>)> =
             c.records.iter().map(|r| (r.id.as_str(), r.kind, r.outcome, r.reason.as_deref())).collect();
-        assert_eq!(summary, [
-            ("bp-0/attempt-0", "trajectory", "verified", None),
-            ("bp-0/attempt-1", "trajectory", "rejected", Some("state_mismatch")),
-            ("bp-0", "blueprint", "validated", None),
-            ("bp-1", "blueprint", "rejected", Some("policy")),
-        ]);
+        assert_eq!(
+            summary,
+            [
+                ("bp-0/attempt-0", "trajectory", "verified", None),
+                ("bp-0/attempt-1", "trajectory", "rejected", Some("state_mismatch")),
+                ("bp-0", "blueprint", "validated", None),
+                ("bp-1", "blueprint", "rejected", Some("policy")),
+            ]
+        );
         let first = &c.records[0];
         // The blueprint's user wins over the one in the calls; tokens add up over roles.
         assert_eq!((first.user.as_deref(), first.tokens, first.turns), (Some("ana_2"), Some(8), Some(1)));

@@ -53,7 +53,9 @@ fn script_json(value: &Value) -> String {
 fn exact_in_javascript(value: &Value) -> Value {
     const SAFE: u64 = 1 << 53;
     match value {
-        Value::Number(n) if n.as_u64().is_some_and(|u| u > SAFE) || n.as_i64().is_some_and(|i| i.unsigned_abs() > SAFE) => Value::String(n.to_string()),
+        Value::Number(n) if n.as_u64().is_some_and(|u| u > SAFE) || n.as_i64().is_some_and(|i| i.unsigned_abs() > SAFE) => {
+            Value::String(n.to_string())
+        }
         Value::Array(items) => Value::Array(items.iter().map(exact_in_javascript).collect()),
         Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), exact_in_javascript(v))).collect()),
         other => other.clone(),
@@ -218,7 +220,12 @@ fn rejections(out: &mut String, stats: &Value) {
     if t.is_object() {
         let mut rows = count_bars(&t["rejected_by_reason"]);
         if t["duplicates"].as_u64().unwrap_or(0) > 0 {
-            rows.push(Bar { label: "duplicate of a kept one".into(), value: t["duplicates"].as_f64().unwrap_or(0.0), text: number(&t["duplicates"]), note: "(not a rejection: dropped)".into() });
+            rows.push(Bar {
+                label: "duplicate of a kept one".into(),
+                value: t["duplicates"].as_f64().unwrap_or(0.0),
+                text: number(&t["duplicates"]),
+                note: "(not a rejection: dropped)".into(),
+            });
         }
         bars(out, "reason phase2", "Phase 2: trajectory attempts, by reason", &rows);
         bars(out, "reason dataset", "Verified but left out of the dataset files", &count_bars(&stats["dataset"]["unconvertible"]));
@@ -241,7 +248,13 @@ fn distributions(out: &mut String, stats: &Value, contents: &Contents) {
     histogram(out, "bin tokens", "Tokens, every role (from trajectories.jsonl)", &binned(&tokens));
     out.push_str("</div>");
     let tok = &d["tokens_per_verified"];
-    let _ = writeln!(out, "<p>Tokens per verified conversation: mean {}, min {}, max {}.</p>", number(&tok["mean"]), number(&tok["min"]), number(&tok["max"]));
+    let _ = writeln!(
+        out,
+        "<p>Tokens per verified conversation: mean {}, min {}, max {}.</p>",
+        number(&tok["mean"]),
+        number(&tok["min"]),
+        number(&tok["max"])
+    );
     out.push_str("</section>\n");
 }
 
@@ -314,7 +327,12 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
             );
             let label = if served.is_empty() { model.to_string() } else { format!("{} ({model})", served.join(", ")) };
             gen_rows.push(Bar { label: label.clone(), value: rate, text: format!("{rate:.1} tok/s"), note: String::new() });
-            cache_rows.push(Bar { label, value: share, text: format!("{:.1}%", share * 100.0), note: format!("of {} prompt tokens", number(&m["prompt_tokens"])) });
+            cache_rows.push(Bar {
+                label,
+                value: share,
+                text: format!("{:.1}%", share * 100.0),
+                note: format!("of {} prompt tokens", number(&m["prompt_tokens"])),
+            });
         }
         out.push_str("</tbody></table>\n<div class=\"charts\">");
         bars(out, "throughput", "Generated tokens per second of engine time, per model (the roles it served)", &gen_rows);
@@ -340,7 +358,12 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
                 share * 100.0,
                 number(&u["generated_tokens"])
             );
-            cache_rows.push(Bar { label: role.clone(), value: share, text: format!("{:.1}%", share * 100.0), note: format!("of {} prompt tokens", number(&u["prompt_tokens"])) });
+            cache_rows.push(Bar {
+                label: role.clone(),
+                value: share,
+                text: format!("{:.1}%", share * 100.0),
+                note: format!("of {} prompt tokens", number(&u["prompt_tokens"])),
+            });
         }
         out.push_str("</tbody></table>\n<div class=\"charts\">");
         bars(out, "role-cache", "Prompt tokens served from the prefix cache, per role", &cache_rows);
@@ -352,7 +375,12 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
     for (role, t) in entries(role_tokens) {
         let prompt = t["prompt"].as_f64().unwrap_or(0.0);
         let completion = t["completion"].as_f64().unwrap_or(0.0);
-        rows.push(Bar { label: role, value: prompt + completion, text: format!("{}", (prompt + completion) as u64), note: format!("{} prompt, {} completion", prompt as u64, completion as u64) });
+        rows.push(Bar {
+            label: role,
+            value: prompt + completion,
+            text: format!("{}", (prompt + completion) as u64),
+            note: format!("{} prompt, {} completion", prompt as u64, completion as u64),
+        });
     }
     if let Some(tokens) = stats["blueprints"]["tokens"].as_f64() {
         rows.insert(0, Bar { label: "phase 1 roles".into(), value: tokens, text: format!("{}", tokens as u64), note: String::new() });
@@ -394,7 +422,11 @@ fn browser(out: &mut String, contents: &Contents) {
     let records = &contents.records;
     out.push_str("<section id=\"browser\"><h2>Records</h2>\n");
     let files: Vec<String> = contents.files.iter().map(|(f, n)| format!("{f} ({n})")).collect();
-    let _ = writeln!(out, "<p class=\"dim\">From {}.</p>", if files.is_empty() { "no record files".to_string() } else { esc(&files.join(", ")) });
+    let _ = writeln!(
+        out,
+        "<p class=\"dim\">From {}.</p>",
+        if files.is_empty() { "no record files".to_string() } else { esc(&files.join(", ")) }
+    );
     out.push_str("<form id=\"filters\" onsubmit=\"return false\">");
     out.push_str("<label>outcome <select id=\"f-outcome\"><option value=\"\">all</option>");
     options(out, records.iter().map(outcome), plural);
@@ -437,10 +469,17 @@ fn browser(out: &mut String, contents: &Contents) {
 
 /// The record data the script reads: shared texts, then one element per record.
 fn data(out: &mut String, contents: &Contents) {
-    let _ = writeln!(out, "<script type=\"application/json\" id=\"shared\">{}</script>", script_json(&Value::from(contents.shared.clone())));
+    let _ =
+        writeln!(out, "<script type=\"application/json\" id=\"shared\">{}</script>", script_json(&Value::from(contents.shared.clone())));
     for (i, r) in contents.records.iter().enumerate() {
-        let meta = serde_json::json!({"id": r.id, "kind": r.kind, "outcome": r.outcome, "reason": r.reason, "file": r.file, "line": r.line});
-        let _ = writeln!(out, "<script type=\"application/json\" id=\"d{i}\">[{},{}]</script>", script_json(&meta), script_json(&exact_in_javascript(&r.body)));
+        let meta =
+            serde_json::json!({"id": r.id, "kind": r.kind, "outcome": r.outcome, "reason": r.reason, "file": r.file, "line": r.line});
+        let _ = writeln!(
+            out,
+            "<script type=\"application/json\" id=\"d{i}\">[{},{}]</script>",
+            script_json(&meta),
+            script_json(&exact_in_javascript(&r.body))
+        );
     }
 }
 

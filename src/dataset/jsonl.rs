@@ -25,18 +25,13 @@ impl JsonlWriter {
     /// to that many bytes, and refused if it is shorter (someone else truncated it: the run's
     /// record would silently lose lines). Without it, a partial last line is removed.
     pub fn open(path: &Path, committed: Option<u64>) -> Result<Self> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        let mut file =
+            OpenOptions::new().create(true).read(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
         let actual = file.metadata().with_context(|| format!("reading {}", path.display()))?.len();
         let len = match committed {
-            Some(len) if len > actual => bail!(
-                "{} holds {actual} bytes but the manifest recorded {len}: the file was changed outside the run",
-                path.display()
-            ),
+            Some(len) if len > actual => {
+                bail!("{} holds {actual} bytes but the manifest recorded {len}: the file was changed outside the run", path.display())
+            }
             Some(len) => len,
             None => complete_prefix(&mut file, actual).with_context(|| format!("reading {}", path.display()))?,
         };

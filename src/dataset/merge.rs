@@ -50,7 +50,10 @@ impl ShardDir {
         self.lines(file)?
             .into_iter()
             .enumerate()
-            .map(|(i, v)| serde_json::from_value(v).with_context(|| format!("{}: line {} of {file} is not an attempt record", self.dir.display(), i + 1)))
+            .map(|(i, v)| {
+                serde_json::from_value(v)
+                    .with_context(|| format!("{}: line {} of {file} is not an attempt record", self.dir.display(), i + 1))
+            })
             .collect()
     }
 }
@@ -63,7 +66,8 @@ fn read_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>> {
     }
     let mut shards = Vec::new();
     for dir in dirs {
-        let manifest = Manifest::read(dir)?.with_context(|| format!("{} is not a run directory: it has no manifest.json", dir.display()))?;
+        let manifest =
+            Manifest::read(dir)?.with_context(|| format!("{} is not a run directory: it has no manifest.json", dir.display()))?;
         let shard = match manifest.options.get("shard") {
             Some(Value::String(text)) => text.parse::<Shard>().with_context(|| format!("{}: manifest option shard", dir.display()))?,
             _ => bail!("{} is not a shard: its run was not started with --shard", dir.display()),
@@ -163,7 +167,8 @@ fn merge_eval(shards: &[ShardDir], trials: usize, mut run: RunDir, timing: Value
     let mut lines: HashMap<String, VecDeque<Value>> = HashMap::new();
     for shard in shards {
         for line in shard.lines(RESULTS)? {
-            let id = line["task_id"].as_str().with_context(|| format!("{}: a results line without task_id", shard.dir.display()))?.to_string();
+            let id =
+                line["task_id"].as_str().with_context(|| format!("{}: a results line without task_id", shard.dir.display()))?.to_string();
             lines.entry(id).or_default().push_back(line);
         }
     }
@@ -281,7 +286,8 @@ fn merge_trajectories(shards: &[ShardDir], kept: Option<&[String]>, attempts: us
 /// The keys of the blueprints a `trajectories` run acted out, in the input file's order.
 fn input_order(manifest: &Manifest) -> Result<Vec<String>> {
     let path = manifest.options["blueprints_path"].as_str().context("the shards' manifest does not record the blueprints file")?;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the shards' blueprints file {path} (merge reads it for their order)"))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the shards' blueprints file {path} (merge reads it for their order)"))?;
     if manifest.options["blueprints"].as_str() != Some(crate::seeds::sha256_hex(text.as_bytes()).as_str()) {
         bail!("{path} changed since the shards ran: merge needs the blueprints file they read");
     }

@@ -47,10 +47,8 @@ pub fn training_messages(messages: &[Message]) -> Result<Vec<Message>> {
     let Some(first_user) = messages.iter().position(|m| m.role == Role::User) else {
         bail!("the conversation has no user message");
     };
-    let body: Vec<&Message> = messages[first_user..]
-        .iter()
-        .filter(|m| m.role != Role::System && !(m.role == Role::User && m.content.contains(STOP)))
-        .collect();
+    let body: Vec<&Message> =
+        messages[first_user..].iter().filter(|m| m.role != Role::System && !(m.role == Role::User && m.content.contains(STOP))).collect();
     let Some(last) = body.iter().rposition(|m| m.role == Role::Assistant && m.tool_calls.is_empty()) else {
         bail!("the agent never answered in text");
     };

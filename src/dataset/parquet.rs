@@ -80,11 +80,7 @@ pub fn schema(layout: Layout) -> SchemaRef {
             text("tools", false),
             text("metadata", false),
         ],
-        Layout::OpenAi => vec![
-            Field::new("messages", list_of(message_fields()), false),
-            text("tools", false),
-            text("metadata", false),
-        ],
+        Layout::OpenAi => vec![Field::new("messages", list_of(message_fields()), false), text("tools", false), text("metadata", false)],
     };
     Arc::new(Schema::new(fields))
 }
@@ -204,10 +200,8 @@ impl Columns {
                 let present = NullBuffer::from(c.calls.iter().map(Option::is_some).collect::<Vec<bool>>());
                 let lengths = c.calls.iter().map(|n| n.unwrap_or(0));
                 let tool_calls = list(call_fields(), lengths, calls, Some(present))?;
-                let messages = structs(
-                    message_fields(),
-                    vec![strings(c.role), strings(c.content), tool_calls, optional_strings(c.tool_call_id)],
-                )?;
+                let messages =
+                    structs(message_fields(), vec![strings(c.role), strings(c.content), tool_calls, optional_strings(c.tool_call_id)])?;
                 vec![list(message_fields(), c.items, messages, None)?, strings(c.tools), strings(c.metadata)]
             }
         };
@@ -238,9 +232,7 @@ pub fn write(layout: Layout, jsonl: &Path, out: &Path) -> Result<usize> {
                 if line.trim().is_empty() {
                     continue;
                 }
-                columns
-                    .push(layout, &line)
-                    .with_context(|| format!("{}:{}: not a {layout:?} dataset record", jsonl.display(), i + 1))?;
+                columns.push(layout, &line).with_context(|| format!("{}:{}: not a {layout:?} dataset record", jsonl.display(), i + 1))?;
                 rows += 1;
                 if columns.len() == BATCH {
                     writer.write(&columns.take(layout, &schema)?)?;

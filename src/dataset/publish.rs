@@ -24,7 +24,9 @@ pub fn write(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let manifest = super::manifest::FILE;
     let options = match std::fs::read_to_string(dir.join(manifest)) {
-        Ok(text) => serde_json::from_str::<serde_json::Value>(&text).with_context(|| format!("{} is not JSON", dir.join(manifest).display()))?["options"].clone(),
+        Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
+            .with_context(|| format!("{} is not JSON", dir.join(manifest).display()))?["options"]
+            .clone(),
         Err(_) => serde_json::Value::Null,
     };
     let chosen = formats::from_options(&options).with_context(|| format!("reading {}", dir.join(manifest).display()))?;

@@ -34,9 +34,11 @@ pub fn render(stats: &Value, title: &str) -> String {
     let mut out = format!("# apigen-mt run: {title}\n\n");
     out.push_str("## Funnel\n\n");
     let funnel = stats["funnel"].as_array().cloned().unwrap_or_default();
-    table(&mut out, &["stage", "count", "pass rate"], funnel.iter().map(|s| {
-        vec![s["stage"].as_str().unwrap_or("?").to_string(), number(&s["count"]), number(&s["rate"])]
-    }));
+    table(
+        &mut out,
+        &["stage", "count", "pass rate"],
+        funnel.iter().map(|s| vec![s["stage"].as_str().unwrap_or("?").to_string(), number(&s["count"]), number(&s["rate"])]),
+    );
 
     let b = &stats["blueprints"];
     if b.is_object() {
@@ -45,13 +47,29 @@ pub fn render(stats: &Value, title: &str) -> String {
         table(&mut out, &["stage", "attempts"], entries(&b["rejected_by_stage"]).into_iter().map(|(k, v)| vec![k, number(v)]));
         out.push_str("Pass rate per stage, first drafts only (without feedback) and final drafts (with feedback):\n\n");
         let without = entries(&b["pass_rate"]["without_feedback"]);
-        table(&mut out, &["stage", "without feedback", "with feedback"], without.into_iter().map(|(stage, w)| {
-            let with = &b["pass_rate"]["with_feedback"][&stage]["rate"];
-            vec![stage, number(&w["rate"]), number(with)]
-        }));
-        let _ = writeln!(out, "Revision rounds: {}. Tokens: {}; per validated blueprint: {}.\n", number(&b["revision_rounds"]), number(&b["tokens"]), number(&b["tokens_per_validated"]));
+        table(
+            &mut out,
+            &["stage", "without feedback", "with feedback"],
+            without.into_iter().map(|(stage, w)| {
+                let with = &b["pass_rate"]["with_feedback"][&stage]["rate"];
+                vec![stage, number(&w["rate"]), number(with)]
+            }),
+        );
+        let _ = writeln!(
+            out,
+            "Revision rounds: {}. Tokens: {}; per validated blueprint: {}.\n",
+            number(&b["revision_rounds"]),
+            number(&b["tokens"]),
+            number(&b["tokens_per_validated"])
+        );
         let r = &b["recombination"];
-        let _ = writeln!(out, "Reverse recombination: {} attempted, {} validated, {} rejected.\n", number(&r["attempted"]), number(&r["validated"]), number(&r["rejected"]));
+        let _ = writeln!(
+            out,
+            "Reverse recombination: {} attempted, {} validated, {} rejected.\n",
+            number(&r["attempted"]),
+            number(&r["validated"]),
+            number(&r["rejected"])
+        );
         let rejected = entries(&r["rejected_by_stage"]);
         if !rejected.is_empty() {
             table(&mut out, &["stage", "recombinations rejected"], rejected.into_iter().map(|(k, v)| vec![k, number(v)]));
@@ -61,8 +79,14 @@ pub fn render(stats: &Value, title: &str) -> String {
     let t = &stats["trajectories"];
     if t.is_object() {
         out.push_str("## Phase 2: trajectories\n\n");
-        let _ = writeln!(out, "Attempts: {}; verified: {}; rejected: {}; duplicates of a kept trajectory: {}.\n",
-            number(&t["attempted"]), number(&t["verified"]), number(&t["rejected"]), number(&t["duplicates"]));
+        let _ = writeln!(
+            out,
+            "Attempts: {}; verified: {}; rejected: {}; duplicates of a kept trajectory: {}.\n",
+            number(&t["attempted"]),
+            number(&t["verified"]),
+            number(&t["rejected"]),
+            number(&t["duplicates"])
+        );
         out.push_str("Rejected attempts by reason:\n\n");
         table(&mut out, &["reason", "attempts"], entries(&t["rejected_by_reason"]).into_iter().map(|(k, v)| vec![k, number(v)]));
         let d = &t["distribution"];
@@ -71,7 +95,13 @@ pub fn render(stats: &Value, title: &str) -> String {
             table(&mut out, &[key, "trajectories"], entries(&d[key]).into_iter().map(|(k, v)| vec![k, number(v)]));
         }
         let tok = &d["tokens_per_verified"];
-        let _ = writeln!(out, "Tokens per verified trajectory: mean {}, min {}, max {}.\n", number(&tok["mean"]), number(&tok["min"]), number(&tok["max"]));
+        let _ = writeln!(
+            out,
+            "Tokens per verified trajectory: mean {}, min {}, max {}.\n",
+            number(&tok["mean"]),
+            number(&tok["min"]),
+            number(&tok["max"])
+        );
         let ds = &stats["dataset"];
         let _ = writeln!(out, "Dataset records: {}.\n", number(&ds["records"]));
         if !entries(&ds["unconvertible"]).is_empty() {
@@ -82,7 +112,13 @@ pub fn render(stats: &Value, title: &str) -> String {
 
     let timing = &stats["timing"];
     out.push_str("## Throughput\n\n");
-    let _ = writeln!(out, "Wall time {} s; {} generated tokens/s ({}).\n", number(&timing["wall_seconds"]), number(&timing["generated_tokens_per_second"]), timing["note"].as_str().unwrap_or(""));
+    let _ = writeln!(
+        out,
+        "Wall time {} s; {} generated tokens/s ({}).\n",
+        number(&timing["wall_seconds"]),
+        number(&timing["generated_tokens_per_second"]),
+        timing["note"].as_str().unwrap_or("")
+    );
     for engine in timing["engines"].as_array().cloned().unwrap_or_default() {
         let model = engine["model"].as_str().unwrap_or("?");
         // An in-process engine reports its metrics; a server model, what was asked of it.

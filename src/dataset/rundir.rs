@@ -15,10 +15,10 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::blueprint::run::{self as blueprint_run, Progress as BlueprintProgress};
-use crate::env::Blueprint;
 use crate::config::{Role, Settings};
 use crate::engine::meter::RoleUsage;
 use crate::env::data::write_atomic;
+use crate::env::Blueprint;
 use crate::trajectory::runner::{self, AttemptRecord, Progress as TrajectoryProgress};
 
 use super::jsonl::{read_values, JsonlWriter};
@@ -86,7 +86,11 @@ impl RunDir {
                 for name in files.iter().chain(&[STATS, REPORT]) {
                     let path = dir.join(name);
                     if path.metadata().is_ok_and(|m| m.len() > 0) {
-                        bail!("{} exists but {} has no manifest: it holds another run's output; give an empty --out", path.display(), dir.display());
+                        bail!(
+                            "{} exists but {} has no manifest: it holds another run's output; give an empty --out",
+                            path.display(),
+                            dir.display()
+                        );
                     }
                 }
                 (fresh, false)
@@ -103,7 +107,14 @@ impl RunDir {
         }
         let domain = crate::env::resolve(&settings.domain)?;
         domain.log_to(dir)?;
-        let mut run = Self { dir: dir.to_path_buf(), manifest, writers, settings: settings.clone(), tools: domain.openai_tools(), started: Instant::now() };
+        let mut run = Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            writers,
+            settings: settings.clone(),
+            tools: domain.openai_tools(),
+            started: Instant::now(),
+        };
         if resuming {
             eprintln!("resuming the run in {}", dir.display());
         } else {

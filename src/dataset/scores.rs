@@ -36,9 +36,7 @@ pub fn pass_hat(n: u64, c: u64, k: u64) -> f64 {
 /// out.
 pub fn pass_hat_k(tasks: &[(u64, u64)]) -> BTreeMap<u64, f64> {
     let max = tasks.iter().map(|&(n, _)| n).min().unwrap_or(0);
-    (1..=max)
-        .map(|k| (k, tasks.iter().map(|&(n, c)| pass_hat(n, c, k)).sum::<f64>() / tasks.len() as f64))
-        .collect()
+    (1..=max).map(|k| (k, tasks.iter().map(|&(n, c)| pass_hat(n, c, k)).sum::<f64>() / tasks.len() as f64)).collect()
 }
 
 /// A 95% confidence interval for pass^1 over tasks: the mean of the per-task success rates
@@ -115,7 +113,14 @@ pub fn stats(results: &[Value], timing: Value) -> Result<Value> {
 pub fn report(stats: &Value, title: &str) -> String {
     let e = &stats["eval"];
     let mut out = format!("# apigen-mt eval: {title}\n\n");
-    let _ = writeln!(out, "{} tasks × {} trials = {} trials, {} successful.\n", number(&e["tasks"]), number(&e["trials_per_task"]), number(&e["trials"]), number(&e["successes"]));
+    let _ = writeln!(
+        out,
+        "{} tasks × {} trials = {} trials, {} successful.\n",
+        number(&e["tasks"]),
+        number(&e["trials_per_task"]),
+        number(&e["trials"]),
+        number(&e["successes"])
+    );
     out.push_str("| k | pass^k |\n|---|---|\n");
     for (k, v) in e["pass_hat_k"].as_object().into_iter().flatten() {
         let _ = writeln!(out, "| {k} | {} |", number(v));
@@ -130,7 +135,14 @@ pub fn report(stats: &Value, title: &str) -> String {
     out.push_str("\n## Per task\n\n| task | successes | trials | failure reasons |\n|---|---|---|---|\n");
     for t in e["per_task"].as_array().into_iter().flatten() {
         let reasons: Vec<String> = t["reasons"].as_object().into_iter().flatten().map(|(r, n)| format!("{r} × {n}")).collect();
-        let _ = writeln!(out, "| {} | {} | {} | {} |", t["task_id"].as_str().unwrap_or("?"), number(&t["successes"]), number(&t["trials"]), reasons.join(", "));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            t["task_id"].as_str().unwrap_or("?"),
+            number(&t["successes"]),
+            number(&t["trials"]),
+            reasons.join(", ")
+        );
     }
     let _ = writeln!(
         out,
@@ -161,7 +173,12 @@ pub fn compare(a: &Value, b: &Value, name_a: &str, name_b: &str) -> String {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|t| (t["task_id"].as_str().unwrap_or("?").to_string(), (t["successes"].as_u64().unwrap_or(0), t["trials"].as_u64().unwrap_or(0))))
+            .map(|t| {
+                (
+                    t["task_id"].as_str().unwrap_or("?").to_string(),
+                    (t["successes"].as_u64().unwrap_or(0), t["trials"].as_u64().unwrap_or(0)),
+                )
+            })
             .collect()
     };
     let (ta, tb) = (per_task(a), per_task(b));

@@ -77,7 +77,12 @@ pub fn from_openai(messages: &[OpenAiMessage], tools: &[Value]) -> Result<ShareG
 /// whose id (`call_<n>`, counted through the conversation) its observation answers.
 pub fn to_openai(record: &ShareGpt) -> Result<Vec<OpenAiMessage>> {
     check(record)?;
-    let message = |role: &str, content: &str| OpenAiMessage { role: role.into(), content: content.into(), tool_calls: Vec::new(), tool_call_id: None };
+    let message = |role: &str, content: &str| OpenAiMessage {
+        role: role.into(),
+        content: content.into(),
+        tool_calls: Vec::new(),
+        tool_call_id: None,
+    };
     let mut out = Vec::new();
     if !record.system.is_empty() {
         out.push(message("system", &record.system));

@@ -32,9 +32,7 @@ use rayon::prelude::*;
 use super::loaded::{Admission, Frontend, LoadedModel, Prepared};
 use super::prefix::{common_prefix, PrefixCache};
 use super::sequence::{Event, Finish, Sequence};
-use super::{
-    Completion, EngineError, EngineHandle, EngineMetrics, FinishReason, LanguageModel, ModelInfo, Prompt, Request,
-};
+use super::{Completion, EngineError, EngineHandle, EngineMetrics, FinishReason, LanguageModel, ModelInfo, Prompt, Request};
 use crate::model::{Decoder, SeqChunk, SeqKv};
 
 /// How the engine schedules work and spends memory.
@@ -145,7 +143,14 @@ impl BatchEngine {
                 .spawn(move || Worker::new(decoder, frontend, counters, config).run(queue))
                 .map_err(|e| EngineError::Model(format!("cannot start the engine thread: {e}")))?;
         }
-        Ok(EngineHandle::new(Arc::new(Self { info, kv_bytes_per_token, config: engine_config, frontend, jobs: Mutex::new(jobs), counters })))
+        Ok(EngineHandle::new(Arc::new(Self {
+            info,
+            kv_bytes_per_token,
+            config: engine_config,
+            frontend,
+            jobs: Mutex::new(jobs),
+            counters,
+        })))
     }
 
     fn send(&self, message: Message) -> Result<(), EngineError> {
@@ -159,11 +164,7 @@ impl LanguageModel for BatchEngine {
         &self.info
     }
 
-    fn generate_streaming(
-        &self,
-        request: Request,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<Completion, EngineError> {
+    fn generate_streaming(&self, request: Request, on_text: &mut dyn FnMut(&str)) -> Result<Completion, EngineError> {
         let prepared = match self.frontend.prepare(&request)? {
             Admission::Run(prepared) => prepared,
             Admission::Done(completion) => return Ok(completion),
@@ -506,9 +507,7 @@ impl Worker {
                     Some(SeqChunk { tokens: &seq.tokens[from..from + take], kv: &mut seq.kv })
                 })
                 .collect();
-            self.decoder
-                .forward(&mut chunks)
-                .and_then(|t| t.to_vec2::<f32>())
+            self.decoder.forward(&mut chunks).and_then(|t| t.to_vec2::<f32>())
         };
         self.counters.forward_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.counters.steps.fetch_add(1, Ordering::Relaxed);

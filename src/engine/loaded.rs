@@ -35,11 +35,7 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// CPU, the default dtype, the HF environment, the templates' default date.
     pub fn from_env(offline: bool) -> Result<Self> {
-        Ok(Self {
-            decoder: DecoderOptions::default(),
-            hub: HubConfig::from_env(offline)?,
-            date: RenderOptions::default().date,
-        })
+        Ok(Self { decoder: DecoderOptions::default(), hub: HubConfig::from_env(offline)?, date: RenderOptions::default().date })
     }
 }
 
@@ -149,8 +145,8 @@ impl LoadedModel {
     /// Like [`Self::random`], for a preset already in hand.
     pub fn random_from(preset: &Preset, seed: u64, options: &LoadOptions) -> Result<Self> {
         let model = preset.random_model(seed)?;
-        let decoder = Decoder::random(&model, &options.decoder)
-            .with_context(|| format!("building preset {} with random weights", preset.name))?;
+        let decoder =
+            Decoder::random(&model, &options.decoder).with_context(|| format!("building preset {} with random weights", preset.name))?;
         let config = decoder.config();
         let info = ModelInfo {
             name: format!("{} (random weights)", preset.name),
@@ -172,9 +168,7 @@ impl LoadedModel {
     /// The facts `models inspect` prints.
     pub fn describe(&self) -> ModelDescription {
         let config = self.decoder.config();
-        let token_text = |id: u32| {
-            self.frontend.tokenizer().and_then(|t| t.id_to_token(id)).unwrap_or_else(|| format!("#{id}"))
-        };
+        let token_text = |id: u32| self.frontend.tokenizer().and_then(|t| t.id_to_token(id)).unwrap_or_else(|| format!("#{id}"));
         ModelDescription {
             name: self.info.name.clone(),
             architecture: self.info.architecture.clone(),
@@ -225,9 +219,7 @@ pub fn generation_config_eos(path: &Path) -> Result<Vec<u32>> {
         serde_json::Value::Array(items) => items.iter().map(|v| v.as_u64()).collect::<Option<Vec<_>>>().unwrap_or_default(),
         other => other.as_u64().into_iter().collect(),
     };
-    ids.into_iter()
-        .map(|id| u32::try_from(id).map_err(|_| anyhow!("{}: eos_token_id {id} is out of range", path.display())))
-        .collect()
+    ids.into_iter().map(|id| u32::try_from(id).map_err(|_| anyhow!("{}: eos_token_id {id} is out of range", path.display()))).collect()
 }
 
 /// A request ready for the worker: its prompt ids and compiled constraint.
@@ -333,9 +325,9 @@ impl Frontend {
 
     /// The text side, or the refusal a text or chat prompt gets without one.
     fn text(&self) -> Result<&TextModel, EngineError> {
-        self.text.as_ref().ok_or_else(|| {
-            EngineError::Invalid("this model has random weights and no tokenizer: only token-id prompts".into())
-        })
+        self.text
+            .as_ref()
+            .ok_or_else(|| EngineError::Invalid("this model has random weights and no tokenizer: only token-id prompts".into()))
     }
 
     pub fn context_length(&self) -> usize {
@@ -406,11 +398,7 @@ impl Frontend {
                 generated_count: None,
                 cached_tokens: 0,
                 finish_reason: FinishReason::Length,
-                error: Some(format!(
-                    "the prompt has {} tokens; the context holds {}",
-                    tokens.len(),
-                    self.context_length
-                )),
+                error: Some(format!("the prompt has {} tokens; the context holds {}", tokens.len(), self.context_length)),
             }));
         }
         let constraint = match &request.constraint {

@@ -129,7 +129,16 @@ mod tests {
         }
         fn generate_streaming(&self, _: Request, _: &mut dyn FnMut(&str)) -> Result<Completion, EngineError> {
             let tokens = if self.1.is_some() { Vec::new() } else { vec![1, 2] };
-            Ok(Completion { text: "ok".into(), reasoning: None, tokens, prompt_tokens: 10, generated_count: self.1, cached_tokens: 6, finish_reason: FinishReason::Stop, error: None })
+            Ok(Completion {
+                text: "ok".into(),
+                reasoning: None,
+                tokens,
+                prompt_tokens: 10,
+                generated_count: self.1,
+                cached_tokens: 6,
+                finish_reason: FinishReason::Stop,
+                error: None,
+            })
         }
         fn count_tokens(&self, _: &Prompt) -> Result<usize, EngineError> {
             Ok(10)
@@ -137,7 +146,13 @@ mod tests {
     }
 
     fn info() -> ModelInfo {
-        ModelInfo { name: "m".into(), architecture: "x".into(), context_length: 64, tool_format: "generic".into(), template_supports_tools: false }
+        ModelInfo {
+            name: "m".into(),
+            architecture: "x".into(),
+            context_length: 64,
+            tool_format: "generic".into(),
+            template_supports_tools: false,
+        }
     }
 
     #[test]

@@ -18,10 +18,10 @@ pub mod sampling;
 mod sequence;
 pub mod stop;
 
-pub use batch::{start, EngineConfig};
 pub use crate::constrain::Constraint;
 pub use crate::request::{CancelToken, Prompt, Request, SamplingParams};
 pub use crate::response::{Completion, EngineError, FinishReason};
+pub use batch::{start, EngineConfig};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,11 +107,7 @@ pub trait LanguageModel: Send + Sync {
     fn info(&self) -> &ModelInfo;
 
     /// Generates a completion, calling `on_text` with each new piece of text as it is decoded.
-    fn generate_streaming(
-        &self,
-        request: Request,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<Completion, EngineError>;
+    fn generate_streaming(&self, request: Request, on_text: &mut dyn FnMut(&str)) -> Result<Completion, EngineError>;
 
     /// Token count of a prompt as this model would see it, for context-budget decisions.
     fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError>;
@@ -172,11 +168,7 @@ impl EngineHandle {
 
     /// Like [`Self::generate`], calling `on_text` with each new piece of the answer as it is
     /// decoded (reasoning is not streamed).
-    pub fn generate_streaming(
-        &self,
-        request: Request,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<Completion, EngineError> {
+    pub fn generate_streaming(&self, request: Request, on_text: &mut dyn FnMut(&str)) -> Result<Completion, EngineError> {
         self.generate_streaming_parts(request, &mut |part, piece| {
             if part == Part::Answer {
                 on_text(piece)
@@ -192,11 +184,7 @@ impl EngineHandle {
     /// tool-call parsing and the conversation history see) and `reasoning` the thought. Raw
     /// text and token prompts, and constrained requests (whose output shape the constraint
     /// fixes from the first token), are returned as generated.
-    pub fn generate_streaming_parts(
-        &self,
-        request: Request,
-        on_piece: &mut dyn FnMut(Part, &str),
-    ) -> Result<Completion, EngineError> {
+    pub fn generate_streaming_parts(&self, request: Request, on_piece: &mut dyn FnMut(Part, &str)) -> Result<Completion, EngineError> {
         let is_chat = matches!(request.prompt, Prompt::Chat { .. });
         if !is_chat || request.constraint.is_some() {
             return self.0.generate_streaming(request, &mut |piece| on_piece(Part::Answer, piece));

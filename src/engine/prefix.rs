@@ -179,20 +179,14 @@ impl PrefixCache {
             node = self.add_child(node, block);
         }
         self.clock += 1;
-        self.nodes[node].entries.push(Entry {
-            tail: tail.to_vec(),
-            kv,
-            session: session.map(str::to_string),
-            last_used: self.clock,
-        });
+        self.nodes[node].entries.push(Entry { tail: tail.to_vec(), kv, session: session.map(str::to_string), last_used: self.clock });
         self.entries += 1;
     }
 
     /// Whether some entry at or below `node` continues `tail` (the tokens after `node`'s path).
     fn covers(&self, node: usize, tail: &[u32]) -> bool {
         let n = &self.nodes[node];
-        n.entries.iter().any(|e| e.tail.starts_with(tail))
-            || n.children.keys().any(|block| block.starts_with(tail))
+        n.entries.iter().any(|e| e.tail.starts_with(tail)) || n.children.keys().any(|block| block.starts_with(tail))
     }
 
     fn add_child(&mut self, parent: usize, block: &[u32]) -> usize {

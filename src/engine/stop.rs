@@ -34,11 +34,7 @@ impl StopScanner {
             search_from -= 1;
         }
         self.text.push_str(piece);
-        let hit = self
-            .stops
-            .iter()
-            .filter_map(|stop| self.text[search_from..].find(stop.as_str()).map(|at| search_from + at))
-            .min();
+        let hit = self.stops.iter().filter_map(|stop| self.text[search_from..].find(stop.as_str()).map(|at| search_from + at)).min();
         let end = match hit {
             Some(at) => {
                 self.stopped = true;

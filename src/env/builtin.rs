@@ -202,7 +202,9 @@ pub fn resolve(name: &str) -> anyhow::Result<&'static dyn Environment> {
     let loaded = PACKAGES.lock().map_err(|_| anyhow::anyhow!("a thread panicked while loading a package"))?;
     match loaded.iter().find(|p| p.name() == name) {
         Some(p) => Ok(*p),
-        None => bail!("{:#}, and it is not a folder holding an environment package ({})", builtin.unwrap_err(), super::package::manifest::FILE),
+        None => {
+            bail!("{:#}, and it is not a folder holding an environment package ({})", builtin.unwrap_err(), super::package::manifest::FILE)
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use super::lookup::arg_str;
-use crate::pynum::{float_str, PyNum};
 use super::{expr, Args, Db, Tool, ToolKind, ToolResult};
+use crate::pynum::{float_str, PyNum};
 
 /// Lets the agent write down its reasoning; the observation is always empty.
 pub const THINK: Tool = Tool {

@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use crate::pyjson::{dumps_with, DumpOptions};
 use super::{Db, Environment};
+use crate::pyjson::{dumps_with, DumpOptions};
 
 /// Loads the tables of `env` from `dir` (see [`Environment::load`]).
 pub fn load_dir(env: &dyn Environment, dir: &Path) -> anyhow::Result<Db> {
@@ -33,9 +33,8 @@ pub fn load_tables(tables: &[&str], dir: &Path) -> anyhow::Result<Db> {
 
 fn load_table(path: &Path) -> anyhow::Result<Value> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
-        anyhow::anyhow!("{} is not valid JSON at line {}, column {}: {e}", path.display(), e.line(), e.column())
-    })?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not valid JSON at line {}, column {}: {e}", path.display(), e.line(), e.column()))?;
     let Some(records) = value.as_object() else {
         bail!("{} must hold a JSON object keyed by id, but holds {}", path.display(), super::type_name(&value));
     };

@@ -164,13 +164,7 @@ impl<'a> Graph<'a> {
             let _ = writeln!(out, "  \"{}\";", t.name);
         }
         for e in &self.edges {
-            let _ = writeln!(
-                out,
-                "  \"{}\" -> \"{}\" [label=\"{}\"];",
-                e.from,
-                e.to,
-                e.fields.join(", ")
-            );
+            let _ = writeln!(out, "  \"{}\" -> \"{}\" [label=\"{}\"];", e.from, e.to, e.fields.join(", "));
         }
         out.push_str("}\n");
         out
@@ -180,22 +174,10 @@ impl<'a> Graph<'a> {
 impl std::fmt::Display for Graph<'_> {
     /// One line per tool: what it needs, what it yields, and where its output can go next.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "{}: {} tools, {} edges",
-            self.domain,
-            self.tools.len(),
-            self.edges.len()
-        )?;
+        writeln!(f, "{}: {} tools, {} edges", self.domain, self.tools.len(), self.edges.len())?;
         for t in self.tools {
             let needs: Vec<&str> = t.needed_fields().collect();
-            writeln!(
-                f,
-                "{}  needs [{}]  yields [{}]",
-                t.name,
-                needs.join(", "),
-                t.yields.join(", ")
-            )?;
+            writeln!(f, "{}  needs [{}]  yields [{}]", t.name, needs.join(", "), t.yields.join(", "))?;
             for e in self.edges.iter().filter(|e| e.from == t.name) {
                 writeln!(f, "  -> {} ({})", e.to, e.fields.join(", "))?;
             }
@@ -216,23 +198,14 @@ mod tests {
         assert!(has("get_user_details", "get_order_details"));
         assert!(has("get_order_details", "get_product_details"));
         assert!(has("get_product_details", "exchange_delivered_order_items"));
-        assert!(
-            !has("get_product_details", "get_user_details"),
-            "nothing there yields a user id"
-        );
+        assert!(!has("get_product_details", "get_user_details"), "nothing there yields a user id");
         // get_order_details fills item ids for a modification, but a second modification is forbidden.
         assert!(has("get_order_details", "modify_pending_order_items"));
         assert!(!has("modify_pending_order_items", "modify_pending_order_items"));
         assert!(!has("cancel_pending_order", "return_delivered_order_items"));
         let a = Graph::build("airline").unwrap();
-        assert!(a
-            .edges
-            .iter()
-            .any(|e| e.from == "search_direct_flight" && e.to == "book_reservation"));
-        assert!(!a
-            .edges
-            .iter()
-            .any(|e| e.from == "cancel_reservation" && e.to == "update_reservation_flights"));
+        assert!(a.edges.iter().any(|e| e.from == "search_direct_flight" && e.to == "book_reservation"));
+        assert!(!a.edges.iter().any(|e| e.from == "cancel_reservation" && e.to == "update_reservation_flights"));
     }
 
     #[test]
@@ -250,10 +223,7 @@ mod tests {
                 for (i, name) in walk.iter().enumerate() {
                     let t = g.tools.iter().find(|t| t.name == *name).unwrap();
                     for f in t.needed_fields() {
-                        assert!(
-                            available.contains(f),
-                            "{domain} seed {seed}: {name} needs {f} at step {i}: {walk:?}"
-                        );
+                        assert!(available.contains(f), "{domain} seed {seed}: {name} needs {f} at step {i}: {walk:?}");
                     }
                     for prev in &walk[..i] {
                         assert!(g.allows(prev, name), "{domain}: {name} after {prev}");
@@ -261,17 +231,10 @@ mod tests {
                     available.extend(t.yields.iter().map(String::as_str));
                 }
             }
-            assert!(
-                lengths.contains(&8),
-                "{domain}: walks reach the length limit, {lengths:?}"
-            );
+            assert!(lengths.contains(&8), "{domain}: walks reach the length limit, {lengths:?}");
             // Every tool with a job in a sequence shows up in some walk (writes that need
             // fields from several tools included, like a booking).
-            for t in g
-                .tools
-                .iter()
-                .filter(|t| g.edges.iter().any(|e| e.from == t.name || e.to == t.name))
-            {
+            for t in g.tools.iter().filter(|t| g.edges.iter().any(|e| e.from == t.name || e.to == t.name)) {
                 assert!(called.contains(t.name.as_str()), "{domain}: no walk calls {}", t.name);
             }
             assert_eq!(g.walk(5, 8), g.walk(5, 8), "walks are seeded");
@@ -283,20 +246,13 @@ mod tests {
     fn declarations_match_the_registered_tools() {
         for domain in crate::env::builtins() {
             let declared = &domain.graph.dataflow;
-            assert_eq!(
-                declared.len(),
-                domain.tools.len(),
-                "{}: one declaration per tool",
-                domain.name
-            );
+            assert_eq!(declared.len(), domain.tools.len(), "{}: one declaration per tool", domain.name);
             for tool in &domain.tools {
                 let spec = declared.iter().find(|s| s.name == tool.name);
                 let spec = spec.unwrap_or_else(|| panic!("{}: {} is not declared", domain.name, tool.name));
                 let schema = (tool.parameters)();
-                let mut required: Vec<&str> = schema["required"]
-                    .as_array()
-                    .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
-                    .unwrap_or_default();
+                let mut required: Vec<&str> =
+                    schema["required"].as_array().map(|r| r.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
                 let mut needs: Vec<&str> = spec.needs.iter().map(|(arg, _)| arg.as_str()).collect();
                 required.sort_unstable();
                 needs.sort_unstable();

@@ -7,15 +7,13 @@
 
 use serde_json::{Map, Value};
 
-use crate::pynum::PyNum;
 use super::{Args, Db};
+use crate::pynum::PyNum;
 
 /// A string argument. The schema check has already run when tools are called through
 /// [`super::Tool::call`]; this keeps a direct `(tool.run)(db, args)` call panic-free too.
 pub fn arg_str<'a>(args: &'a Args, name: &str) -> Result<&'a str, String> {
-    args.get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("Error: argument '{name}' must be a string"))
+    args.get(name).and_then(Value::as_str).ok_or_else(|| format!("Error: argument '{name}' must be a string"))
 }
 
 /// A list-of-strings argument.
@@ -27,16 +25,12 @@ pub fn arg_str_list(args: &Args, name: &str) -> Result<Vec<String>, String> {
 
 /// A top-level table of the database, such as `orders`.
 pub fn table<'a>(db: &'a Db, name: &str) -> Result<&'a Map<String, Value>, String> {
-    db.get(name)
-        .and_then(Value::as_object)
-        .ok_or_else(|| format!("Error: the database has no '{name}' table"))
+    db.get(name).and_then(Value::as_object).ok_or_else(|| format!("Error: the database has no '{name}' table"))
 }
 
 /// The mutable form of [`table`].
 pub fn table_mut<'a>(db: &'a mut Db, name: &str) -> Result<&'a mut Map<String, Value>, String> {
-    db.get_mut(name)
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| format!("Error: the database has no '{name}' table"))
+    db.get_mut(name).and_then(Value::as_object_mut).ok_or_else(|| format!("Error: the database has no '{name}' table"))
 }
 
 /// `value[key]` for an object, where `what` names the value in the error ("order #W1").
@@ -104,10 +98,7 @@ mod tests {
     fn lookups_name_what_is_missing() {
         let order = json!({"status": 3, "items": []});
         assert_eq!(field(&order, "x", "order #W1").unwrap_err(), "Error: malformed data: order #W1 has no 'x'");
-        assert_eq!(
-            field_str(&order, "status", "order #W1").unwrap_err(),
-            "Error: malformed data: 'status' of order #W1 is not a string"
-        );
+        assert_eq!(field_str(&order, "status", "order #W1").unwrap_err(), "Error: malformed data: 'status' of order #W1 is not a string");
         assert!(field_array(&order, "items", "o").unwrap().is_empty());
         let db: Db = json!({"orders": []}).as_object().unwrap().clone();
         assert_eq!(table(&db, "orders").unwrap_err(), "Error: the database has no 'orders' table");

@@ -22,16 +22,16 @@ mod expr;
 pub mod generate;
 pub mod graph;
 pub mod lookup;
+pub mod package;
 pub mod policy;
 pub mod retail;
-pub mod package;
 mod session;
 pub mod state;
 pub mod subjects;
 
 pub use builtin::{builtins, domain, resolve, Builtin, Parts};
-pub use package::{Package, PackageRef};
 pub use environment::{EnvError, Environment, Session, ToolInfo};
+pub use package::{Package, PackageRef};
 pub use session::Env;
 pub use subjects::Subjects;
 
@@ -133,9 +133,7 @@ pub fn check_args(tool: &str, schema: &Value, args: &Args) -> Result<(), String>
         let Some(prop) = props.and_then(|p| p.get(name)) else {
             return Err(format!("Error: {tool}() got an unexpected argument '{name}'"));
         };
-        check_type(prop, value).map_err(|want| {
-            format!("Error: {tool}() argument '{name}' must be {want}, got {}", type_name(value))
-        })?;
+        check_type(prop, value).map_err(|want| format!("Error: {tool}() argument '{name}' must be {want}, got {}", type_name(value)))?;
     }
     Ok(())
 }

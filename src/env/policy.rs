@@ -58,11 +58,7 @@ pub(crate) struct Identity {
 
 impl Identity {
     pub(crate) fn new(not_authenticated: &'static str, wrong_user: &'static str) -> Self {
-        Self {
-            user: None,
-            not_authenticated,
-            wrong_user,
-        }
+        Self { user: None, not_authenticated, wrong_user }
     }
 
     /// An identification call found `user`: the first becomes the conversation's user; a
@@ -107,10 +103,7 @@ mod tests {
     #[test]
     fn documents_exist_and_unknown_domains_are_errors() {
         for d in ["retail", "airline"] {
-            assert!(
-                document(d).unwrap().starts_with('#'),
-                "{d} policy is a markdown document"
-            );
+            assert!(document(d).unwrap().starts_with('#'), "{d} policy is a markdown document");
         }
         assert!(document("bank").unwrap_err().to_string().contains("'bank'"));
         assert!(check("bank", &Db::new(), &[]).is_err());

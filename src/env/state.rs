@@ -15,17 +15,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::pyjson::{dumps_with, DumpOptions};
 use super::Db;
+use crate::pyjson::{dumps_with, DumpOptions};
 
 /// The canonical JSON text of a database (see the module documentation).
 pub fn canonical_json(db: &Db) -> String {
-    let options = DumpOptions {
-        ensure_ascii: true,
-        indent: None,
-        sort_keys: true,
-        separators: Some((",".into(), ":".into())),
-    };
+    let options = DumpOptions { ensure_ascii: true, indent: None, sort_keys: true, separators: Some((",".into(), ":".into())) };
     dumps_with(&Value::Object(db.clone()), &options)
 }
 

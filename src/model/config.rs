@@ -101,10 +101,8 @@ impl ModelConfig {
 
     /// Reads a Hugging Face `config.json`.
     pub fn from_hf_json(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read model config {}", path.display()))?;
-        Self::from_hf_json_str(&text)
-            .with_context(|| format!("invalid model config {}", path.display()))
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read model config {}", path.display()))?;
+        Self::from_hf_json_str(&text).with_context(|| format!("invalid model config {}", path.display()))
     }
 
     /// Parses the text of a Hugging Face `config.json`; errors do not name a file.
@@ -123,9 +121,7 @@ impl ModelConfig {
             None => bail!("metadata has no general.architecture"),
         };
         let Some(arch) = Arch::from_name(arch_name) else {
-            bail!(
-                "unsupported architecture {arch_name:?} (general.architecture); supported: llama, qwen2, qwen3"
-            );
+            bail!("unsupported architecture {arch_name:?} (general.architecture); supported: llama, qwen2, qwen3");
         };
         let key = |suffix: &str| format!("{arch_name}.{suffix}");
         let hidden_size = md_usize(md, &key("embedding_length"))?;
@@ -145,10 +141,7 @@ impl ModelConfig {
         if let Some(kind) = md.get(&key("rope.scaling.type")) {
             match kind {
                 gguf_file::Value::String(s) if s == "none" => {}
-                other => bail!(
-                    "RoPE scaling {other:?} ({}) is not supported",
-                    key("rope.scaling.type")
-                ),
+                other => bail!("RoPE scaling {other:?} ({}) is not supported", key("rope.scaling.type")),
             }
         }
         let vocab_size = match md.get(&key("vocab_size")) {
@@ -216,11 +209,7 @@ impl ModelConfig {
             }
         }
         if self.num_heads % self.num_kv_heads != 0 {
-            bail!(
-                "num_heads ({}) is not a multiple of num_kv_heads ({})",
-                self.num_heads,
-                self.num_kv_heads
-            );
+            bail!("num_heads ({}) is not a multiple of num_kv_heads ({})", self.num_heads, self.num_kv_heads);
         }
         if self.head_dim % 2 != 0 {
             bail!("head_dim ({}) must be even for RoPE", self.head_dim);
@@ -229,10 +218,7 @@ impl ModelConfig {
             bail!("rope_theta ({}) must be a positive number", self.rope_theta);
         }
         if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0) {
-            bail!(
-                "rms_norm_eps ({}) must be a positive number",
-                self.rms_norm_eps
-            );
+            bail!("rms_norm_eps ({}) must be a positive number", self.rms_norm_eps);
         }
         if let Some(s) = &self.rope_scaling {
             let ok = s.factor.is_finite()
@@ -248,10 +234,7 @@ impl ModelConfig {
         }
         for &id in self.eos_token_ids.iter().chain(self.bos_token_id.iter()) {
             if id as usize >= self.vocab_size {
-                bail!(
-                    "special token id {id} is outside the vocabulary ({})",
-                    self.vocab_size
-                );
+                bail!("special token id {id} is outside the vocabulary ({})", self.vocab_size);
             }
         }
         Ok(())
@@ -297,9 +280,7 @@ impl HfConfig {
             "llama" | "mistral" => Arch::Llama,
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
-            other => bail!(
-                "unsupported architecture {other:?} (model_type); supported: llama, mistral, qwen2, qwen3"
-            ),
+            other => bail!("unsupported architecture {other:?} (model_type); supported: llama, mistral, qwen2, qwen3"),
         };
         if let Some(act) = &self.hidden_act {
             if act != "silu" {
@@ -324,9 +305,7 @@ impl HfConfig {
             Arch::Llama => 2048,
             Arch::Qwen2 | Arch::Qwen3 => 32_768,
         };
-        let mut max_position_embeddings = self
-            .max_position_embeddings
-            .unwrap_or(default_max_positions);
+        let mut max_position_embeddings = self.max_position_embeddings.unwrap_or(default_max_positions);
         // Mistral applies its window whenever it is set; Qwen only when `use_sliding_window`.
         let window = match (self.model_type.as_str(), self.use_sliding_window) {
             ("mistral", _) | (_, Some(true)) => self.sliding_window,
@@ -338,13 +317,8 @@ impl HfConfig {
         let head_dim = match self.head_dim {
             Some(d) => d,
             None => {
-                if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0
-                {
-                    bail!(
-                        "hidden_size ({}) is not a multiple of num_attention_heads ({})",
-                        self.hidden_size,
-                        self.num_attention_heads
-                    );
+                if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+                    bail!("hidden_size ({}) is not a multiple of num_attention_heads ({})", self.hidden_size, self.num_attention_heads);
                 }
                 self.hidden_size / self.num_attention_heads
             }
@@ -384,26 +358,17 @@ fn parse_rope_scaling(value: Option<&Value>) -> Result<Option<RopeScaling>> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Ok(None);
     };
-    let kind = value
-        .get("rope_type")
-        .or_else(|| value.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or("default");
+    let kind = value.get("rope_type").or_else(|| value.get("type")).and_then(Value::as_str).unwrap_or("default");
     match kind {
         "default" => Ok(None),
         "llama3" => {
             let number = |name: &str| {
-                value
-                    .get(name)
-                    .and_then(Value::as_f64)
-                    .with_context(|| format!("rope_scaling.{name} is missing or not a number"))
+                value.get(name).and_then(Value::as_f64).with_context(|| format!("rope_scaling.{name} is missing or not a number"))
             };
             let original = value
                 .get("original_max_position_embeddings")
                 .and_then(Value::as_u64)
-                .context(
-                    "rope_scaling.original_max_position_embeddings is missing or not an integer",
-                )?;
+                .context("rope_scaling.original_max_position_embeddings is missing or not an integer")?;
             Ok(Some(RopeScaling {
                 factor: number("factor")? as f32,
                 low_freq_factor: number("low_freq_factor")? as f32,
@@ -415,12 +380,8 @@ fn parse_rope_scaling(value: Option<&Value>) -> Result<Option<RopeScaling>> {
     }
 }
 
-fn md_value<'a>(
-    md: &'a HashMap<String, gguf_file::Value>,
-    key: &str,
-) -> Result<&'a gguf_file::Value> {
-    md.get(key)
-        .with_context(|| format!("metadata has no {key}"))
+fn md_value<'a>(md: &'a HashMap<String, gguf_file::Value>, key: &str) -> Result<&'a gguf_file::Value> {
+    md.get(key).with_context(|| format!("metadata has no {key}"))
 }
 
 /// GGUF writers disagree on integer widths, so any non-negative integer type is accepted.
@@ -491,10 +452,7 @@ mod tests {
     fn reads_a_llama_config() {
         let c = ModelConfig::from_hf_json_str(SMOL).unwrap();
         assert_eq!(c.arch, Arch::Llama);
-        assert_eq!(
-            (c.num_heads, c.num_kv_heads, c.head_dim, c.kv_groups()),
-            (9, 3, 64, 3)
-        );
+        assert_eq!((c.num_heads, c.num_kv_heads, c.head_dim, c.kv_groups()), (9, 3, 64, 3));
         assert_eq!(c.eos_token_ids, vec![2]);
         assert_eq!(c.bos_token_id, Some(1));
         assert!(c.tie_word_embeddings && !c.attention_bias && !c.qk_norm);
@@ -517,13 +475,9 @@ mod tests {
 
     #[test]
     fn refuses_unknown_families_and_scalings() {
-        let err =
-            ModelConfig::from_hf_json_str(&SMOL.replace("\"llama\"", "\"gpt2\"")).unwrap_err();
+        let err = ModelConfig::from_hf_json_str(&SMOL.replace("\"llama\"", "\"gpt2\"")).unwrap_err();
         assert!(err.to_string().contains("gpt2"), "{err}");
-        let yarn = SMOL.replace(
-            r#""rope_scaling": null"#,
-            r#""rope_scaling": {"type": "yarn", "factor": 4.0}"#,
-        );
+        let yarn = SMOL.replace(r#""rope_scaling": null"#, r#""rope_scaling": {"type": "yarn", "factor": 4.0}"#);
         let err = ModelConfig::from_hf_json_str(&yarn).unwrap_err();
         assert!(err.to_string().contains("yarn"), "{err}");
     }
@@ -537,16 +491,12 @@ mod tests {
 
     #[test]
     fn qwen_defaults_follow_the_family() {
-        let text = SMOL.replace("\"llama\"", "\"qwen2\"").replace(
-            r#""hidden_act": "silu""#,
-            r#""hidden_act": "silu", "sliding_window": 4096, "use_sliding_window": true"#,
-        );
+        let text = SMOL
+            .replace("\"llama\"", "\"qwen2\"")
+            .replace(r#""hidden_act": "silu""#, r#""hidden_act": "silu", "sliding_window": 4096, "use_sliding_window": true"#);
         let c = ModelConfig::from_hf_json_str(&text).unwrap();
         assert!(c.attention_bias && !c.qk_norm);
-        assert_eq!(
-            c.max_position_embeddings, 4096,
-            "the window caps the context"
-        );
+        assert_eq!(c.max_position_embeddings, 4096, "the window caps the context");
         let c = ModelConfig::from_hf_json_str(&SMOL.replace("\"llama\"", "\"qwen3\"")).unwrap();
         assert!(c.qk_norm && !c.attention_bias);
     }

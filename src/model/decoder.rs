@@ -18,8 +18,8 @@ use candle_core::{DType, Device, Result, Tensor};
 use super::config::ModelConfig;
 use super::kernels::attention::{attend, Queries};
 use super::kernels::matmul::Weights;
-use super::kernels::workers::run_pass;
 use super::kernels::rowwise::{add_bias, add_in_place, rms_norm, rms_norm_in_place, silu_mul};
+use super::kernels::workers::run_pass;
 use super::kv::{KvDtype, KvShape, SeqKv};
 use super::rope::Rope;
 
@@ -134,11 +134,7 @@ impl Decoder {
     }
 
     fn kv_shape(&self) -> KvShape {
-        KvShape {
-            layers: self.config.num_layers,
-            kv_heads: self.config.num_kv_heads,
-            head_dim: self.config.head_dim,
-        }
+        KvShape { layers: self.config.num_layers, kv_heads: self.config.num_kv_heads, head_dim: self.config.head_dim }
     }
 
     /// An empty cache for one sequence.
@@ -200,15 +196,9 @@ impl Decoder {
             let prefix = chunk.kv.len();
             let end = prefix + chunk.tokens.len();
             if end > cfg.max_position_embeddings {
-                candle_core::bail!(
-                    "sequence of {end} tokens exceeds the context length ({})",
-                    cfg.max_position_embeddings
-                );
+                candle_core::bail!("sequence of {end} tokens exceeds the context length ({})", cfg.max_position_embeddings);
             }
-            spans.push(Span {
-                start: tokens.len(),
-                len: chunk.tokens.len(),
-            });
+            spans.push(Span { start: tokens.len(), len: chunk.tokens.len() });
             tokens.extend_from_slice(chunk.tokens);
             rows.extend((prefix..end).map(|p| (i, p)));
         }
@@ -261,19 +251,10 @@ impl Decoder {
         let kv_dim = cfg.kv_dim();
         for (token, &(seq, position)) in rows.iter().enumerate() {
             let span = token * kv_dim..(token + 1) * kv_dim;
-            chunks[seq]
-                .kv
-                .write(index, position, &k[span.clone()], &v[span])
-                .map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?;
+            chunks[seq].kv.write(index, position, &k[span.clone()], &v[span]).map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?;
         }
         let caches: Vec<&SeqKv> = chunks.iter().map(|c| &*c.kv).collect();
-        let queries = Queries {
-            q: &q,
-            rows,
-            heads: cfg.num_heads,
-            kv_heads: cfg.num_kv_heads,
-            head_dim: cfg.head_dim,
-        };
+        let queries = Queries { q: &q, rows, heads: cfg.num_heads, kv_heads: cfg.num_kv_heads, head_dim: cfg.head_dim };
         let context = attend(&queries, &caches, index);
         add_in_place(x, &layer.o.forward(&context, t));
 

@@ -196,7 +196,8 @@ mod tests {
                 assert_eq!(logits(&loaded, &[3, 40, 95, 7]), logits(&random, &[3, 40, 95, 7]), "{arch}");
             }
         }
-        let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         assert_eq!(names.len(), 3, "no temporary file is left behind: {names:?}");
     }
 

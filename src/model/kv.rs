@@ -138,12 +138,7 @@ impl SeqKv {
     pub const BLOCK_TOKENS: usize = BLOCK_TOKENS;
 
     pub(crate) fn new(shape: KvShape, dtype: KvDtype) -> Self {
-        Self {
-            blocks: Vec::new(),
-            len: 0,
-            shape,
-            dtype,
-        }
+        Self { blocks: Vec::new(), len: 0, shape, dtype }
     }
 
     /// Tokens cached.
@@ -172,9 +167,7 @@ impl SeqKv {
     /// same identity for a block they share, for as long as either holds it.
     pub fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let bytes = self.block_bytes();
-        self.blocks
-            .iter()
-            .map(move |b| (Arc::as_ptr(b) as usize, bytes))
+        self.blocks.iter().map(move |b| (Arc::as_ptr(b) as usize, bytes))
     }
 
     fn block_bytes(&self) -> usize {
@@ -242,11 +235,7 @@ impl SeqKv {
         let storage = E::storage(block)?;
         let at = self.shape.head_start(layer, head);
         let half = BLOCK_TOKENS * self.shape.head_dim;
-        Some(HeadBlock {
-            keys: &storage[at..at + half],
-            values: &storage[at + half..at + 2 * half],
-            id: Arc::as_ptr(block) as usize,
-        })
+        Some(HeadBlock { keys: &storage[at..at + half], values: &storage[at + half..at + 2 * half], id: Arc::as_ptr(block) as usize })
     }
 
     /// How keys and values are stored.
@@ -259,11 +248,7 @@ impl SeqKv {
 mod tests {
     use super::*;
 
-    const SHAPE: KvShape = KvShape {
-        layers: 2,
-        kv_heads: 1,
-        head_dim: 2,
-    };
+    const SHAPE: KvShape = KvShape { layers: 2, kv_heads: 1, head_dim: 2 };
 
     /// Appends tokens whose keys are `[t, -t]` and values `[10t, 0]`, in both layers.
     fn push(kv: &mut SeqKv, tokens: &[f32]) {
@@ -284,7 +269,11 @@ mod tests {
         match kv.dtype() {
             KvDtype::F32 => {
                 let b = kv.head_block::<f32>(block, layer, 0).unwrap();
-                if value { b.values[at] } else { b.keys[at] }
+                if value {
+                    b.values[at]
+                } else {
+                    b.keys[at]
+                }
             }
             KvDtype::F16 => {
                 let b = kv.head_block::<f16>(block, layer, 0).unwrap();

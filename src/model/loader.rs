@@ -9,13 +9,11 @@ use candle_core::{DType, Device};
 
 use super::config::{Arch, ModelConfig};
 use super::decoder::{Decoder, Layer, Linear, RmsNorm};
-use super::kv::KvDtype;
 use super::kernels::matmul::Weights;
+use super::kv::KvDtype;
 use super::random::{RandomModel, RandomTensors};
 use super::rope::{Rope, RopeStyle};
-use super::weights::{
-    LayerTensor as L, Matrix, OpenedWeights, TensorFile, TensorId, WeightsSource,
-};
+use super::weights::{LayerTensor as L, Matrix, OpenedWeights, TensorFile, TensorId, WeightsSource};
 
 /// How a [`Decoder`] is built: where the logits go, how dense weights are stored, and the
 /// key/value cache type. Loading a whole model (tokenizer and template included) takes
@@ -37,11 +35,7 @@ pub struct DecoderOptions {
 
 impl Default for DecoderOptions {
     fn default() -> Self {
-        Self {
-            device: Device::Cpu,
-            dtype: None,
-            kv_dtype: KvDtype::default(),
-        }
+        Self { device: Device::Cpu, dtype: None, kv_dtype: KvDtype::default() }
     }
 }
 
@@ -74,41 +68,21 @@ impl Decoder {
         Self::build(model.config.clone(), tensors, dtype, options)
     }
 
-    fn build(
-        config: ModelConfig,
-        tensors: TensorFile,
-        dtype: Option<DType>,
-        options: &DecoderOptions,
-    ) -> Result<Decoder> {
-        let mut builder = Builder {
-            tensors,
-            config: &config,
-            dtype,
-            census: Census::default(),
-        };
+    fn build(config: ModelConfig, tensors: TensorFile, dtype: Option<DType>, options: &DecoderOptions) -> Result<Decoder> {
+        let mut builder = Builder { tensors, config: &config, dtype, census: Census::default() };
 
         let (vocab, hidden) = (config.vocab_size, config.hidden_size);
-        let embedding = builder
-            .tensors
-            .matrix(TensorId::Embedding, vocab, hidden, dtype)?;
+        let embedding = builder.tensors.matrix(TensorId::Embedding, vocab, hidden, dtype)?;
         builder.census.embedding = Some(embedding.stored_as.clone());
         builder.census.params += embedding.elements;
         let embedding_weight = Arc::new(embedding.weight);
         let lm_head = if config.tie_word_embeddings {
-            Linear {
-                weight: embedding_weight.clone(),
-                bias: None,
-            }
+            Linear { weight: embedding_weight.clone(), bias: None }
         } else {
-            let head = builder
-                .tensors
-                .matrix(TensorId::LmHead, vocab, hidden, dtype)?;
+            let head = builder.tensors.matrix(TensorId::LmHead, vocab, hidden, dtype)?;
             builder.census.output = Some(head.stored_as.clone());
             builder.census.params += head.elements;
-            Linear {
-                weight: Arc::new(head.weight),
-                bias: None,
-            }
+            Linear { weight: Arc::new(head.weight), bias: None }
         };
         let mut layers = Vec::with_capacity(config.num_layers);
         for index in 0..config.num_layers {
@@ -117,17 +91,9 @@ impl Decoder {
         let final_norm = builder.norm(TensorId::FinalNorm, hidden)?;
 
         let is_gguf = builder.tensors.is_gguf();
-        let style = if is_gguf && config.arch == Arch::Llama {
-            RopeStyle::Interleaved
-        } else {
-            RopeStyle::Half
-        };
+        let style = if is_gguf && config.arch == Arch::Llama { RopeStyle::Interleaved } else { RopeStyle::Half };
         let freq_factors = if is_gguf && builder.tensors.contains(TensorId::RopeFreqs) {
-            Some(
-                builder
-                    .tensors
-                    .vector(TensorId::RopeFreqs, config.head_dim / 2)?,
-            )
+            Some(builder.tensors.vector(TensorId::RopeFreqs, config.head_dim / 2)?)
         } else {
             None
         };
@@ -160,8 +126,7 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn layer(&mut self, i: usize) -> Result<Layer> {
         let c = self.config;
-        let (hidden, q_dim, kv_dim, ffn) =
-            (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
+        let (hidden, q_dim, kv_dim, ffn) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
         let bias = |b: &mut Self, t: L, len: usize| -> Result<Option<Vec<f32>>> {
             if c.attention_bias {
                 Ok(Some(b.vector(TensorId::Layer(i, t), len)?))
@@ -173,63 +138,27 @@ impl Builder<'_> {
         let k_bias = bias(self, L::KBias, kv_dim)?;
         let v_bias = bias(self, L::VBias, kv_dim)?;
         let (q_norm, k_norm) = if c.qk_norm {
-            (
-                Some(self.norm(TensorId::Layer(i, L::QNorm), c.head_dim)?),
-                Some(self.norm(TensorId::Layer(i, L::KNorm), c.head_dim)?),
-            )
+            (Some(self.norm(TensorId::Layer(i, L::QNorm), c.head_dim)?), Some(self.norm(TensorId::Layer(i, L::KNorm), c.head_dim)?))
         } else {
             (None, None)
         };
         Ok(Layer {
             attn_norm: self.norm(TensorId::Layer(i, L::AttnNorm), hidden)?,
-            q: Linear {
-                weight: self.matrix(i, L::Q, q_dim, hidden)?,
-                bias: q_bias,
-            },
-            k: Linear {
-                weight: self.matrix(i, L::K, kv_dim, hidden)?,
-                bias: k_bias,
-            },
-            v: Linear {
-                weight: self.matrix(i, L::V, kv_dim, hidden)?,
-                bias: v_bias,
-            },
-            o: Linear {
-                weight: self.matrix(i, L::O, hidden, q_dim)?,
-                bias: None,
-            },
+            q: Linear { weight: self.matrix(i, L::Q, q_dim, hidden)?, bias: q_bias },
+            k: Linear { weight: self.matrix(i, L::K, kv_dim, hidden)?, bias: k_bias },
+            v: Linear { weight: self.matrix(i, L::V, kv_dim, hidden)?, bias: v_bias },
+            o: Linear { weight: self.matrix(i, L::O, hidden, q_dim)?, bias: None },
             q_norm,
             k_norm,
             mlp_norm: self.norm(TensorId::Layer(i, L::MlpNorm), hidden)?,
-            gate: Linear {
-                weight: self.matrix(i, L::Gate, ffn, hidden)?,
-                bias: None,
-            },
-            up: Linear {
-                weight: self.matrix(i, L::Up, ffn, hidden)?,
-                bias: None,
-            },
-            down: Linear {
-                weight: self.matrix(i, L::Down, hidden, ffn)?,
-                bias: None,
-            },
+            gate: Linear { weight: self.matrix(i, L::Gate, ffn, hidden)?, bias: None },
+            up: Linear { weight: self.matrix(i, L::Up, ffn, hidden)?, bias: None },
+            down: Linear { weight: self.matrix(i, L::Down, hidden, ffn)?, bias: None },
         })
     }
 
-    fn matrix(
-        &mut self,
-        i: usize,
-        t: L,
-        rows: usize,
-        cols: usize,
-    ) -> Result<Arc<Weights>> {
-        let Matrix {
-            weight,
-            stored_as,
-            elements,
-        } = self
-            .tensors
-            .matrix(TensorId::Layer(i, t), rows, cols, self.dtype)?;
+    fn matrix(&mut self, i: usize, t: L, rows: usize, cols: usize) -> Result<Arc<Weights>> {
+        let Matrix { weight, stored_as, elements } = self.tensors.matrix(TensorId::Layer(i, t), rows, cols, self.dtype)?;
         *self.census.layers.entry(stored_as).or_default() += elements;
         self.census.params += elements;
         Ok(Arc::new(weight))
@@ -241,10 +170,7 @@ impl Builder<'_> {
     }
 
     fn norm(&mut self, id: TensorId, len: usize) -> Result<RmsNorm> {
-        Ok(RmsNorm {
-            weight: self.vector(id, len)?,
-            eps: self.config.rms_norm_eps as f32,
-        })
+        Ok(RmsNorm { weight: self.vector(id, len)?, eps: self.config.rms_norm_eps as f32 })
     }
 }
 
@@ -265,11 +191,7 @@ impl Census {
         let mut kinds: Vec<(&String, &usize)> = self.layers.iter().collect();
         kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         let main = kinds.first().map(|(k, _)| k.as_str()).unwrap_or("");
-        let mut text = kinds
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .collect::<Vec<_>>()
-            .join(" + ");
+        let mut text = kinds.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(" + ");
         let mut extras = Vec::new();
         if let Some(e) = self.embedding.as_deref().filter(|&e| e != main) {
             extras.push(format!("{e} embeddings"));

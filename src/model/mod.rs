@@ -56,9 +56,9 @@ mod weights;
 pub use config::{Arch, ModelConfig, RopeScaling};
 pub use decoder::{Decoder, SeqChunk};
 pub use export::write_gguf;
-pub use kv::{KvDtype, SeqKv};
 #[cfg(test)]
 pub(crate) use kv::KvShape;
+pub use kv::{KvDtype, SeqKv};
 pub use loader::DecoderOptions;
 pub use random::{parse_storage, RandomModel};
 pub use weights::WeightsSource;

@@ -77,14 +77,8 @@ impl Shape {
         };
         let head_dim = match self.head_dim {
             Some(d) => d,
-            None if self.num_heads > 0 && self.hidden_size % self.num_heads == 0 => {
-                self.hidden_size / self.num_heads
-            }
-            None => bail!(
-                "hidden_size ({}) is not a multiple of num_heads ({}); give head_dim",
-                self.hidden_size,
-                self.num_heads
-            ),
+            None if self.num_heads > 0 && self.hidden_size % self.num_heads == 0 => self.hidden_size / self.num_heads,
+            None => bail!("hidden_size ({}) is not a multiple of num_heads ({}); give head_dim", self.hidden_size, self.num_heads),
         };
         let config = ModelConfig {
             arch,
@@ -138,15 +132,12 @@ const BUILTIN: &[(&str, &str)] = &[
 
 impl Preset {
     fn parse(name: &str, text: &str, origin: &str) -> Result<Self> {
-        let mut preset: Preset =
-            toml::from_str(text).with_context(|| format!("invalid preset {origin}"))?;
+        let mut preset: Preset = toml::from_str(text).with_context(|| format!("invalid preset {origin}"))?;
         if preset.context_length == 0 {
             bail!("invalid preset {origin}: context_length must be positive");
         }
         if let Some(shape) = &preset.shape {
-            shape
-                .random_model(preset.context_length, 0)
-                .with_context(|| format!("invalid [shape] in preset {origin}"))?;
+            shape.random_model(preset.context_length, 0).with_context(|| format!("invalid [shape] in preset {origin}"))?;
         }
         preset.name = name.to_string();
         preset.origin = origin.to_string();
@@ -156,15 +147,9 @@ impl Preset {
     /// This preset's model with random weights from `seed`, for `bench --random-weights`.
     pub fn random_model(&self, seed: u64) -> Result<RandomModel> {
         let Some(shape) = &self.shape else {
-            bail!(
-                "preset {} ({}) has no [shape] table, so it cannot be built with random weights",
-                self.name,
-                self.origin
-            );
+            bail!("preset {} ({}) has no [shape] table, so it cannot be built with random weights", self.name, self.origin);
         };
-        shape
-            .random_model(self.context_length, seed)
-            .with_context(|| format!("invalid [shape] in preset {}", self.origin))
+        shape.random_model(self.context_length, seed).with_context(|| format!("invalid [shape] in preset {}", self.origin))
     }
 }
 
@@ -197,15 +182,12 @@ pub fn load_all(dirs: &[PathBuf]) -> Result<Vec<Preset>> {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
             Err(err) => return Err(err).with_context(|| format!("reading presets in {}", dir.display())),
         };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
-            .collect();
+        let mut files: Vec<PathBuf> =
+            entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|ext| ext == "toml")).collect();
         files.sort();
         for path in files {
             let Some(name) = path.file_stem().and_then(|s| s.to_str()) else { continue };
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading preset {}", path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading preset {}", path.display()))?;
             let preset = Preset::parse(name, &text, &path.display().to_string())?;
             presets.retain(|p| p.name != preset.name);
             presets.push(preset);

@@ -78,10 +78,7 @@ pub(crate) fn fitting(dtype: GgmlDType, cols: usize) -> Result<GgmlDType> {
         }
     };
     if cols % fitted.block_size() != 0 {
-        bail!(
-            "rows of {cols} values do not fill {fitted:?} blocks of {}",
-            fitted.block_size()
-        );
+        bail!("rows of {cols} values do not fill {fitted:?} blocks of {}", fitted.block_size());
     }
     Ok(fitted)
 }
@@ -147,9 +144,7 @@ impl RandomTensors {
         match id {
             TensorId::RopeFreqs => false,
             TensorId::LmHead => !c.tie_word_embeddings,
-            TensorId::Layer(_, LayerTensor::QBias | LayerTensor::KBias | LayerTensor::VBias) => {
-                c.attention_bias
-            }
+            TensorId::Layer(_, LayerTensor::QBias | LayerTensor::KBias | LayerTensor::VBias) => c.attention_bias,
             TensorId::Layer(_, LayerTensor::QNorm | LayerTensor::KNorm) => c.qk_norm,
             TensorId::Embedding | TensorId::FinalNorm | TensorId::Layer(..) => true,
         }
@@ -157,13 +152,7 @@ impl RandomTensors {
 
     /// A `[rows, cols]` matrix in its storage type; float storage is converted to `dtype` where
     /// one is given, as the loader does with a checkpoint's.
-    pub(crate) fn matrix(
-        &self,
-        id: TensorId,
-        rows: usize,
-        cols: usize,
-        dtype: Option<DType>,
-    ) -> Result<Matrix> {
+    pub(crate) fn matrix(&self, id: TensorId, rows: usize, cols: usize, dtype: Option<DType>) -> Result<Matrix> {
         let (storage, stored) = self.stored(id, rows, cols)?;
         let weight = match stored {
             Stored::Floats(values) => {
@@ -176,18 +165,13 @@ impl RandomTensors {
             }
             Stored::Blocks(bytes) => Weights::ggml(storage, &bytes, rows, cols)?,
         };
-        Ok(Matrix {
-            weight,
-            stored_as: format!("{storage:?}"),
-            elements: rows * cols,
-        })
+        Ok(Matrix { weight, stored_as: format!("{storage:?}"), elements: rows * cols })
     }
 
     /// A `[rows, cols]` matrix as a file of this model stores it: its storage type, and its
     /// values (float types) or GGML blocks.
     pub(crate) fn stored(&self, id: TensorId, rows: usize, cols: usize) -> Result<(GgmlDType, Stored)> {
-        let output = id == TensorId::LmHead
-            || (id == TensorId::Embedding && self.model.config.tie_word_embeddings);
+        let output = id == TensorId::LmHead || (id == TensorId::Embedding && self.model.config.tie_word_embeddings);
         let declared = if output { self.model.output } else { self.model.matrices };
         let storage = fitting(declared, cols)?;
         let spread = (3.0 / cols as f32).sqrt();
@@ -213,10 +197,7 @@ impl RandomTensors {
 
     /// A 1-D tensor: norm weights near 1, biases near 0.
     pub(crate) fn vector(&self, id: TensorId, len: usize) -> Vec<f32> {
-        let bias = matches!(
-            id,
-            TensorId::Layer(_, LayerTensor::QBias | LayerTensor::KBias | LayerTensor::VBias)
-        );
+        let bias = matches!(id, TensorId::Layer(_, LayerTensor::QBias | LayerTensor::KBias | LayerTensor::VBias));
         let (center, spread) = if bias { (0.0, 0.5) } else { (1.0, 0.2) };
         values(len, center, spread, &self.stream(id))
     }
@@ -252,13 +233,7 @@ fn values(n: usize, center: f32, spread: f32, rng: &ChaCha8Rng) -> Vec<f32> {
 
 /// `blocks` GGML blocks of `dtype`: random bytes from `rng`'s stream, with every scale replaced
 /// by one within a factor 1.5 of the layout's, so that no block holds an infinity or a NaN.
-fn blocks_bytes(
-    dtype: GgmlDType,
-    layout: &ScaleLayout,
-    blocks: usize,
-    spread: f32,
-    rng: &ChaCha8Rng,
-) -> Vec<u8> {
+fn blocks_bytes(dtype: GgmlDType, layout: &ScaleLayout, blocks: usize, spread: f32, rng: &ChaCha8Rng) -> Vec<u8> {
     let size = dtype.type_size();
     let base = spread / layout.d_divisor;
     let mut bytes = vec![0u8; blocks * size];

@@ -26,16 +26,9 @@ pub(crate) struct Rope {
 impl Rope {
     /// `freq_factors` are GGUF's `rope_freqs.weight`: per-frequency divisors that encode Llama 3
     /// scaling in files whose metadata does not.
-    pub(crate) fn new(
-        config: &ModelConfig,
-        style: RopeStyle,
-        freq_factors: Option<&[f32]>,
-    ) -> Self {
+    pub(crate) fn new(config: &ModelConfig, style: RopeStyle, freq_factors: Option<&[f32]>) -> Self {
         let d = config.head_dim;
-        let mut inv_freq: Vec<f32> = (0..d)
-            .step_by(2)
-            .map(|i| 1f32 / config.rope_theta.powf(i as f32 / d as f32))
-            .collect();
+        let mut inv_freq: Vec<f32> = (0..d).step_by(2).map(|i| 1f32 / config.rope_theta.powf(i as f32 / d as f32)).collect();
         if let Some(s) = &config.rope_scaling {
             let original = s.original_max_position_embeddings as f32;
             let low_freq_wavelen = original / s.low_freq_factor;
@@ -45,8 +38,7 @@ impl Rope {
                 if wavelen > low_freq_wavelen {
                     *freq /= s.factor;
                 } else if wavelen >= high_freq_wavelen {
-                    let smooth = (original / wavelen - s.low_freq_factor)
-                        / (s.high_freq_factor - s.low_freq_factor);
+                    let smooth = (original / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
                     *freq = (1.0 - smooth) * *freq / s.factor + smooth * *freq;
                 }
             }
@@ -126,33 +118,14 @@ mod tests {
 
     #[test]
     fn gguf_frequency_factors_reproduce_llama3_scaling() {
-        let scaling = RopeScaling {
-            factor: 8.0,
-            low_freq_factor: 1.0,
-            high_freq_factor: 4.0,
-            original_max_position_embeddings: 64,
-        };
+        let scaling = RopeScaling { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 64 };
         let scaled = Rope::new(&config(16, Some(scaling)), RopeStyle::Half, None);
         let plain = Rope::new(&config(16, None), RopeStyle::Half, None);
         // The factors a GGUF converter writes: plain frequency over scaled frequency.
-        let factors: Vec<f32> = plain
-            .inv_freq
-            .iter()
-            .zip(&scaled.inv_freq)
-            .map(|(p, s)| p / s)
-            .collect();
-        assert!(
-            factors.contains(&1.0),
-            "some frequencies are kept"
-        );
-        assert!(
-            factors.iter().any(|&f| (f - 8.0).abs() < 1e-5),
-            "some are divided by the factor"
-        );
-        assert!(
-            factors.iter().any(|&f| f > 1.0 && f < 7.99),
-            "some are interpolated"
-        );
+        let factors: Vec<f32> = plain.inv_freq.iter().zip(&scaled.inv_freq).map(|(p, s)| p / s).collect();
+        assert!(factors.contains(&1.0), "some frequencies are kept");
+        assert!(factors.iter().any(|&f| (f - 8.0).abs() < 1e-5), "some are divided by the factor");
+        assert!(factors.iter().any(|&f| f > 1.0 && f < 7.99), "some are interpolated");
         let from_factors = Rope::new(&config(16, None), RopeStyle::Half, Some(&factors));
         for (a, b) in from_factors.inv_freq.iter().zip(&scaled.inv_freq) {
             assert!((a - b).abs() <= 1e-6 * b.abs(), "{a} vs {b}");
@@ -161,17 +134,13 @@ mod tests {
 
     /// `x` with head dimensions reordered: `out[.., i] = x[.., perm[i]]`.
     fn permute(x: &[f32], d: usize, perm: &[usize]) -> Vec<f32> {
-        x.chunks(d)
-            .flat_map(|head| perm.iter().map(move |&p| head[p]))
-            .collect()
+        x.chunks(d).flat_map(|head| perm.iter().map(move |&p| head[p])).collect()
     }
 
     #[test]
     fn interleaved_style_is_half_style_on_permuted_dimensions() {
         let d = 8;
-        let x: Vec<f32> = (0..3 * 2 * d)
-            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0)
-            .collect();
+        let x: Vec<f32> = (0..3 * 2 * d).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
         // Half pairs (i, i + d/2); interleaved pairs (2i, 2i + 1).
         let perm: Vec<usize> = (0..d / 2).flat_map(|i| [i, i + d / 2]).collect();
         let positions = [0, 5, 17];

@@ -68,21 +68,17 @@ impl HubConfig {
         let hf_home = match var("HF_HOME") {
             Some(home) => PathBuf::from(home),
             None => {
-                let home = var("HOME").or_else(|| var("USERPROFILE")).ok_or_else(|| {
-                    anyhow!("cannot locate the Hugging Face cache: set HF_HOME or HF_HUB_CACHE")
-                })?;
+                let home = var("HOME")
+                    .or_else(|| var("USERPROFILE"))
+                    .ok_or_else(|| anyhow!("cannot locate the Hugging Face cache: set HF_HOME or HF_HUB_CACHE"))?;
                 Path::new(&home).join(".cache").join("huggingface")
             }
         };
         let cache_dir = var("HF_HUB_CACHE").map(PathBuf::from).unwrap_or_else(|| hf_home.join("hub"));
-        let token = var("HF_TOKEN").or_else(|| {
-            std::fs::read_to_string(hf_home.join("token"))
-                .ok()
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-        });
-        let env_offline = var("HF_HUB_OFFLINE")
-            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+        let token = var("HF_TOKEN")
+            .or_else(|| std::fs::read_to_string(hf_home.join("token")).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()));
+        let env_offline =
+            var("HF_HUB_OFFLINE").is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
         Ok(Self {
             cache_dir,
             token,
@@ -113,11 +109,8 @@ impl HubRef {
             Some((repo, rev)) => (repo, Some(rev)),
             None => (head, None),
         };
-        let valid_part = |s: &str| {
-            !s.is_empty()
-                && !s.starts_with('.')
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        };
+        let valid_part =
+            |s: &str| !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         let (org, name) = repo.split_once('/')?;
         if !valid_part(org) || !valid_part(name) {
             return None;
@@ -125,11 +118,7 @@ impl HubRef {
         if revision.is_some_and(|r| r.is_empty()) || file.is_some_and(|f| f.is_empty()) {
             return None;
         }
-        Some(Self {
-            repo: repo.to_string(),
-            revision: revision.unwrap_or("main").to_string(),
-            file: file.map(str::to_string),
-        })
+        Some(Self { repo: repo.to_string(), revision: revision.unwrap_or("main").to_string(), file: file.map(str::to_string) })
     }
 }
 
@@ -224,8 +213,8 @@ fn locate(spec: &str, hub: &HubConfig) -> Result<Located> {
         let hub_ref = HubRef::parse(&preset.model).ok_or_else(|| {
             anyhow!("preset {} ({}): model {:?} is not a hub id org/name[:file]", preset.name, preset.origin, preset.model)
         })?;
-        let (source, context) = hub_folder(&hub_ref, hub)
-            .with_context(|| format!("resolving preset {} ({})", preset.name, preset.model))?;
+        let (source, context) =
+            hub_folder(&hub_ref, hub).with_context(|| format!("resolving preset {} ({})", preset.name, preset.model))?;
         let context = format!("resolving preset {} ({}): {context}", preset.name, preset.model);
         return Ok(Located { name: preset.name.clone(), source, gguf: hub_ref.file, preset: Some(preset), context: Some(context) });
     }
@@ -427,10 +416,7 @@ fn select(source: &dyn FileSource, gguf: Option<&str>) -> Result<ModelFiles> {
     } else {
         match ggufs.as_slice() {
             [one] => WeightsSource::Gguf(source.fetch(one)?),
-            [] => bail!(
-                "{}: no model weights (looked for model.safetensors, model.safetensors.index.json and *.gguf)",
-                source.describe()
-            ),
+            [] => bail!("{}: no model weights (looked for model.safetensors, model.safetensors.index.json and *.gguf)", source.describe()),
             many => bail!(
                 "{}: several GGUF files ({}); name one: a path to the file, or org/name:file.gguf",
                 source.describe(),
@@ -506,12 +492,8 @@ fn list_or_none(names: &[&String]) -> String {
 /// The shard file names of a sharded safetensors checkpoint, from its index's `weight_map`.
 fn shard_names(index: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(index).with_context(|| format!("reading {}", index.display()))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", index.display()))?;
-    let map = json
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| anyhow!("{}: no weight_map object", index.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", index.display()))?;
+    let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| anyhow!("{}: no weight_map object", index.display()))?;
     let mut shards = BTreeSet::new();
     for (tensor, file) in map {
         let file = file.as_str().ok_or_else(|| anyhow!("{}: weight_map[{tensor:?}] is not a file name", index.display()))?;
@@ -544,8 +526,7 @@ mod tests {
     #[test]
     fn the_hf_environment_maps_onto_the_config() {
         let config = |vars: &[(&str, &str)], offline: bool| {
-            let vars: std::collections::HashMap<String, String> =
-                vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let vars: std::collections::HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             HubConfig::from_vars(offline, |name| vars.get(name).cloned())
         };
         let c = config(&[("HOME", "/home/u")], false).unwrap();

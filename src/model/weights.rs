@@ -23,10 +23,7 @@ use super::random::RandomTensors;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WeightsSource {
     /// A Hugging Face checkpoint: `config.json` and one or more safetensors shards.
-    Safetensors {
-        config: PathBuf,
-        files: Vec<PathBuf>,
-    },
+    Safetensors { config: PathBuf, files: Vec<PathBuf> },
     /// A single GGUF file: shape in its metadata, weights usually quantized.
     Gguf(PathBuf),
 }
@@ -40,30 +37,18 @@ impl WeightsSource {
         if path.is_dir() {
             return Self::from_dir(path);
         }
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let dir = path.parent().unwrap_or(Path::new("."));
         if name.ends_with(".gguf") {
             Ok(Self::Gguf(path.to_path_buf()))
         } else if name.ends_with(".index.json") {
-            Ok(Self::Safetensors {
-                config: dir.join("config.json"),
-                files: shards_from_index(path)?,
-            })
+            Ok(Self::Safetensors { config: dir.join("config.json"), files: shards_from_index(path)? })
         } else if name.ends_with(".safetensors") {
-            Ok(Self::Safetensors {
-                config: dir.join("config.json"),
-                files: vec![path.to_path_buf()],
-            })
+            Ok(Self::Safetensors { config: dir.join("config.json"), files: vec![path.to_path_buf()] })
         } else if !path.exists() {
             bail!("model path {} does not exist", path.display())
         } else {
-            bail!(
-                "{} is not a .gguf or .safetensors file or a model directory",
-                path.display()
-            )
+            bail!("{} is not a .gguf or .safetensors file or a model directory", path.display())
         }
     }
 
@@ -71,25 +56,16 @@ impl WeightsSource {
         let config = dir.join("config.json");
         let index = dir.join(SHARD_INDEX);
         if index.is_file() {
-            return Ok(Self::Safetensors {
-                config,
-                files: shards_from_index(&index)?,
-            });
+            return Ok(Self::Safetensors { config, files: shards_from_index(&index)? });
         }
         let single = dir.join("model.safetensors");
         if single.is_file() {
-            return Ok(Self::Safetensors {
-                config,
-                files: vec![single],
-            });
+            return Ok(Self::Safetensors { config, files: vec![single] });
         }
-        let entries = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot list model directory {}", dir.display()))?;
+        let entries = std::fs::read_dir(dir).with_context(|| format!("cannot list model directory {}", dir.display()))?;
         let mut ggufs = Vec::new();
         for entry in entries {
-            let path = entry
-                .with_context(|| format!("cannot list {}", dir.display()))?
-                .path();
+            let path = entry.with_context(|| format!("cannot list {}", dir.display()))?.path();
             if path.extension().is_some_and(|e| e == "gguf") {
                 ggufs.push(path);
             }
@@ -97,14 +73,8 @@ impl WeightsSource {
         ggufs.sort();
         match ggufs.len() {
             1 => Ok(Self::Gguf(ggufs.remove(0))),
-            0 => bail!(
-                "{} holds no model: expected {SHARD_INDEX}, model.safetensors or one .gguf file",
-                dir.display()
-            ),
-            n => bail!(
-                "{} holds {n} .gguf files; name the one to load",
-                dir.display()
-            ),
+            0 => bail!("{} holds no model: expected {SHARD_INDEX}, model.safetensors or one .gguf file", dir.display()),
+            n => bail!("{} holds {n} .gguf files; name the one to load", dir.display()),
         }
     }
 
@@ -124,10 +94,8 @@ struct ShardIndex {
 
 /// The shard files named by a `model.safetensors.index.json`, each once, in name order.
 fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(index)
-        .with_context(|| format!("cannot read shard index {}", index.display()))?;
-    let parsed: ShardIndex = serde_json::from_str(&text)
-        .with_context(|| format!("invalid shard index {}", index.display()))?;
+    let text = std::fs::read_to_string(index).with_context(|| format!("cannot read shard index {}", index.display()))?;
+    let parsed: ShardIndex = serde_json::from_str(&text).with_context(|| format!("invalid shard index {}", index.display()))?;
     let dir = index.parent().unwrap_or(Path::new("."));
     let mut names: Vec<&String> = parsed.weight_map.values().collect();
     names.sort();
@@ -242,19 +210,13 @@ impl OpenedWeights {
             WeightsSource::Safetensors { config, files } => {
                 let parsed = ModelConfig::from_hf_json(config)?;
                 let tensors = SafetensorsFiles::open(files, config)?;
-                Ok(Self {
-                    config: parsed,
-                    tensors: TensorFile::Safetensors(tensors),
-                })
+                Ok(Self { config: parsed, tensors: TensorFile::Safetensors(tensors) })
             }
             WeightsSource::Gguf(path) => {
                 let file = GgufFile::open(path)?;
-                let config = ModelConfig::from_gguf(&file.content)
-                    .with_context(|| format!("invalid model metadata in {}", path.display()))?;
-                Ok(Self {
-                    config,
-                    tensors: TensorFile::Gguf(file),
-                })
+                let config =
+                    ModelConfig::from_gguf(&file.content).with_context(|| format!("invalid model metadata in {}", path.display()))?;
+                Ok(Self { config, tensors: TensorFile::Gguf(file) })
             }
         }
     }
@@ -293,21 +255,13 @@ impl TensorFile {
     /// A `[rows, cols]` weight for `x @ W^T`, in host memory. Quantized GGUF weights stay
     /// quantized (one copy, in their own block type); float weights are kept as `dtype`, or as
     /// stored where it is `None`.
-    pub(crate) fn matrix(
-        &mut self,
-        id: TensorId,
-        rows: usize,
-        cols: usize,
-        dtype: Option<DType>,
-    ) -> Result<Matrix> {
+    pub(crate) fn matrix(&mut self, id: TensorId, rows: usize, cols: usize, dtype: Option<DType>) -> Result<Matrix> {
         let (weight, stored_as) = match self {
             TensorFile::Safetensors(st) => {
                 let name = id.hf_name();
                 let (tensor, stored) = st.load(&name, &[rows, cols], DType::F32)?;
-                let values = tensor
-                    .flatten_all()
-                    .and_then(|t| t.to_vec1::<f32>())
-                    .with_context(|| format!("cannot read tensor `{name}`"))?;
+                let values =
+                    tensor.flatten_all().and_then(|t| t.to_vec1::<f32>()).with_context(|| format!("cannot read tensor `{name}`"))?;
                 (Weights::dense(values, rows, cols, dtype.unwrap_or(stored))?, format!("{stored:?}"))
             }
             TensorFile::Gguf(g) => {
@@ -316,27 +270,20 @@ impl TensorFile {
                 let stored_as = format!("{:?}", q.dtype());
                 let weight = match (q.dtype(), dtype) {
                     (GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16, Some(dtype)) => {
-                        let values = q
-                            .dequantize(&Device::Cpu)
-                            .and_then(|t| t.flatten_all()?.to_vec1::<f32>());
+                        let values = q.dequantize(&Device::Cpu).and_then(|t| t.flatten_all()?.to_vec1::<f32>());
                         let values = g.context(values, &name)?;
                         Weights::dense(values, rows, cols, dtype)?
                     }
                     (other, _) => {
                         let bytes = g.context(q.data(), &name)?;
-                        Weights::ggml(other, &bytes, rows, cols)
-                            .with_context(|| format!("{}: tensor `{name}`", g.path.display()))?
+                        Weights::ggml(other, &bytes, rows, cols).with_context(|| format!("{}: tensor `{name}`", g.path.display()))?
                     }
                 };
                 (weight, stored_as)
             }
             TensorFile::Random(r) => return r.matrix(id, rows, cols, dtype),
         };
-        Ok(Matrix {
-            weight,
-            stored_as,
-            elements: rows * cols,
-        })
+        Ok(Matrix { weight, stored_as, elements: rows * cols })
     }
 
     /// A 1-D tensor (norm weight, bias, frequency factors) as f32.
@@ -345,9 +292,7 @@ impl TensorFile {
             TensorFile::Safetensors(st) => {
                 let name = id.hf_name();
                 let (tensor, _) = st.load(&name, &[len], DType::F32)?;
-                tensor
-                    .to_vec1::<f32>()
-                    .with_context(|| format!("cannot read tensor `{name}`"))
+                tensor.to_vec1::<f32>().with_context(|| format!("cannot read tensor `{name}`"))
             }
             TensorFile::Gguf(g) => {
                 let name = id.gguf_name();
@@ -378,58 +323,31 @@ impl SafetensorsFiles {
             check_safetensors_header(path)?;
             // SAFETY: the map is only read while loading and dropped afterwards; like every
             // memory-mapped loader, this assumes nobody truncates the file meanwhile.
-            let mapped = unsafe { MmapedSafetensors::new(path) }.with_context(|| {
-                format!("{}: corrupt or truncated safetensors file", path.display())
-            })?;
+            let mapped = unsafe { MmapedSafetensors::new(path) }
+                .with_context(|| format!("{}: corrupt or truncated safetensors file", path.display()))?;
             for (name, _) in mapped.tensors() {
                 shard_of.insert(name, index);
             }
             shards.push((path.clone(), mapped));
         }
-        Ok(Self {
-            shards,
-            shard_of,
-            config_path: config_path.to_path_buf(),
-        })
+        Ok(Self { shards, shard_of, config_path: config_path.to_path_buf() })
     }
 
     /// Loads `name`, checking its shape against `shape` first; returns it in `dtype` together
     /// with the dtype the file stores.
-    fn load(
-        &self,
-        name: &str,
-        shape: &[usize],
-        dtype: DType,
-    ) -> Result<(Tensor, DType)> {
+    fn load(&self, name: &str, shape: &[usize], dtype: DType) -> Result<(Tensor, DType)> {
         let Some(&index) = self.shard_of.get(name) else {
-            let files: Vec<String> = self
-                .shards
-                .iter()
-                .map(|(p, _)| p.display().to_string())
-                .collect();
+            let files: Vec<String> = self.shards.iter().map(|(p, _)| p.display().to_string()).collect();
             bail!("tensor `{name}` is missing from {}", files.join(", "));
         };
         let (path, mapped) = &self.shards[index];
-        let view = mapped
-            .get(name)
-            .with_context(|| format!("{}: cannot read tensor `{name}`", path.display()))?;
+        let view = mapped.get(name).with_context(|| format!("{}: cannot read tensor `{name}`", path.display()))?;
         if view.shape() != shape {
-            bail!(
-                "{}: tensor `{name}` has shape {:?} but {} implies {shape:?}",
-                path.display(),
-                view.shape(),
-                self.config_path.display()
-            );
+            bail!("{}: tensor `{name}` has shape {:?} but {} implies {shape:?}", path.display(), view.shape(), self.config_path.display());
         }
-        let stored = DType::try_from(view.dtype())
-            .ok()
-            .filter(|d| matches!(d, DType::F32 | DType::F16 | DType::BF16));
+        let stored = DType::try_from(view.dtype()).ok().filter(|d| matches!(d, DType::F32 | DType::F16 | DType::BF16));
         let Some(stored) = stored else {
-            bail!(
-                "{}: tensor `{name}` has dtype {:?}; expected F32, F16 or BF16",
-                path.display(),
-                view.dtype()
-            );
+            bail!("{}: tensor `{name}` has dtype {:?}; expected F32, F16 or BF16", path.display(), view.dtype());
         };
         let tensor = mapped
             .load(name, &Device::Cpu)
@@ -442,29 +360,18 @@ impl SafetensorsFiles {
 /// Catches non-safetensors input before the parser sees it: the file must start with an 8-byte
 /// header length that fits in the file, followed by a JSON object.
 fn check_safetensors_header(path: &Path) -> Result<()> {
-    let mut file =
-        File::open(path).with_context(|| format!("cannot open weights file {}", path.display()))?;
-    let len = file
-        .metadata()
-        .with_context(|| format!("cannot stat {}", path.display()))?
-        .len();
+    let mut file = File::open(path).with_context(|| format!("cannot open weights file {}", path.display()))?;
+    let len = file.metadata().with_context(|| format!("cannot stat {}", path.display()))?.len();
     let mut head = [0u8; 9];
     if len < head.len() as u64 {
-        bail!(
-            "{}: not a safetensors file (only {len} bytes)",
-            path.display()
-        );
+        bail!("{}: not a safetensors file (only {len} bytes)", path.display());
     }
-    file.read_exact(&mut head)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    file.read_exact(&mut head).with_context(|| format!("cannot read {}", path.display()))?;
     let mut size = [0u8; 8];
     size.copy_from_slice(&head[..8]);
     let header_len = u64::from_le_bytes(size);
     if header_len > len - 8 || head[8] != b'{' {
-        bail!(
-            "{}: not a safetensors file or truncated (header of {header_len} bytes in a {len}-byte file)",
-            path.display()
-        );
+        bail!("{}: not a safetensors file or truncated (header of {header_len} bytes in a {len}-byte file)", path.display());
     }
     Ok(())
 }
@@ -478,41 +385,22 @@ pub(crate) struct GgufFile {
 
 impl GgufFile {
     fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path)
-            .with_context(|| format!("cannot open GGUF file {}", path.display()))?;
-        let file_len = file
-            .metadata()
-            .with_context(|| format!("cannot stat {}", path.display()))?
-            .len();
+        let file = File::open(path).with_context(|| format!("cannot open GGUF file {}", path.display()))?;
+        let file_len = file.metadata().with_context(|| format!("cannot stat {}", path.display()))?.len();
         let mut reader = BufReader::new(file);
         let mut magic = [0u8; 4];
         if file_len < 4 {
-            bail!(
-                "{}: not a GGUF file (only {file_len} bytes)",
-                path.display()
-            );
+            bail!("{}: not a GGUF file (only {file_len} bytes)", path.display());
         }
-        reader
-            .read_exact(&mut magic)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        reader.read_exact(&mut magic).with_context(|| format!("cannot read {}", path.display()))?;
         if &magic != b"GGUF" {
-            bail!(
-                "{}: not a GGUF file (wrong magic number {magic:02x?}, expected \"GGUF\")",
-                path.display()
-            );
+            bail!("{}: not a GGUF file (wrong magic number {magic:02x?}, expected \"GGUF\")", path.display());
         }
-        reader
-            .seek(SeekFrom::Start(0))
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let content = gguf_file::Content::read(&mut reader)
-            .with_context(|| format!("{}: corrupt or truncated GGUF header", path.display()))?;
-        check_gguf_extents(&content, file_len)
-            .with_context(|| format!("{}: corrupt GGUF file", path.display()))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            content,
-            reader,
-        })
+        reader.seek(SeekFrom::Start(0)).with_context(|| format!("cannot read {}", path.display()))?;
+        let content =
+            gguf_file::Content::read(&mut reader).with_context(|| format!("{}: corrupt or truncated GGUF header", path.display()))?;
+        check_gguf_extents(&content, file_len).with_context(|| format!("{}: corrupt GGUF file", path.display()))?;
+        Ok(Self { path: path.to_path_buf(), content, reader })
     }
 
     /// Reads tensor `name` into host memory, checking its shape first.
@@ -521,11 +409,7 @@ impl GgufFile {
             bail!("{}: tensor `{name}` is missing", self.path.display());
         };
         if info.shape.dims() != shape {
-            bail!(
-                "{}: tensor `{name}` has shape {:?} but the metadata implies {shape:?}",
-                self.path.display(),
-                info.shape.dims()
-            );
+            bail!("{}: tensor `{name}` has shape {:?} but the metadata implies {shape:?}", self.path.display(), info.shape.dims());
         }
         self.content
             .tensor(&mut self.reader, name, &Device::Cpu)
@@ -545,32 +429,20 @@ fn check_gguf_extents(content: &gguf_file::Content, file_len: u64) -> Result<()>
     infos.sort_by_key(|(_, info)| info.offset);
     for (name, info) in infos {
         let dims = info.shape.dims();
-        let elements = dims
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
+        let elements = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
         let Some(elements) = elements else {
             bail!("tensor `{name}` has an impossible shape {dims:?}");
         };
         let block = info.ggml_dtype.block_size() as u64;
         let row = dims.last().copied().unwrap_or(1) as u64;
         if row % block != 0 {
-            bail!(
-                "tensor `{name}`: rows of {row} values do not fill {:?} blocks of {block}",
-                info.ggml_dtype
-            );
+            bail!("tensor `{name}`: rows of {row} values do not fill {:?} blocks of {block}", info.ggml_dtype);
         }
         let bytes = (elements / block).checked_mul(info.ggml_dtype.type_size() as u64);
-        let end = bytes.and_then(|b| {
-            content
-                .tensor_data_offset
-                .checked_add(info.offset)?
-                .checked_add(b)
-        });
+        let end = bytes.and_then(|b| content.tensor_data_offset.checked_add(info.offset)?.checked_add(b));
         match end {
             Some(end) if end <= file_len => {}
-            Some(end) => bail!(
-                "file is truncated: tensor `{name}` ends at byte {end} but the file has {file_len} bytes"
-            ),
+            Some(end) => bail!("file is truncated: tensor `{name}` ends at byte {end} but the file has {file_len} bytes"),
             None => bail!("tensor `{name}` has an impossible offset {}", info.offset),
         }
     }

@@ -53,15 +53,9 @@ impl Ids {
 pub fn sample(env: &dyn Environment, db: &Db, seed: u64) -> anyhow::Result<UserData> {
     let spec: &Subjects = env.subjects();
     let list_key = spec.records.list.as_str();
-    let users = db
-        .get(&spec.table)
-        .and_then(Value::as_object)
-        .with_context(|| format!("the database has no {} table", spec.table))?;
-    let candidates: Vec<&String> = users
-        .iter()
-        .filter(|(_, u)| u.get(list_key).and_then(Value::as_array).is_some_and(|l| !l.is_empty()))
-        .map(|(id, _)| id)
-        .collect();
+    let users = db.get(&spec.table).and_then(Value::as_object).with_context(|| format!("the database has no {} table", spec.table))?;
+    let candidates: Vec<&String> =
+        users.iter().filter(|(_, u)| u.get(list_key).and_then(Value::as_array).is_some_and(|l| !l.is_empty())).map(|(id, _)| id).collect();
     if candidates.is_empty() {
         bail!("no {} record in the database has any {list_key}", spec.table);
     }
@@ -157,7 +151,9 @@ mod tests {
         let data = sample(resolve("retail").unwrap(), &db, 11).unwrap();
         assert_eq!(data.user_id, sample(resolve("retail").unwrap(), &db, 11).unwrap().user_id);
         assert_eq!(data.ids.get("email"), vec![db["users"][&data.user_id]["email"].as_str().unwrap().to_string()]);
-        assert!(!data.ids.get("order_id").is_empty() && !data.ids.get("item_ids").is_empty() && !data.ids.get("payment_method_id").is_empty());
+        assert!(
+            !data.ids.get("order_id").is_empty() && !data.ids.get("item_ids").is_empty() && !data.ids.get("payment_method_id").is_empty()
+        );
         for oid in data.ids.get("order_id") {
             assert_eq!(db["orders"][oid]["user_id"], data.user_id.as_str());
         }

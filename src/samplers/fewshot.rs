@@ -30,9 +30,11 @@ fn parse_lines(text: &str, origin: &str) -> anyhow::Result<Vec<Value>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).with_context(|| format!("{origin}:{}: not JSON", i + 1))?;
-        let (Some(instruction), Some(actions), Some(outputs)) =
-            (v.get("instruction").and_then(Value::as_str), v.get("actions").filter(|a| a.is_array()), v.get("outputs").filter(|o| o.is_array()))
-        else {
+        let (Some(instruction), Some(actions), Some(outputs)) = (
+            v.get("instruction").and_then(Value::as_str),
+            v.get("actions").filter(|a| a.is_array()),
+            v.get("outputs").filter(|o| o.is_array()),
+        ) else {
             bail!("{origin}:{}: a few-shot example needs instruction (string), actions and outputs (lists)", i + 1);
         };
         out.push(json!({"instruction": instruction, "actions": actions, "outputs": outputs}));

@@ -36,8 +36,8 @@ use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
 use crate::env::state::hash;
-use crate::seeds::derive;
 use crate::env::{Action, Args, Db, EnvError, Environment, Session, ToolInfo, ToolKind};
+use crate::seeds::derive;
 
 use super::UserData;
 
@@ -102,7 +102,16 @@ pub fn sample(env: &dyn Environment, db: &Db, data: &UserData, seed: u64, max_wr
 /// One walk: identification, a few exploring reads, then the writes.
 fn draw_once(env: &dyn Environment, db: &Db, data: &UserData, seed: u64, max_writes: usize) -> Result<Option<Sampled>, EnvError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut walk = Walk { env, data, db, docs: documents(env, db, &data.records, &mut rng), made: Vec::new(), session: env.open(db.clone())?, current: db.clone(), hash: hash(db) };
+    let mut walk = Walk {
+        env,
+        data,
+        db,
+        docs: documents(env, db, &data.records, &mut rng),
+        made: Vec::new(),
+        session: env.open(db.clone())?,
+        current: db.clone(),
+        hash: hash(db),
+    };
 
     walk.identify(&mut rng)?;
     let mut reads: Vec<&ToolInfo> = env.tools().iter().filter(|t| t.kind == ToolKind::Read).collect();
@@ -181,10 +190,14 @@ impl Walk<'_> {
         };
         let mut trace: Vec<Action> = self.made.iter().map(|m| m.action.clone()).collect();
         trace.push(action.clone());
-        let broken = !self.env.check(self.db, &trace).map_err(|e| match e.downcast::<EnvError>() {
-            Ok(env) => env,
-            Err(e) => EnvError::call(format!("{e:#}")),
-        })?.is_empty();
+        let broken = !self
+            .env
+            .check(self.db, &trace)
+            .map_err(|e| match e.downcast::<EnvError>() {
+                Ok(env) => env,
+                Err(e) => EnvError::call(format!("{e:#}")),
+            })?
+            .is_empty();
         if write {
             let after = self.session.state()?.into_owned();
             if broken || hash(&after) == self.hash {
@@ -272,7 +285,8 @@ fn documents(env: &dyn Environment, db: &Db, records: &Value, rng: &mut ChaCha8R
 /// has nothing to take.
 fn fill(tool: &ToolInfo, docs: &[Doc], data: &UserData, env: &dyn Environment, rng: &mut ChaCha8Rng) -> Option<(Args, Vec<usize>)> {
     let props = tool.parameters.get("properties")?.as_object()?;
-    let required: Vec<&str> = tool.parameters.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    let required: Vec<&str> =
+        tool.parameters.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
     // Record ids first: they choose the scope the other arguments are drawn from.
     let record_args = &env.subjects().records.id_args;
     let mut names: Vec<&String> = props.keys().filter(|n| required.contains(&n.as_str()) || rng.random_bool(0.25)).collect();
@@ -315,7 +329,15 @@ fn fill(tool: &ToolInfo, docs: &[Doc], data: &UserData, env: &dyn Environment, r
 }
 
 /// A value for one argument (see the module's list).
-fn fill_one(name: &str, schema: &Value, docs: &[Doc], data: &UserData, scope: Option<usize>, arrays: &[Vec<Value>], rng: &mut ChaCha8Rng) -> Option<Value> {
+fn fill_one(
+    name: &str,
+    schema: &Value,
+    docs: &[Doc],
+    data: &UserData,
+    scope: Option<usize>,
+    arrays: &[Vec<Value>],
+    rng: &mut ChaCha8Rng,
+) -> Option<Value> {
     if let Some(options) = schema.get("enum").and_then(Value::as_array) {
         return options.choose(rng).cloned();
     }
@@ -337,7 +359,10 @@ fn fill_one(name: &str, schema: &Value, docs: &[Doc], data: &UserData, scope: Op
             let partner = arrays.last().and_then(|a| a.get(i));
             let near: Vec<&Value> = pool
                 .iter()
-                .filter(|v| !chosen.contains(v) && partner.is_none_or(|p| docs.iter().any(|d| contains(&d.value, p) && contains(&d.value, v) && p != *v)))
+                .filter(|v| {
+                    !chosen.contains(v)
+                        && partner.is_none_or(|p| docs.iter().any(|d| contains(&d.value, p) && contains(&d.value, v) && p != *v))
+                })
                 .collect();
             let far: Vec<&Value> = pool.iter().filter(|v| !chosen.contains(v)).collect();
             chosen.push((*near.choose(rng).or_else(|| far.choose(rng))?).clone());
@@ -360,7 +385,15 @@ fn fill_one(name: &str, schema: &Value, docs: &[Doc], data: &UserData, scope: Op
 
 /// The values an argument may take: the data sampler's ids for it, else the values seen under
 /// `key` (of the schema's type); inside the scope document when it has any, most of the time.
-fn candidates(name: &str, key: &str, schema: &Value, docs: &[Doc], data: &UserData, scope: Option<usize>, rng: &mut ChaCha8Rng) -> Vec<Value> {
+fn candidates(
+    name: &str,
+    key: &str,
+    schema: &Value,
+    docs: &[Doc],
+    data: &UserData,
+    scope: Option<usize>,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Value> {
     let ids: Vec<Value> = data.ids.get(name).iter().map(|s| Value::String(s.clone())).collect();
     let fits = |v: &Value| match schema.get("type").and_then(Value::as_str) {
         Some("string") | None => v.is_string(),

@@ -62,7 +62,14 @@ pub fn sample(env: &'static dyn Environment, db: &Db, run_seed: u64, task: usize
 /// 1 to `max_writes` writes ([`grounded::sample`]), on database `db`. The context's tools and
 /// policy excerpt are replaced by those of the sampled actions, so that the generator sees the
 /// rules that govern what it writes up. Leaves `sampled` empty when no write could be made.
-pub fn ground(env: &'static dyn Environment, db: &Db, context: &mut Context, run_seed: u64, task: usize, max_writes: usize) -> Result<(), EnvError> {
+pub fn ground(
+    env: &'static dyn Environment,
+    db: &Db,
+    context: &mut Context,
+    run_seed: u64,
+    task: usize,
+    max_writes: usize,
+) -> Result<(), EnvError> {
     let seed = derive(run_seed, &["blueprint", &task.to_string(), "sampler", "grounded"]);
     let Some(sampled) = grounded::sample(env, db, &context.data, seed, max_writes)? else { return Ok(()) };
     let mut tools: Vec<&'static str> = Vec::new();

@@ -6,12 +6,36 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 const TRAITS: &[&str] = &[
-    "impatient", "meticulous", "cheerful", "skeptical", "forgetful", "polite", "blunt", "anxious", "chatty",
-    "decisive", "indecisive", "frugal", "generous", "suspicious of upsells", "easily confused",
+    "impatient",
+    "meticulous",
+    "cheerful",
+    "skeptical",
+    "forgetful",
+    "polite",
+    "blunt",
+    "anxious",
+    "chatty",
+    "decisive",
+    "indecisive",
+    "frugal",
+    "generous",
+    "suspicious of upsells",
+    "easily confused",
 ];
 const OCCUPATIONS: &[&str] = &[
-    "nurse", "high-school teacher", "software tester", "retired plumber", "graduate student", "chef",
-    "truck driver", "accountant", "florist", "museum guide", "freelance translator", "farmer", "pharmacist",
+    "nurse",
+    "high-school teacher",
+    "software tester",
+    "retired plumber",
+    "graduate student",
+    "chef",
+    "truck driver",
+    "accountant",
+    "florist",
+    "museum guide",
+    "freelance translator",
+    "farmer",
+    "pharmacist",
 ];
 const TONES: &[&str] = &["formal", "casual", "terse", "warm", "frustrated", "apologetic", "businesslike"];
 const KNOWLEDGE: &[&str] = &[

@@ -165,12 +165,8 @@ fn router(shared: Arc<Shared>) -> Router {
 /// Checks `Authorization: Bearer KEY` when the server has a key.
 async fn authorize(State(shared): State<Arc<Shared>>, request: HttpRequest, next: Next) -> Response {
     if let Some(key) = &shared.api_key {
-        let given = request
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let given =
+            request.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
         if given != Some(key.as_str()) {
             let message = if given.is_some() { "the API key is not valid" } else { "no API key: send Authorization: Bearer KEY" };
             return ApiError::status(StatusCode::UNAUTHORIZED, message).code("invalid_api_key").into_response();

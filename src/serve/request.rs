@@ -152,7 +152,9 @@ pub fn common(body: &Map<String, Value>, default_max_tokens: Option<usize>) -> R
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(items)) => items
             .iter()
-            .map(|s| s.as_str().map(str::to_string).ok_or_else(|| ApiError::invalid("stop", "`stop` must be a string or a list of strings")))
+            .map(|s| {
+                s.as_str().map(str::to_string).ok_or_else(|| ApiError::invalid("stop", "`stop` must be a string or a list of strings"))
+            })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(ApiError::invalid("stop", "`stop` must be a string or a list of strings")),
     };
@@ -184,11 +186,9 @@ fn constraint(body: &Map<String, Value>) -> Result<Option<Constraint>, ApiError>
             Some("text") => {}
             Some("json_object") => found.push(("response_format", Constraint::JsonSchema(serde_json::json!({"type": "object"})))),
             Some("json_schema") => {
-                let schema = format
-                    .get("json_schema")
-                    .and_then(|s| s.get("schema"))
-                    .filter(|s| s.is_object())
-                    .ok_or_else(|| ApiError::invalid("response_format", "`response_format.json_schema.schema` must be a JSON schema object"))?;
+                let schema = format.get("json_schema").and_then(|s| s.get("schema")).filter(|s| s.is_object()).ok_or_else(|| {
+                    ApiError::invalid("response_format", "`response_format.json_schema.schema` must be a JSON schema object")
+                })?;
                 found.push(("response_format", Constraint::JsonSchema(schema.clone())));
             }
             _ => return Err(ApiError::invalid("response_format", "`response_format.type` must be text, json_object or json_schema")),
@@ -209,14 +209,17 @@ fn constraint(body: &Map<String, Value>) -> Result<Option<Constraint>, ApiError>
         }
     };
     if let Some(outputs) = get(body, "structured_outputs") {
-        let outputs = outputs.as_object().ok_or_else(|| ApiError::invalid("structured_outputs", "`structured_outputs` must be an object"))?;
+        let outputs =
+            outputs.as_object().ok_or_else(|| ApiError::invalid("structured_outputs", "`structured_outputs` must be an object"))?;
         for (key, value) in outputs.iter().filter(|(_, v)| !v.is_null()) {
             let param = "structured_outputs";
             match key.as_str() {
                 "json" => found.push((param, schema(param, value)?)),
                 "regex" => found.push((param, Constraint::Regex(string(param, value)?))),
                 "grammar" => found.push((param, Constraint::Lark(string(param, value)?))),
-                other => return Err(ApiError::invalid(param, format!("`structured_outputs.{other}` is not supported (json, regex, grammar)"))),
+                other => {
+                    return Err(ApiError::invalid(param, format!("`structured_outputs.{other}` is not supported (json, regex, grammar)")))
+                }
             }
         }
     }
@@ -312,7 +315,8 @@ pub fn messages(body: &Map<String, Value>) -> Result<Vec<Message>, ApiError> {
             let mut calls = Vec::new();
             for (j, call) in item.get("tool_calls").and_then(Value::as_array).into_iter().flatten().enumerate() {
                 let function = call.get("function").ok_or_else(|| bad(format!("tool_calls[{j}] has no `function`")))?;
-                let name = function.get("name").and_then(Value::as_str).ok_or_else(|| bad(format!("tool_calls[{j}] has no function name")))?;
+                let name =
+                    function.get("name").and_then(Value::as_str).ok_or_else(|| bad(format!("tool_calls[{j}] has no function name")))?;
                 let arguments = match function.get("arguments") {
                     None | Some(Value::Null) => Map::new(),
                     Some(Value::Object(map)) => map.clone(),
@@ -361,7 +365,10 @@ pub fn tools(body: &Map<String, Value>) -> Result<(Vec<Value>, ToolChoice), ApiE
         let named = tool.get("type").and_then(Value::as_str) == Some("function")
             && tool.get("function").and_then(|f| f.get("name")).and_then(Value::as_str).is_some_and(|n| !n.is_empty());
         if !named {
-            return Err(ApiError::invalid("tools", format!("tools[{i}] must be {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}")));
+            return Err(ApiError::invalid(
+                "tools",
+                format!("tools[{i}] must be {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}"),
+            ));
         }
     }
     let choice = match get(body, "tool_choice") {
@@ -371,11 +378,21 @@ pub fn tools(body: &Map<String, Value>) -> Result<(Vec<Value>, ToolChoice), ApiE
             "none" => ToolChoice::None,
             "auto" => ToolChoice::Auto,
             "required" => ToolChoice::Required,
-            other => return Err(ApiError::invalid("tool_choice", format!("unknown tool_choice {other:?} (none, auto, required, or a function)"))),
+            other => {
+                return Err(ApiError::invalid(
+                    "tool_choice",
+                    format!("unknown tool_choice {other:?} (none, auto, required, or a function)"),
+                ))
+            }
         },
         Some(Value::Object(o)) => match o.get("function").and_then(|f| f.get("name")).and_then(Value::as_str) {
             Some(name) => ToolChoice::Named(name.to_string()),
-            None => return Err(ApiError::invalid("tool_choice", "`tool_choice` must name a function: {\"type\": \"function\", \"function\": {\"name\": ...}}")),
+            None => {
+                return Err(ApiError::invalid(
+                    "tool_choice",
+                    "`tool_choice` must name a function: {\"type\": \"function\", \"function\": {\"name\": ...}}",
+                ))
+            }
         },
         Some(_) => return Err(ApiError::invalid("tool_choice", "`tool_choice` must be a string or an object")),
     };
@@ -421,7 +438,10 @@ mod tests {
 
     #[test]
     fn constraints_come_from_any_one_spelling() {
-        let c = common(&map(json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}})), None);
+        let c = common(
+            &map(json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}})),
+            None,
+        );
         assert_eq!(c.unwrap().constraint, Some(Constraint::JsonSchema(json!({"type": "object"}))));
         let c = common(&map(json!({"structured_outputs": {"regex": "[0-9]+"}})), None).unwrap();
         assert_eq!(c.constraint, Some(Constraint::Regex("[0-9]+".into())));

@@ -82,7 +82,11 @@ pub async fn completions(State(shared): AppState, body: Bytes) -> Result<Respons
         })
         .collect();
     if prompts.len() * common.n > MAX_CHOICES {
-        return Err(ApiError::bad_request(format!("{} prompts × n = {} asks for more than {MAX_CHOICES} choices", prompts.len(), common.n)));
+        return Err(ApiError::bad_request(format!(
+            "{} prompts × n = {} asks for more than {MAX_CHOICES} choices",
+            prompts.len(),
+            common.n
+        )));
     }
     let permit = admit(&shared)?;
     let mut choices = Vec::new();
@@ -92,7 +96,13 @@ pub async fn completions(State(shared): AppState, body: Bytes) -> Result<Respons
             choices.push(Choice { prompt: prompt.clone(), prompt_tokens, seed_offset: i, counted: i == 0 });
         }
     }
-    let reply = Reply { kind: Kind::Completion, common, id: format!("cmpl-{:032x}", rand::random::<u128>()), created: now(), model: shared.name.clone() };
+    let reply = Reply {
+        kind: Kind::Completion,
+        common,
+        id: format!("cmpl-{:032x}", rand::random::<u128>()),
+        created: now(),
+        model: shared.name.clone(),
+    };
     respond(shared, reply, choices, permit).await
 }
 
@@ -102,19 +112,24 @@ pub async fn chat(State(shared): AppState, body: Bytes) -> Result<Response, ApiE
     check_model(&shared, &common)?;
     let messages = request::messages(&body)?;
     let (tools, choice) = request::tools(&body)?;
-    let format = ToolFormat::from_name(&shared.engine.info().tool_format).map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let format = ToolFormat::from_name(&shared.engine.info().tool_format)
+        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let parallel = body.get("parallel_tool_calls").and_then(Value::as_bool).unwrap_or(true);
     let calls = match &choice {
         ToolChoice::None => None,
         _ if common.constraint.is_some() => {
-            return Err(ApiError::invalid("tool_choice", "an output constraint (response_format, a grammar) and tool calls cannot be combined; set tool_choice to none"))
+            return Err(ApiError::invalid(
+                "tool_choice",
+                "an output constraint (response_format, a grammar) and tool calls cannot be combined; set tool_choice to none",
+            ))
         }
         ToolChoice::Auto => Some("auto"),
         ToolChoice::Required => Some("required"),
         ToolChoice::Named(name) => Some(name.as_str()),
     };
     if let Some(calls) = calls {
-        common.constraint = tools::tool_choice_constraint(calls, format, &tools).map_err(|e| ApiError::invalid("tool_choice", format!("{e:#}")))?;
+        common.constraint =
+            tools::tool_choice_constraint(calls, format, &tools).map_err(|e| ApiError::invalid("tool_choice", format!("{e:#}")))?;
     }
     let turn = messages.len();
     let prompt = Prompt::Chat { messages, tools: tools.clone(), add_generation_prompt: true, thinking: request::thinking(&body) };
@@ -122,7 +137,13 @@ pub async fn chat(State(shared): AppState, body: Bytes) -> Result<Response, ApiE
     let prompt_tokens = count_tokens(&shared, &prompt).await?;
     let choices = (0..common.n).map(|i| Choice { prompt: prompt.clone(), prompt_tokens, seed_offset: i, counted: i == 0 }).collect();
     let parse = calls.map(|_| CallParse { format, tools, parallel, turn });
-    let reply = Reply { kind: Kind::Chat(parse), common, id: format!("chatcmpl-{:032x}", rand::random::<u128>()), created: now(), model: shared.name.clone() };
+    let reply = Reply {
+        kind: Kind::Chat(parse),
+        common,
+        id: format!("chatcmpl-{:032x}", rand::random::<u128>()),
+        created: now(),
+        model: shared.name.clone(),
+    };
     respond(shared, reply, choices, permit).await
 }
 
@@ -236,8 +257,11 @@ fn now() -> u64 {
 
 fn check_model(shared: &Shared, common: &Common) -> Result<(), ApiError> {
     match &common.model {
-        Some(model) if *model != shared.name => Err(ApiError::status(StatusCode::NOT_FOUND, format!("the model `{model}` does not exist; this server serves `{}`", shared.name))
-            .code("model_not_found")),
+        Some(model) if *model != shared.name => Err(ApiError::status(
+            StatusCode::NOT_FOUND,
+            format!("the model `{model}` does not exist; this server serves `{}`", shared.name),
+        )
+        .code("model_not_found")),
         _ => Ok(()),
     }
 }
@@ -245,7 +269,10 @@ fn check_model(shared: &Shared, common: &Common) -> Result<(), ApiError> {
 /// A place in the bounded queue, or 503.
 fn admit(shared: &Arc<Shared>) -> Result<OwnedSemaphorePermit, ApiError> {
     shared.queue.clone().try_acquire_owned().map_err(|_| {
-        ApiError::status(StatusCode::SERVICE_UNAVAILABLE, format!("the server is busy: {} requests are in flight (--max-queue); retry later", shared.max_queue))
+        ApiError::status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the server is busy: {} requests are in flight (--max-queue); retry later", shared.max_queue),
+        )
     })
 }
 
@@ -356,7 +383,13 @@ async fn respond(shared: Arc<Shared>, reply: Reply, choices: Vec<Choice>, permit
 
 /// The streamed response: chunks as the choices generate, then usage (when asked) and `[DONE]`.
 /// Dropping the stream (the client hung up) drops the guards, which cancels the generations.
-fn stream_response(shared: Arc<Shared>, reply: Reply, choices: Vec<Choice>, prompt_tokens: usize, permit: OwnedSemaphorePermit) -> Response {
+fn stream_response(
+    shared: Arc<Shared>,
+    reply: Reply,
+    choices: Vec<Choice>,
+    prompt_tokens: usize,
+    permit: OwnedSemaphorePermit,
+) -> Response {
     let (rx, guards) = start(&shared, &reply, &choices, true);
     let mut queue = VecDeque::new();
     if reply.is_chat() {
@@ -408,7 +441,9 @@ impl Streaming {
                 let choice = match (&self.reply.kind, part) {
                     (Kind::Completion, _) => json!({"index": index, "text": text, "logprobs": null, "finish_reason": null}),
                     (_, Part::Answer) => json!({"index": index, "delta": {"content": text}, "logprobs": null, "finish_reason": null}),
-                    (_, Part::Reasoning) => json!({"index": index, "delta": {"reasoning_content": text}, "logprobs": null, "finish_reason": null}),
+                    (_, Part::Reasoning) => {
+                        json!({"index": index, "delta": {"reasoning_content": text}, "logprobs": null, "finish_reason": null})
+                    }
                 };
                 self.queue.push_back(self.reply.envelope(true, vec![choice]).to_string());
             }
@@ -431,11 +466,15 @@ impl Streaming {
                                 }
                                 delta.insert("content".into(), message["content"].clone());
                                 if let Some(calls) = message["tool_calls"].as_array() {
-                                    let calls: Vec<Value> = calls.iter().enumerate().map(|(i, c)| {
-                                        let mut c = c.clone();
-                                        c["index"] = json!(i);
-                                        c
-                                    }).collect();
+                                    let calls: Vec<Value> = calls
+                                        .iter()
+                                        .enumerate()
+                                        .map(|(i, c)| {
+                                            let mut c = c.clone();
+                                            c["index"] = json!(i);
+                                            c
+                                        })
+                                        .collect();
                                     delta.insert("tool_calls".into(), Value::Array(calls));
                                 }
                                 json!({"index": index, "delta": delta, "logprobs": null, "finish_reason": finish})
@@ -448,9 +487,9 @@ impl Streaming {
                         }
                         self.queue.push_back(self.reply.envelope(true, vec![last]).to_string());
                     }
-                    Err(_) if cancelled => self.queue.push_back(
-                        ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down").body().to_string(),
-                    ),
+                    Err(_) if cancelled => self
+                        .queue
+                        .push_back(ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down").body().to_string()),
                     Err(error) => self.queue.push_back(error.body().to_string()),
                 }
                 if self.left == 0 {
@@ -466,7 +505,8 @@ impl Streaming {
             return;
         }
         if self.left > 0 {
-            self.queue.push_back(ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, "a generation ended without an answer").body().to_string());
+            self.queue
+                .push_back(ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, "a generation ended without an answer").body().to_string());
         }
         if self.reply.common.include_usage {
             let mut chunk = self.reply.envelope(true, Vec::new());

@@ -23,9 +23,11 @@ const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 
 /// Llama 3's split: contractions, letters with one leading non-letter, numbers in groups of up
 /// to three, punctuation runs, newlines, then other whitespace.
-const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const LLAMA3_PATTERN: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Qwen2's split: Llama 3's, except that every digit stands alone.
-const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_PATTERN: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// The normalizer and pre-tokenizer a `tokenizer.ggml.pre` name stands for, as the model's own
 /// `tokenizer.json` declares them.
@@ -33,20 +35,13 @@ pub(super) fn pre_tokenizer(pre: &str) -> Result<(Option<NormalizerWrapper>, Pre
     let split = |pattern: &str| -> Result<PreTokenizerWrapper> {
         let split = Split::new(SplitPattern::Regex(pattern.to_string()), SplitDelimiterBehavior::Isolated, false)
             .map_err(|e| anyhow::anyhow!("bad pre-tokenizer pattern: {e}"))?;
-        Ok(PreTokenizerWrapper::Sequence(Sequence::new(vec![
-            split.into(),
-            ByteLevel::new(false, false, false).into(),
-        ])))
+        Ok(PreTokenizerWrapper::Sequence(Sequence::new(vec![split.into(), ByteLevel::new(false, false, false).into()])))
     };
     Ok(match pre {
         // GPT-2's own regex (inside ByteLevel), after splitting every digit apart.
-        "smollm" => (
-            None,
-            PreTokenizerWrapper::Sequence(Sequence::new(vec![
-                Digits::new(true).into(),
-                ByteLevel::new(false, true, true).into(),
-            ])),
-        ),
+        "smollm" => {
+            (None, PreTokenizerWrapper::Sequence(Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()])))
+        }
         "gpt2" | "gpt-2" | "default" => (None, ByteLevel::new(false, true, true).into()),
         "llama-bpe" | "llama3" => (None, split(LLAMA3_PATTERN)?),
         "qwen2" => (Some(NFC.into()), split(QWEN2_PATTERN)?),
@@ -88,14 +83,9 @@ pub(super) fn build(content: &Content) -> Result<tokenizers::Tokenizer> {
     let (normalizer, pre_tokenizer) = pre_tokenizer(pre)?;
 
     let vocab: Vocab = tokens.iter().enumerate().map(|(id, t)| (t.to_string(), id as u32)).collect();
-    let bpe = BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot build the BPE model: {e}"))?;
+    let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(|e| anyhow::anyhow!("cannot build the BPE model: {e}"))?;
     let mut tokenizer = tokenizers::Tokenizer::new(bpe);
-    tokenizer
-        .with_normalizer(normalizer)
-        .map_err(|e| anyhow::anyhow!("cannot set the normalizer: {e}"))?;
+    tokenizer.with_normalizer(normalizer).map_err(|e| anyhow::anyhow!("cannot set the normalizer: {e}"))?;
     tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
     tokenizer.with_decoder(Some(ByteLevelDecoder::new(true, true, true)));
 
@@ -109,12 +99,8 @@ pub(super) fn build(content: &Content) -> Result<tokenizers::Tokenizer> {
             .map(|(token, _)| AddedToken::from(token.to_string(), special).normalized(false))
             .collect()
     };
-    tokenizer
-        .add_special_tokens(added(TOKEN_TYPE_CONTROL, true))
-        .map_err(|e| anyhow::anyhow!("cannot add the control tokens: {e}"))?;
-    tokenizer
-        .add_tokens(added(TOKEN_TYPE_USER_DEFINED, false))
-        .map_err(|e| anyhow::anyhow!("cannot add the user-defined tokens: {e}"))?;
+    tokenizer.add_special_tokens(added(TOKEN_TYPE_CONTROL, true)).map_err(|e| anyhow::anyhow!("cannot add the control tokens: {e}"))?;
+    tokenizer.add_tokens(added(TOKEN_TYPE_USER_DEFINED, false)).map_err(|e| anyhow::anyhow!("cannot add the user-defined tokens: {e}"))?;
     Ok(tokenizer)
 }
 
@@ -156,11 +142,7 @@ mod tests {
         let (_, pre_tokenizer) = pre_tokenizer(pre).unwrap();
         let mut pretokenized = PreTokenizedString::from(text);
         pre_tokenizer.pre_tokenize(&mut pretokenized).unwrap();
-        pretokenized
-            .get_splits(OffsetReferential::Original, OffsetType::Char)
-            .into_iter()
-            .map(|(s, _, _)| s.to_string())
-            .collect()
+        pretokenized.get_splits(OffsetReferential::Original, OffsetType::Char).into_iter().map(|(s, _, _)| s.to_string()).collect()
     }
 
     #[test]

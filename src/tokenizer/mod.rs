@@ -32,18 +32,14 @@ pub struct Tokenizer {
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokenizer")
-            .field("source", &self.source)
-            .field("vocab_size", &self.vocab_size())
-            .finish()
+        f.debug_struct("Tokenizer").field("source", &self.source).field("vocab_size", &self.vocab_size()).finish()
     }
 }
 
 impl Tokenizer {
     /// Loads a Hugging Face `tokenizer.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| anyhow!("cannot load tokenizer {}: {e}", path.display()))?;
+        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| anyhow!("cannot load tokenizer {}: {e}", path.display()))?;
         Ok(Self::wrap(inner, path.display().to_string()))
     }
 
@@ -73,9 +69,7 @@ impl Tokenizer {
                 plain
             })
         };
-        let encoding = tokenizer
-            .encode_fast(text, false)
-            .map_err(|e| anyhow!("cannot encode text with tokenizer {}: {e}", self.source))?;
+        let encoding = tokenizer.encode_fast(text, false).map_err(|e| anyhow!("cannot encode text with tokenizer {}: {e}", self.source))?;
         Ok(encoding.get_ids().to_vec())
     }
 

@@ -55,10 +55,7 @@ pub struct RoleTokens {
 
 impl RoleTokens {
     pub fn total(&self) -> usize {
-        [self.agent, self.user, self.judge]
-            .iter()
-            .map(|t| t.prompt + t.completion)
-            .sum()
+        [self.agent, self.user, self.judge].iter().map(|t| t.prompt + t.completion).sum()
     }
 }
 
@@ -162,20 +159,11 @@ pub fn converse(setup: &Setup, session: &mut dyn Session) -> anyhow::Result<Conv
             if agent_steps >= config.max_turns {
                 break 'conversation End::MaxTurns;
             }
-            let sampling = SamplingParams {
-                seed: derive(setup.seed, &["agent", &agent_steps.to_string()]),
-                ..config.agent.sampling.clone()
-            };
-            let prompt = Prompt::Chat {
-                messages: messages.clone(),
-                tools: tools.clone(),
-                add_generation_prompt: true,
-                thinking: None,
-            };
-            let mut request = Request::new(prompt)
-                .sampling(sampling)
-                .max_tokens(config.agent.max_tokens)
-                .session(agent_session(setup.seed));
+            let sampling =
+                SamplingParams { seed: derive(setup.seed, &["agent", &agent_steps.to_string()]), ..config.agent.sampling.clone() };
+            let prompt = Prompt::Chat { messages: messages.clone(), tools: tools.clone(), add_generation_prompt: true, thinking: None };
+            let mut request =
+                Request::new(prompt).sampling(sampling).max_tokens(config.agent.max_tokens).session(agent_session(setup.seed));
             request.constraint = calls.clone();
             let completion = match generate_in_context(&setup.models.agent, request, &mut agent_tokens) {
                 Ok(Ok(completion)) => completion,
@@ -185,12 +173,7 @@ pub fn converse(setup: &Setup, session: &mut dyn Session) -> anyhow::Result<Conv
                     break 'conversation End::BackendError;
                 }
             };
-            let context = CallContext {
-                tools: &tools,
-                parallel: true,
-                conversation_seed: &conversation_seed,
-                turn: agent_steps,
-            };
+            let context = CallContext { tools: &tools, parallel: true, conversation_seed: &conversation_seed, turn: agent_steps };
             agent_steps += 1;
             let parsed = match parse(format, &completion.text, &context) {
                 Ok(parsed) => parsed,
@@ -219,10 +202,7 @@ pub fn converse(setup: &Setup, session: &mut dyn Session) -> anyhow::Result<Conv
             let mut terminated = false;
             for call in &calls {
                 tool_calls += 1;
-                let action = Action {
-                    name: call.name.clone(),
-                    kwargs: call.arguments.clone(),
-                };
+                let action = Action { name: call.name.clone(), kwargs: call.arguments.clone() };
                 let observation = match session.call(&action) {
                     Ok(result) => result.unwrap_or_else(|error| error),
                     Err(e) if e.fatal => return Err(e.into()),
@@ -232,10 +212,7 @@ pub fn converse(setup: &Setup, session: &mut dyn Session) -> anyhow::Result<Conv
                     }
                 };
                 messages.push(Message::tool_result(call, observation));
-                terminated |= setup
-                    .env
-                    .tool(&call.name)
-                    .is_some_and(|t| t.kind == ToolKind::Terminate);
+                terminated |= setup.env.tool(&call.name).is_some_and(|t| t.kind == ToolKind::Terminate);
             }
             if terminated {
                 break 'conversation End::Terminate;
@@ -245,11 +222,7 @@ pub fn converse(setup: &Setup, session: &mut dyn Session) -> anyhow::Result<Conv
     // The conversation's cached prompts need no longer be kept ahead of others'.
     setup.models.agent.end_session(&agent_session(setup.seed));
     setup.models.user.end_session(&user_session(setup.seed));
-    let tokens = RoleTokens {
-        agent: agent_tokens,
-        user: user.user_tokens,
-        judge: user.judge_tokens,
-    };
+    let tokens = RoleTokens { agent: agent_tokens, user: user.user_tokens, judge: user.judge_tokens };
     // The state of an environment that failed is not asked for: its server was restarted.
     let (end, state) = match end {
         End::EnvError => (end, Db::new()),
@@ -276,8 +249,8 @@ mod tests {
     use crate::chat::generic::call_text;
     use crate::chat::{Role, ToolCall};
     use crate::engine::{Completion, EngineError, FinishReason, LanguageModel, ModelInfo};
-    use crate::trajectory::user::STOP;
     use crate::env::Env;
+    use crate::trajectory::user::STOP;
 
     /// Answers each role from its own queue: agent requests carry tools, judge requests a
     /// constraint, user requests neither. Tokens are counted as characters / 4.
@@ -321,8 +294,7 @@ mod tests {
         fn chars(prompt: &Prompt) -> usize {
             match prompt {
                 Prompt::Chat { messages, tools, .. } => {
-                    messages.iter().map(|m| m.content.len()).sum::<usize>()
-                        + tools.iter().map(|t| t.to_string().len()).sum::<usize>()
+                    messages.iter().map(|m| m.content.len()).sum::<usize>() + tools.iter().map(|t| t.to_string().len()).sum::<usize>()
                 }
                 Prompt::Text(text) => text.len(),
                 Prompt::Tokens(tokens) => tokens.len() * 4,
@@ -346,19 +318,11 @@ mod tests {
             };
             let text = match self.by_seed.get(&request.sampling.seed).filter(|_| !is_agent) {
                 Some(text) => text.clone(),
-                None => source
-                    .lock()
-                    .unwrap()
-                    .pop_front()
-                    .ok_or_else(|| EngineError::Invalid("script ran out".into()))?,
+                None => source.lock().unwrap().pop_front().ok_or_else(|| EngineError::Invalid("script ran out".into()))?,
             };
             let prompt_tokens = Self::chars(&request.prompt) / 4;
             self.seen.lock().unwrap().push(request);
-            let finish_reason = if self.out_of_context {
-                FinishReason::Length
-            } else {
-                FinishReason::Stop
-            };
+            let finish_reason = if self.out_of_context { FinishReason::Length } else { FinishReason::Stop };
             Ok(Completion {
                 text,
                 reasoning: None,
@@ -378,11 +342,7 @@ mod tests {
 
     fn call(name: &str, arguments: serde_json::Value) -> String {
         let arguments = arguments.as_object().cloned().unwrap_or_default();
-        call_text(&ToolCall {
-            id: String::new(),
-            name: name.into(),
-            arguments,
-        })
+        call_text(&ToolCall { id: String::new(), name: name.into(), arguments })
     }
 
     fn blueprint() -> Task {
@@ -399,20 +359,13 @@ mod tests {
 
     fn env() -> Env<'static> {
         let db = json!({"users": {"u1": {"user_id": "u1", "email": "u1@example.com"}}, "orders": {}, "products": {}});
-        Env::new(
-            crate::env::domain("retail").unwrap(),
-            db.as_object().cloned().unwrap_or_default(),
-        )
+        Env::new(crate::env::domain("retail").unwrap(), db.as_object().cloned().unwrap_or_default())
     }
 
     fn play(model: Scripted, config: TrajectoryConfig) -> (Conversation, Vec<Request>) {
         let model = std::sync::Arc::new(model);
         let handle = EngineHandle::new(model.clone());
-        let models = Models {
-            agent: handle.clone(),
-            user: handle.clone(),
-            judge: handle,
-        };
+        let models = Models { agent: handle.clone(), user: handle.clone(), judge: handle };
         let prompts = Prompts::load(None).unwrap();
         let blueprint = blueprint();
         let setup = Setup {
@@ -430,11 +383,7 @@ mod tests {
     }
 
     fn config() -> TrajectoryConfig {
-        TrajectoryConfig {
-            best_of: 1,
-            max_turns: 10,
-            ..TrajectoryConfig::default()
-        }
+        TrajectoryConfig { best_of: 1, max_turns: 10, ..TrajectoryConfig::default() }
     }
 
     #[test]
@@ -447,39 +396,20 @@ mod tests {
         ]
         .map(String::from);
         let agent: Vec<&str> = agent.iter().map(String::as_str).collect();
-        let (c, seen) = play(
-            Scripted::new(&agent, &["what is my email? I am u1", STOP], &[]),
-            config(),
-        );
+        let (c, seen) = play(Scripted::new(&agent, &["what is my email? I am u1", STOP], &[]), config());
         assert_eq!(c.end, End::UserStop);
         assert_eq!((c.agent_steps, c.tool_calls, c.parse_errors), (4, 2, 1));
         let roles: Vec<Role> = c.messages.iter().map(|m| m.role).collect();
         use Role::*;
-        assert_eq!(
-            roles,
-            [System, User, Assistant, Tool, Assistant, Tool, Assistant, User, Assistant]
-        );
+        assert_eq!(roles, [System, User, Assistant, Tool, Assistant, Tool, Assistant, User, Assistant]);
         assert!(c.messages[3].content.contains("u1@example.com"));
         assert_eq!(c.messages[5].content, "Error: user not found");
-        assert!(
-            c.messages[7]
-                .content
-                .starts_with("Error: your last message could not be read"),
-            "{}",
-            c.messages[7].content
-        );
+        assert!(c.messages[7].content.starts_with("Error: your last message could not be read"), "{}", c.messages[7].content);
         assert_eq!(c.messages[8].content, "Your email is u1@example.com.");
         // The greeting opens the simulator's conversation only; the agent's begins with the user.
-        let first_user = seen
-            .iter()
-            .find(|r| matches!(&r.prompt, Prompt::Chat { tools, .. } if tools.is_empty()))
-            .unwrap();
-        let Prompt::Chat { messages, .. } = &first_user.prompt else {
-            panic!("chat prompt")
-        };
-        assert!(messages[0]
-            .content
-            .contains("You are u1 and want to know your email address."));
+        let first_user = seen.iter().find(|r| matches!(&r.prompt, Prompt::Chat { tools, .. } if tools.is_empty())).unwrap();
+        let Prompt::Chat { messages, .. } = &first_user.prompt else { panic!("chat prompt") };
+        assert!(messages[0].content.contains("You are u1 and want to know your email address."));
         assert_eq!(messages[1].content, GREETING);
         assert!(c.messages.iter().all(|m| m.content != GREETING));
         assert_eq!(c.user_turns.len(), 2);
@@ -497,27 +427,14 @@ mod tests {
     fn the_agent_stops_after_max_turns_steps() {
         let lookup = call("get_user_details", json!({"user_id": "u1"}));
         let agent = vec![lookup.as_str(); 5];
-        let (c, _) = play(
-            Scripted::new(&agent, &["hi"], &[]),
-            TrajectoryConfig {
-                max_turns: 3,
-                ..config()
-            },
-        );
+        let (c, _) = play(Scripted::new(&agent, &["hi"], &[]), TrajectoryConfig { max_turns: 3, ..config() });
         assert_eq!(c.end, End::MaxTurns);
         assert_eq!((c.agent_steps, c.tool_calls), (3, 3));
     }
 
     #[test]
     fn repeated_parse_errors_abandon_the_conversation() {
-        let (c, _) = play(
-            Scripted::new(
-                &["<tool_call>{", "<tool_call>[]</tool_call>", "<tool_call>x"],
-                &["hi"],
-                &[],
-            ),
-            config(),
-        );
+        let (c, _) = play(Scripted::new(&["<tool_call>{", "<tool_call>[]</tool_call>", "<tool_call>x"], &["hi"], &[]), config());
         assert_eq!(c.end, End::ParseErrors);
         assert_eq!(c.parse_errors, 3);
     }
@@ -541,22 +458,8 @@ mod tests {
     #[test]
     fn best_of_n_keeps_the_highest_judged_candidate_and_records_every_score() {
         let config = TrajectoryConfig { best_of: 3, ..config() };
-        let judge = [
-            r#"{"score": 3}"#,
-            r#"{"score": 9}"#,
-            r#"{"score": 9}"#,
-            r#"{"score": 8}"#,
-            "oops",
-            r#"{"score": 2}"#,
-        ];
-        let user = [
-            "I am u1",
-            "my id is u1, what is my email?",
-            "hello",
-            STOP,
-            "thanks",
-            "bye",
-        ];
+        let judge = [r#"{"score": 3}"#, r#"{"score": 9}"#, r#"{"score": 9}"#, r#"{"score": 8}"#, "oops", r#"{"score": 2}"#];
+        let user = ["I am u1", "my id is u1, what is my email?", "hello", STOP, "thanks", "bye"];
         // Each turn's candidates and scores are asked for at once: the script answers by seed.
         let mut model = Scripted::new(&["Your email is u1@example.com."], &[], &[]);
         for turn in 0..2 {
@@ -579,12 +482,7 @@ mod tests {
         let is_agent = |r: &&Request| matches!(&r.prompt, Prompt::Chat { tools, .. } if !tools.is_empty());
         assert!(seen.iter().filter(is_agent).all(|r| matches!(r.constraint, Some(crate::engine::Constraint::Lark(_)))));
         let seen: Vec<&Request> = seen.iter().filter(|r| !is_agent(r)).collect();
-        let user_seeds: Vec<u64> = seen
-            .iter()
-            .filter(|r| r.constraint.is_none())
-            .map(|r| r.sampling.seed)
-            .take(3)
-            .collect();
+        let user_seeds: Vec<u64> = seen.iter().filter(|r| r.constraint.is_none()).map(|r| r.sampling.seed).take(3).collect();
         assert!(user_seeds[0] != user_seeds[1] && user_seeds[1] != user_seeds[2] && user_seeds[0] != user_seeds[2]);
         assert!(seen
             .iter()

@@ -63,10 +63,10 @@ impl Task {
             if line.trim().is_empty() {
                 continue;
             }
-            let value: Value = serde_json::from_str(line)
-                .map_err(|e| anyhow::anyhow!("{origin}:{}: not a JSON object: {e}", number + 1))?;
-            let blueprint: Task = serde_json::from_value(value)
-                .map_err(|e| anyhow::anyhow!("{origin}:{}: not a blueprint: {e}", number + 1))?;
+            let value: Value =
+                serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{origin}:{}: not a JSON object: {e}", number + 1))?;
+            let blueprint: Task =
+                serde_json::from_value(value).map_err(|e| anyhow::anyhow!("{origin}:{}: not a blueprint: {e}", number + 1))?;
             out.push(blueprint);
         }
         Ok(out)
@@ -111,10 +111,7 @@ impl TrajectoryConfig {
 impl Default for TrajectoryConfig {
     fn default() -> Self {
         let role = |temperature: f32, max_tokens: usize| RoleConfig {
-            sampling: SamplingParams {
-                temperature,
-                ..SamplingParams::default()
-            },
+            sampling: SamplingParams { temperature, ..SamplingParams::default() },
             max_tokens,
         };
         Self {

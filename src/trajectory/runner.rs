@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::agent::{converse, Conversation, End, Models, RoleTokens, Setup};
 use super::user::UserTurn;
 use super::verify::{check_state, expected_state, missing_outputs};
-use super::{Task, Rejection, TrajectoryConfig};
+use super::{Rejection, Task, TrajectoryConfig};
 use crate::chat::Message;
 use crate::env::state::{hash, PatchOp};
 use crate::env::{Db, Environment};
@@ -47,10 +47,7 @@ impl Worlds {
             World::Fixed(db) => Ok(db.clone()),
             World::Generated(seed) => {
                 let seed = blueprint.data_seed.unwrap_or(*seed);
-                let mut cache = self
-                    .generated
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
+                let mut cache = self.generated.lock().map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
                 if let Some(db) = cache.get(&seed) {
                     return Ok(Db::clone(db));
                 }
@@ -96,14 +93,7 @@ pub struct AttemptRecord {
 }
 
 /// Judges a finished conversation.
-fn record(
-    domain: &str,
-    attempt: usize,
-    seed: u64,
-    blueprint: &Task,
-    expected: &Db,
-    c: Conversation,
-) -> AttemptRecord {
+fn record(domain: &str, attempt: usize, seed: u64, blueprint: &Task, expected: &Db, c: Conversation) -> AttemptRecord {
     let limit = match c.end {
         End::MaxTurns => Some(Rejection::MaxTurns),
         End::ContextExceeded => Some(Rejection::ContextExceeded),
@@ -198,15 +188,7 @@ pub fn run_attempt(
         Err(e) if e.fatal => return Err(e.into()),
         Err(e) => return Ok(env_failed(domain.name(), attempt, seed, blueprint, &format!("replaying the ground truth: {}", e.message))),
     };
-    let setup = Setup {
-        models,
-        prompts,
-        config,
-        policy,
-        env: domain,
-        blueprint,
-        seed,
-    };
+    let setup = Setup { models, prompts, config, policy, env: domain, blueprint, seed };
     let mut session = match domain.open(fresh) {
         Ok(session) => session,
         Err(e) if e.fatal => return Err(e.into()),
@@ -317,22 +299,14 @@ impl Progress {
                     self.last_verified_blueprint = Some(record.blueprint_id.clone());
                 }
                 stats.trajectories.verified += 1;
-                for (sum, value) in self.sums.iter_mut().zip([
-                    record.agent_steps,
-                    record.user_turns.len(),
-                    record.tool_calls,
-                    record.tokens.total(),
-                ]) {
+                for (sum, value) in
+                    self.sums.iter_mut().zip([record.agent_steps, record.user_turns.len(), record.tool_calls, record.tokens.total()])
+                {
                     *sum += value;
                 }
                 let n = stats.trajectories.verified as f64;
                 let [steps, turns, calls, tokens] = self.sums.map(|s| s as f64 / n);
-                stats.per_verified = PerTrajectory {
-                    agent_steps: steps,
-                    user_turns: turns,
-                    tool_calls: calls,
-                    tokens,
-                };
+                stats.per_verified = PerTrajectory { agent_steps: steps, user_turns: turns, tool_calls: calls, tokens };
             }
         }
     }

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Task, RoleConfig, TokenUsage};
+use super::{RoleConfig, Task, TokenUsage};
 use crate::chat::Message;
 use crate::engine::{Constraint, EngineHandle, FinishReason, Prompt, Request, SamplingParams};
 use crate::prompts::Prompts;
@@ -59,10 +59,7 @@ pub(crate) fn generate_in_context(
     let max_tokens = request.max_tokens;
     let completion = engine.generate(request)?;
     if completion.finish_reason == FinishReason::Error {
-        anyhow::bail!(
-            "generation failed: {}",
-            completion.error.as_deref().unwrap_or("no reason given")
-        );
+        anyhow::bail!("generation failed: {}", completion.error.as_deref().unwrap_or("no reason given"));
     }
     usage.add(&completion);
     if completion.finish_reason == FinishReason::Length && completion.completion_tokens() < max_tokens {
@@ -109,10 +106,7 @@ impl<'a> UserSimulator<'a> {
         judge_settings: &'a RoleConfig,
         best_of: usize,
     ) -> anyhow::Result<Self> {
-        let system = prompts.render(
-            "user.jinja",
-            json!({"instruction": blueprint.instruction, "persona": blueprint.persona}),
-        )?;
+        let system = prompts.render("user.jinja", json!({"instruction": blueprint.instruction, "persona": blueprint.persona}))?;
         Ok(Self {
             model,
             judge,
@@ -141,13 +135,9 @@ impl<'a> UserSimulator<'a> {
         self.history.push(Message::user(agent_text));
         let requests = (0..self.best_of)
             .map(|index| {
-                let sampling = SamplingParams {
-                    seed: crate::seeds::derive(seed, &["candidate", &index.to_string()]),
-                    ..self.user.sampling.clone()
-                };
-                let mut request = Request::new(Prompt::chat(self.history.clone()))
-                    .sampling(sampling)
-                    .max_tokens(self.user.max_tokens);
+                let sampling =
+                    SamplingParams { seed: crate::seeds::derive(seed, &["candidate", &index.to_string()]), ..self.user.sampling.clone() };
+                let mut request = Request::new(Prompt::chat(self.history.clone())).sampling(sampling).max_tokens(self.user.max_tokens);
                 request.session = self.session.clone();
                 request
             })
@@ -170,11 +160,7 @@ impl<'a> UserSimulator<'a> {
             vec![None]
         };
         let chosen = best(&scores);
-        let turn = UserTurn {
-            candidates,
-            scores,
-            chosen,
-        };
+        let turn = UserTurn { candidates, scores, chosen };
         self.history.push(Message::assistant(turn.text()));
         Ok(Ok(turn))
     }
@@ -186,11 +172,7 @@ impl<'a> UserSimulator<'a> {
             .iter()
             .skip(1)
             .map(|m| {
-                let speaker = if m.role == crate::chat::Role::User {
-                    "Agent"
-                } else {
-                    "Customer"
-                };
+                let speaker = if m.role == crate::chat::Role::User { "Agent" } else { "Customer" };
                 json!({"speaker": speaker, "text": m.content})
             })
             .collect();
@@ -204,10 +186,7 @@ impl<'a> UserSimulator<'a> {
             }),
         )?;
         Ok(Request::new(Prompt::chat(vec![Message::user(prompt)]))
-            .sampling(SamplingParams {
-                seed,
-                ..self.judge_settings.sampling.clone()
-            })
+            .sampling(SamplingParams { seed, ..self.judge_settings.sampling.clone() })
             .max_tokens(self.judge_settings.max_tokens)
             .constraint(Constraint::JsonSchema(score_schema())))
     }

@@ -35,16 +35,9 @@ pub fn check_state(expected: &Db, actual: &Db) -> Result<(), Vec<PatchOp>> {
 
 /// The expected outputs that no assistant message contains.
 pub fn missing_outputs(outputs: &[String], messages: &[Message]) -> Vec<String> {
-    let said: Vec<String> = messages
-        .iter()
-        .filter(|m| m.role == Role::Assistant)
-        .map(|m| m.content.to_lowercase().replace(',', ""))
-        .collect();
-    outputs
-        .iter()
-        .filter(|o| !said.iter().any(|s| s.contains(&o.to_lowercase())))
-        .cloned()
-        .collect()
+    let said: Vec<String> =
+        messages.iter().filter(|m| m.role == Role::Assistant).map(|m| m.content.to_lowercase().replace(',', "")).collect();
+    outputs.iter().filter(|o| !said.iter().any(|s| s.contains(&o.to_lowercase()))).cloned().collect()
 }
 
 #[cfg(test)]
@@ -54,29 +47,17 @@ mod tests {
 
     #[test]
     fn outputs_match_lowercased_with_commas_dropped_from_the_agent_text_only() {
-        let messages = vec![
-            Message::user("the total is 1,234.50"),
-            Message::assistant("Your refund of $1,234.50 goes to PayPal."),
-        ];
+        let messages = vec![Message::user("the total is 1,234.50"), Message::assistant("Your refund of $1,234.50 goes to PayPal.")];
         assert!(missing_outputs(&["1234.50".into(), "paypal".into()], &messages).is_empty());
         // Commas stay in the expected output, so this one cannot match.
-        assert_eq!(
-            missing_outputs(&["1,234.50".into()], &messages),
-            vec!["1,234.50".to_string()]
-        );
+        assert_eq!(missing_outputs(&["1,234.50".into()], &messages), vec!["1,234.50".to_string()]);
         // Only the agent's messages count.
-        assert_eq!(
-            missing_outputs(&["the total".into()], &messages),
-            vec!["the total".to_string()]
-        );
+        assert_eq!(missing_outputs(&["the total".into()], &messages), vec!["the total".to_string()]);
     }
 
     #[test]
     fn state_check_passes_on_equal_hashes_and_diffs_otherwise() {
-        let a: Db = json!({"users": {"u1": {"zip": "12345"}}})
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
+        let a: Db = json!({"users": {"u1": {"zip": "12345"}}}).as_object().cloned().unwrap_or_default();
         let mut b = a.clone();
         assert!(check_state(&a, &b).is_ok());
         b["users"]["u1"]["zip"] = json!("54321");

@@ -31,7 +31,14 @@ impl Review {
         [self.correctness, self.completeness, self.satisfaction, self.creativity]
     }
     fn unreadable(why: String) -> Self {
-        Self { reflection: format!("unreadable review: {why}"), correctness: 0, completeness: 0, satisfaction: 0, creativity: 0, correction: String::new() }
+        Self {
+            reflection: format!("unreadable review: {why}"),
+            correctness: 0,
+            completeness: 0,
+            satisfaction: 0,
+            creativity: 0,
+            correction: String::new(),
+        }
     }
 }
 
@@ -88,9 +95,7 @@ impl Verdict {
     /// The failure this verdict amounts to, if it failed.
     pub fn failure(&self) -> Option<Failure> {
         (!self.passed).then(|| {
-            let said = |part: fn(&Review) -> &str| {
-                self.reviews.iter().map(part).filter(|c| !c.is_empty()).collect::<Vec<_>>().join(" | ")
-            };
+            let said = |part: fn(&Review) -> &str| self.reviews.iter().map(part).filter(|c| !c.is_empty()).collect::<Vec<_>>().join(" | ");
             let reflections = said(|r| r.reflection.as_str());
             let corrections = said(|r| r.correction.as_str());
             Failure::new(
@@ -118,7 +123,14 @@ impl Committee {
         let calls = paths
             .iter()
             .enumerate()
-            .map(|(k, path)| Call { who: Who::Reviewer(k), config: &self.role, template: "reviewer.jinja", context, path, schema: Some(review_schema()) })
+            .map(|(k, path)| Call {
+                who: Who::Reviewer(k),
+                config: &self.role,
+                template: "reviewer.jinja",
+                context,
+                path,
+                schema: Some(review_schema()),
+            })
             .collect();
         let reviews = caller
             .ask_all(calls)
@@ -143,7 +155,14 @@ mod tests {
     use super::*;
 
     fn review(s: [u8; 4]) -> Review {
-        Review { reflection: String::new(), correctness: s[0], completeness: s[1], satisfaction: s[2], creativity: s[3], correction: "fix".into() }
+        Review {
+            reflection: String::new(),
+            correctness: s[0],
+            completeness: s[1],
+            satisfaction: s[2],
+            creativity: s[3],
+            correction: "fix".into(),
+        }
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! task's final-state check vacuous). The diff of the whole replay is what reviewers see. An
 //! environment that fails (rather than a tool that refuses) fails the attempt with `env_error`.
 
-use crate::env::Blueprint;
 use crate::env::state::{diff, hash, PatchOp};
+use crate::env::Blueprint;
 use crate::env::{Db, EnvError, Environment, ToolKind};
 
 use super::{Failure, Stage};

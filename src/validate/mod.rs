@@ -32,8 +32,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] =
-        [Stage::Generation, Stage::Format, Stage::Execution, Stage::Policy, Stage::Committee, Stage::Duplicate];
+    pub const ALL: [Stage; 6] = [Stage::Generation, Stage::Format, Stage::Execution, Stage::Policy, Stage::Committee, Stage::Duplicate];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -26,12 +26,16 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn arguments() -> impl Strategy<Value = Map<String, Value>> {
-    prop::collection::btree_map("[a-z_]{1,8}", prop_oneof![
-        text().prop_map(Value::from),
-        any::<i32>().prop_map(Value::from),
-        any::<bool>().prop_map(Value::from),
-        prop::collection::vec(text().prop_map(Value::from), 0..3).prop_map(Value::from),
-    ], 0..4)
+    prop::collection::btree_map(
+        "[a-z_]{1,8}",
+        prop_oneof![
+            text().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+            prop::collection::vec(text().prop_map(Value::from), 0..3).prop_map(Value::from),
+        ],
+        0..4,
+    )
     .prop_map(|m| m.into_iter().collect())
 }
 
@@ -85,7 +89,9 @@ fn llama_factory_accepts(record: &ShareGpt) -> bool {
         0 => t.from == "human" || t.from == "observation",
         _ => t.from == "gpt" || t.from == "function_call",
     });
-    aligned && turns.len() % 2 == 0 && turns.last().is_some_and(|t| t.from == "gpt")
+    aligned
+        && turns.len() % 2 == 0
+        && turns.last().is_some_and(|t| t.from == "gpt")
         && serde_json::from_str::<Vec<Value>>(&record.tools).is_ok()
 }
 
@@ -163,7 +169,8 @@ fn the_greeting_stop_and_trailing_calls_are_cut_and_bad_orders_are_named() {
     ];
     let clean = training_messages(&messages).unwrap();
     assert_eq!(clean.iter().map(|m| m.role).collect::<Vec<_>>(), [Role::System, Role::User, Role::Assistant]);
-    let ends_in_a_call = [messages[..4].to_vec(), vec![Message::assistant_calls("", vec![call.clone()]), Message::tool_result(&call, "ok")]].concat();
+    let ends_in_a_call =
+        [messages[..4].to_vec(), vec![Message::assistant_calls("", vec![call.clone()]), Message::tool_result(&call, "ok")]].concat();
     assert_eq!(training_messages(&ends_in_a_call).unwrap().len(), 3);
 
     let twice = vec![Message::system("p"), Message::user("a"), Message::user("b"), Message::assistant("c")];

@@ -53,7 +53,14 @@ fn a_run_killed_with_sigkill_resumes_to_the_files_of_an_uninterrupted_run() {
     let output = command(&gguf, killed.path()).output().expect("the binary runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
-    for name in ["blueprints.jsonl", "blueprints.rejected.jsonl", "trajectories.rejected.jsonl", "trajectories.jsonl", "dataset.sharegpt.jsonl", "dataset.openai.jsonl"] {
+    for name in [
+        "blueprints.jsonl",
+        "blueprints.rejected.jsonl",
+        "trajectories.rejected.jsonl",
+        "trajectories.jsonl",
+        "dataset.sharegpt.jsonl",
+        "dataset.openai.jsonl",
+    ] {
         assert_eq!(sorted_lines(&killed.path().join(name)), sorted_lines(&whole.join(name)), "{name}");
     }
     assert_eq!(sorted_lines(&killed.path().join("manifest.json")), sorted_lines(&whole.join("manifest.json")));

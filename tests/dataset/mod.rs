@@ -16,16 +16,16 @@ use apigen_mt::chat::generic::call_text;
 use apigen_mt::chat::{ChatTemplate, Role, ToolCall};
 use apigen_mt::config::{Settings, SettingsFile};
 use apigen_mt::dataset::openai::{from_openai, OpenAiMessage};
-use apigen_mt::dataset::rundir::{RunDir, OPENAI, TRAJECTORIES_REJECTED, SHAREGPT, TRAJECTORIES};
+use apigen_mt::dataset::rundir::{RunDir, OPENAI, SHAREGPT, TRAJECTORIES, TRAJECTORIES_REJECTED};
 use apigen_mt::dataset::{jsonl, report};
 use apigen_mt::engine::{Completion, EngineError, EngineHandle, FinishReason, LanguageModel, ModelInfo, Prompt, Request};
 use apigen_mt::env::{Action, Db};
 use apigen_mt::prompts::Prompts;
+use apigen_mt::schedule::Slots;
 use apigen_mt::trajectory::agent::Models;
 use apigen_mt::trajectory::runner::{self, AttemptRecord, Progress, Sink, World};
 use apigen_mt::trajectory::user::STOP;
 use apigen_mt::trajectory::Task;
-use apigen_mt::schedule::Slots;
 use serde_json::{json, Value};
 
 /// The user asks for the zip code its instruction names, then stops; the agent makes both
@@ -63,12 +63,27 @@ impl LanguageModel for Parallel {
             }
         } else if spoken == 0 {
             let zip = zip_in(&everything);
-            let call = |name: &str, args: Value| call_text(&ToolCall { id: String::new(), name: name.into(), arguments: args.as_object().cloned().unwrap_or_default() });
-            format!("{}\n{}", call("get_user_details", json!({"user_id": self.user_id})), call("modify_user_address", address(&self.user_id, &zip)))
+            let call = |name: &str, args: Value| {
+                call_text(&ToolCall { id: String::new(), name: name.into(), arguments: args.as_object().cloned().unwrap_or_default() })
+            };
+            format!(
+                "{}\n{}",
+                call("get_user_details", json!({"user_id": self.user_id})),
+                call("modify_user_address", address(&self.user_id, &zip))
+            )
         } else {
             format!("All done, {}: your address is updated.", self.user_id)
         };
-        Ok(Completion { text, reasoning: None, tokens: vec![0; 4], prompt_tokens: 12, generated_count: None, cached_tokens: 0, finish_reason: FinishReason::Stop, error: None })
+        Ok(Completion {
+            text,
+            reasoning: None,
+            tokens: vec![0; 4],
+            prompt_tokens: 12,
+            generated_count: None,
+            cached_tokens: 0,
+            finish_reason: FinishReason::Stop,
+            error: None,
+        })
     }
 
     fn count_tokens(&self, _: &Prompt) -> Result<usize, EngineError> {
@@ -99,7 +114,10 @@ pub(crate) fn blueprints(user: &str) -> Vec<Task> {
 }
 
 fn settings(best_of: usize) -> Settings {
-    let file: SettingsFile = toml::from_str(&format!("domain = 'retail'\nmodel = 'scripted'\nattempts = 2\nbest_of = {best_of}\nmax_turns = 4\nconcurrency = 3\n")).unwrap();
+    let file: SettingsFile = toml::from_str(&format!(
+        "domain = 'retail'\nmodel = 'scripted'\nattempts = 2\nbest_of = {best_of}\nmax_turns = 4\nconcurrency = 3\n"
+    ))
+    .unwrap();
     file.resolve().unwrap()
 }
 
@@ -132,7 +150,13 @@ impl Sink for Crash<'_> {
 fn phase2(dir: &Path, settings: &Settings, crash_after: Option<usize>) -> anyhow::Result<Value> {
     let db = apigen_mt::env::generate::generate("retail", 0)?;
     let user = first_user(&db);
-    let info = ModelInfo { name: "scripted".into(), architecture: "script".into(), context_length: 100_000, tool_format: "generic".into(), template_supports_tools: false };
+    let info = ModelInfo {
+        name: "scripted".into(),
+        architecture: "script".into(),
+        context_length: 100_000,
+        tool_format: "generic".into(),
+        template_supports_tools: false,
+    };
     let engine = EngineHandle::new(Arc::new(Parallel { info, user_id: user.clone() }));
     let models = Models { agent: engine.clone(), user: engine.clone(), judge: engine };
     let prompts = Prompts::load(None)?;
@@ -140,7 +164,17 @@ fn phase2(dir: &Path, settings: &Settings, crash_after: Option<usize>) -> anyhow
     let domain = apigen_mt::env::domain("retail")?;
     let policy = apigen_mt::env::policy::document("retail")?;
     let slots = Slots::new(settings.concurrency.unwrap_or(1));
-    let run = runner::Run { models: &models, prompts: &prompts, config: &trajectory, policy, domain, world: World::Generated(0), slots: &slots, expected: 2, show: false };
+    let run = runner::Run {
+        models: &models,
+        prompts: &prompts,
+        config: &trajectory,
+        policy,
+        domain,
+        world: World::Generated(0),
+        slots: &slots,
+        expected: 2,
+        show: false,
+    };
     let mut out = RunDir::open(dir, "trajectories", settings, json!({}), &FILES)?;
     let progress = out.trajectory_progress();
     let bps = blueprints(&user);
@@ -190,7 +224,19 @@ fn the_sharegpt_file_loads_by_llama_factory_rules() {
         assert!(tools.iter().any(|t| t["name"] == "modify_user_address"));
         assert!(r["system"].as_str().is_some_and(|s| s.len() > 100), "the policy is the system prompt");
         let m = &r["metadata"];
-        for key in ["id", "blueprint_id", "attempt", "models", "sampling", "seed", "verification", "judge_scores", "tokens", "program_version", "config_hash"] {
+        for key in [
+            "id",
+            "blueprint_id",
+            "attempt",
+            "models",
+            "sampling",
+            "seed",
+            "verification",
+            "judge_scores",
+            "tokens",
+            "program_version",
+            "config_hash",
+        ] {
             assert!(!m[key].is_null(), "metadata lacks {key}");
         }
         assert_eq!(m["verification"]["verified"], true);
@@ -302,7 +348,10 @@ fn the_report_shows_the_numbers_of_stats_json() {
         }
     }
     let t = &stats["trajectories"];
-    let line = format!("Attempts: {}; verified: {}; rejected: {}; duplicates of a kept trajectory: {}.", t["attempted"], t["verified"], t["rejected"], t["duplicates"]);
+    let line = format!(
+        "Attempts: {}; verified: {}; rejected: {}; duplicates of a kept trajectory: {}.",
+        t["attempted"], t["verified"], t["rejected"], t["duplicates"]
+    );
     assert!(md.contains(&line), "{md}");
     for (steps, count) in t["distribution"]["agent_steps"].as_object().unwrap() {
         assert!(md.contains(&format!("| {steps} | {} |", report::number(count))), "{md}");

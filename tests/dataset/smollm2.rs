@@ -13,7 +13,22 @@ use std::sync::OnceLock;
 pub(crate) fn command(gguf: &Path, out: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_apigen-mt"));
     cmd.args(["run", "--domain", "retail", "--model"]).arg(gguf).arg("--out").arg(out);
-    cmd.args(["--tasks", "3", "--max-attempts", "3", "--reviewers", "1", "--rounds", "0", "--threshold", "0", "--recombine", "0", "--seed", "0"]);
+    cmd.args([
+        "--tasks",
+        "3",
+        "--max-attempts",
+        "3",
+        "--reviewers",
+        "1",
+        "--rounds",
+        "0",
+        "--threshold",
+        "0",
+        "--recombine",
+        "0",
+        "--seed",
+        "0",
+    ]);
     cmd.args(["--generator-max-tokens", "300", "--reviewer-max-tokens", "64", "--summarizer-max-tokens", "32"]);
     cmd.args(["--attempts", "1", "--best-of", "1", "--max-turns", "2", "--agent-max-tokens", "32", "--user-max-tokens", "24"]);
     cmd.env("HF_HUB_OFFLINE", "1").stdout(Stdio::null()).stderr(Stdio::piped());

@@ -21,11 +21,37 @@ fn fixture() -> Db {
 fn id_string() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "#R8800101", "#R8800102", "#R8800103", "#R8800201", "#R8800202", "#R8800203", "#R8800204",
-            "7101000001", "7101000002", "7101000003", "7102000001", "7102000002", "7102000003", "7103000001",
-            "7103000002", "7104000001", "5201000001", "5201000002", "mira_okafor_1187", "tomas_lindqvist_5520",
-            "gift_card_9920113", "gift_card_5521870", "gift_card_5521871", "credit_card_4410021", "paypal_3319054",
-            "no longer needed", "ordered by mistake", "1 + 2", "(3 * 4.5) / 0", "2 ** 2 ** 2 ** 2", "",
+            "#R8800101",
+            "#R8800102",
+            "#R8800103",
+            "#R8800201",
+            "#R8800202",
+            "#R8800203",
+            "#R8800204",
+            "7101000001",
+            "7101000002",
+            "7101000003",
+            "7102000001",
+            "7102000002",
+            "7102000003",
+            "7103000001",
+            "7103000002",
+            "7104000001",
+            "5201000001",
+            "5201000002",
+            "mira_okafor_1187",
+            "tomas_lindqvist_5520",
+            "gift_card_9920113",
+            "gift_card_5521870",
+            "gift_card_5521871",
+            "credit_card_4410021",
+            "paypal_3319054",
+            "no longer needed",
+            "ordered by mistake",
+            "1 + 2",
+            "(3 * 4.5) / 0",
+            "2 ** 2 ** 2 ** 2",
+            "",
         ])
         .prop_map(str::to_string),
         "[0-9+*/(). -]{0,24}",
@@ -44,8 +70,7 @@ fn any_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(2, 8, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-            prop::collection::vec(("[a-z_]{1,8}", inner), 0..3)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            prop::collection::vec(("[a-z_]{1,8}", inner), 0..3).prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
 }

@@ -60,11 +60,7 @@ fn every_tool_appears_in_the_scenarios() {
     let retail = domain("retail").unwrap();
     let scenarios: Vec<Scenario> = read("scenarios.json");
     for tool in &retail.tools {
-        assert!(
-            scenarios.iter().flat_map(|s| &s.actions).any(|a| a.name == tool.name),
-            "{} is not exercised against τ-bench",
-            tool.name
-        );
+        assert!(scenarios.iter().flat_map(|s| &s.actions).any(|a| a.name == tool.name), "{} is not exercised against τ-bench", tool.name);
     }
 }
 
@@ -95,7 +91,15 @@ fn parameters_match_tau_bench_names_types_and_required() {
         ("list_all_product_types", &[], &[]),
         (
             "modify_pending_order_address",
-            &[("order_id", "string"), ("address1", "string"), ("address2", "string"), ("city", "string"), ("state", "string"), ("country", "string"), ("zip", "string")],
+            &[
+                ("order_id", "string"),
+                ("address1", "string"),
+                ("address2", "string"),
+                ("city", "string"),
+                ("state", "string"),
+                ("country", "string"),
+                ("zip", "string"),
+            ],
             &["order_id", "address1", "address2", "city", "state", "country", "zip"],
         ),
         (
@@ -106,7 +110,15 @@ fn parameters_match_tau_bench_names_types_and_required() {
         ("modify_pending_order_payment", &[("order_id", "string"), ("payment_method_id", "string")], &["order_id", "payment_method_id"]),
         (
             "modify_user_address",
-            &[("user_id", "string"), ("address1", "string"), ("address2", "string"), ("city", "string"), ("state", "string"), ("country", "string"), ("zip", "string")],
+            &[
+                ("user_id", "string"),
+                ("address1", "string"),
+                ("address2", "string"),
+                ("city", "string"),
+                ("state", "string"),
+                ("country", "string"),
+                ("zip", "string"),
+            ],
             &["user_id", "address1", "address2", "city", "state", "country", "zip"],
         ),
         (

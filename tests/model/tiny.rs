@@ -49,22 +49,12 @@ impl Spec {
     }
 
     pub fn qwen2() -> Self {
-        Spec {
-            arch: "qwen2",
-            seed: 2,
-            ..Self::llama()
-        }
+        Spec { arch: "qwen2", seed: 2, ..Self::llama() }
     }
 
     /// Qwen3 with heads wider than `hidden / heads`, as in the real models.
     pub fn qwen3() -> Self {
-        Spec {
-            arch: "qwen3",
-            head_dim: 32,
-            tie: true,
-            seed: 3,
-            ..Self::llama()
-        }
+        Spec { arch: "qwen3", head_dim: 32, tie: true, seed: 3, ..Self::llama() }
     }
 
     pub const MAX_POSITIONS: usize = 256;
@@ -107,30 +97,15 @@ impl Spec {
     pub fn weights(&self) -> Vec<(String, Tensor)> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let mut out = Vec::new();
-        let (h, q, kv, f) = (
-            self.hidden,
-            self.heads * self.head_dim,
-            self.kv_heads * self.head_dim,
-            self.intermediate,
-        );
+        let (h, q, kv, f) = (self.hidden, self.heads * self.head_dim, self.kv_heads * self.head_dim, self.intermediate);
         let mut add = |name: String, shape: &[usize], center: f32, spread: f32| {
             let n: usize = shape.iter().product();
-            let data: Vec<f32> = (0..n)
-                .map(|_| center + rng.random_range(-spread..spread))
-                .collect();
-            out.push((
-                name,
-                Tensor::from_vec(data, shape, &Device::Cpu).expect("tensor"),
-            ));
+            let data: Vec<f32> = (0..n).map(|_| center + rng.random_range(-spread..spread)).collect();
+            out.push((name, Tensor::from_vec(data, shape, &Device::Cpu).expect("tensor")));
         };
         // Spreads keep activations near unit scale so every layer matters to the logits.
         let w = |fan_in: usize| (3.0 / fan_in as f32).sqrt();
-        add(
-            "model.embed_tokens.weight".into(),
-            &[self.vocab, h],
-            0.0,
-            1.0,
-        );
+        add("model.embed_tokens.weight".into(), &[self.vocab, h], 0.0, 1.0);
         for i in 0..self.layers {
             let p = format!("model.layers.{i}");
             add(format!("{p}.input_layernorm.weight"), &[h], 1.0, 0.2);
@@ -144,25 +119,10 @@ impl Spec {
                 add(format!("{p}.self_attn.v_proj.bias"), &[kv], 0.0, 0.5);
             }
             if self.arch == "qwen3" {
-                add(
-                    format!("{p}.self_attn.q_norm.weight"),
-                    &[self.head_dim],
-                    1.0,
-                    0.2,
-                );
-                add(
-                    format!("{p}.self_attn.k_norm.weight"),
-                    &[self.head_dim],
-                    1.0,
-                    0.2,
-                );
+                add(format!("{p}.self_attn.q_norm.weight"), &[self.head_dim], 1.0, 0.2);
+                add(format!("{p}.self_attn.k_norm.weight"), &[self.head_dim], 1.0, 0.2);
             }
-            add(
-                format!("{p}.post_attention_layernorm.weight"),
-                &[h],
-                1.0,
-                0.2,
-            );
+            add(format!("{p}.post_attention_layernorm.weight"), &[h], 1.0, 0.2);
             add(format!("{p}.mlp.gate_proj.weight"), &[f, h], 0.0, w(h));
             add(format!("{p}.mlp.up_proj.weight"), &[f, h], 0.0, w(h));
             add(format!("{p}.mlp.down_proj.weight"), &[h, f], 0.0, w(f));
@@ -181,10 +141,7 @@ impl Spec {
         let file = dir.join("model.safetensors");
         let tensors: HashMap<String, Tensor> = self.weights().into_iter().collect();
         candle_core::safetensors::save(&tensors, &file).expect("write safetensors");
-        WeightsSource::Safetensors {
-            config,
-            files: vec![file],
-        }
+        WeightsSource::Safetensors { config, files: vec![file] }
     }
 
     /// Writes a GGUF file: norms and biases in F32, each matrix in `quant(gguf_name)`.
@@ -207,39 +164,15 @@ impl Spec {
             ("general.dtype".into(), V::U32(0)),
             (format!("{a}.block_count"), V::U32(self.layers as u32)),
             (format!("{a}.embedding_length"), V::U32(self.hidden as u32)),
-            (
-                format!("{a}.feed_forward_length"),
-                V::U32(self.intermediate as u32),
-            ),
-            (
-                format!("{a}.attention.head_count"),
-                V::U32(self.heads as u32),
-            ),
-            (
-                format!("{a}.attention.head_count_kv"),
-                V::U32(self.kv_heads as u32),
-            ),
-            (
-                format!("{a}.attention.key_length"),
-                V::U32(self.head_dim as u32),
-            ),
-            (
-                format!("{a}.attention.value_length"),
-                V::U32(self.head_dim as u32),
-            ),
-            (
-                format!("{a}.rope.dimension_count"),
-                V::U32(self.head_dim as u32),
-            ),
+            (format!("{a}.feed_forward_length"), V::U32(self.intermediate as u32)),
+            (format!("{a}.attention.head_count"), V::U32(self.heads as u32)),
+            (format!("{a}.attention.head_count_kv"), V::U32(self.kv_heads as u32)),
+            (format!("{a}.attention.key_length"), V::U32(self.head_dim as u32)),
+            (format!("{a}.attention.value_length"), V::U32(self.head_dim as u32)),
+            (format!("{a}.rope.dimension_count"), V::U32(self.head_dim as u32)),
             (format!("{a}.rope.freq_base"), V::F32(Self::ROPE_THETA)),
-            (
-                format!("{a}.attention.layer_norm_rms_epsilon"),
-                V::F32(Self::RMS_EPS),
-            ),
-            (
-                format!("{a}.context_length"),
-                V::U32(Self::MAX_POSITIONS as u32),
-            ),
+            (format!("{a}.attention.layer_norm_rms_epsilon"), V::F32(Self::RMS_EPS)),
+            (format!("{a}.context_length"), V::U32(Self::MAX_POSITIONS as u32)),
             ("tokenizer.ggml.bos_token_id".into(), V::U32(Self::BOS)),
             ("tokenizer.ggml.eos_token_id".into(), V::U32(Self::EOS)),
         ];
@@ -249,11 +182,7 @@ impl Spec {
             .into_iter()
             .map(|(name, t)| {
                 let name = gguf_name(&name);
-                let dtype = if t.rank() == 1 {
-                    GgmlDType::F32
-                } else {
-                    quant(&name)
-                };
+                let dtype = if t.rank() == 1 { GgmlDType::F32 } else { quant(&name) };
                 let q = QTensor::quantize(&t, dtype).expect("quantize");
                 (name, q)
             })

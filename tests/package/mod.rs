@@ -146,14 +146,47 @@ fn env_check_refuses_broken_packages_with_exit_2_naming_the_problem() {
     let cases: [(&str, Break, &[&str]); 10] = [
         ("bad toml", |d| edit(d, "env.toml", "name = \"faulty\"", "name = faulty\""), &["env.toml", "line 3"]),
         ("no server", |d| edit(d, "env.toml", "server = [\"python3\", \"server.py\"]", ""), &["env.toml", "missing field `server`"]),
-        ("table not an object", |d| std::fs::write(d.join("data/items.json"), "[1, 2]").unwrap(), &["items.json", "must hold a JSON object"]),
+        (
+            "table not an object",
+            |d| std::fs::write(d.join("data/items.json"), "[1, 2]").unwrap(),
+            &["items.json", "must hold a JSON object"],
+        ),
         ("record not an object", |d| std::fs::write(d.join("data/items.json"), "{\"i1\": 3}").unwrap(), &["items.json", "record 'i1'"]),
-        ("invalid schema", |d| edit(d, "env.toml", "\"server.py\"", "\"server.py\", \"--bad-schema\""), &["tool 'bump'", "not valid JSON Schema"]),
+        (
+            "invalid schema",
+            |d| edit(d, "env.toml", "\"server.py\"", "\"server.py\", \"--bad-schema\""),
+            &["tool 'bump'", "not valid JSON Schema"],
+        ),
         ("server does not start", |d| edit(d, "env.toml", "\"server.py\"", "\"server.py\", \"--no-start\""), &["`server`", "cannot start"]),
-        ("no such program", |d| edit(d, "env.toml", "\"python3\"", "\"./no-such-server\""), &["`server`", "cannot start", "no-such-server"]),
-        ("state does not round-trip", |d| edit(d, "env.toml", "\"server.py\"", "\"server.py\", \"--lossy-state\""), &["env/state", "back exactly", "/items/i1a"]),
-        ("example calling no tool", |d| std::fs::write(d.join("examples.jsonl"), "{\"instruction\": \"x\", \"actions\": [{\"name\": \"nope\"}], \"outputs\": []}\n").unwrap(), &["examples.jsonl:1", "'nope'"]),
-        ("unknown tool in hints", |d| std::fs::write(d.join("env.toml"), std::fs::read_to_string(d.join("env.toml")).unwrap() + "\n[hints]\nwrite = [\"bumpp\"]\n").unwrap(), &["hints.write", "bumpp"]),
+        (
+            "no such program",
+            |d| edit(d, "env.toml", "\"python3\"", "\"./no-such-server\""),
+            &["`server`", "cannot start", "no-such-server"],
+        ),
+        (
+            "state does not round-trip",
+            |d| edit(d, "env.toml", "\"server.py\"", "\"server.py\", \"--lossy-state\""),
+            &["env/state", "back exactly", "/items/i1a"],
+        ),
+        (
+            "example calling no tool",
+            |d| {
+                std::fs::write(d.join("examples.jsonl"), "{\"instruction\": \"x\", \"actions\": [{\"name\": \"nope\"}], \"outputs\": []}\n")
+                    .unwrap()
+            },
+            &["examples.jsonl:1", "'nope'"],
+        ),
+        (
+            "unknown tool in hints",
+            |d| {
+                std::fs::write(
+                    d.join("env.toml"),
+                    std::fs::read_to_string(d.join("env.toml")).unwrap() + "\n[hints]\nwrite = [\"bumpp\"]\n",
+                )
+                .unwrap()
+            },
+            &["hints.write", "bumpp"],
+        ),
     ];
     for (i, (what, broken, needles)) in cases.into_iter().enumerate() {
         let dir = tmp.path().join(format!("case-{i}"));

@@ -80,9 +80,14 @@ impl LanguageModel for Script {
         } else if prompt.starts_with("You are role-playing a customer") {
             let spoke = messages.iter().any(|m| m.role == Role::Assistant);
             let goal = prompt.split("Your goal, which only you know:\n").nth(1).and_then(|g| g.lines().next()).unwrap_or("");
-            if spoke { STOP.to_string() } else { goal.to_string() }
+            if spoke {
+                STOP.to_string()
+            } else {
+                goal.to_string()
+            }
         } else if prompt.contains("You review") {
-            json!({"reflection": "ok", "correctness": 1, "completeness": 1, "satisfaction": 1, "creativity": 1, "correction": ""}).to_string()
+            json!({"reflection": "ok", "correctness": 1, "completeness": 1, "satisfaction": 1, "creativity": 1, "correction": ""})
+                .to_string()
         } else if prompt.contains("failed the") {
             "Try again.".to_string()
         } else {
@@ -128,8 +133,17 @@ const FILES: [&str; 4] = [BLUEPRINTS, BLUEPRINTS_REJECTED, TRAJECTORIES, TRAJECT
 
 /// `run` into `dir` with the script playing every role, as the command does.
 fn run(dir: &Path, settings: &Settings) -> anyhow::Result<()> {
-    let info = ModelInfo { name: "script".into(), architecture: "script".into(), context_length: 1 << 16, tool_format: "generic".into(), template_supports_tools: false };
-    let engines = Engines::from_handles(vec![("script".into(), EngineHandle::new(Arc::new(Script { info, drafts: AtomicUsize::new(0), agent_writes: AtomicUsize::new(0) })))]);
+    let info = ModelInfo {
+        name: "script".into(),
+        architecture: "script".into(),
+        context_length: 1 << 16,
+        tool_format: "generic".into(),
+        template_supports_tools: false,
+    };
+    let engines = Engines::from_handles(vec![(
+        "script".into(),
+        EngineHandle::new(Arc::new(Script { info, drafts: AtomicUsize::new(0), agent_writes: AtomicUsize::new(0) })),
+    )]);
     let prompts = Prompts::load(None)?;
     let options = json!({"prompts": null, "few_shot": [], "trace": false, "shard": null});
     let out = RunDir::open(dir, "run", settings, options, &FILES)?;
@@ -184,7 +198,10 @@ fn a_run_survives_tools_that_crash_hang_and_answer_garbage() {
     for line in &broken {
         let error = line["error"].as_str().unwrap();
         assert!(error.starts_with("tools/call crash: ") || error.starts_with("tools/call hang: "), "{line}");
-        assert!(error.contains("env-server.log") && !error.contains(tmp.path().to_str().unwrap()), "the log is named, not its path: {error}");
+        assert!(
+            error.contains("env-server.log") && !error.contains(tmp.path().to_str().unwrap()),
+            "the log is named, not its path: {error}"
+        );
     }
     // The rest are verified conversations repeated within a blueprint.
     assert!(failed.iter().all(|l| l["reason"] == "env_error" || l["reason"] == "duplicate"), "{failed:?}");
@@ -281,7 +298,10 @@ fn a_small_run_on_smollm2_against_the_example_package_is_reproducible() {
         let lines = jsonl(&a.join(file));
         records += lines.len();
         for line in &lines {
-            assert!(line["id"].as_str().or(line["blueprint_id"].as_str()).is_some_and(|id| !id.contains('/')), "ids name the package, not its path: {line}");
+            assert!(
+                line["id"].as_str().or(line["blueprint_id"].as_str()).is_some_and(|id| !id.contains('/')),
+                "ids name the package, not its path: {line}"
+            );
         }
         let read = |d: &str| std::fs::read_to_string(tmp.path().join(d).join(file)).unwrap_or_default();
         assert_eq!(read("a"), read("b"), "{file} differs between two runs with the same seed");

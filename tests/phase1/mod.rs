@@ -12,9 +12,7 @@ use std::sync::Arc;
 use apigen_mt::blueprint::run::{run, Progress, Run, Sink};
 use apigen_mt::config::{Settings, SettingsFile};
 use apigen_mt::dataset::rundir::{RunDir, BLUEPRINTS, BLUEPRINTS_REJECTED, TRACE};
-use apigen_mt::engine::{
-    Completion, Constraint, EngineError, EngineHandle, FinishReason, LanguageModel, ModelInfo, Prompt, Request,
-};
+use apigen_mt::engine::{Completion, Constraint, EngineError, EngineHandle, FinishReason, LanguageModel, ModelInfo, Prompt, Request};
 use apigen_mt::prompts::Prompts;
 use apigen_mt::roles::Models;
 use apigen_mt::samplers::fewshot;
@@ -266,9 +264,12 @@ fn every_failing_stage_is_recorded_with_its_reason() {
         ("generation", |_| "I cannot do that".into(), "not a blueprint"),
         (
             "execution",
-            |_| json!({"thought": "t", "instruction": "You want order #W0000000 cancelled.",
+            |_| {
+                json!({"thought": "t", "instruction": "You want order #W0000000 cancelled.",
                        "actions": [{"name": "cancel_pending_order", "kwargs": {"order_id": "#W0000000", "reason": "no longer needed"}}],
-                       "outputs": []}).to_string(),
+                       "outputs": []})
+                .to_string()
+            },
             "cancel_pending_order",
         ),
         (

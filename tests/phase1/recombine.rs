@@ -211,7 +211,10 @@ fn a_recombination_the_committee_turns_down_is_rejected() {
     assert_eq!(rejected[0]["recombined_from"], json!(["retail-5-0", "retail-5-1"]), "a run's last attempt closes its group");
     assert!(rejected[0]["reason"].as_str().unwrap().contains("0 of 3 said yes"));
     let r = &stats["blueprints"]["recombination"];
-    assert_eq!((r["attempted"].as_u64(), r["validated"].as_u64(), r["rejected_by_stage"].clone()), (Some(1), Some(0), json!({"committee": 1})));
+    assert_eq!(
+        (r["attempted"].as_u64(), r["validated"].as_u64(), r["rejected_by_stage"].clone()),
+        (Some(1), Some(0), json!({"committee": 1}))
+    );
     assert_eq!(stats["blueprints"]["recombined"], 0);
 }
 
@@ -237,7 +240,8 @@ fn recombination_gives_the_same_files_whatever_the_concurrency_and_after_a_crash
         _ => moving(seen, derive(0, &[seen.prompt]) as usize),
     };
     // The manifest records the concurrency, so it is compared between runs with the same one.
-    let read = |dir: &Path, files: &[&str]| -> Vec<String> { files.iter().map(|f| std::fs::read_to_string(dir.join(f)).unwrap()).collect() };
+    let read =
+        |dir: &Path, files: &[&str]| -> Vec<String> { files.iter().map(|f| std::fs::read_to_string(dir.join(f)).unwrap()).collect() };
     let outputs = ["blueprints.jsonl", "blueprints.rejected.jsonl", "trace.jsonl"];
     let with_manifest = ["blueprints.jsonl", "blueprints.rejected.jsonl", "trace.jsonl", "manifest.json"];
     let (one, three, crashed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

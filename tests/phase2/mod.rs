@@ -10,16 +10,14 @@ use serde_json::{json, Value};
 
 use apigen_mt::chat::generic::call_text;
 use apigen_mt::chat::{Role, ToolCall};
-use apigen_mt::engine::{
-    Completion, EngineError, EngineHandle, FinishReason, LanguageModel, ModelInfo, Prompt, Request,
-};
+use apigen_mt::config::SettingsFile;
+use apigen_mt::dataset::rundir::{RunDir, OPENAI, SHAREGPT, TRAJECTORIES, TRAJECTORIES_REJECTED};
+use apigen_mt::engine::{Completion, EngineError, EngineHandle, FinishReason, LanguageModel, ModelInfo, Prompt, Request};
 use apigen_mt::env::{Action, Db};
 use apigen_mt::prompts::Prompts;
-use apigen_mt::trajectory::agent::Models;
-use apigen_mt::config::SettingsFile;
-use apigen_mt::dataset::rundir::{RunDir, OPENAI, TRAJECTORIES_REJECTED, SHAREGPT, TRAJECTORIES};
-use apigen_mt::trajectory::runner::{run, tasks_of, Progress, Run, Stats, World};
 use apigen_mt::schedule::Slots;
+use apigen_mt::trajectory::agent::Models;
+use apigen_mt::trajectory::runner::{run, tasks_of, Progress, Run, Stats, World};
 use apigen_mt::trajectory::user::STOP;
 use apigen_mt::trajectory::Task;
 
@@ -43,18 +41,9 @@ impl LanguageModel for Replay {
         };
         let spoken = messages.iter().filter(|m| m.role == Role::Assistant).count();
         let text = if tools.is_empty() {
-            if spoken == 0 {
-                "Please change my default address."
-            } else {
-                STOP
-            }
-            .to_string()
+            if spoken == 0 { "Please change my default address." } else { STOP }.to_string()
         } else if let Some(action) = self.calls.get(spoken) {
-            call_text(&ToolCall {
-                id: String::new(),
-                name: action.name.clone(),
-                arguments: action.kwargs.clone(),
-            })
+            call_text(&ToolCall { id: String::new(), name: action.name.clone(), arguments: action.kwargs.clone() })
         } else {
             self.answer.clone()
         };
@@ -80,17 +69,11 @@ fn world() -> Db {
 }
 
 fn first_user(db: &Db) -> String {
-    db["users"]
-        .as_object()
-        .and_then(|u| u.keys().next().cloned())
-        .expect("the world has users")
+    db["users"].as_object().and_then(|u| u.keys().next().cloned()).expect("the world has users")
 }
 
 fn action(name: &str, kwargs: Value) -> Action {
-    Action {
-        name: name.into(),
-        kwargs: kwargs.as_object().cloned().unwrap_or_default(),
-    }
+    Action { name: name.into(), kwargs: kwargs.as_object().cloned().unwrap_or_default() }
 }
 
 fn blueprint(user: &str, zip: &str) -> Task {
@@ -98,13 +81,8 @@ fn blueprint(user: &str, zip: &str) -> Task {
                          "state": "DE", "country": "USA", "zip": zip});
     Task {
         id: Some("move".into()),
-        instruction: format!(
-            "You are {user}. You moved; update your default address to 12 Quarry Lane, Unit 4, Dover DE {zip}."
-        ),
-        actions: vec![
-            action("get_user_details", json!({"user_id": user})),
-            action("modify_user_address", address),
-        ],
+        instruction: format!("You are {user}. You moved; update your default address to 12 Quarry Lane, Unit 4, Dover DE {zip}."),
+        actions: vec![action("get_user_details", json!({"user_id": user})), action("modify_user_address", address)],
         outputs: vec![zip.to_string()],
         user_id: Some(user.into()),
         persona: None,
@@ -120,16 +98,8 @@ fn replay_run(calls: Vec<Action>, answer: &str, blueprint: &Task, attempts: usiz
         tool_format: "generic".into(),
         template_supports_tools: false,
     };
-    let handle = EngineHandle::new(Arc::new(Replay {
-        info,
-        calls,
-        answer: answer.into(),
-    }));
-    let models = Models {
-        agent: handle.clone(),
-        user: handle.clone(),
-        judge: handle,
-    };
+    let handle = EngineHandle::new(Arc::new(Replay { info, calls, answer: answer.into() }));
+    let models = Models { agent: handle.clone(), user: handle.clone(), judge: handle };
     let prompts = Prompts::load(None).expect("compiled-in prompts");
     let text = format!("domain = 'retail'\nmodel = 'replay'\nattempts = {attempts}\nbest_of = 1\nmax_turns = 6\nconcurrency = 2\n");
     let settings = toml::from_str::<SettingsFile>(&text).expect("TOML").resolve().expect("settings");
@@ -156,9 +126,7 @@ fn replay_run(calls: Vec<Action>, answer: &str, blueprint: &Task, attempts: usiz
 
 fn lines(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).expect("output file");
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
+    text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
 }
 
 #[test]
@@ -168,21 +136,8 @@ fn replaying_the_ground_truth_verifies_and_a_changed_argument_does_not() {
     let dir = tempfile::tempdir().expect("temp dir");
 
     let good = dir.path().join("good");
-    let stats = replay_run(
-        bp.actions.clone(),
-        "Done: your address now ends in 19,901.",
-        &bp,
-        2,
-        &good,
-    );
-    assert_eq!(
-        (
-            stats.trajectories.attempted,
-            stats.trajectories.verified,
-            stats.trajectories.duplicates
-        ),
-        (2, 1, 1)
-    );
+    let stats = replay_run(bp.actions.clone(), "Done: your address now ends in 19,901.", &bp, 2, &good);
+    assert_eq!((stats.trajectories.attempted, stats.trajectories.verified, stats.trajectories.duplicates), (2, 1, 1));
     let kept = lines(&good.join("trajectories.jsonl"));
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0]["final_hash"], kept[0]["expected_hash"]);
@@ -193,8 +148,7 @@ fn replaying_the_ground_truth_verifies_and_a_changed_argument_does_not() {
     let repeated = lines(&good.join("trajectories.rejected.jsonl"));
     assert_eq!(repeated.len(), 1);
     assert_eq!(repeated[0]["reason"], "duplicate");
-    let written: Value =
-        serde_json::from_str(&std::fs::read_to_string(good.join("stats.json")).expect("stats")).expect("JSON");
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(good.join("stats.json")).expect("stats")).expect("JSON");
     assert_eq!(written["trajectories"]["attempted"], 2);
     assert_eq!(written["trajectories"]["verified"], 1);
 
@@ -208,20 +162,13 @@ fn replaying_the_ground_truth_verifies_and_a_changed_argument_does_not() {
     let rejected = lines(&bad.join("trajectories.rejected.jsonl"));
     assert_eq!(rejected[0]["reason"], "state_mismatch");
     let diff = rejected[0]["diff"].as_array().expect("a diff");
-    assert!(
-        diff.iter()
-            .any(|op| op["path"] == format!("/users/{user}/address/zip") && op["value"] == "19902"),
-        "{diff:?}"
-    );
+    assert!(diff.iter().any(|op| op["path"] == format!("/users/{user}/address/zip") && op["value"] == "19902"), "{diff:?}");
 
     // The right state but the expected output never said: missing outputs.
     let quiet = dir.path().join("quiet");
     let stats = replay_run(bp.actions.clone(), "Done.", &bp, 1, &quiet);
     assert_eq!(stats.rejected_by_reason.get("missing_outputs"), Some(&1));
-    assert_eq!(
-        lines(&quiet.join("trajectories.rejected.jsonl"))[0]["missing_outputs"],
-        json!(["19901"])
-    );
+    assert_eq!(lines(&quiet.join("trajectories.rejected.jsonl"))[0]["missing_outputs"], json!(["19901"]));
 }
 
 /// One attempt, no judge and two agent steps, twice (the same seed must give the same files),
@@ -233,10 +180,7 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
     let dir = tempfile::tempdir().expect("temp dir");
     let db = world();
     let user = first_user(&db);
-    let email = db["users"][&user]["email"]
-        .as_str()
-        .expect("users have an email")
-        .to_string();
+    let email = db["users"][&user]["email"].as_str().expect("users have an email").to_string();
     let bp = json!({"id": "lookup", "instruction": format!("You are {user} and want to know the email address on your account."),
                     "actions": [{"name": "get_user_details", "kwargs": {"user_id": user}}],
                     "outputs": [email], "data_seed": 0, "extra_field": "ignored"});
@@ -255,26 +199,8 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
             .arg(&out)
             .arg("--policy")
             .arg(&policy)
-            .args([
-                "--seed",
-                "3",
-                "--attempts",
-                "1",
-                "--best-of",
-                "1",
-                "--max-turns",
-                "2",
-                "--concurrency",
-                "2",
-            ])
-            .args([
-                "--agent-max-tokens",
-                "24",
-                "--user-max-tokens",
-                "16",
-                "--judge-max-tokens",
-                "12",
-            ])
+            .args(["--seed", "3", "--attempts", "1", "--best-of", "1", "--max-turns", "2", "--concurrency", "2"])
+            .args(["--agent-max-tokens", "24", "--user-max-tokens", "16", "--judge-max-tokens", "12"])
             .args(extra)
             .env("HF_HUB_OFFLINE", "1")
             .output()
@@ -289,20 +215,14 @@ fn the_trajectories_command_on_the_real_model_records_every_attempt_and_repeats_
     let first = run_once("a");
     let kept = lines(&first.join("trajectories.jsonl"));
     let rejected = lines(&first.join("trajectories.rejected.jsonl"));
-    let stats: Value =
-        serde_json::from_str(&std::fs::read_to_string(first.join("stats.json")).expect("stats")).expect("JSON");
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(first.join("stats.json")).expect("stats")).expect("JSON");
     let t = &stats["trajectories"];
     eprintln!("smollm2 trajectory stats: {t}");
     assert_eq!(t["attempted"], 1, "one blueprint, one attempt");
     assert_eq!(t["blueprints"]["total"], 1);
     assert_eq!(t["verified"].as_u64(), Some(kept.len() as u64));
     assert_eq!(t["rejected"].as_u64(), Some(rejected.len() as u64));
-    assert_eq!(
-        t["verified"].as_u64().unwrap_or(0)
-            + t["rejected"].as_u64().unwrap_or(0)
-            + t["duplicates"].as_u64().unwrap_or(0),
-        1
-    );
+    assert_eq!(t["verified"].as_u64().unwrap_or(0) + t["rejected"].as_u64().unwrap_or(0) + t["duplicates"].as_u64().unwrap_or(0), 1);
     for record in kept.iter().chain(&rejected) {
         assert!(record["messages"].as_array().is_some_and(|m| !m.is_empty()));
         assert_eq!(record["user_turns"][0]["candidates"].as_array().map(Vec::len), Some(1));

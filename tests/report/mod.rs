@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-use apigen_mt::roles::Models as BlueprintModels;
 use apigen_mt::blueprint::run::{self as blueprint_run, Run};
 use apigen_mt::config::{Settings, SettingsFile};
 use apigen_mt::dataset::rundir::{RunDir, BLUEPRINTS, BLUEPRINTS_REJECTED, OPENAI, SHAREGPT, TRACE, TRAJECTORIES, TRAJECTORIES_REJECTED};
@@ -20,10 +19,11 @@ use apigen_mt::dataset::{jsonl, parquet, publish};
 use apigen_mt::engine::{EngineHandle, ModelInfo};
 use apigen_mt::env::Action;
 use apigen_mt::prompts::Prompts;
+use apigen_mt::roles::Models as BlueprintModels;
 use apigen_mt::samplers::fewshot;
+use apigen_mt::schedule::Slots;
 use apigen_mt::trajectory::agent::Models as TrajectoryModels;
 use apigen_mt::trajectory::runner::{self, World};
-use apigen_mt::schedule::Slots;
 use apigen_mt::trajectory::Task;
 use serde_json::{json, Value};
 
@@ -66,7 +66,13 @@ fn phase1(out: &mut RunDir, settings: &Settings) -> anyhow::Result<()> {
 fn phase2(out: &mut RunDir, settings: &Settings) -> anyhow::Result<()> {
     let db = apigen_mt::env::generate::generate("retail", 0)?;
     let user = first_user(&db);
-    let info = ModelInfo { name: "scripted".into(), architecture: "script".into(), context_length: 100_000, tool_format: "generic".into(), template_supports_tools: false };
+    let info = ModelInfo {
+        name: "scripted".into(),
+        architecture: "script".into(),
+        context_length: 100_000,
+        tool_format: "generic".into(),
+        template_supports_tools: false,
+    };
     let engine = EngineHandle::new(Arc::new(Parallel { info, user_id: user.clone() }));
     let models = TrajectoryModels { agent: engine.clone(), user: engine.clone(), judge: engine };
     let prompts = Prompts::load(None)?;
@@ -74,7 +80,17 @@ fn phase2(out: &mut RunDir, settings: &Settings) -> anyhow::Result<()> {
     let policy = apigen_mt::env::policy::document("retail")?;
     let domain = apigen_mt::env::domain("retail")?;
     let slots = Slots::new(1);
-    let run = runner::Run { models: &models, prompts: &prompts, config: &config, policy, domain, world: World::Generated(0), slots: &slots, expected: 4, show: false };
+    let run = runner::Run {
+        models: &models,
+        prompts: &prompts,
+        config: &config,
+        policy,
+        domain,
+        world: World::Generated(0),
+        slots: &slots,
+        expected: 4,
+        show: false,
+    };
     let mut bps = blueprints(&user);
     let kwargs = |v: Value| v.as_object().cloned().unwrap_or_default();
     bps.push(Task {
@@ -197,14 +213,21 @@ fn the_report_page_in_headless_chromium_shows_the_stats_and_every_record() {
 
     // The funnel shows stats.json's stages and counts.
     let stats = stats(dir);
-    let want: Vec<(String, String)> = stats["funnel"].as_array().unwrap().iter().map(|s| (s["stage"].as_str().unwrap().to_string(), s["count"].to_string())).collect();
-    let shown: Vec<(String, String)> = seen["funnel"].as_array().unwrap().iter().map(|s| (s["stage"].as_str().unwrap().to_string(), s["count"].as_str().unwrap().to_string())).collect();
+    let want: Vec<(String, String)> =
+        stats["funnel"].as_array().unwrap().iter().map(|s| (s["stage"].as_str().unwrap().to_string(), s["count"].to_string())).collect();
+    let shown: Vec<(String, String)> = seen["funnel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["stage"].as_str().unwrap().to_string(), s["count"].as_str().unwrap().to_string()))
+        .collect();
     assert_eq!(shown, want);
     assert_eq!(shown.len(), 5, "both phases' stages");
 
     // Every record is listed, and a run this small shows every kind on the first page.
     let expected = expected_records(dir);
-    let ids = |rows: &Value| -> BTreeSet<String> { rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect() };
+    let ids =
+        |rows: &Value| -> BTreeSet<String> { rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect() };
     let all: BTreeSet<String> = expected.iter().map(|r| r.0.clone()).collect();
     assert_eq!(seen["all"].as_array().unwrap().len(), expected.len());
     assert_eq!(ids(&seen["all"]), all);
@@ -290,7 +313,12 @@ fn the_parquet_files_read_back_to_the_jsonl_records() {
 /// The card's YAML front matter as JSON, through PyYAML where it is installed.
 fn yaml(text: &str) -> Option<Value> {
     let script = "import sys, json, yaml\nprint(json.dumps(yaml.safe_load(sys.stdin.read())))";
-    let mut child = Command::new("python3").args(["-c", script]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().ok()?;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
     use std::io::Write;
     child.stdin.take()?.write_all(text.as_bytes()).ok()?;
     let out = child.wait_with_output().ok()?;
@@ -312,7 +340,12 @@ fn the_dataset_card_parses_and_its_numbers_are_those_of_stats_json() {
         assert_eq!(meta["license"], "unknown");
         assert_eq!(meta["size_categories"], json!(["n<1K"]));
         assert_eq!(meta["task_categories"], json!(["text-generation"]));
-        let configs: Vec<(&str, &str)> = meta["configs"].as_array().unwrap().iter().map(|c| (c["config_name"].as_str().unwrap(), c["data_files"][0]["path"].as_str().unwrap())).collect();
+        let configs: Vec<(&str, &str)> = meta["configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["config_name"].as_str().unwrap(), c["data_files"][0]["path"].as_str().unwrap()))
+            .collect();
         assert_eq!(configs, [("sharegpt", "dataset.sharegpt.parquet"), ("openai", "dataset.openai.parquet")]);
         for info in meta["dataset_info"].as_array().unwrap() {
             assert_eq!(info["splits"][0]["num_examples"], stats["dataset"]["records"]);
@@ -388,7 +421,11 @@ fn formats_choose_the_dataset_files_and_parquet_is_written_for_zero_records() {
     for (name, column) in [("dataset.sharegpt.parquet", "conversations"), ("dataset.openai.parquet", "messages")] {
         let path = empty.path().join(name);
         assert_eq!(parquet_rows(&path), Vec::<Value>::new());
-        let schema = parquet::schema(if column == "messages" { apigen_mt::dataset::formats::Layout::OpenAi } else { apigen_mt::dataset::formats::Layout::ShareGpt });
+        let schema = parquet::schema(if column == "messages" {
+            apigen_mt::dataset::formats::Layout::OpenAi
+        } else {
+            apigen_mt::dataset::formats::Layout::ShareGpt
+        });
         assert!(schema.field_with_name(column).is_ok());
     }
 }

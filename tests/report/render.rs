@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use apigen_mt::roles::Models;
 use apigen_mt::blueprint::run::{run, Progress, Run};
 use apigen_mt::chat::Message;
 use apigen_mt::config::SettingsFile;
@@ -12,6 +11,7 @@ use apigen_mt::dataset::rundir::{RunDir, BLUEPRINTS, BLUEPRINTS_REJECTED, TRACE}
 use apigen_mt::engine::loaded::{LoadOptions, LoadedModel, TextModel};
 use apigen_mt::engine::{self, EngineConfig, Prompt};
 use apigen_mt::prompts::Prompts;
+use apigen_mt::roles::Models;
 use apigen_mt::samplers::fewshot;
 use serde_json::{json, Value};
 
@@ -86,7 +86,13 @@ fn models_render_prints_the_token_ids_the_engine_uses() {
     tiny_model(dir.path());
     let chat = dir.path().join("chat.json");
     std::fs::write(&chat, json!([{"role": "user", "content": "hi there"}]).to_string()).unwrap();
-    let out = bin().args(["models", "render", "--add-generation-prompt", "--json", "-m"]).arg(dir.path()).arg("--messages").arg(&chat).output().unwrap();
+    let out = bin()
+        .args(["models", "render", "--add-generation-prompt", "--json", "-m"])
+        .arg(dir.path())
+        .arg("--messages")
+        .arg(&chat)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["prompt"], "<|user|>hi there</s><|assistant|>");
@@ -130,12 +136,14 @@ fn the_trace_records_each_request_as_the_chat_template_renders_it() {
     let mut config = apigen_mt::blueprint::run::RunConfig::from_settings(&settings, true).unwrap();
     config.progress = false;
     let out_dir = dir.path().join("run");
-    let mut out = RunDir::open(&out_dir, "blueprints", &settings, json!({"trace": true}), &[BLUEPRINTS, BLUEPRINTS_REJECTED, TRACE]).unwrap();
+    let mut out =
+        RunDir::open(&out_dir, "blueprints", &settings, json!({"trace": true}), &[BLUEPRINTS, BLUEPRINTS_REJECTED, TRACE]).unwrap();
     let models = Models::single(engine);
     let prompts = Prompts::load(None).unwrap();
     let pool = fewshot::pool("retail", &[] as &[&Path]).unwrap();
     let slots = apigen_mt::schedule::Slots::new(1);
-    run(Run { models: &models, prompts: &prompts, config: &config, pool: &pool, slots: &slots }, &mut out, Progress::default(), Vec::new()).unwrap();
+    run(Run { models: &models, prompts: &prompts, config: &config, pool: &pool, slots: &slots }, &mut out, Progress::default(), Vec::new())
+        .unwrap();
     let trace = apigen_mt::dataset::jsonl::read_values(&out_dir.join(TRACE)).unwrap();
     assert!(!trace.is_empty());
     for entry in &trace {

@@ -50,7 +50,9 @@ fn the_same_request_and_seed_give_the_same_text_whatever_else_is_in_flight() {
     let others: Vec<_> = (0..3)
         .map(|i| {
             let serve = serve.clone();
-            std::thread::spawn(move || chat(&serve, &format!("Write {i} lines about mountains, rivers and forests."), 100 + i, json!({"max_tokens": 40})))
+            std::thread::spawn(move || {
+                chat(&serve, &format!("Write {i} lines about mountains, rivers and forests."), 100 + i, json!({"max_tokens": 40}))
+            })
         })
         .collect();
     std::thread::sleep(Duration::from_millis(100));
@@ -63,7 +65,10 @@ fn the_same_request_and_seed_give_the_same_text_whatever_else_is_in_flight() {
     assert_ne!(text(&chat(&serve, "Tell me about the sea.", 8, json!({})), 0), alone, "another seed, another sample");
     let usage = &crowded["usage"];
     assert!(usage["prompt_tokens"].as_u64() > Some(0) && usage["completion_tokens"].as_u64() > Some(1), "{usage}");
-    assert_eq!(usage["total_tokens"].as_u64(), Some(usage["prompt_tokens"].as_u64().unwrap_or(0) + usage["completion_tokens"].as_u64().unwrap_or(0)));
+    assert_eq!(
+        usage["total_tokens"].as_u64(),
+        Some(usage["prompt_tokens"].as_u64().unwrap_or(0) + usage["completion_tokens"].as_u64().unwrap_or(0))
+    );
 }
 
 #[test]
@@ -81,7 +86,13 @@ fn bad_requests_get_openai_errors_with_4xx_and_the_key_is_required() {
         ("/v1/completions", r#"{"prompt": "hi", "model": "gpt-4"}"#, Some(KEY), 404, "gpt-4"),
         ("/v1/chat/completions", r#"{"messages": []}"#, Some(KEY), 400, "messages"),
         ("/v1/chat/completions", r#"{"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}"#, Some(KEY), 400, "tools"),
-        ("/v1/chat/completions", r#"{"messages": [{"role": "user", "content": "x"}], "grammar": "start: ("}"#, Some(KEY), 400, "constraint"),
+        (
+            "/v1/chat/completions",
+            r#"{"messages": [{"role": "user", "content": "x"}], "grammar": "start: ("}"#,
+            Some(KEY),
+            400,
+            "constraint",
+        ),
         ("/v1/nowhere", "{}", Some(KEY), 404, "/v1/nowhere"),
     ] {
         let (got, answer) = post(&serve, path, body, key);

@@ -1,8 +1,8 @@
 //! A Phase 2 run with its agent and user on `apigen-mt serve`'s chat API writes the records the
 //! same run writes in process (the fault tests cover the completions API the same way).
 
-use apigen_mt::engine::loaded::LoadOptions;
 use apigen_mt::config::server::{Server, ServerFile};
+use apigen_mt::engine::loaded::LoadOptions;
 use apigen_mt::engine::remote::RemoteModel;
 use apigen_mt::engine::LanguageModel;
 use serde_json::Value;

@@ -54,7 +54,11 @@ fn a_run_on_llama_server_records_every_attempt_without_a_failed_request() {
         if let Some(status) = process.0.try_wait().expect("wait") {
             panic!("llama-server exited ({status}): {}", std::fs::read_to_string(&log).unwrap_or_default());
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "llama-server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "llama-server did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 

@@ -105,13 +105,10 @@ fn own_templates_match_jinja2() {
     for name in ["hermes", "llama3", "mistral", "xlam"] {
         let expected = read_json(&fixtures().join("expected").join(format!("{name}.json")));
         let path = fixtures().join(format!("{name}.jinja"));
-        let template = ChatTemplate::from_jinja_file(
-            &path,
-            expected["bos_token"].as_str().unwrap(),
-            expected["eos_token"].as_str().unwrap(),
-        )
-        .unwrap()
-        .with_options(pinned(name));
+        let template =
+            ChatTemplate::from_jinja_file(&path, expected["bos_token"].as_str().unwrap(), expected["eos_token"].as_str().unwrap())
+                .unwrap()
+                .with_options(pinned(name));
         checked += check_cases(name, &template);
     }
     assert_eq!(checked, 20);
@@ -120,9 +117,7 @@ fn own_templates_match_jinja2() {
 #[test]
 fn qwen3_style_template_matches_jinja2_with_thinking_on_off_and_unset() {
     let expected = read_json(&fixtures().join("expected").join("qwen3.json"));
-    let template = ChatTemplate::from_jinja_file(&fixtures().join("qwen3.jinja"), "", "<|im_end|>")
-        .unwrap()
-        .with_options(pinned("qwen3"));
+    let template = ChatTemplate::from_jinja_file(&fixtures().join("qwen3.jinja"), "", "<|im_end|>").unwrap().with_options(pinned("qwen3"));
     let mut checked = check_cases("qwen3", &template);
     for (flag, thinking) in [("true", true), ("false", false)] {
         checked += check_rendered("qwen3", &template, &expected["enable_thinking"][flag], Some(thinking));

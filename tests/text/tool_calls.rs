@@ -170,36 +170,58 @@ fn malformed_calls_give_their_errors() {
     type Expect = fn(&ToolCallError) -> bool;
     let cases: Vec<(ToolFormat, &str, Expect)> = vec![
         // Truncated JSON.
-        (ToolFormat::Hermes, "<tool_call>\n{\"name\": \"find_order\", \"arguments\": {\"order_", |e| matches!(e, ToolCallError::Truncated(_))),
+        (ToolFormat::Hermes, "<tool_call>\n{\"name\": \"find_order\", \"arguments\": {\"order_", |e| {
+            matches!(e, ToolCallError::Truncated(_))
+        }),
         (ToolFormat::Llama3, "{\"name\": \"find_order\", \"parameters\": {", |e| matches!(e, ToolCallError::Truncated(_))),
         (ToolFormat::Xlam, "[{\"name\": \"find_order\"", |e| matches!(e, ToolCallError::Truncated(_))),
         (ToolFormat::Mistral, "[TOOL_CALLS] [{\"name\": ", |e| matches!(e, ToolCallError::Truncated(_))),
         (ToolFormat::Generic, "<tool_call>{\"name\": \"find_order\"</tool_call>", |e| matches!(e, ToolCallError::Truncated(_))),
         // Unknown tool.
-        (ToolFormat::Hermes, "<tool_call>{\"name\": \"refund\", \"arguments\": {}}</tool_call>",
-            |e| matches!(e, ToolCallError::UnknownTool { name, known } if name == "refund" && known == "find_order, cancel")),
+        (
+            ToolFormat::Hermes,
+            "<tool_call>{\"name\": \"refund\", \"arguments\": {}}</tool_call>",
+            |e| matches!(e, ToolCallError::UnknownTool { name, known } if name == "refund" && known == "find_order, cancel"),
+        ),
         (ToolFormat::Llama3, "{\"name\": \"refund\", \"parameters\": {}}", |e| matches!(e, ToolCallError::UnknownTool { .. })),
         (ToolFormat::Xlam, "[{\"name\": \"refund\", \"arguments\": {}}]", |e| matches!(e, ToolCallError::UnknownTool { .. })),
-        (ToolFormat::Mistral, "[TOOL_CALLS] [{\"name\": \"refund\", \"arguments\": {}}]", |e| matches!(e, ToolCallError::UnknownTool { .. })),
+        (ToolFormat::Mistral, "[TOOL_CALLS] [{\"name\": \"refund\", \"arguments\": {}}]", |e| {
+            matches!(e, ToolCallError::UnknownTool { .. })
+        }),
         // Extra prose after the call.
-        (ToolFormat::Hermes, "<tool_call>{\"name\": \"cancel\", \"arguments\": {}}</tool_call> I hope that helps!",
-            |e| matches!(e, ToolCallError::TrailingText(t) if t == "I hope that helps!")),
+        (
+            ToolFormat::Hermes,
+            "<tool_call>{\"name\": \"cancel\", \"arguments\": {}}</tool_call> I hope that helps!",
+            |e| matches!(e, ToolCallError::TrailingText(t) if t == "I hope that helps!"),
+        ),
         (ToolFormat::Llama3, "{\"name\": \"cancel\", \"parameters\": {}} and done", |e| matches!(e, ToolCallError::TrailingText(_))),
         (ToolFormat::Xlam, "[{\"name\": \"cancel\", \"arguments\": {}}]\nDone.", |e| matches!(e, ToolCallError::TrailingText(_))),
-        (ToolFormat::Mistral, "[TOOL_CALLS] [{\"name\": \"cancel\", \"arguments\": {}}] ok", |e| matches!(e, ToolCallError::TrailingText(_))),
-        (ToolFormat::Generic, "<tool_call>{\"name\": \"cancel\", \"arguments\": {}}</tool_call>\nThen I will", |e| matches!(e, ToolCallError::TrailingText(_))),
+        (ToolFormat::Mistral, "[TOOL_CALLS] [{\"name\": \"cancel\", \"arguments\": {}}] ok", |e| {
+            matches!(e, ToolCallError::TrailingText(_))
+        }),
+        (ToolFormat::Generic, "<tool_call>{\"name\": \"cancel\", \"arguments\": {}}</tool_call>\nThen I will", |e| {
+            matches!(e, ToolCallError::TrailingText(_))
+        }),
         // Unescaped nested quotes.
-        (ToolFormat::Hermes, "<tool_call>{\"name\": \"cancel\", \"arguments\": {\"reason\": \"say \"no\"\"}}</tool_call>",
-            |e| matches!(e, ToolCallError::InvalidJson { .. })),
-        (ToolFormat::Llama3, "{\"name\": \"cancel\", \"parameters\": {\"reason\": \"say \"no\"\"}}", |e| matches!(e, ToolCallError::InvalidJson { .. })),
-        (ToolFormat::Mistral, "[TOOL_CALLS] [{\"name\": \"cancel\", \"arguments\": {\"reason\": \"a \"b\"\"}}]", |e| matches!(e, ToolCallError::InvalidJson { .. })),
+        (ToolFormat::Hermes, "<tool_call>{\"name\": \"cancel\", \"arguments\": {\"reason\": \"say \"no\"\"}}</tool_call>", |e| {
+            matches!(e, ToolCallError::InvalidJson { .. })
+        }),
+        (ToolFormat::Llama3, "{\"name\": \"cancel\", \"parameters\": {\"reason\": \"say \"no\"\"}}", |e| {
+            matches!(e, ToolCallError::InvalidJson { .. })
+        }),
+        (ToolFormat::Mistral, "[TOOL_CALLS] [{\"name\": \"cancel\", \"arguments\": {\"reason\": \"a \"b\"\"}}]", |e| {
+            matches!(e, ToolCallError::InvalidJson { .. })
+        }),
         // Several calls where one is expected: Llama 3 always.
-        (ToolFormat::Llama3, "<|python_tag|>{\"name\": \"cancel\", \"parameters\": {}}; {\"name\": \"cancel\", \"parameters\": {}}",
-            |e| matches!(e, ToolCallError::TooManyCalls { found: 2 })),
+        (ToolFormat::Llama3, "<|python_tag|>{\"name\": \"cancel\", \"parameters\": {}}; {\"name\": \"cancel\", \"parameters\": {}}", |e| {
+            matches!(e, ToolCallError::TooManyCalls { found: 2 })
+        }),
         // Wrong shapes.
         (ToolFormat::Xlam, "[]", |e| matches!(e, ToolCallError::Shape { .. })),
         (ToolFormat::Xlam, "[\"find_order\"]", |e| matches!(e, ToolCallError::Shape { .. })),
-        (ToolFormat::Hermes, "<tool_call>{\"name\": \"cancel\", \"arguments\": [1]}</tool_call>", |e| matches!(e, ToolCallError::Shape { .. })),
+        (ToolFormat::Hermes, "<tool_call>{\"name\": \"cancel\", \"arguments\": [1]}</tool_call>", |e| {
+            matches!(e, ToolCallError::Shape { .. })
+        }),
         (ToolFormat::Generic, "<tool_call>{\"arguments\": {}}</tool_call>", |e| matches!(e, ToolCallError::Shape { .. })),
         (ToolFormat::Mistral, "[TOOL_CALLS] {\"name\": \"cancel\"}", |e| matches!(e, ToolCallError::Shape { .. })),
     ];
@@ -222,7 +244,9 @@ fn lenient_where_the_intent_is_clear() {
     let tools = tools();
     let ctx = context(&tools, 4, true);
     // Generation stopped on the closing tag.
-    let p = parse(ToolFormat::Hermes, "<tool_call>\n{\"name\": \"cancel\", \"arguments\": {\"order_id\": \"1\", \"reason\": \"x\"}}\n", &ctx).unwrap();
+    let p =
+        parse(ToolFormat::Hermes, "<tool_call>\n{\"name\": \"cancel\", \"arguments\": {\"order_id\": \"1\", \"reason\": \"x\"}}\n", &ctx)
+            .unwrap();
     assert_eq!(p.calls.len(), 1);
     // Arguments quoted as a JSON string, as the OpenAI API writes them.
     let p = parse(ToolFormat::Xlam, "[{\"name\": \"find_order\", \"arguments\": \"{\\\"order_id\\\": \\\"7\\\"}\"}]", &ctx).unwrap();
@@ -269,10 +293,7 @@ fn grammar_schemas_accept_rendered_calls_and_reject_others() {
         assert!(!validator.is_valid(&wrap(wrong_name)), "{format:?}");
         assert!(!validator.is_valid(&wrap(missing_arg)), "{format:?}");
         // The trigger and close frame a call the parser accepts.
-        let body = apigen_mt::pyjson::dumps_with(
-            &wrap(one),
-            &apigen_mt::pyjson::DumpOptions { ensure_ascii: false, ..Default::default() },
-        );
+        let body = apigen_mt::pyjson::dumps_with(&wrap(one), &apigen_mt::pyjson::DumpOptions { ensure_ascii: false, ..Default::default() });
         let text = if g.trigger_in_json { format!("{body}{}", g.close) } else { format!("{}{body}{}", g.trigger, g.close) };
         assert!(body.starts_with(&g.trigger) || !g.trigger_in_json);
         let parsed = parse(format, &text, &context(&tools, 0, true)).unwrap();

@@ -4,8 +4,8 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
 use super::ToolFormat;
-use crate::constrain::Constraint;
 use crate::chat::generic::{CALL_CLOSE, CALL_OPEN};
+use crate::constrain::Constraint;
 
 /// A call in one format, as text around a JSON value: `trigger`, then JSON matching `schema`
 /// (whitespace may surround it), then `close`.
@@ -162,9 +162,7 @@ impl CallGrammar {
 
 /// `text` as a regex that matches it literally (also inside a character class).
 fn regex_escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| if "\\.+*?()|[]{}^$-/".contains(c) { vec!['\\', c] } else { vec![c] })
-        .collect()
+    text.chars().flat_map(|c| if "\\.+*?()|[]{}^$-/".contains(c) { vec!['\\', c] } else { vec![c] }).collect()
 }
 
 #[cfg(test)]

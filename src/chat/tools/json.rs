@@ -49,12 +49,7 @@ pub(super) fn call(value: Value) -> Result<RawCall, ToolCallError> {
             Ok(Value::Object(map)) => map,
             _ => return Err(ToolCallError::Shape { expected: "arguments that are a JSON object", found: text }),
         },
-        Some(other) => {
-            return Err(ToolCallError::Shape {
-                expected: "arguments that are a JSON object",
-                found: to_json(&other),
-            })
-        }
+        Some(other) => return Err(ToolCallError::Shape { expected: "arguments that are a JSON object", found: to_json(&other) }),
     };
     Ok((name, arguments))
 }

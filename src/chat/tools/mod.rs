@@ -42,8 +42,7 @@ pub enum ToolFormat {
 }
 
 impl ToolFormat {
-    pub const ALL: [ToolFormat; 5] =
-        [ToolFormat::Hermes, ToolFormat::Llama3, ToolFormat::Xlam, ToolFormat::Mistral, ToolFormat::Generic];
+    pub const ALL: [ToolFormat; 5] = [ToolFormat::Hermes, ToolFormat::Llama3, ToolFormat::Xlam, ToolFormat::Mistral, ToolFormat::Generic];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -170,10 +169,7 @@ pub fn parse(format: ToolFormat, completion: &str, context: &CallContext) -> Res
 /// The names of OpenAI function schemas (`{"type": "function", "function": {"name": ...}}`),
 /// or of bare `{"name": ...}` schemas.
 pub fn tool_names(tools: &[Value]) -> Vec<&str> {
-    tools
-        .iter()
-        .filter_map(|t| t.get("function").unwrap_or(t).get("name").and_then(Value::as_str))
-        .collect()
+    tools.iter().filter_map(|t| t.get("function").unwrap_or(t).get("name").and_then(Value::as_str)).collect()
 }
 
 /// A call id that depends only on the format, the conversation, the turn and the call's index,

@@ -225,9 +225,7 @@ impl Client {
         match response {
             Ok(response) if response.content_type() == "text/event-stream" => read_events(response),
             Ok(response) => {
-                let text = response
-                    .into_string()
-                    .map_err(|e| Attempt::Retry { reason: format!("reading the answer: {e}"), wait: None })?;
+                let text = response.into_string().map_err(|e| Attempt::Retry { reason: format!("reading the answer: {e}"), wait: None })?;
                 serde_json::from_str(&text).map(|v| vec![v]).map_err(|e| {
                     // A 200 that is not JSON is a server fault, not the request's.
                     Attempt::Retry { reason: format!("the answer is not JSON ({e}): {}", head(&text)), wait: None }

@@ -32,10 +32,10 @@ use super::{Completion, Constraint, EngineError, EngineMetrics, FinishReason, La
 use crate::chat::generic::call_text;
 use crate::chat::tools::ToolFormat;
 use crate::chat::{thinking, CalendarDate, ChatTemplate, Message, RenderOptions, ToolCall};
+use crate::config::server::{Api, Flavor, Server};
 use crate::model::source::{self, HubConfig};
 use dialect::Dialect;
 use http::{Client, ClientMetrics};
-use crate::config::server::{Api, Flavor, Server};
 
 /// Tries of a request whose output is checked here because the server cannot enforce its
 /// constraint.
@@ -98,18 +98,12 @@ impl RemoteModel {
     /// dialect, and loads the template and tokenizer prompts are rendered with.
     pub fn connect(server: &Server, model: Option<&str>, hub: &HubConfig, date: CalendarDate) -> Result<(Self, Connected)> {
         let api_key = match &server.api_key_env {
-            Some(var) => Some(std::env::var(var).map_err(|_| {
-                anyhow!("the API key for {} is to come from ${var}, which is not set", server.url)
-            })?),
+            Some(var) => {
+                Some(std::env::var(var).map_err(|_| anyhow!("the API key for {} is to come from ${var}, which is not set", server.url))?)
+            }
             None => None,
         };
-        let client = Client::new(
-            &server.url,
-            api_key,
-            Duration::from_secs(server.timeout_secs),
-            server.max_in_flight,
-            server.retries,
-        );
+        let client = Client::new(&server.url, api_key, Duration::from_secs(server.timeout_secs), server.max_in_flight, server.retries);
         let models = client
             .get("models")
             .map_err(|f| anyhow!(f.into_engine_error(&format!("listing the models of {}", server.url))))
@@ -117,18 +111,21 @@ impl RemoteModel {
         let listed: Vec<&Value> = models["data"].as_array().map(|d| d.iter().collect()).unwrap_or_default();
         let ids: Vec<&str> = listed.iter().filter_map(|m| m["id"].as_str()).collect();
         let entry = match model {
-            Some(name) => listed.iter().find(|m| m["id"].as_str() == Some(name)).copied().ok_or_else(|| {
-                anyhow!("{} does not serve model {name:?} (it serves: {})", server.url, ids.join(", "))
-            })?,
+            Some(name) => listed
+                .iter()
+                .find(|m| m["id"].as_str() == Some(name))
+                .copied()
+                .ok_or_else(|| anyhow!("{} does not serve model {name:?} (it serves: {})", server.url, ids.join(", ")))?,
             None => listed.first().copied().ok_or_else(|| anyhow!("{} lists no models at /models", server.url))?,
         };
         let served = entry["id"].as_str().context("the server's /models entry has no id")?.to_string();
         let flavor = server.flavor.unwrap_or_else(|| Flavor::from_owner(entry["owned_by"].as_str().unwrap_or("")));
         let mut dialect = Dialect::new(flavor);
         let props = if flavor == Flavor::LlamaServer { client.get("/props").ok() } else { None };
-        let server_context = entry["max_model_len"].as_u64().map(|n| n as usize).or_else(|| {
-            props.as_ref().and_then(|p| p["default_generation_settings"]["n_ctx"].as_u64()).map(|n| n as usize)
-        });
+        let server_context = entry["max_model_len"]
+            .as_u64()
+            .map(|n| n as usize)
+            .or_else(|| props.as_ref().and_then(|p| p["default_generation_settings"]["n_ctx"].as_u64()).map(|n| n as usize));
         // The model's own context, from the template source: the fallback where the server does not
         // say, and what the server's is compared with.
         let mut model_context = None;
@@ -153,9 +150,14 @@ impl RemoteModel {
             let props = props.as_ref()?;
             let text = props["chat_template"].as_str().filter(|t| !t.trim().is_empty())?;
             let token = |key: &str| props[key].as_str().unwrap_or_default().to_string();
-            ChatTemplate::new(format!("{}/props", server.url), vec![("default".into(), text.into())], token("bos_token"), token("eos_token"))
-                .map(|t| t.with_options(RenderOptions { date }))
-                .ok()
+            ChatTemplate::new(
+                format!("{}/props", server.url),
+                vec![("default".into(), text.into())],
+                token("bos_token"),
+                token("eos_token"),
+            )
+            .map(|t| t.with_options(RenderOptions { date }))
+            .ok()
         };
         let (text, format, template_source) = match (server.api, server.template.as_deref()) {
             (Api::Completions, Some("server")) => {
@@ -165,7 +167,8 @@ impl RemoteModel {
                 (Text::ServerTemplate { template, recent: Mutex::new(VecDeque::new()) }, format, Some("server".to_string()))
             }
             (Api::Completions, Some(spec)) => {
-                let (frontend, format, context, _) = local(spec).with_context(|| format!("loading the template source {spec:?} of {served}"))?;
+                let (frontend, format, context, _) =
+                    local(spec).with_context(|| format!("loading the template source {spec:?} of {served}"))?;
                 model_context = context;
                 (Text::Local(frontend), format, Some(spec.to_string()))
             }
@@ -192,7 +195,8 @@ impl RemoteModel {
             (Api::Chat, spec) => {
                 let frontend = match spec {
                     Some(spec) if spec != "server" => {
-                        let (frontend, _, context, _) = local(spec).with_context(|| format!("loading the template source {spec:?} of {served}"))?;
+                        let (frontend, _, context, _) =
+                            local(spec).with_context(|| format!("loading the template source {spec:?} of {served}"))?;
                         model_context = context;
                         Some(frontend)
                     }
@@ -627,9 +631,7 @@ fn short_context_warning(url: &str, model: &str, flavor: Flavor, server_context:
         return None;
     }
     let hint = if flavor == Flavor::LlamaServer {
-        format!(
-            " (llama-server divides -c among its -np slots: give -c {model_context} times the slots for the whole context)"
-        )
+        format!(" (llama-server divides -c among its -np slots: give -c {model_context} times the slots for the whole context)")
     } else {
         String::new()
     };

@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use crate::env::lookup::{field, field_num, field_obj, field_str, object_mut, table};
-use crate::pynum::PyNum;
 use crate::env::Db;
+use crate::pynum::PyNum;
 
 /// Checks that the segment `{"flight_number", "date", ...}` can seat `seats` passengers in
 /// `cabin`, then records the fare's `price`, `origin` and `destination` on the segment (in that

@@ -66,13 +66,11 @@ fn number() -> impl Strategy<Value = Value> {
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
-    let leaf =
-        prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::Bool), number(), word().prop_map(Value::String)];
+    let leaf = prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::Bool), number(), word().prop_map(Value::String)];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::vec((word(), inner), 0..4)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            proptest::collection::vec((word(), inner), 0..4).prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }
@@ -87,33 +85,23 @@ fn typed_value(schema: &Value) -> BoxedStrategy<Value> {
             }
             _ => word().prop_map(Value::String).boxed(),
         },
-        Some("integer") => prop_oneof![
-            (-3i64..300).prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from)
-        ]
-        .boxed(),
+        Some("integer") => {
+            prop_oneof![(-3i64..300).prop_map(Value::from), any::<i64>().prop_map(Value::from), any::<u64>().prop_map(Value::from)].boxed()
+        }
         Some("number") => number().boxed(),
         Some("array") => {
             let items = schema.get("items").map(typed_value).unwrap_or_else(|| json_value().boxed());
             proptest::collection::vec(items, 0..4).prop_map(Value::Array).boxed()
         }
         Some("object") => {
-            let props: Vec<(String, BoxedStrategy<Value>)> = schema["properties"]
-                .as_object()
-                .map(|p| p.iter().map(|(k, v)| (k.clone(), typed_value(v))).collect())
-                .unwrap_or_default();
+            let props: Vec<(String, BoxedStrategy<Value>)> =
+                schema["properties"].as_object().map(|p| p.iter().map(|(k, v)| (k.clone(), typed_value(v))).collect()).unwrap_or_default();
             let (names, values): (Vec<String>, Vec<BoxedStrategy<Value>>) = props.into_iter().unzip();
             let present = proptest::collection::vec(prop_oneof![9 => Just(true), 1 => Just(false)], names.len());
             (values, present, proptest::option::weighted(0.1, (word(), json_value())))
                 .prop_map(move |(values, present, extra)| {
-                    let mut map: Map<String, Value> = names
-                        .iter()
-                        .zip(values)
-                        .zip(present)
-                        .filter(|(_, keep)| *keep)
-                        .map(|((k, v), _)| (k.clone(), v))
-                        .collect();
+                    let mut map: Map<String, Value> =
+                        names.iter().zip(values).zip(present).filter(|(_, keep)| *keep).map(|((k, v), _)| (k.clone(), v)).collect();
                     if let Some((k, v)) = extra {
                         map.insert(k, v);
                     }
@@ -131,26 +119,21 @@ fn arguments(params: &Value) -> BoxedStrategy<Args> {
     let typed = typed_value(params).prop_map(|v| v.as_object().cloned().unwrap_or_default());
     let names: Vec<String> = params["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
     let n = names.len();
-    let untyped =
-        (proptest::collection::vec((any::<bool>(), json_value()), n), proptest::option::of((word(), json_value())))
-            .prop_map(move |(values, extra)| {
-                let mut args: Args =
-                    names.iter().zip(values).filter(|(_, (keep, _))| *keep).map(|(k, (_, v))| (k.clone(), v)).collect();
-                if let Some((k, v)) = extra {
-                    args.insert(k, v);
-                }
-                args
-            });
+    let untyped = (proptest::collection::vec((any::<bool>(), json_value()), n), proptest::option::of((word(), json_value()))).prop_map(
+        move |(values, extra)| {
+            let mut args: Args = names.iter().zip(values).filter(|(_, (keep, _))| *keep).map(|(k, (_, v))| (k.clone(), v)).collect();
+            if let Some((k, v)) = extra {
+                args.insert(k, v);
+            }
+            args
+        },
+    );
     prop_oneof![3 => typed, 1 => untyped].boxed()
 }
 
 fn every_tool_with_arguments() -> impl Strategy<Value = (usize, Args)> {
-    let strategies: Vec<_> = super::domain()
-        .tools
-        .iter()
-        .enumerate()
-        .map(|(i, tool)| arguments(&(tool.parameters)()).prop_map(move |args| (i, args)))
-        .collect();
+    let strategies: Vec<_> =
+        super::domain().tools.iter().enumerate().map(|(i, tool)| arguments(&(tool.parameters)()).prop_map(move |args| (i, args))).collect();
     proptest::strategy::Union::new(strategies)
 }
 

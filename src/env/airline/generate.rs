@@ -111,11 +111,7 @@ pub(super) fn generate(rng: &mut ChaCha8Rng) -> Db {
     let mut flight_json = Map::new();
     for f in flights {
         let arrives = f.departs + f.duration;
-        let arrival = if arrives >= DAY {
-            format!("{}+1", clock(arrives - DAY))
-        } else {
-            clock(arrives)
-        };
+        let arrival = if arrives >= DAY { format!("{}+1", clock(arrives - DAY)) } else { clock(arrives) };
         flight_json.insert(
             f.number.clone(),
             json!({
@@ -157,28 +153,15 @@ fn flights(rng: &mut ChaCha8Rng, ids: &mut Ids) -> Vec<Flight> {
     let mut flights: Vec<Flight> = (0..FLIGHTS)
         .map(|i| {
             // Every route gets two flights, the rest go to random routes.
-            let (origin, destination) = if i < 2 * routes.len() {
-                routes[i % routes.len()]
-            } else {
-                routes[rng.random_range(0..routes.len())]
-            };
+            let (origin, destination) =
+                if i < 2 * routes.len() { routes[i % routes.len()] } else { routes[rng.random_range(0..routes.len())] };
             let km = distance_km(origin, destination);
             let duration = (((40.0 + km / 13.0) / 30.0).round() as i64).max(2) * 30;
             let departs = rng.random_range(10..48) * 30;
             let fare = (100.0 + (km / 45.0).min(95.0) + rng.random_range(-5.0..5.0)).round() as i64;
             let number = ids.fresh(rng, |r| format!("HAT{:03}", r.random_range(1..1000)));
-            let mut f = Flight {
-                number,
-                origin,
-                destination,
-                departs,
-                duration,
-                fare,
-                dates: Map::new(),
-            };
-            f.dates = (FIRST_DAY..=LAST_DAY)
-                .map(|day| (date(day), day_status(rng, &f, day)))
-                .collect();
+            let mut f = Flight { number, origin, destination, departs, duration, fare, dates: Map::new() };
+            f.dates = (FIRST_DAY..=LAST_DAY).map(|day| (date(day), day_status(rng, &f, day))).collect();
             f
         })
         .collect();
@@ -216,10 +199,7 @@ fn day_status(rng: &mut ChaCha8Rng, f: &Flight, day: i64) -> Value {
     let dep_late = rng.random_range(-10..45);
     let arr_late = dep_late + rng.random_range(-20..20);
     if day > 15 {
-        let seats: Map<String, Value> = CABINS
-            .iter()
-            .map(|c| (c.to_string(), json!(rng.random_range(0..=20))))
-            .collect();
+        let seats: Map<String, Value> = CABINS.iter().map(|c| (c.to_string(), json!(rng.random_range(0..=20)))).collect();
         let prices: Map<String, Value> = CABINS.iter().map(|c| (c.to_string(), json!(fare(rng, f, c)))).collect();
         return json!({"status": "available", "available_seats": seats, "prices": prices});
     }
@@ -240,11 +220,7 @@ fn day_status(rng: &mut ChaCha8Rng, f: &Flight, day: i64) -> Value {
             "estimated_arrival_time_est": stamp(arrives + arr_late),
         });
     }
-    let (status, late) = if rng.random_bool(0.3) {
-        ("delayed", rng.random_range(30..240))
-    } else {
-        ("on time", 0)
-    };
+    let (status, late) = if rng.random_bool(0.3) { ("delayed", rng.random_range(30..240)) } else { ("on time", 0) };
     json!({
         "status": status,
         "estimated_departure_time_est": stamp(departs + late),
@@ -270,12 +246,8 @@ fn users(rng: &mut ChaCha8Rng, ids: &mut Ids) -> (Vec<User>, Map<String, Value>)
             })
             .collect();
         let membership = pick(rng, &["regular", "silver", "gold"]);
-        let payers = methods
-            .values()
-            .filter(|m| m["source"] != "certificate")
-            .filter_map(|m| m["id"].as_str())
-            .map(str::to_string)
-            .collect();
+        let payers =
+            methods.values().filter(|m| m["source"] != "certificate").filter_map(|m| m["id"].as_str()).map(str::to_string).collect();
         json_users.insert(
             id.clone(),
             json!({
@@ -289,16 +261,7 @@ fn users(rng: &mut ChaCha8Rng, ids: &mut Ids) -> (Vec<User>, Map<String, Value>)
                 "reservations": [],
             }),
         );
-        users.push(User {
-            id,
-            membership,
-            first: who.first,
-            last: who.last,
-            dob,
-            saved,
-            payers,
-            reservations: Vec::new(),
-        });
+        users.push(User { id, membership, first: who.first, last: who.last, dob, saved, payers, reservations: Vec::new() });
     }
     (users, json_users)
 }
@@ -309,11 +272,7 @@ fn payment_methods(rng: &mut ChaCha8Rng, ids: &mut Ids) -> Map<String, Value> {
     let n = rng.random_range(1..=4);
     let mut methods = Map::new();
     for i in 0..n {
-        let kind = if i == 0 {
-            pick(rng, &["credit_card", "gift_card"])
-        } else {
-            pick(rng, &["credit_card", "gift_card", "certificate"])
-        };
+        let kind = if i == 0 { pick(rng, &["credit_card", "gift_card"]) } else { pick(rng, &["credit_card", "gift_card", "certificate"]) };
         let id = ids.fresh(rng, |r| format!("{kind}_{}", digits(r, 7)));
         let method = match kind {
             "credit_card" => json!({
@@ -367,13 +326,7 @@ fn reservation(rng: &mut ChaCha8Rng, ids: &mut Ids, flights: &[Flight], user: &U
             })
         })
         .collect();
-    let total = per_person * count
-        + if insurance == "yes" {
-            INSURANCE_PER_PASSENGER * count
-        } else {
-            0
-        }
-        + PRICE_PER_EXTRA_BAG * nonfree;
+    let total = per_person * count + if insurance == "yes" { INSURANCE_PER_PASSENGER * count } else { 0 } + PRICE_PER_EXTRA_BAG * nonfree;
     let payer = &user.payers[rng.random_range(0..user.payers.len())];
     let mut payments = vec![json!({"payment_id": payer, "amount": total})];
     // Booked up to two weeks ahead, and never after "now".
@@ -413,21 +366,13 @@ fn trip<'a>(rng: &mut ChaCha8Rng, flights: &'a [Flight], first: &'a Flight, day:
     if rng.random_bool(0.65) {
         return Some(vec![(first, day)]);
     }
-    let next: Vec<&Flight> = flights
-        .iter()
-        .filter(|g| connects(first, g) && g.destination != first.origin)
-        .collect();
+    let next: Vec<&Flight> = flights.iter().filter(|g| connects(first, g) && g.destination != first.origin).collect();
     let second = next.get(rng.random_range(0..next.len().max(1)))?;
     Some(vec![(first, day), (*second, day)])
 }
 
 /// The way back over the reverse of each outbound route, connecting on the same day.
-fn return_trip<'a>(
-    rng: &mut ChaCha8Rng,
-    flights: &'a [Flight],
-    outbound: &[Leg<'a>],
-    day: i64,
-) -> Option<Vec<Leg<'a>>> {
+fn return_trip<'a>(rng: &mut ChaCha8Rng, flights: &'a [Flight], outbound: &[Leg<'a>], day: i64) -> Option<Vec<Leg<'a>>> {
     let mut back: Vec<Leg<'a>> = Vec::new();
     for &(f, _) in outbound.iter().rev() {
         let options: Vec<&Flight> = flights

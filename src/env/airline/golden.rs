@@ -8,8 +8,8 @@
 //! `random` group holds seeded random well-typed sequences, stored as SHA-256 digests of each
 //! observation and of the final database.
 
-use serde_json::Value;
 use crate::seeds::sha256_hex;
+use serde_json::Value;
 
 use super::fixture;
 use crate::pyjson::dumps;
@@ -65,11 +65,7 @@ fn random_sequences_match_tau_bench() {
             let got = tool.call(&mut db, &fixture::args(call["kwargs"].clone()));
             assert_eq!(Value::Bool(got.is_err()), case["errors"][i], "random case {index}, call {i}: {got:?}");
             let text = got.unwrap_or_else(|e| e);
-            assert_eq!(
-                Value::from(sha256_hex(text.as_bytes())),
-                case["output_sha256"][i],
-                "random case {index}, call {call}: {text}"
-            );
+            assert_eq!(Value::from(sha256_hex(text.as_bytes())), case["output_sha256"][i], "random case {index}, call {call}: {text}");
         }
         let data = dumps(&Value::Object(db));
         assert_eq!(Value::from(sha256_hex(data.as_bytes())), case["data_sha256"], "random case {index}: final database differs");

@@ -7,27 +7,11 @@ use super::policy::FORBIDDEN_PAIRS;
 
 pub(super) fn hints() -> GraphHints {
     let dataflow = vec![
-        Dataflow::new(
-            "get_user_details",
-            vec![("user_id", Said)],
-            &["user_id", "reservation_id", "payment_id"],
-        ),
-        Dataflow::new(
-            "get_reservation_details",
-            vec![("reservation_id", field("reservation_id"))],
-            &["user_id", "flight", "payment_id"],
-        ),
+        Dataflow::new("get_user_details", vec![("user_id", Said)], &["user_id", "reservation_id", "payment_id"]),
+        Dataflow::new("get_reservation_details", vec![("reservation_id", field("reservation_id"))], &["user_id", "flight", "payment_id"]),
         Dataflow::new("list_all_airports", vec![], &["airport"]),
-        Dataflow::new(
-            "search_direct_flight",
-            vec![("origin", Said), ("destination", Said), ("date", Said)],
-            &["flight"],
-        ),
-        Dataflow::new(
-            "search_onestop_flight",
-            vec![("origin", Said), ("destination", Said), ("date", Said)],
-            &["flight"],
-        ),
+        Dataflow::new("search_direct_flight", vec![("origin", Said), ("destination", Said), ("date", Said)], &["flight"]),
+        Dataflow::new("search_onestop_flight", vec![("origin", Said), ("destination", Said), ("date", Said)], &["flight"]),
         Dataflow::new(
             "book_reservation",
             vec![
@@ -45,11 +29,7 @@ pub(super) fn hints() -> GraphHints {
             ],
             &["reservation_id"],
         ),
-        Dataflow::new(
-            "cancel_reservation",
-            vec![("reservation_id", field("reservation_id"))],
-            &["reservation_id"],
-        ),
+        Dataflow::new("cancel_reservation", vec![("reservation_id", field("reservation_id"))], &["reservation_id"]),
         Dataflow::new(
             "update_reservation_baggages",
             vec![
@@ -75,18 +55,11 @@ pub(super) fn hints() -> GraphHints {
             vec![("reservation_id", field("reservation_id")), ("passengers", Said)],
             &["reservation_id"],
         ),
-        Dataflow::new(
-            "send_certificate",
-            vec![("user_id", field("user_id")), ("amount", Said)],
-            &["payment_id"],
-        ),
+        Dataflow::new("send_certificate", vec![("user_id", field("user_id")), ("amount", Said)], &["payment_id"]),
         Dataflow::new("calculate", vec![("expression", Said)], &[]),
         Dataflow::new("think", vec![("thought", Said)], &[]),
         Dataflow::new("transfer_to_human_agents", vec![("summary", Said)], &[]),
     ];
-    let forbidden = FORBIDDEN_PAIRS
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let forbidden = FORBIDDEN_PAIRS.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     GraphHints { dataflow, forbidden }
 }

@@ -102,9 +102,9 @@ mod tests {
     /// The schema without its prose, which is ours and differs from τ-bench's.
     fn shape(value: &Value) -> Value {
         match value {
-            Value::Object(map) => Value::Object(
-                map.iter().filter(|(k, _)| *k != "description").map(|(k, v)| (k.clone(), shape(v))).collect(),
-            ),
+            Value::Object(map) => {
+                Value::Object(map.iter().filter(|(k, _)| *k != "description").map(|(k, v)| (k.clone(), shape(v))).collect())
+            }
             Value::Array(items) => Value::Array(items.iter().map(shape).collect()),
             other => other.clone(),
         }
@@ -114,11 +114,8 @@ mod tests {
     fn names_order_and_parameters_match_tau_bench() {
         // Recorded from τ-bench's tool list by testdata/golden_tool/shapes.py.
         let expected: Value = serde_json::from_str(include_str!("testdata/tau_bench_parameter_shapes.json")).unwrap();
-        let ours: Vec<Value> = super::domain()
-            .tools
-            .iter()
-            .map(|t| serde_json::json!({"name": t.name, "parameters": shape(&(t.parameters)())}))
-            .collect();
+        let ours: Vec<Value> =
+            super::domain().tools.iter().map(|t| serde_json::json!({"name": t.name, "parameters": shape(&(t.parameters)())})).collect();
         // Compared as text so that key order counts too.
         assert_eq!(serde_json::to_string(&ours).unwrap(), serde_json::to_string(&expected).unwrap());
     }

@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use crate::env::lookup::{field, field_mut, field_num, field_obj, object_mut, table, table_mut};
-use crate::pynum::PyNum;
 use crate::env::Db;
+use crate::pynum::PyNum;
 
 /// Checks that `payment_id` may pay `amount` for a change to one of `user_id`'s reservations,
 /// with τ-bench's rules and messages: the method must be on file, certificates are refused, and

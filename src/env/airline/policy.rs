@@ -57,16 +57,7 @@ impl Booking {
 fn legs(flights: &Value) -> BTreeSet<(String, String)> {
     flights
         .as_array()
-        .map(|fs| {
-            fs.iter()
-                .filter_map(|f| {
-                    Some((
-                        f["flight_number"].as_str()?.to_string(),
-                        f["date"].as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        })
+        .map(|fs| fs.iter().filter_map(|f| Some((f["flight_number"].as_str()?.to_string(), f["date"].as_str()?.to_string()))).collect())
         .unwrap_or_default()
 }
 
@@ -101,9 +92,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
                     out.push(Violation {
                         id: "airline.too_many_certificates".to_string(),
                         step,
-                        message: format!(
-                            "a task can issue at most {MAX_CERTIFICATES_SENT} certificates; this is one more"
-                        ),
+                        message: format!("a task can issue at most {MAX_CERTIFICATES_SENT} certificates; this is one more"),
                     });
                 }
                 let id = format!("certificate_{}", 3221322 + certificates_sent.len());
@@ -112,12 +101,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
             "book_reservation" => {
                 let Some(user) = arg(action, "user_id") else { continue };
                 identity.touch(step, action, user, &mut out);
-                let payments = action
-                    .kwargs
-                    .get("payment_methods")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
+                let payments = action.kwargs.get("payment_methods").and_then(Value::as_array).cloned().unwrap_or_default();
                 let methods: Vec<&str> = payments.iter().filter_map(|p| p["payment_id"].as_str()).collect();
                 for m in methods.iter().filter(|m| !owns(user, m, &certificates_sent)) {
                     out.push(foreign(step, name, m, user));
@@ -150,15 +134,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
                 booked += 1;
                 let cabin = arg(action, "cabin").unwrap_or_default().to_string();
                 let flights = legs(action.kwargs.get("flights").unwrap_or(&Value::Null));
-                bookings.insert(
-                    id.to_string(),
-                    Booking {
-                        owner: user.to_string(),
-                        cabin,
-                        flights,
-                        history: Vec::new(),
-                    },
-                );
+                bookings.insert(id.to_string(), Booking { owner: user.to_string(), cabin, flights, history: Vec::new() });
             }
             _ => {}
         }
@@ -185,9 +161,7 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
             out.push(Violation {
                 id: "airline.changed_after_cancel".to_string(),
                 step,
-                message: format!(
-                    "{name} on reservation {rid} after {before}: a cancelled reservation cannot be changed"
-                ),
+                message: format!("{name} on reservation {rid} after {before}: a cancelled reservation cannot be changed"),
             });
         }
         booking.history.push(name.to_string());
@@ -253,10 +227,7 @@ mod tests {
     }
 
     fn act(name: &str, kwargs: serde_json::Value) -> Action {
-        Action {
-            name: name.into(),
-            kwargs: kwargs.as_object().unwrap().clone(),
-        }
+        Action { name: name.into(), kwargs: kwargs.as_object().unwrap().clone() }
     }
 
     fn login() -> Action {
@@ -294,9 +265,7 @@ mod tests {
             change_flights("ABC123", "economy", "HAT009", "2024-05-24"),
             // Upgrading a basic-economy reservation while keeping its flights is allowed.
             change_flights("BASIC1", "business", "HAT002", "2024-05-21"),
-            book(
-                json!([{"payment_id": "certificate_1", "amount": 100}, {"payment_id": "credit_card_1", "amount": 50}]),
-            ),
+            book(json!([{"payment_id": "certificate_1", "amount": 100}, {"payment_id": "credit_card_1", "amount": 50}])),
             act("send_certificate", json!({"user_id": "ana_silva_1111", "amount": 100})),
             // The certificate just sent is the user's own from now on.
             book(json!([{"payment_id": "certificate_3221322", "amount": 100}])),
@@ -307,86 +276,41 @@ mod tests {
 
     #[test]
     fn two_certificates_in_one_booking_are_flagged() {
-        let two = book(
-            json!([{"payment_id": "certificate_1", "amount": 100}, {"payment_id": "certificate_2", "amount": 50}]),
-        );
+        let two = book(json!([{"payment_id": "certificate_1", "amount": 100}, {"payment_id": "certificate_2", "amount": 50}]));
         assert_eq!(ids(&[login(), two]), ["airline.multiple_certificates"]);
     }
 
     #[test]
     fn more_than_one_card_or_three_gift_cards_are_flagged() {
-        let pay = |ids: &[&str]| {
-            book(json!(ids
-                .iter()
-                .map(|id| json!({"payment_id": id, "amount": 10}))
-                .collect::<Vec<_>>()))
-        };
+        let pay = |ids: &[&str]| book(json!(ids.iter().map(|id| json!({"payment_id": id, "amount": 10})).collect::<Vec<_>>()));
         let db = {
             let mut db = db();
-            let methods = db["users"]["ana_silva_1111"]["payment_methods"]
-                .as_object_mut()
-                .unwrap();
-            for id in [
-                "credit_card_9",
-                "gift_card_1",
-                "gift_card_2",
-                "gift_card_3",
-                "gift_card_4",
-            ] {
+            let methods = db["users"]["ana_silva_1111"]["payment_methods"].as_object_mut().unwrap();
+            for id in ["credit_card_9", "gift_card_1", "gift_card_2", "gift_card_3", "gift_card_4"] {
                 methods.insert(id.into(), json!({"id": id}));
             }
             db
         };
         let ids = |trace: &[Action]| check(&db, trace).into_iter().map(|v| v.id).collect::<Vec<_>>();
-        assert_eq!(
-            ids(&[login(), pay(&["credit_card_1", "credit_card_9"])]),
-            ["airline.multiple_credit_cards"]
-        );
-        assert_eq!(
-            ids(&[
-                login(),
-                pay(&["gift_card_1", "gift_card_2", "gift_card_3", "gift_card_4"])
-            ]),
-            ["airline.too_many_gift_cards"]
-        );
-        assert!(ids(&[
-            login(),
-            pay(&[
-                "certificate_1",
-                "credit_card_1",
-                "gift_card_1",
-                "gift_card_2",
-                "gift_card_3"
-            ])
-        ])
-        .is_empty());
+        assert_eq!(ids(&[login(), pay(&["credit_card_1", "credit_card_9"])]), ["airline.multiple_credit_cards"]);
+        assert_eq!(ids(&[login(), pay(&["gift_card_1", "gift_card_2", "gift_card_3", "gift_card_4"])]), ["airline.too_many_gift_cards"]);
+        assert!(ids(&[login(), pay(&["certificate_1", "credit_card_1", "gift_card_1", "gift_card_2", "gift_card_3"])]).is_empty());
     }
 
     #[test]
     fn changing_basic_economy_flights_is_flagged() {
         let change = change_flights("BASIC1", "basic_economy", "HAT007", "2024-05-21");
         let found = check(&db(), &[login(), change]);
-        assert_eq!(
-            found.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
-            ["airline.basic_economy_flight_change"]
-        );
+        assert_eq!(found.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["airline.basic_economy_flight_change"]);
         assert!(found[0].message.contains("BASIC1"));
         // After an upgrade to economy the reservation is no longer basic economy.
         let upgrade = change_flights("BASIC1", "economy", "HAT002", "2024-05-21");
-        assert!(ids(&[
-            login(),
-            upgrade,
-            change_flights("BASIC1", "economy", "HAT007", "2024-05-21")
-        ])
-        .is_empty());
+        assert!(ids(&[login(), upgrade, change_flights("BASIC1", "economy", "HAT007", "2024-05-21")]).is_empty());
     }
 
     #[test]
     fn paying_with_someone_elses_method_is_flagged() {
-        assert_eq!(
-            ids(&[login(), book(json!([{"payment_id": "gift_card_2", "amount": 150}]))]),
-            ["airline.foreign_payment_method"]
-        );
+        assert_eq!(ids(&[login(), book(json!([{"payment_id": "gift_card_2", "amount": 150}]))]), ["airline.foreign_payment_method"]);
         let bags = act(
             "update_reservation_baggages",
             json!({"reservation_id": "ABC123", "total_baggages": 2,
@@ -407,17 +331,12 @@ mod tests {
     #[test]
     fn more_than_three_bookings_are_flagged() {
         let pay = json!([{"payment_id": "credit_card_1", "amount": 150}]);
-        let three: Vec<Action> = std::iter::once(login())
-            .chain((0..3).map(|_| book(pay.clone())))
-            .collect();
+        let three: Vec<Action> = std::iter::once(login()).chain((0..3).map(|_| book(pay.clone()))).collect();
         assert!(ids(&three).is_empty());
         let mut four = three;
         four.push(book(pay));
         let found = check(&db(), &four);
-        assert_eq!(
-            found.iter().map(|v| (v.id.as_str(), v.step)).collect::<Vec<_>>(),
-            [("airline.too_many_bookings", 4)]
-        );
+        assert_eq!(found.iter().map(|v| (v.id.as_str(), v.step)).collect::<Vec<_>>(), [("airline.too_many_bookings", 4)]);
     }
 
     #[test]

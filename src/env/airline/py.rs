@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use crate::pynum::{float_str, PyNum};
 use crate::env::{type_name, Args};
+use crate::pynum::{float_str, PyNum};
 
 /// Python's `str(x)` for a number: `150`, `150.0`, `12.25`.
 pub fn num_str(x: PyNum) -> String {
@@ -82,8 +82,7 @@ pub fn arg_list<'a>(args: &'a Args, name: &str) -> Result<&'a Vec<Value>, String
 /// A numeric argument, with Python's int/float distinction.
 pub fn arg_num(args: &Args, name: &str) -> Result<PyNum, String> {
     let value = arg(args, name)?;
-    PyNum::from_value(value)
-        .ok_or_else(|| format!("Error: argument '{name}' must be a number, got {}", type_name(value)))
+    PyNum::from_value(value).ok_or_else(|| format!("Error: argument '{name}' must be a number, got {}", type_name(value)))
 }
 
 #[cfg(test)]

@@ -53,11 +53,7 @@ pub struct City {
 }
 
 const fn city(name: &'static str, state: &'static str, zip_prefix: &'static str) -> City {
-    City {
-        name,
-        state,
-        zip_prefix,
-    }
+    City { name, state, zip_prefix }
 }
 
 #[rustfmt::skip]
@@ -121,10 +117,7 @@ pub struct Person {
 }
 
 pub fn person(rng: &mut ChaCha8Rng) -> Person {
-    Person {
-        first: pick(rng, FIRST_NAMES),
-        last: pick(rng, LAST_NAMES),
-    }
+    Person { first: pick(rng, FIRST_NAMES), last: pick(rng, LAST_NAMES) }
 }
 
 /// One element of a list; the lists passed here are non-empty constants.
@@ -136,12 +129,7 @@ pub fn pick<T: Copy>(rng: &mut ChaCha8Rng, list: &[T]) -> T {
 /// `country`, `state`, `zip`.
 pub fn address(rng: &mut ChaCha8Rng) -> Value {
     let place = &CITIES[rng.random_range(0..CITIES.len())];
-    let address1 = format!(
-        "{} {} {}",
-        rng.random_range(10..9990),
-        pick(rng, STREET_NAMES),
-        pick(rng, STREET_KINDS)
-    );
+    let address1 = format!("{} {} {}", rng.random_range(10..9990), pick(rng, STREET_NAMES), pick(rng, STREET_KINDS));
     let address2 = match rng.random_range(0..10) {
         0..=3 => format!("Suite {}", rng.random_range(100..999)),
         4..=6 => format!("Apt {}{}", rng.random_range(1..30), pick(rng, &["A", "B", "C", "D"])),
@@ -161,12 +149,7 @@ pub fn address(rng: &mut ChaCha8Rng) -> Value {
 /// An email address made from a name: `first.last1234@example.com` (always the reserved
 /// example domain, so no generated address can belong to a real person).
 pub fn email(rng: &mut ChaCha8Rng, who: &Person) -> String {
-    format!(
-        "{}.{}{}@example.com",
-        who.first.to_lowercase(),
-        who.last.to_lowercase(),
-        rng.random_range(1000..10000)
-    )
+    format!("{}.{}{}@example.com", who.first.to_lowercase(), who.last.to_lowercase(), rng.random_range(1000..10000))
 }
 
 /// A date of birth `YYYY-MM-DD` between the given years, inclusive.
@@ -177,9 +160,5 @@ pub fn date_of_birth(rng: &mut ChaCha8Rng, from_year: u32, to_year: u32) -> Stri
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     };
-    format!(
-        "{}-{month:02}-{:02}",
-        rng.random_range(from_year..=to_year),
-        rng.random_range(1..=days)
-    )
+    format!("{}-{month:02}-{:02}", rng.random_range(from_year..=to_year), rng.random_range(1..=days))
 }

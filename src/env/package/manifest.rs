@@ -29,9 +29,9 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-use crate::seeds::sha256_hex;
 use crate::env::graph::{Dataflow, Source};
 use crate::env::Subjects;
+use crate::seeds::sha256_hex;
 
 /// The file name of a package's description.
 pub const FILE: &str = "env.toml";

@@ -101,7 +101,8 @@ impl Package {
             }
         }
         let policy_path = dir.join(&manifest.policy);
-        let policy = std::fs::read_to_string(&policy_path).with_context(|| format!("{}: `policy`: reading {}", toml.display(), policy_path.display()))?;
+        let policy = std::fs::read_to_string(&policy_path)
+            .with_context(|| format!("{}: `policy`: reading {}", toml.display(), policy_path.display()))?;
         let examples_path = dir.join("examples.jsonl");
         let examples = match examples_path.exists() {
             true => std::fs::read_to_string(&examples_path).with_context(|| format!("reading {}", examples_path.display()))?,
@@ -178,7 +179,14 @@ impl Package {
     fn derive_graph(&self, server: &mut Server) -> Result<GraphHints, Fault> {
         let hints = &self.manifest.hints;
         let required = |t: &ToolInfo| -> Vec<String> {
-            t.parameters.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+            t.parameters
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
         };
         let wanted: BTreeSet<String> = self.tools.iter().flat_map(required).collect();
         let mut seen = BTreeMap::new();
@@ -276,7 +284,9 @@ fn read_tools(listed: &Value, manifest: &Manifest) -> anyhow::Result<Vec<ToolInf
             return Err(at("listed twice"));
         }
         let description = tool.get("description").and_then(Value::as_str).unwrap_or_default().to_string();
-        let Some(schema) = tool.get("inputSchema").filter(|s| s.is_object()) else { return Err(at("`inputSchema` must be a JSON Schema object")) };
+        let Some(schema) = tool.get("inputSchema").filter(|s| s.is_object()) else {
+            return Err(at("`inputSchema` must be a JSON Schema object"));
+        };
         if schema.get("type") != Some(&json!("object")) {
             return Err(at("`inputSchema` must have \"type\": \"object\" (tool arguments are keyword arguments)"));
         }
@@ -305,7 +315,13 @@ fn read_tools(listed: &Value, manifest: &Manifest) -> anyhow::Result<Vec<ToolInf
         bail!("tools/list: the server offers no tools");
     }
     let h = &manifest.hints;
-    let named = [("hints.write", &h.write), ("hints.read", &h.read), ("hints.think", &h.think), ("hints.terminate", &h.terminate), ("subjects.identify", &manifest.subjects.identify)];
+    let named = [
+        ("hints.write", &h.write),
+        ("hints.read", &h.read),
+        ("hints.think", &h.think),
+        ("hints.terminate", &h.terminate),
+        ("subjects.identify", &manifest.subjects.identify),
+    ];
     let pairs: Vec<String> = h.forbidden.iter().flat_map(|[a, b]| [a.clone(), b.clone()]).collect();
     let flows: Vec<String> = h.dataflow.keys().cloned().collect();
     for (key, names) in named.into_iter().chain([("hints.forbidden", &pairs), ("hints.dataflow", &flows)]) {
@@ -377,7 +393,8 @@ fn keys_in(value: &Value, wanted: &BTreeSet<String>, out: &mut BTreeSet<String>)
 /// The text of a `tools/call` result (its text contents joined by newlines) and whether it is
 /// MCP's `isError`.
 fn call_text(result: &Value) -> Result<(String, bool), String> {
-    let content = result.get("content").and_then(Value::as_array).ok_or_else(|| format!("a tools/call result without a `content` list: {result}"))?;
+    let content =
+        result.get("content").and_then(Value::as_array).ok_or_else(|| format!("a tools/call result without a `content` list: {result}"))?;
     let mut texts = Vec::new();
     for part in content {
         match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
@@ -457,9 +474,14 @@ impl Environment for Package {
             #[serde(default)]
             message: String,
         }
-        let broken: Broken = serde_json::from_value(answer.clone())
-            .map_err(|e| EnvError::call(format!("env/check: the answer is not {{\"violations\": [{{\"id\", \"step\", \"message\"}}]}}: {e}: {}", excerpt(&answer))))?;
-        let mut found: Vec<Violation> = broken.violations.into_iter().map(|r| Violation { id: r.id, step: r.step, message: r.message }).collect();
+        let broken: Broken = serde_json::from_value(answer.clone()).map_err(|e| {
+            EnvError::call(format!(
+                "env/check: the answer is not {{\"violations\": [{{\"id\", \"step\", \"message\"}}]}}: {e}: {}",
+                excerpt(&answer)
+            ))
+        })?;
+        let mut found: Vec<Violation> =
+            broken.violations.into_iter().map(|r| Violation { id: r.id, step: r.step, message: r.message }).collect();
         found.sort_by_key(|v| v.step);
         Ok(found)
     }
@@ -606,7 +628,10 @@ pub fn self_check(package: &Package) -> anyhow::Result<Vec<String>> {
                 }
                 calls.extend(actions);
             }
-            _ => problems.push(format!("examples.jsonl:{}: not a JSON object with `instruction` (a string) and `actions` (a list of {{\"name\", \"kwargs\"}})", i + 1)),
+            _ => problems.push(format!(
+                "examples.jsonl:{}: not a JSON object with `instruction` (a string) and `actions` (a list of {{\"name\", \"kwargs\"}})",
+                i + 1
+            )),
         }
     }
     let mut hashes = Vec::new();
@@ -618,7 +643,10 @@ pub fn self_check(package: &Package) -> anyhow::Result<Vec<String>> {
         hashes.push(super::state::hash(&*session.state()?));
     }
     if hashes[0] != hashes[1] {
-        problems.push(format!("replaying the same {} calls twice from the same data gives different states: the server is not deterministic", calls.len()));
+        problems.push(format!(
+            "replaying the same {} calls twice from the same data gives different states: the server is not deterministic",
+            calls.len()
+        ));
     }
     Ok(problems)
 }

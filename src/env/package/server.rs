@@ -83,7 +83,11 @@ impl Server {
         let program = resolve_program(&spec.command[0], &spec.dir);
         let stderr = match &spec.log {
             Some(path) => {
-                let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("opening the server log {}: {e}", path.display()))?;
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("opening the server log {}: {e}", path.display()))?;
                 Stdio::from(file)
             }
             None => Stdio::inherit(),
@@ -167,10 +171,7 @@ impl Server {
     fn send(&mut self, message: &Value) -> Result<(), Fault> {
         let mut line = message.to_string();
         line.push('\n');
-        self.stdin
-            .write_all(line.as_bytes())
-            .and_then(|()| self.stdin.flush())
-            .map_err(|_| Fault::Died(self.exit_status()))
+        self.stdin.write_all(line.as_bytes()).and_then(|()| self.stdin.flush()).map_err(|_| Fault::Died(self.exit_status()))
     }
 
     /// How the process ended, waiting a moment for it to finish dying.

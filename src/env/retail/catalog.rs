@@ -10,11 +10,7 @@ pub struct ProductType {
     pub price: (u32, u32),
 }
 
-const fn p(
-    name: &'static str,
-    price: (u32, u32),
-    options: &'static [(&'static str, &'static [&'static str])],
-) -> ProductType {
+const fn p(name: &'static str, price: (u32, u32), options: &'static [(&'static str, &'static [&'static str])]) -> ProductType {
     ProductType { name, options, price }
 }
 

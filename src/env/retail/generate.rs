@@ -78,10 +78,7 @@ pub(super) fn generate(rng: &mut ChaCha8Rng) -> Db {
                 (v.item_id.clone(), body)
             })
             .collect();
-        products.insert(
-            product_id.clone(),
-            json!({"name": t.name, "product_id": product_id, "variants": variants}),
-        );
+        products.insert(product_id.clone(), json!({"name": t.name, "product_id": product_id, "variants": variants}));
     }
     let mut db = Db::new();
     db.insert("orders".into(), Value::Object(orders));
@@ -142,12 +139,7 @@ fn users(rng: &mut ChaCha8Rng, ids: &mut Ids) -> (Vec<User>, Map<String, Value>)
                 "orders": [],
             }),
         );
-        users.push(User {
-            id,
-            address,
-            payment_ids,
-            orders: Vec::new(),
-        });
+        users.push(User { id, address, payment_ids, orders: Vec::new() });
     }
     (users, json_users)
 }
@@ -185,11 +177,7 @@ fn payment_methods(rng: &mut ChaCha8Rng, ids: &mut Ids) -> Map<String, Value> {
 fn order(rng: &mut ChaCha8Rng, ids: &mut Ids, catalogue: &[Vec<Variant>], user: &User) -> (String, Value) {
     let order_id = ids.fresh(rng, |r| format!("#W{}", digits(r, 7)));
     // Most orders ship to the user's current address; the rest to an older one.
-    let address = if rng.random_bool(0.8) {
-        user.address.clone()
-    } else {
-        words::address(rng)
-    };
+    let address = if rng.random_bool(0.8) { user.address.clone() } else { words::address(rng) };
     let mut items: Vec<&Variant> = (0..rng.random_range(1..=5))
         .map(|_| {
             let product = &catalogue[rng.random_range(0..catalogue.len())];
@@ -221,17 +209,8 @@ fn order(rng: &mut ChaCha8Rng, ids: &mut Ids, catalogue: &[Vec<Variant>], user: 
         }
         "return requested" => {
             let returned = sorted_item_ids(&items, &some_positions(rng, &items));
-            let gift_cards: Vec<String> = user
-                .payment_ids
-                .iter()
-                .filter(|id| id.starts_with("gift_card"))
-                .cloned()
-                .collect();
-            let refund_to = if gift_cards.is_empty() || rng.random_bool(0.6) {
-                payer.clone()
-            } else {
-                pick_id(rng, &gift_cards)
-            };
+            let gift_cards: Vec<String> = user.payment_ids.iter().filter(|id| id.starts_with("gift_card")).cloned().collect();
+            let refund_to = if gift_cards.is_empty() || rng.random_bool(0.6) { payer.clone() } else { pick_id(rng, &gift_cards) };
             extra.insert("return_items".into(), json!(returned));
             extra.insert("return_payment_method_id".into(), json!(refund_to));
         }
@@ -247,10 +226,7 @@ fn order(rng: &mut ChaCha8Rng, ids: &mut Ids, catalogue: &[Vec<Variant>], user: 
             new_ids.sort();
             extra.insert("exchange_items".into(), json!(sorted_item_ids(&items, &positions)));
             extra.insert("exchange_new_items".into(), json!(new_ids));
-            extra.insert(
-                "exchange_payment_method_id".into(),
-                json!(pick_id(rng, &user.payment_ids)),
-            );
+            extra.insert("exchange_payment_method_id".into(), json!(pick_id(rng, &user.payment_ids)));
             extra.insert("exchange_price_difference".into(), dollars(diff));
         }
         _ => {}
@@ -264,9 +240,7 @@ fn order(rng: &mut ChaCha8Rng, ids: &mut Ids, catalogue: &[Vec<Variant>], user: 
     };
     let items: Vec<Value> = items
         .iter()
-        .map(|v| {
-            json!({"name": v.name, "product_id": v.product_id, "item_id": v.item_id, "price": dollars(v.price), "options": v.options})
-        })
+        .map(|v| json!({"name": v.name, "product_id": v.product_id, "item_id": v.item_id, "price": dollars(v.price), "options": v.options}))
         .collect();
     let mut order = json!({
         "order_id": order_id,

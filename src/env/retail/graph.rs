@@ -11,28 +11,12 @@ const ORDER_FIELDS: &[&str] = &["item_id", "product_id", "payment_method_id"];
 pub(super) fn hints() -> GraphHints {
     let dataflow = vec![
         Dataflow::new("find_user_id_by_email", vec![("email", Said)], &["user_id"]),
-        Dataflow::new(
-            "find_user_id_by_name_zip",
-            vec![("first_name", Said), ("last_name", Said), ("zip", Said)],
-            &["user_id"],
-        ),
-        Dataflow::new(
-            "get_user_details",
-            vec![("user_id", field("user_id"))],
-            &["order_id", "payment_method_id"],
-        ),
+        Dataflow::new("find_user_id_by_name_zip", vec![("first_name", Said), ("last_name", Said), ("zip", Said)], &["user_id"]),
+        Dataflow::new("get_user_details", vec![("user_id", field("user_id"))], &["order_id", "payment_method_id"]),
         Dataflow::new("get_order_details", vec![("order_id", field("order_id"))], ORDER_FIELDS),
-        Dataflow::new(
-            "get_product_details",
-            vec![("product_id", field("product_id"))],
-            &["new_item_id"],
-        ),
+        Dataflow::new("get_product_details", vec![("product_id", field("product_id"))], &["new_item_id"]),
         Dataflow::new("list_all_product_types", vec![], &["product_id"]),
-        Dataflow::new(
-            "cancel_pending_order",
-            vec![("order_id", field("order_id")), ("reason", Said)],
-            ORDER_FIELDS,
-        ),
+        Dataflow::new("cancel_pending_order", vec![("order_id", field("order_id")), ("reason", Said)], ORDER_FIELDS),
         Dataflow::new(
             "modify_pending_order_address",
             vec![
@@ -58,10 +42,7 @@ pub(super) fn hints() -> GraphHints {
         ),
         Dataflow::new(
             "modify_pending_order_payment",
-            vec![
-                ("order_id", field("order_id")),
-                ("payment_method_id", field("payment_method_id")),
-            ],
+            vec![("order_id", field("order_id")), ("payment_method_id", field("payment_method_id"))],
             ORDER_FIELDS,
         ),
         Dataflow::new(
@@ -79,11 +60,7 @@ pub(super) fn hints() -> GraphHints {
         ),
         Dataflow::new(
             "return_delivered_order_items",
-            vec![
-                ("order_id", field("order_id")),
-                ("item_ids", field("item_id")),
-                ("payment_method_id", field("payment_method_id")),
-            ],
+            vec![("order_id", field("order_id")), ("item_ids", field("item_id")), ("payment_method_id", field("payment_method_id"))],
             ORDER_FIELDS,
         ),
         Dataflow::new(
@@ -100,9 +77,6 @@ pub(super) fn hints() -> GraphHints {
         Dataflow::new("think", vec![("thought", Said)], &[]),
         Dataflow::new("transfer_to_human_agents", vec![("summary", Said)], &[]),
     ];
-    let forbidden = FORBIDDEN_PAIRS
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let forbidden = FORBIDDEN_PAIRS.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     GraphHints { dataflow, forbidden }
 }

@@ -90,15 +90,8 @@ pub(super) fn check(initial: &Db, trace: &[Action]) -> Vec<Violation> {
             }
         }
         let earlier = history.entry(order_id).or_default();
-        if let Some(&before) = earlier
-            .iter()
-            .find(|&&before| forbidden(before, name))
-        {
-            out.push(Violation {
-                id: pair_rule(before, name).to_string(),
-                step,
-                message: pair_message(before, name, order_id),
-            });
+        if let Some(&before) = earlier.iter().find(|&&before| forbidden(before, name)) {
+            out.push(Violation { id: pair_rule(before, name).to_string(), step, message: pair_message(before, name, order_id) });
         }
         earlier.push(name);
     }
@@ -111,22 +104,14 @@ fn identified(db: &Db, action: &Action) -> Option<String> {
     let found = match action.name.as_str() {
         "find_user_id_by_email" => {
             let email = arg(action, "email")?;
-            users
-                .iter()
-                .find(|(_, u)| u["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+            users.iter().find(|(_, u)| u["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(email)))
         }
         _ => {
-            let (first, last, zip) = (
-                arg(action, "first_name")?,
-                arg(action, "last_name")?,
-                arg(action, "zip")?,
-            );
+            let (first, last, zip) = (arg(action, "first_name")?, arg(action, "last_name")?, arg(action, "zip")?);
             let same = |v: &Value, s: &str| v.as_str().is_some_and(|x| x.eq_ignore_ascii_case(s));
-            users.iter().find(|(_, u)| {
-                same(&u["name"]["first_name"], first)
-                    && same(&u["name"]["last_name"], last)
-                    && u["address"]["zip"] == zip
-            })
+            users
+                .iter()
+                .find(|(_, u)| same(&u["name"]["first_name"], first) && same(&u["name"]["last_name"], last) && u["address"]["zip"] == zip)
         }
     };
     found.map(|(id, _)| id.clone())
@@ -137,8 +122,9 @@ fn pair_rule(before: &str, now: &str) -> &'static str {
     match (before, now) {
         ("modify_pending_order_items", _) => "retail.order_modified_twice",
         ("exchange_delivered_order_items", "exchange_delivered_order_items") => "retail.order_exchanged_twice",
-        ("cancel_pending_order", "return_delivered_order_items")
-        | ("return_delivered_order_items", "cancel_pending_order") => "retail.return_and_cancel",
+        ("cancel_pending_order", "return_delivered_order_items") | ("return_delivered_order_items", "cancel_pending_order") => {
+            "retail.return_and_cancel"
+        }
         ("cancel_pending_order", _) => "retail.order_changed_after_cancel",
         _ => "retail.return_and_exchange",
     }
@@ -153,9 +139,7 @@ fn pair_message(before: &str, now: &str, order: &str) -> String {
         "retail.order_exchanged_twice" => {
             "a delivered order can be exchanged only once; collect every item to exchange first and make one call"
         }
-        "retail.return_and_cancel" => {
-            "an order is either cancelled (while pending) or returned (once delivered), never both"
-        }
+        "retail.return_and_cancel" => "an order is either cancelled (while pending) or returned (once delivered), never both",
         "retail.order_changed_after_cancel" => "a cancelled order cannot be changed",
         _ => "a delivered order is either returned or exchanged, not both",
     };
@@ -196,10 +180,7 @@ mod tests {
     }
 
     fn act(name: &str, kwargs: serde_json::Value) -> Action {
-        Action {
-            name: name.into(),
-            kwargs: kwargs.as_object().unwrap().clone(),
-        }
+        Action { name: name.into(), kwargs: kwargs.as_object().unwrap().clone() }
     }
 
     fn login() -> Action {
@@ -232,10 +213,7 @@ mod tests {
             act("get_order_details", json!({"order_id": "#W1000001"})),
             modify_items("#W1000001"),
             exchange("#W1000002"),
-            act(
-                "find_user_id_by_name_zip",
-                json!({"first_name": "ana", "last_name": "SILVA", "zip": "97201"}),
-            ),
+            act("find_user_id_by_name_zip", json!({"first_name": "ana", "last_name": "SILVA", "zip": "97201"})),
         ];
         assert_eq!(ids(&trace), Vec::<&str>::new());
     }
@@ -249,90 +227,53 @@ mod tests {
         assert!(found[0].message.contains("#W1000001"));
         // Changing the address after the items is the same mistake.
         let addr = act("modify_pending_order_address", json!({"order_id": "#W1000001"}));
-        assert_eq!(
-            ids(&[login(), modify_items("#W1000001"), addr]),
-            ["retail.order_modified_twice"]
-        );
+        assert_eq!(ids(&[login(), modify_items("#W1000001"), addr]), ["retail.order_modified_twice"]);
     }
 
     #[test]
     fn exchanging_twice_is_flagged() {
-        assert_eq!(
-            ids(&[login(), exchange("#W1000002"), exchange("#W1000002")]),
-            ["retail.order_exchanged_twice"]
-        );
+        assert_eq!(ids(&[login(), exchange("#W1000002"), exchange("#W1000002")]), ["retail.order_exchanged_twice"]);
         assert!(ids(&[login(), exchange("#W1000002")]).is_empty());
     }
 
     #[test]
     fn return_and_cancel_on_one_order_is_flagged() {
-        let cancel = act(
-            "cancel_pending_order",
-            json!({"order_id": "#W1000002", "reason": "no longer needed"}),
-        );
-        let ret = act(
-            "return_delivered_order_items",
-            json!({"order_id": "#W1000002", "item_ids": ["1"], "payment_method_id": "credit_card_1"}),
-        );
-        assert_eq!(
-            ids(&[login(), ret.clone(), cancel.clone()]),
-            ["retail.return_and_cancel"]
-        );
+        let cancel = act("cancel_pending_order", json!({"order_id": "#W1000002", "reason": "no longer needed"}));
+        let ret =
+            act("return_delivered_order_items", json!({"order_id": "#W1000002", "item_ids": ["1"], "payment_method_id": "credit_card_1"}));
+        assert_eq!(ids(&[login(), ret.clone(), cancel.clone()]), ["retail.return_and_cancel"]);
         assert_eq!(ids(&[login(), cancel, ret.clone()]), ["retail.return_and_cancel"]);
         assert!(ids(&[login(), ret]).is_empty());
     }
 
     #[test]
     fn return_and_exchange_on_one_order_is_flagged() {
-        let ret = act(
-            "return_delivered_order_items",
-            json!({"order_id": "#W1000002", "item_ids": ["1"], "payment_method_id": "credit_card_1"}),
-        );
-        assert_eq!(
-            ids(&[login(), exchange("#W1000002"), ret.clone()]),
-            ["retail.return_and_exchange"]
-        );
-        assert_eq!(
-            ids(&[login(), ret, exchange("#W1000002")]),
-            ["retail.return_and_exchange"]
-        );
+        let ret =
+            act("return_delivered_order_items", json!({"order_id": "#W1000002", "item_ids": ["1"], "payment_method_id": "credit_card_1"}));
+        assert_eq!(ids(&[login(), exchange("#W1000002"), ret.clone()]), ["retail.return_and_exchange"]);
+        assert_eq!(ids(&[login(), ret, exchange("#W1000002")]), ["retail.return_and_exchange"]);
     }
 
     #[test]
     fn changing_a_cancelled_order_is_flagged() {
-        let cancel = act(
-            "cancel_pending_order",
-            json!({"order_id": "#W1000001", "reason": "ordered by mistake"}),
-        );
+        let cancel = act("cancel_pending_order", json!({"order_id": "#W1000001", "reason": "ordered by mistake"}));
         let addr = act("modify_pending_order_address", json!({"order_id": "#W1000001"}));
-        assert_eq!(
-            ids(&[login(), cancel.clone(), addr.clone()]),
-            ["retail.order_changed_after_cancel"]
-        );
+        assert_eq!(ids(&[login(), cancel.clone(), addr.clone()]), ["retail.order_changed_after_cancel"]);
         // The same change before the cancellation is fine.
         assert!(ids(&[login(), addr, cancel]).is_empty());
     }
 
     #[test]
     fn paying_with_someone_elses_method_is_flagged() {
-        let pay = act(
-            "modify_pending_order_payment",
-            json!({"order_id": "#W1000001", "payment_method_id": "paypal_2"}),
-        );
+        let pay = act("modify_pending_order_payment", json!({"order_id": "#W1000001", "payment_method_id": "paypal_2"}));
         assert_eq!(ids(&[login(), pay]), ["retail.foreign_payment_method"]);
-        let own = act(
-            "modify_pending_order_payment",
-            json!({"order_id": "#W1000001", "payment_method_id": "credit_card_1"}),
-        );
+        let own = act("modify_pending_order_payment", json!({"order_id": "#W1000001", "payment_method_id": "credit_card_1"}));
         assert!(ids(&[login(), own]).is_empty());
     }
 
     #[test]
     fn acting_for_another_user_is_flagged() {
-        let other = act(
-            "cancel_pending_order",
-            json!({"order_id": "#W1000003", "reason": "no longer needed"}),
-        );
+        let other = act("cancel_pending_order", json!({"order_id": "#W1000003", "reason": "no longer needed"}));
         assert_eq!(ids(&[login(), other.clone()]), ["retail.wrong_user"]);
         let details = act("get_user_details", json!({"user_id": "bo_kim_2222"}));
         assert_eq!(ids(&[login(), details]), ["retail.wrong_user"]);

@@ -8,8 +8,8 @@
 use serde_json::Value;
 
 use crate::env::lookup::{field, field_array, field_num, field_obj, field_str, table, table_mut, truthy};
-use crate::pynum::PyNum;
 use crate::env::Db;
+use crate::pynum::PyNum;
 
 /// The order with this id, or τ-bench's `Error: order not found`.
 pub fn order<'a>(db: &'a Db, order_id: &str) -> Result<&'a Value, String> {
@@ -18,9 +18,7 @@ pub fn order<'a>(db: &'a Db, order_id: &str) -> Result<&'a Value, String> {
 
 /// Replaces a stored record in place (its position among the keys is kept).
 pub fn store(db: &mut Db, table_name: &str, id: &str, record: Value) -> Result<(), String> {
-    let slot = table_mut(db, table_name)?
-        .get_mut(id)
-        .ok_or_else(|| format!("Error: malformed data: {table_name} has no '{id}'"))?;
+    let slot = table_mut(db, table_name)?.get_mut(id).ok_or_else(|| format!("Error: malformed data: {table_name} has no '{id}'"))?;
     *slot = record;
     Ok(())
 }
@@ -33,9 +31,8 @@ pub fn has_status(order: &Value, wanted: &str, what: &str) -> Result<bool, Strin
 /// The owner of an order, with the user's record.
 pub fn owner<'a>(db: &'a Db, order: &Value, what: &str) -> Result<(String, &'a Value), String> {
     let user_id = field_str(order, "user_id", what)?;
-    let user = table(db, "users")?
-        .get(user_id)
-        .ok_or_else(|| format!("Error: malformed data: {what} belongs to unknown user '{user_id}'"))?;
+    let user =
+        table(db, "users")?.get(user_id).ok_or_else(|| format!("Error: malformed data: {what} belongs to unknown user '{user_id}'"))?;
     Ok((user_id.to_string(), user))
 }
 
@@ -65,9 +62,8 @@ pub fn first_item_index(items: &[Value], item_id: &str, what: &str) -> Result<us
 /// The variant `new_item_id` of the item's product, if it exists and is available.
 pub fn available_variant<'a>(db: &'a Db, item: &Value, new_item_id: &str, what: &str) -> Result<Option<&'a Value>, String> {
     let product_id = field_str(item, "product_id", &format!("an item of {what}"))?;
-    let product = table(db, "products")?
-        .get(product_id)
-        .ok_or_else(|| format!("Error: malformed data: unknown product '{product_id}' in {what}"))?;
+    let product =
+        table(db, "products")?.get(product_id).ok_or_else(|| format!("Error: malformed data: unknown product '{product_id}' in {what}"))?;
     let variants = field_obj(product, "variants", &format!("product {product_id}"))?;
     match variants.get(new_item_id) {
         Some(variant) if truthy(field(variant, "available", &format!("variant {new_item_id}"))?) => Ok(Some(variant)),
@@ -101,7 +97,6 @@ pub fn is_gift_card(method: &Value, what: &str) -> Result<bool, String> {
 pub fn describe_order(order_id: &str) -> String {
     format!("order {order_id}")
 }
-
 
 #[cfg(test)]
 pub mod fixture {

@@ -33,15 +33,13 @@ impl Activations {
         debug_assert_eq!(x.len(), m * cols);
         let mut quants = vec![0i8; m * cols];
         let mut scales = vec![[0f32; 2]; m * blocks];
-        quants
-            .par_chunks_mut(cols.max(1))
-            .zip(scales.par_chunks_mut(blocks.max(1)))
-            .zip(x.par_chunks(cols.max(1)))
-            .for_each(|((quants, scales), x)| {
+        quants.par_chunks_mut(cols.max(1)).zip(scales.par_chunks_mut(blocks.max(1))).zip(x.par_chunks(cols.max(1))).for_each(
+            |((quants, scales), x)| {
                 for ((q, scale), x) in quants.chunks_exact_mut(BLOCK).zip(scales).zip(x.chunks_exact(BLOCK)) {
                     *scale = quantize_block(x.try_into().expect("32 values"), q.try_into().expect("32 quants"), with_sum);
                 }
-            });
+            },
+        );
         Self { quants, scales }
     }
 }
@@ -155,9 +153,7 @@ impl Superblocks {
                     for (p, &q) in block[4..4 + SUPERBLOCK].iter().enumerate() {
                         quants[permuted(p)] = q as i8;
                     }
-                    let bsum = |j: usize| {
-                        i16::from_le_bytes([block[4 + SUPERBLOCK + 2 * j], block[5 + SUPERBLOCK + 2 * j]])
-                    };
+                    let bsum = |j: usize| i16::from_le_bytes([block[4 + SUPERBLOCK + 2 * j], block[5 + SUPERBLOCK + 2 * j]]);
                     // A 32-value sum is at most 32·128 in magnitude: exact in i16.
                     *sub_sums = SUB_ORDER.map(|s| bsum(2 * s) + bsum(2 * s + 1));
                     for (offset, pair) in offsets.iter_mut().zip(quants.chunks_exact(2)) {
@@ -165,12 +161,7 @@ impl Superblocks {
                     }
                 }
             });
-        Self {
-            quants,
-            d,
-            sub_sums,
-            offsets,
-        }
+        Self { quants, d, sub_sums, offsets }
     }
 }
 
@@ -197,7 +188,8 @@ mod tests {
     fn quantized_activations_equal_candles_bit_for_bit() {
         let mut x = super::super::test_values(64 * BLOCK, 7);
         // Exact ties: amax 127 makes the scale 1, so these are quants rounded half away from 0.
-        x[..BLOCK].copy_from_slice(&std::array::from_fn::<f32, BLOCK, _>(|i| [127.0, -0.5, 0.5, 2.5, -3.5, -126.5, 1.5, -0.49999997][i % 8]));
+        x[..BLOCK]
+            .copy_from_slice(&std::array::from_fn::<f32, BLOCK, _>(|i| [127.0, -0.5, 0.5, 2.5, -3.5, -126.5, 1.5, -0.49999997][i % 8]));
         // A zero block, a block with a NaN, one with an infinity, tiny and huge values.
         x[BLOCK..2 * BLOCK].fill(0.0);
         x[2 * BLOCK + 3] = f32::NAN;
@@ -208,11 +200,17 @@ mod tests {
         let ours = Activations::quantize::<kq::BlockQ8_1>(&x, rows, x.len() / BLOCK / rows);
         let (quants, scales) = reference::<kq::BlockQ8_1>(&x);
         assert_eq!(ours.quants, quants);
-        assert_eq!(ours.scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>(), scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            ours.scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>(),
+            scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>()
+        );
         assert_eq!(&ours.quants[..8], &[127, -1, 1, 3, -4, -127, 2, 0]);
         let ours = Activations::quantize::<kq::BlockQ8_0>(&x, rows, x.len() / BLOCK / rows);
         let (quants, scales) = reference::<kq::BlockQ8_0>(&x);
         assert_eq!(ours.quants, quants);
-        assert_eq!(ours.scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>(), scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            ours.scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>(),
+            scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>()
+        );
     }
 }

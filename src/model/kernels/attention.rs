@@ -64,15 +64,7 @@ pub(crate) fn attend_with(isa: Isa, queries: &Queries, caches: &[&SeqKv], layer:
     let scaled: Vec<f32> = queries.q.iter().map(|&x| x * factor).collect();
     let dtype = caches.first().map_or(KvDtype::F32, |c| c.dtype());
     assert!(caches.iter().all(|c| c.dtype() == dtype), "caches of one pass store one type");
-    let ctx = Ctx {
-        q: &scaled,
-        rows: queries.rows,
-        caches,
-        layer,
-        heads: queries.heads,
-        groups: queries.heads / queries.kv_heads,
-        d,
-    };
+    let ctx = Ctx { q: &scaled, rows: queries.rows, caches, layer, heads: queries.heads, groups: queries.heads / queries.kv_heads, d };
 
     // The queries of KV head `g` are numbered `token * groups + h` for its heads `h`.
     let per_head = queries.rows.len() * ctx.groups;
@@ -91,10 +83,8 @@ pub(crate) fn attend_with(isa: Isa, queries: &Queries, caches: &[&SeqKv], layer:
         let size = chunk.segments.div_ceil(pieces.min(chunk.segments));
         tasks.extend((0..chunk.segments).step_by(size).map(|s| (i, s..(s + size).min(chunk.segments))));
     }
-    let outs: Vec<Vec<f32>> = tasks
-        .par_iter()
-        .map(|(i, segments)| dispatch(isa, dtype, &ctx, Job::Task(&chunks[*i], segments.clone())))
-        .collect();
+    let outs: Vec<Vec<f32>> =
+        tasks.par_iter().map(|(i, segments)| dispatch(isa, dtype, &ctx, Job::Task(&chunks[*i], segments.clone()))).collect();
 
     // Each chunk's results: its one task's outputs, or its tasks' partials folded in order.
     let mut first_task = vec![0usize; chunks.len() + 1];
@@ -112,8 +102,7 @@ pub(crate) fn attend_with(isa: Isa, queries: &Queries, caches: &[&SeqKv], layer:
             if range.len() == 1 {
                 return Vec::new();
             }
-            let parts: Vec<(Range<usize>, &[f32])> =
-                range.map(|t| (tasks[t].1.clone(), outs[t].as_slice())).collect();
+            let parts: Vec<(Range<usize>, &[f32])> = range.map(|t| (tasks[t].1.clone(), outs[t].as_slice())).collect();
             dispatch(isa, dtype, &ctx, Job::Fold(chunk, &parts))
         })
         .collect();
@@ -552,12 +541,9 @@ unsafe fn segment<V: Lanes, E: Load>(
             match tile_members {
                 [r0] => scores_tile::<V, E, 1>([q(r0)], keys, d, [out.add(row(r0))]),
                 [r0, r1] => scores_tile::<V, E, 2>([q(r0), q(r1)], keys, d, [out.add(row(r0)), out.add(row(r1))]),
-                [r0, r1, r2] => scores_tile::<V, E, 3>(
-                    [q(r0), q(r1), q(r2)],
-                    keys,
-                    d,
-                    [out.add(row(r0)), out.add(row(r1)), out.add(row(r2))],
-                ),
+                [r0, r1, r2] => {
+                    scores_tile::<V, E, 3>([q(r0), q(r1), q(r2)], keys, d, [out.add(row(r0)), out.add(row(r1)), out.add(row(r2))])
+                }
                 [r0, r1, r2, r3] => scores_tile::<V, E, 4>(
                     [q(r0), q(r1), q(r2), q(r3)],
                     keys,
@@ -607,21 +593,13 @@ unsafe fn segment<V: Lanes, E: Load>(
         let readers = readers.fill(ctx, g, members, group, b, ahead);
         for tile_members in readers.tiles(tile::<V>()) {
             let values = tile_members[0].2;
-            let w = |r: &(usize, *const E, *const E, usize)| {
-                scores.as_ptr().add((b - first) * BLOCK_TOKENS + r.0 * SEGMENT_TOKENS)
-            };
+            let w = |r: &(usize, *const E, *const E, usize)| scores.as_ptr().add((b - first) * BLOCK_TOKENS + r.0 * SEGMENT_TOKENS);
             let o = |r: &(usize, *const E, *const E, usize)| acc_ptr.add(r.0 * d);
             let n = |r: &(usize, *const E, *const E, usize)| valid(r.0, b);
             match tile_members {
                 [r0] => values_tile::<V, E, 1>([w(r0)], [n(r0)], values, d, [o(r0)]),
                 [r0, r1] => values_tile::<V, E, 2>([w(r0), w(r1)], [n(r0), n(r1)], values, d, [o(r0), o(r1)]),
-                [r0, r1, r2] => values_tile::<V, E, 3>(
-                    [w(r0), w(r1), w(r2)],
-                    [n(r0), n(r1), n(r2)],
-                    values,
-                    d,
-                    [o(r0), o(r1), o(r2)],
-                ),
+                [r0, r1, r2] => values_tile::<V, E, 3>([w(r0), w(r1), w(r2)], [n(r0), n(r1), n(r2)], values, d, [o(r0), o(r1), o(r2)]),
                 [r0, r1, r2, r3] => values_tile::<V, E, 4>(
                     [w(r0), w(r1), w(r2), w(r3)],
                     [n(r0), n(r1), n(r2), n(r3)],
@@ -762,15 +740,12 @@ mod tests {
     /// Plain softmax attention for one query over keys `0..=position`, in f64.
     fn naive(query: &[f32], keys: &[Vec<f32>], values: &[Vec<f32>], position: usize) -> Vec<f32> {
         let scale = 1.0 / (query.len() as f64).sqrt();
-        let scores: Vec<f64> = (0..=position)
-            .map(|j| query.iter().zip(&keys[j]).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() * scale)
-            .collect();
+        let scores: Vec<f64> =
+            (0..=position).map(|j| query.iter().zip(&keys[j]).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() * scale).collect();
         let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
         let total: f64 = weights.iter().sum();
-        (0..query.len())
-            .map(|c| ((0..=position).map(|j| weights[j] * values[j][c] as f64).sum::<f64>() / total) as f32)
-            .collect()
+        (0..query.len()).map(|c| ((0..=position).map(|j| weights[j] * values[j][c] as f64).sum::<f64>() / total) as f32).collect()
     }
 
     /// Runs `f` with `isa` where this CPU has it; prints a notice where it has not.
@@ -899,11 +874,7 @@ mod tests {
                     }
                     // Each query alone gives the bits it gives among the others.
                     for t in [0, 41, 80, 81, 82] {
-                        let alone = Queries {
-                            q: &case.q[t * 6 * d..(t + 1) * 6 * d],
-                            rows: &case.rows[t..t + 1],
-                            ..case.queries()
-                        };
+                        let alone = Queries { q: &case.q[t * 6 * d..(t + 1) * 6 * d], rows: &case.rows[t..t + 1], ..case.queries() };
                         let caches: Vec<&SeqKv> = case.kv.iter().collect();
                         let out = attend_with(isa, &alone, &caches, 1);
                         assert!(out == reference[t * 6 * d..(t + 1) * 6 * d], "{} {dtype:?} d={d} query {t}", isa.name());

@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use super::activations::Superblocks;
 use super::dense::Dense;
 use super::q4_1::Q4_1;
-use super::q4_k::{Q4K, GROUP};
+use super::q4_k::{GROUP, Q4K};
 use super::q6_k::Q6K;
 use super::q8_0::Q8_0;
 
@@ -104,10 +104,7 @@ impl Weights {
     /// Dense float weights (`values` row-major), stored as `dtype` (F32, F16 or BF16).
     pub(crate) fn dense(values: Vec<f32>, rows: usize, cols: usize, dtype: DType) -> Result<Self> {
         if values.len() != rows * cols {
-            bail!(
-                "{} values do not make a [{rows}, {cols}] matrix",
-                values.len()
-            );
+            bail!("{} values do not make a [{rows}, {cols}] matrix", values.len());
         }
         let blocks = match dtype {
             DType::F32 => Blocks::F32(Dense::new(values, rows, cols)),
@@ -121,17 +118,11 @@ impl Weights {
     /// GGML-encoded weights: `bytes` as a GGUF file stores a `[rows, cols]` tensor of `dtype`.
     pub(crate) fn ggml(dtype: GgmlDType, bytes: &[u8], rows: usize, cols: usize) -> Result<Self> {
         if cols % dtype.block_size() != 0 {
-            bail!(
-                "rows of {cols} values do not fill {dtype:?} blocks of {}",
-                dtype.block_size()
-            );
+            bail!("rows of {cols} values do not fill {dtype:?} blocks of {}", dtype.block_size());
         }
         let expected = rows * cols / dtype.block_size() * dtype.type_size();
         if bytes.len() != expected {
-            bail!(
-                "a [{rows}, {cols}] {dtype:?} matrix needs {expected} bytes, got {}",
-                bytes.len()
-            );
+            bail!("a [{rows}, {cols}] {dtype:?} matrix needs {expected} bytes, got {}", bytes.len());
         }
         let blocks = match dtype {
             GgmlDType::F32 => Blocks::F32(Dense::new(typed(bytes), rows, cols)),
@@ -251,11 +242,7 @@ pub(super) fn typed<T: GgmlType>(bytes: &[u8]) -> Vec<T> {
     // how candle itself views GGUF bytes. `out` spans exactly `bytes.len()` bytes, and the two
     // buffers are distinct allocations.
     unsafe {
-        std::ptr::copy_nonoverlapping(
-            bytes.as_ptr(),
-            out.as_mut_ptr().cast::<u8>(),
-            bytes.len(),
-        );
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), bytes.len());
     }
     out
 }
@@ -263,9 +250,7 @@ pub(super) fn typed<T: GgmlType>(bytes: &[u8]) -> Vec<T> {
 fn matmul_typed<T: GgmlType>(w: &[T], rows: usize, cols: usize, x: &[f32], m: usize) -> Vec<f32> {
     let per_row = cols / T::BLCK_SIZE;
     let mut xq = vec![T::VecDotType::zeros(); m * per_row];
-    xq.par_chunks_mut(per_row.max(1))
-        .zip(x.par_chunks(cols.max(1)))
-        .for_each(|(q, x)| T::VecDotType::from_float(x, q));
+    xq.par_chunks_mut(per_row.max(1)).zip(x.par_chunks(cols.max(1))).for_each(|(q, x)| T::VecDotType::from_float(x, q));
 
     let weight = |j: usize| &w[j * per_row..(j + 1) * per_row];
     let quads_end = rows & !3;
@@ -316,10 +301,7 @@ pub(super) fn tiled_many(
     // At least four tiles per thread, of at most `TILE_COLUMNS` columns.
     let wanted = (4 * rayon::current_num_threads()).div_ceil(row_tiles.max(1));
     let total: usize = widths.iter().sum();
-    let width = total
-        .div_ceil(wanted)
-        .next_multiple_of(align)
-        .clamp(align, TILE_COLUMNS.next_multiple_of(align));
+    let width = total.div_ceil(wanted).next_multiple_of(align).clamp(align, TILE_COLUMNS.next_multiple_of(align));
     // (matrix, row tile, column tile) for every tile of every matrix.
     let items: Vec<(usize, usize, usize)> = widths
         .iter()
@@ -356,7 +338,6 @@ mod tests {
     use crate::model::kernels::{test_quantized, test_values as values};
     use candle_core::quantized::QTensor;
     use candle_core::{Device, Tensor};
-
 
     fn quantized(dtype: GgmlDType, rows: usize, cols: usize) -> Weights {
         Weights::ggml(dtype, &test_quantized(dtype, rows, cols), rows, cols).unwrap()

@@ -23,10 +23,10 @@ use candle_core::quantized::k_quants as kq;
 use half::f16;
 use rayon::prelude::*;
 
+use super::activations::Activations;
 use super::matmul::tiled_many;
 #[cfg(target_arch = "x86_64")]
 use super::prefetch;
-use super::activations::Activations;
 use super::simd::Isa;
 
 /// Output columns packed side by side: one AVX2 lane each.
@@ -51,7 +51,6 @@ pub(crate) struct Q4_1 {
     scales: Vec<u16>,
 }
 
-
 impl Q4_1 {
     /// Repacks GGUF bytes of a `[rows, cols]` Q4_1 tensor; the caller has checked the length.
     pub(crate) fn new(bytes: &[u8], rows: usize, cols: usize) -> Self {
@@ -60,11 +59,8 @@ impl Q4_1 {
         let groups = rows.div_ceil(GROUP);
         let mut nibbles = vec![0u8; groups * blocks * GROUP * 16];
         let mut scales = vec![0u16; groups * blocks * 2 * GROUP];
-        nibbles
-            .par_chunks_mut((blocks * GROUP * 16).max(1))
-            .zip(scales.par_chunks_mut((blocks * 2 * GROUP).max(1)))
-            .enumerate()
-            .for_each(|(g, (nibbles, scales))| {
+        nibbles.par_chunks_mut((blocks * GROUP * 16).max(1)).zip(scales.par_chunks_mut((blocks * 2 * GROUP).max(1))).enumerate().for_each(
+            |(g, (nibbles, scales))| {
                 for c in 0..GROUP.min(rows - g * GROUP) {
                     let row = &bytes[(g * GROUP + c) * blocks * Q4_1_BYTES..][..blocks * Q4_1_BYTES];
                     for (b, block) in row.chunks_exact(Q4_1_BYTES).enumerate() {
@@ -78,13 +74,9 @@ impl Q4_1 {
                         scales[b * 2 * GROUP + GROUP + c] = u16::from_le_bytes([block[2], block[3]]);
                     }
                 }
-            });
-        Self {
-            rows,
-            blocks,
-            nibbles,
-            scales,
-        }
+            },
+        );
+        Self { rows, blocks, nibbles, scales }
     }
 
     /// Row `row` dequantized as ggml does it (`q·d + m`); `out` holds `cols` values.
@@ -271,7 +263,10 @@ impl Q4_1 {
                 let sp = self.scales.as_ptr().add(at * 2 * GROUP);
                 let sp_h = self.scales.as_ptr().add(at_h * 2 * GROUP);
                 let both = |p: *const u16, q: *const u16| {
-                    _mm512_insertf32x8::<1>(_mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(p.cast()))), _mm256_cvtph_ps(_mm_loadu_si128(q.cast())))
+                    _mm512_insertf32x8::<1>(
+                        _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(p.cast()))),
+                        _mm256_cvtph_ps(_mm_loadu_si128(q.cast())),
+                    )
                 };
                 let d = both(sp, sp_h);
                 let m = both(sp.add(GROUP), sp_h.add(GROUP));
@@ -315,9 +310,9 @@ fn packed_at(c: usize, j: usize) -> (usize, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::quantized::k_quants::GgmlType;
     use crate::model::kernels::matmul::typed;
     use crate::model::kernels::{test_quantized, test_reference, test_values};
+    use candle_core::quantized::k_quants::GgmlType;
     use candle_core::quantized::GgmlDType;
 
     #[test]

@@ -89,13 +89,7 @@ impl Q4K {
                     }
                 }
             });
-        Self {
-            rows,
-            superblocks,
-            nibbles,
-            scales,
-            d,
-        }
+        Self { rows, superblocks, nibbles, scales, d }
     }
 
     /// Row `row` dequantized as candle does it (`(d·scale)·q − dmin·min`); `out` holds `cols`
@@ -189,8 +183,7 @@ impl Q4K {
         // `_mm256_shuffle_epi8` controls that widen bytes `2k` and `2k + 1` of every lane to its
         // two i16 halves.
         let spread: [__m256i; 2] = std::array::from_fn(|k| {
-            let control: [i8; 32] =
-                std::array::from_fn(|i| if i % 2 == 1 { -128 } else { ((i / 4) % 4 * 4 + 2 * k + i % 4 / 2) as i8 });
+            let control: [i8; 32] = std::array::from_fn(|i| if i % 2 == 1 { -128 } else { ((i / 4) % 4 * 4 + 2 * k + i % 4 / 2) as i8 });
             // SAFETY: a 32-byte load from a 32-byte array.
             unsafe { _mm256_loadu_si256(control.as_ptr().cast()) }
         });
@@ -236,10 +229,7 @@ impl Q4K {
                             let (first, second) = (2 * t * 8 + l, (2 * t + 1) * 8 + l);
                             let a = _mm256_set1_epi32(xq.add(first).read_unaligned());
                             let b = _mm256_set1_epi32(xq.add(second).read_unaligned());
-                            let pairs = _mm256_add_epi16(
-                                _mm256_maddubs_epi16(w[first], a),
-                                _mm256_maddubs_epi16(w[second], b),
-                            );
+                            let pairs = _mm256_add_epi16(_mm256_maddubs_epi16(w[first], a), _mm256_maddubs_epi16(w[second], b));
                             *aux = _mm256_add_epi32(*aux, _mm256_madd_epi16(pairs, *scales));
                         }
                     }
@@ -298,10 +288,7 @@ fn scale_min(s: usize, packed: &[u8]) -> (u8, u8) {
     if s < 4 {
         (packed[s] & 63, packed[s + 4] & 63)
     } else {
-        (
-            (packed[s + 4] & 0x0F) | ((packed[s - 4] >> 6) << 4),
-            (packed[s + 4] >> 4) | ((packed[s] >> 6) << 4),
-        )
+        ((packed[s + 4] & 0x0F) | ((packed[s - 4] >> 6) << 4), (packed[s + 4] >> 4) | ((packed[s] >> 6) << 4))
     }
 }
 
@@ -377,4 +364,3 @@ mod tests {
         }
     }
 }
-

@@ -94,14 +94,7 @@ impl Q6K {
                     }
                 }
             });
-        Self {
-            rows,
-            superblocks,
-            nibbles,
-            high,
-            scales,
-            d,
-        }
+        Self { rows, superblocks, nibbles, high, scales, d }
     }
 
     /// Row `row` dequantized as candle does it (`(d·scale)·(q − 32)`); `out` holds `cols` values.
@@ -182,8 +175,7 @@ impl Q6K {
         // `_mm256_shuffle_epi8` controls that move bytes `k` and `k + 2` of every lane to the
         // high bytes of its i16 halves (an arithmetic shift then sign-extends them).
         let spread: [__m256i; 2] = std::array::from_fn(|k| {
-            let control: [i8; 32] =
-                std::array::from_fn(|i| if i % 2 == 0 { -128 } else { ((i / 4) % 4 * 4 + k + 2 * (i % 4 / 2)) as i8 });
+            let control: [i8; 32] = std::array::from_fn(|i| if i % 2 == 0 { -128 } else { ((i / 4) % 4 * 4 + k + 2 * (i % 4 / 2)) as i8 });
             // SAFETY: a 32-byte load from a 32-byte array.
             unsafe { _mm256_loadu_si256(control.as_ptr().cast()) }
         });
@@ -208,12 +200,7 @@ impl Q6K {
                         // Bits `2k, 2k + 1` of each byte belong to register `R_{v,4h+k}`;
                         // move them to bits 4 and 5.
                         let bits = _mm256_loadu_si256(hp.add((v * 2 + h) * 32).cast());
-                        let shifted = [
-                            _mm256_slli_epi16::<4>(bits),
-                            _mm256_slli_epi16::<2>(bits),
-                            bits,
-                            _mm256_srli_epi16::<2>(bits),
-                        ];
+                        let shifted = [_mm256_slli_epi16::<4>(bits), _mm256_slli_epi16::<2>(bits), bits, _mm256_srli_epi16::<2>(bits)];
                         for (k, shifted) in shifted.into_iter().enumerate() {
                             let w = &mut w[v * 8 + 4 * h + k];
                             *w = _mm256_or_si256(*w, _mm256_and_si256(shifted, top));

@@ -17,10 +17,10 @@ use candle_core::quantized::k_quants as kq;
 use half::f16;
 use rayon::prelude::*;
 
+use super::activations::Activations;
 use super::matmul::tiled_many;
 #[cfg(target_arch = "x86_64")]
 use super::prefetch;
-use super::activations::Activations;
 
 /// Output columns packed side by side: one AVX2 lane each.
 const GROUP: usize = 8;
@@ -43,7 +43,6 @@ pub(crate) struct Q8_0 {
     scales: Vec<u16>,
 }
 
-
 /// Where value `j` (0..32) of column `c` lives in a group-block's 256 bytes.
 fn packed_at(c: usize, j: usize) -> usize {
     (j / 4) * 32 + c * 4 + j % 4
@@ -57,11 +56,8 @@ impl Q8_0 {
         let groups = rows.div_ceil(GROUP);
         let mut quants = vec![0i8; groups * blocks * GROUP * BLOCK];
         let mut scales = vec![0u16; groups * blocks * GROUP];
-        quants
-            .par_chunks_mut((blocks * GROUP * BLOCK).max(1))
-            .zip(scales.par_chunks_mut((blocks * GROUP).max(1)))
-            .enumerate()
-            .for_each(|(g, (quants, scales))| {
+        quants.par_chunks_mut((blocks * GROUP * BLOCK).max(1)).zip(scales.par_chunks_mut((blocks * GROUP).max(1))).enumerate().for_each(
+            |(g, (quants, scales))| {
                 for c in 0..GROUP.min(rows - g * GROUP) {
                     let row = &bytes[(g * GROUP + c) * blocks * Q8_0_BYTES..][..blocks * Q8_0_BYTES];
                     for (b, block) in row.chunks_exact(Q8_0_BYTES).enumerate() {
@@ -71,13 +67,9 @@ impl Q8_0 {
                         }
                     }
                 }
-            });
-        Self {
-            rows,
-            blocks,
-            quants,
-            scales,
-        }
+            },
+        );
+        Self { rows, blocks, quants, scales }
     }
 
     /// Column `c`'s scale in the group-block `at`.
@@ -189,9 +181,9 @@ impl Q8_0 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::quantized::k_quants::GgmlType;
     use crate::model::kernels::matmul::typed;
     use crate::model::kernels::{test_quantized, test_reference, test_values};
+    use candle_core::quantized::k_quants::GgmlType;
     use candle_core::quantized::GgmlDType;
 
     #[test]

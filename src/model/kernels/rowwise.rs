@@ -39,13 +39,11 @@ fn rms_norm_row(row: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 
 /// `silu(gate) * up`, elementwise, into `gate`.
 pub(crate) fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    gate.par_chunks_mut(4096)
-        .zip(up.par_chunks(4096))
-        .for_each(|(g, u)| {
-            for (g, &u) in g.iter_mut().zip(u) {
-                *g = *g / (1.0 + (-*g).exp()) * u;
-            }
-        });
+    gate.par_chunks_mut(4096).zip(up.par_chunks(4096)).for_each(|(g, u)| {
+        for (g, &u) in g.iter_mut().zip(u) {
+            *g = *g / (1.0 + (-*g).exp()) * u;
+        }
+    });
 }
 
 /// `x += y`, elementwise.
@@ -87,11 +85,7 @@ mod tests {
     fn silu_gating_matches_its_definition() {
         let mut g = [-3.0f32, 0.0, 0.5, 6.0];
         let u = [2.0f32, 5.0, -1.0, 0.25];
-        let expected: Vec<f32> = g
-            .iter()
-            .zip(&u)
-            .map(|(&g, &u)| g * (1.0 / (1.0 + (-g).exp())) * u)
-            .collect();
+        let expected: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| g * (1.0 / (1.0 + (-g).exp())) * u).collect();
         silu_mul(&mut g, &u);
         for (a, b) in g.iter().zip(&expected) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");

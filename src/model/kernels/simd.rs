@@ -43,9 +43,7 @@ impl Isa {
         match self {
             Isa::Scalar => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
-            }
+            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c"),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => {
                 Isa::Avx2.available()
@@ -80,14 +78,7 @@ impl Isa {
 
 /// The coefficients of `2^f` on `[-0.5, 0.5]` (Cephes' `exp2f`), highest degree first; the
 /// constant term 1 follows them.
-const EXP2_POLY: [f32; 6] = [
-    1.535_336_2e-4,
-    1.339_887_4e-3,
-    9.618_437e-3,
-    5.550_332_5e-2,
-    2.402_264_8e-1,
-    6.931_472e-1,
-];
+const EXP2_POLY: [f32; 6] = [1.535_336_2e-4, 1.339_887_4e-3, 9.618_437e-3, 5.550_332_5e-2, 2.402_264_8e-1, 6.931_472e-1];
 
 /// Inputs are clamped to `[-EXP2_LIMIT, EXP2_LIMIT]`, where the result is a normal float.
 const EXP2_LIMIT: f32 = 125.0;

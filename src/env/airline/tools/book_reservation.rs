@@ -4,12 +4,10 @@ use serde_json::{json, Map, Value};
 
 use crate::env::airline::fares;
 use crate::env::airline::py::{arg, arg_list, arg_num, key_error, num_eq, num_str, sum};
-use crate::env::lookup::{
-    arg_str, field, field_array_mut, field_mut, field_num, field_obj, field_str, object_mut, table, table_mut,
-};
+use crate::env::lookup::{arg_str, field, field_array_mut, field_mut, field_num, field_obj, field_str, object_mut, table, table_mut};
+use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 use crate::pyjson::dumps;
 use crate::pynum::PyNum;
-use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {
     name: "book_reservation",
@@ -130,11 +128,7 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     }
     let paid = sum(payments.iter().map(|(_, amount)| *amount))?;
     if !num_eq(paid, total) {
-        return Err(format!(
-            "Error: payment amount does not add up, total price is {}, but paid {}",
-            num_str(total),
-            num_str(paid)
-        ));
+        return Err(format!("Error: payment amount does not add up, total price is {}, but paid {}", num_str(total), num_str(paid)));
     }
 
     let reservation = json!({
@@ -184,13 +178,15 @@ pub fn complete(db: &Db, args: &mut Args) {
     let priced = (|| -> Result<(Vec<Value>, PyNum), String> {
         let mut flights = arg_list(args, "flights")?.clone();
         let passengers = arg_list(args, "passengers")?.len();
-        let total = price(db, &mut flights, arg_str(args, "cabin")?, passengers, arg_str(args, "insurance")?, arg_num(args, "nonfree_baggages")?)?;
+        let total =
+            price(db, &mut flights, arg_str(args, "cabin")?, passengers, arg_str(args, "insurance")?, arg_num(args, "nonfree_baggages")?)?;
         Ok((flights, total))
     })();
     let Ok((flights, total)) = priced else { return };
     let payer = arg_list(args, "payment_methods").ok().and_then(|p| p.first()).and_then(|p| p.get("payment_id")).cloned();
     let (Some(payer), Ok(amount), Some(first), Some(last)) = (payer, total.to_value(), flights.first(), flights.last()) else { return };
-    let turnaround = if args.get("flight_type").and_then(Value::as_str) == Some("round_trip") { &flights[(flights.len() - 1) / 2] } else { last };
+    let turnaround =
+        if args.get("flight_type").and_then(Value::as_str) == Some("round_trip") { &flights[(flights.len() - 1) / 2] } else { last };
     let (origin, destination) = (first.get("origin").cloned(), turnaround.get("destination").cloned());
     args.insert("payment_methods".into(), json!([{"payment_id": payer, "amount": amount}]));
     if let (Some(origin), Some(destination)) = (origin, destination) {
@@ -252,11 +248,7 @@ mod tests {
         let err = call(&TOOL, &mut data, request).unwrap_err();
         assert_eq!(
             err,
-            format!(
-                "Error: payment amount does not add up, total price is {}, but paid {}",
-                180 + 50 * u64::MAX as i128,
-                u64::MAX
-            )
+            format!("Error: payment amount does not add up, total price is {}, but paid {}", 180 + 50 * u64::MAX as i128, u64::MAX)
         );
     }
 

@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, field, field_array, field_array_mut, field_num, object_mut, table_mut};
-use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
 
 pub const TOOL: Tool = Tool {
     name: "cancel_reservation",

@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, table};
-use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
 
 pub const TOOL: Tool = Tool {
     name: "get_user_details",
@@ -51,9 +51,6 @@ mod tests {
     fn missing_table_is_a_key_error() {
         let mut data = db();
         data.remove("users");
-        assert_eq!(
-            call(&TOOL, &mut data, json!({"user_id": "ivy_moreau_101"})).unwrap_err(),
-            "Error: the database has no 'users' table"
-        );
+        assert_eq!(call(&TOOL, &mut data, json!({"user_id": "ivy_moreau_101"})).unwrap_err(), "Error: the database has no 'users' table");
     }
 }

@@ -2,8 +2,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
 
 pub const TOOL: Tool = Tool {
     name: "list_all_airports",

@@ -3,8 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::env::lookup::{arg_str, field, field_obj, table};
-use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
 
 pub const TOOL: Tool = Tool {
     name: "search_direct_flight",
@@ -81,12 +81,10 @@ mod tests {
     fn malformed_flight_records_are_errors() {
         let mut data = db();
         data["flights"]["HAT901"] = json!("not a flight");
-        let err =
-            call(&TOOL, &mut data, json!({"origin": "BOS", "destination": "ORD", "date": "2024-05-20"})).unwrap_err();
+        let err = call(&TOOL, &mut data, json!({"origin": "BOS", "destination": "ORD", "date": "2024-05-20"})).unwrap_err();
         assert_eq!(err, "Error: malformed data: flight HAT901 has no 'origin'");
         data["flights"]["HAT901"] = json!({"origin": "BOS"});
-        let err =
-            call(&TOOL, &mut data, json!({"origin": "BOS", "destination": "ORD", "date": "2024-05-20"})).unwrap_err();
+        let err = call(&TOOL, &mut data, json!({"origin": "BOS", "destination": "ORD", "date": "2024-05-20"})).unwrap_err();
         assert_eq!(err, "Error: malformed data: flight HAT901 has no 'destination'");
     }
 }

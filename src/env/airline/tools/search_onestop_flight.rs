@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use super::search_direct_flight::flight_on_day;
 use crate::env::airline::py::{key_error, repr_str};
 use crate::env::lookup::{arg_str, field, field_obj, field_str, table};
-use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
 
 pub const TOOL: Tool = Tool {
     name: "search_onestop_flight",
@@ -59,11 +59,8 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
                 continue;
             }
             let arrival = field_str(first, "scheduled_arrival_time_est", &first_what)?;
-            let second_date = if arrival.contains("+1") {
-                format!("2024-05-{}", python_int(last_two_chars(date))? + 1)
-            } else {
-                date.to_string()
-            };
+            let second_date =
+                if arrival.contains("+1") { format!("2024-05-{}", python_int(last_two_chars(date))? + 1) } else { date.to_string() };
             let departure = field_str(second, "scheduled_departure_time_est", &second_what)?;
             if arrival > departure {
                 continue;
@@ -73,9 +70,7 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
             let (Some(first_day), Some(second_day)) = (first_dates.get(date), second_dates.get(&second_date)) else {
                 continue;
             };
-            if field(first_day, "status", &first_what)? != "available"
-                || field(second_day, "status", &second_what)? != "available"
-            {
+            if field(first_day, "status", &first_what)? != "available" || field(second_day, "status", &second_what)? != "available" {
                 continue;
             }
             let mut leg1 = flight_on_day(first, first_day, &first_what)?;

@@ -5,9 +5,9 @@ use serde_json::{json, Value};
 use crate::env::airline::payment;
 use crate::env::airline::py::{arg, arg_num, num_eq};
 use crate::env::lookup::{arg_str, field_array_mut, field_num, field_str, object_mut, table, table_mut};
+use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 use crate::pyjson::dumps;
 use crate::pynum::PyNum;
-use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {
     name: "update_reservation_baggages",
@@ -61,8 +61,7 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     };
     // The payment is recorded first so that a malformed history fails before anything changes.
     if !num_eq(fee, PyNum::Int(0)) {
-        field_array_mut(reservation, "payment_history", &what)?
-            .push(json!({"payment_id": payment_id, "amount": fee_value}));
+        field_array_mut(reservation, "payment_history", &what)?.push(json!({"payment_id": payment_id, "amount": fee_value}));
     }
     let record = object_mut(reservation, &what)?;
     record.insert("total_baggages".into(), total_baggages);

@@ -4,12 +4,10 @@ use serde_json::{json, Value};
 
 use crate::env::airline::py::{arg_list, num_eq, sum};
 use crate::env::airline::{fares, payment};
-use crate::env::lookup::{
-    arg_str, field, field_array, field_array_mut, field_num, field_str, object_mut, table, table_mut,
-};
+use crate::env::lookup::{arg_str, field, field_array, field_array_mut, field_num, field_str, object_mut, table, table_mut};
+use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 use crate::pyjson::dumps;
 use crate::pynum::PyNum;
-use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
 
 pub const TOOL: Tool = Tool {
     name: "update_reservation_flights",
@@ -95,8 +93,7 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     };
     // The payment is recorded first so that a malformed history fails before anything changes.
     if !num_eq(charge, PyNum::Int(0)) {
-        field_array_mut(reservation, "payment_history", &what)?
-            .push(json!({"payment_id": payment_id, "amount": charge_value}));
+        field_array_mut(reservation, "payment_history", &what)?.push(json!({"payment_id": payment_id, "amount": charge_value}));
     }
     object_mut(reservation, &what)?.insert("flights".into(), Value::Array(flights));
     let result = dumps(reservation);
@@ -109,12 +106,7 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
 /// The reservation's first segment with the requested flight number and date, when the cabin
 /// stays the same; `None` means the segment must be priced afresh. Like τ-bench's list
 /// comprehension, every existing segment is examined, so a malformed one fails even after a match.
-fn kept_segment<'a>(
-    reservation: &'a Value,
-    segment: &Value,
-    cabin: &str,
-    what: &str,
-) -> Result<Option<&'a Value>, String> {
+fn kept_segment<'a>(reservation: &'a Value, segment: &Value, cabin: &str, what: &str) -> Result<Option<&'a Value>, String> {
     let mut kept = None;
     for existing in field_array(reservation, "flights", what)? {
         let same = field(existing, "flight_number", what)? == field(segment, "flight_number", "a requested flight")?
@@ -146,10 +138,7 @@ mod tests {
         let before = data.clone();
         let request = json!({"reservation_id": "QX7P2A", "cabin": "economy", "payment_id": "credit_card_1100001",
             "flights": [{"flight_number": "HAT901", "date": "2024-05-20"}]});
-        assert_eq!(
-            call(&TOOL, &mut data, request).unwrap_err(),
-            "Error: malformed data: reservation QX7P2A has no 'price'"
-        );
+        assert_eq!(call(&TOOL, &mut data, request).unwrap_err(), "Error: malformed data: reservation QX7P2A has no 'price'");
         assert_eq!(data, before);
     }
 
@@ -159,16 +148,10 @@ mod tests {
         let mut data = db();
         let request = json!({"reservation_id": "QX7P2A", "cabin": "economy", "payment_id": "credit_card_1100001",
             "flights": [{"flight_number": "HAT901"}]});
-        assert_eq!(
-            call(&TOOL, &mut data, request).unwrap_err(),
-            "Error: malformed data: a requested flight has no 'date'"
-        );
+        assert_eq!(call(&TOOL, &mut data, request).unwrap_err(), "Error: malformed data: a requested flight has no 'date'");
         let request = json!({"reservation_id": "QX7P2A", "cabin": "first", "payment_id": "credit_card_1100001",
             "flights": [{"flight_number": "HAT901", "date": "2024-05-21"}]});
-        assert_eq!(
-            call(&TOOL, &mut data, request).unwrap_err(),
-            "Error: malformed data: available seats of flight HAT901 has no 'first'"
-        );
+        assert_eq!(call(&TOOL, &mut data, request).unwrap_err(), "Error: malformed data: available seats of flight HAT901 has no 'first'");
         assert_eq!(data, db());
     }
 }

@@ -4,8 +4,8 @@ use serde_json::{json, Value};
 
 use crate::env::airline::py::{arg, arg_list};
 use crate::env::lookup::{arg_str, field_array, object_mut, table_mut};
-use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
 
 pub const TOOL: Tool = Tool {
     name: "update_reservation_passengers",

@@ -3,10 +3,10 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, field, field_array, field_array_mut, field_mut, field_num, field_str, object_mut};
-use crate::pyjson::dumps;
-use crate::pynum::PyNum;
 use crate::env::retail::records::{describe_order, has_status, order, owner, store};
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
+use crate::pynum::PyNum;
 
 /// Sets the status to `cancelled`, records `cancel_reason`, and appends one refund per payment
 /// (same amount and method, in payment order). Gift card refunds are credited at once, each
@@ -84,8 +84,7 @@ fn credit(user: &mut Value, user_id: &str, payment_id: &str, amount: &Value) -> 
     let methods = field_mut(user, "payment_methods", &what)?;
     let method = field_mut(methods, payment_id, &format!("the payment methods of {what}"))?;
     let card = format!("payment method {payment_id}");
-    let amount = PyNum::from_value(amount)
-        .ok_or_else(|| format!("Error: malformed data: a refund amount for {card} is not a number"))?;
+    let amount = PyNum::from_value(amount).ok_or_else(|| format!("Error: malformed data: a refund amount for {card} is not a number"))?;
     let balance = field_num(method, "balance", &card)?.checked_add(amount)?.round2();
     *field_mut(method, "balance", &card)? = balance.to_value()?;
     Ok(())

@@ -3,9 +3,9 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, arg_str_list, field_num, field_obj, object_mut};
-use crate::pyjson::dumps;
 use crate::env::retail::records::{describe_order, first_missing_item, has_status, is_gift_card, order, owner, price_difference, store};
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
 
 /// Sets the status to `exchange requested` and records `exchange_items` and
 /// `exchange_new_items` (each sorted), `exchange_payment_method_id` and
@@ -135,10 +135,7 @@ mod tests {
             err(&mut db, "#R8800102", &["7101000002"], &["7101000003"], "gift_card_9920113"),
             "Error: new item 7101000003 not found or available"
         );
-        assert_eq!(
-            err(&mut db, "#R8800102", &["7101000002"], &["7101000001"], "paypal_3319054"),
-            "Error: payment method not found"
-        );
+        assert_eq!(err(&mut db, "#R8800102", &["7101000002"], &["7101000001"], "paypal_3319054"), "Error: payment method not found");
         // Tomas's kettle (34.5) to the copper one (41.25) costs 6.75; his int balance is 5.
         assert_eq!(
             err(&mut db, "#R8800203", &["7101000001"], &["7101000002"], "gift_card_5521870"),

@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, table};
-use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
 
 /// Errors: `Error: user not found`.
 pub const TOOL: Tool = Tool {

@@ -3,8 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::env::lookup::{field, field_str, table};
-use crate::pyjson::dumps;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
 
 /// Returns `{name: product_id}` sorted by name (a later product with the same name wins, as in
 /// a Python dict comprehension). Errors only on malformed data (a product without a string

@@ -3,9 +3,9 @@
 use serde_json::Value;
 
 use crate::env::lookup::{arg_str, object_mut};
-use crate::pyjson::dumps;
 use crate::env::retail::records::{describe_order, has_status, order, store};
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
 
 /// Replaces the order's `address` (in place among its keys) and returns the order as JSON.
 ///

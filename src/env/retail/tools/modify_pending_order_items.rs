@@ -3,13 +3,13 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, arg_str_list, field, field_array_mut, field_mut, field_num, field_obj, object_mut};
-use crate::pyjson::dumps;
-use crate::pynum::PyNum;
 use crate::env::retail::records::{
-    available_variant, describe_order, first_item_index, first_missing_item, has_status, is_gift_card, order, owner,
-    price_difference, store,
+    available_variant, describe_order, first_item_index, first_missing_item, has_status, is_gift_card, order, owner, price_difference,
+    store,
 };
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
+use crate::pynum::PyNum;
 
 /// Appends one transaction for the total price difference (a `payment` when it is positive,
 /// else a `refund`, of its absolute value), adjusts a gift card's balance by the difference
@@ -191,10 +191,7 @@ mod tests {
             err(&mut db, "#R8800201", &["7103000002"], &["7101000001"], "paypal_3319054"),
             "Error: new item 7101000001 not found or available"
         );
-        assert_eq!(
-            err(&mut db, "#R8800201", &["7103000002"], &["7103000001"], "credit_card_4410021"),
-            "Error: payment method not found"
-        );
+        assert_eq!(err(&mut db, "#R8800201", &["7103000002"], &["7103000001"], "credit_card_4410021"), "Error: payment method not found");
         // 25 - 19.99 = 5.01 is more than the card's int balance of 5.
         assert_eq!(
             err(&mut db, "#R8800201", &["7102000003"], &["7102000002"], "gift_card_5521870"),

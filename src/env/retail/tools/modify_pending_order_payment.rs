@@ -3,10 +3,10 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, field, field_array, field_array_mut, field_mut, field_num, field_obj, field_str};
-use crate::pyjson::dumps;
-use crate::pynum::PyNum;
 use crate::env::retail::records::{describe_order, has_status, is_gift_card, order, owner, store};
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
+use crate::pynum::PyNum;
 
 /// Appends a payment with the new method and a refund to the old one (same amount, in that
 /// order); debits the new method if it is a gift card and credits the old one if its id
@@ -66,7 +66,8 @@ fn run(db: &mut Db, args: &Args) -> ToolResult {
     }
     let amount_value = field(first, "amount", &payment_what)?.clone();
     // The amount only needs to be a number where τ-bench does arithmetic with it.
-    let amount = || PyNum::from_value(&amount_value).ok_or_else(|| format!("Error: malformed data: 'amount' of {payment_what} is not a number"));
+    let amount =
+        || PyNum::from_value(&amount_value).ok_or_else(|| format!("Error: malformed data: 'amount' of {payment_what} is not a number"));
 
     let mut user = user.clone();
     let methods_what = format!("the payment methods of {user_what}");

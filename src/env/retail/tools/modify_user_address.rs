@@ -3,9 +3,9 @@
 use serde_json::Value;
 
 use crate::env::lookup::{arg_str, object_mut, table};
-use crate::pyjson::dumps;
 use crate::env::retail::records::store;
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
 
 /// Replaces the user's `address` (in place among its keys) and returns the user as JSON.
 ///

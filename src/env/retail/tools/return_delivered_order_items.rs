@@ -3,9 +3,9 @@
 use serde_json::{json, Value};
 
 use crate::env::lookup::{arg_str, arg_str_list, field, field_array, field_obj, object_mut};
-use crate::pyjson::dumps;
 use crate::env::retail::records::{describe_order, first_missing_item, has_status, order, owner, store};
 use crate::env::{Args, Db, Tool, ToolKind, ToolResult};
+use crate::pyjson::dumps;
 
 /// Sets the status to `return requested` and records `return_items` (sorted) and
 /// `return_payment_method_id`. Returns the order.
@@ -92,7 +92,12 @@ mod tests {
         let mut db = db();
         let out = ret(&mut db, "#R8800102", &["7103000001", "7101000002", "7103000001"], "credit_card_4410021").unwrap();
         assert_eq!(at(&db, "/orders/#R8800102/status"), "return requested");
-        assert!(out.ends_with(r#""return_items": ["7101000002", "7103000001", "7103000001"], "return_payment_method_id": "credit_card_4410021"}"#), "{out}");
+        assert!(
+            out.ends_with(
+                r#""return_items": ["7101000002", "7103000001", "7103000001"], "return_payment_method_id": "credit_card_4410021"}"#
+            ),
+            "{out}"
+        );
         // A gift card of the customer is always allowed.
         let mut db2 = fresh();
         ret(&mut db2, "#R8800102", &["7101000002"], "gift_card_9920113").unwrap();
@@ -104,10 +109,7 @@ mod tests {
         let mut db = db();
         let before = db.clone();
         assert_eq!(ret(&mut db, "#R0", &[], "credit_card_4410021").unwrap_err(), "Error: order not found");
-        assert_eq!(
-            ret(&mut db, "#R8800101", &[], "credit_card_4410021").unwrap_err(),
-            "Error: non-delivered order cannot be returned"
-        );
+        assert_eq!(ret(&mut db, "#R8800101", &[], "credit_card_4410021").unwrap_err(), "Error: non-delivered order cannot be returned");
         assert_eq!(ret(&mut db, "#R8800102", &[], "paypal_3319054").unwrap_err(), "Error: payment method not found");
         assert_eq!(
             ret(&mut db, "#R8800203", &["7101000001"], "paypal_3319054").unwrap_err(),
