@@ -3,13 +3,15 @@
 //!
 //! Data flows one way, and the modules follow it:
 //! `config` → `samplers` → `engine` (models) ↔ `env` (environments) → `validate` → the phases
-//! (`blueprint`, `trajectory`) → `dataset`.
+//! (`blueprint`, `trajectory`) → `dataset` → `eval`; `cli` and `serve` sit on top.
 //!
 //! What several layers share sits below them all: `request` and `response` (what a model is
 //! asked and what it returns, which configuration, chat templates and constrained decoding name
-//! without importing the engine), the blueprint type beside the environment's actions
-//! (`env::Blueprint`), and `roles` (Phase 1's roles and the caller that the generator and the
-//! reviewer committee share).
+//! without importing the engine), `pyjson` and `pynum` (Python's JSON and number semantics, for
+//! the tools and the chat templates), `seeds` (derived seeds and content hashes), the blueprint
+//! type beside the environment's actions (`env::Blueprint`), and `roles` (Phase 1's roles and the
+//! caller that the generator and the reviewer committee share). `tests/layout.rs` keeps the
+//! imports between these modules free of loops.
 
 pub mod blueprint;
 pub mod chat;
