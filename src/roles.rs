@@ -62,8 +62,9 @@ pub struct Caller<'a> {
     /// Set when a model server stayed unreachable: the attempt cannot be judged, later calls
     /// fail at once, and [`Caller::available`] stops the run.
     unavailable: Option<String>,
-    /// Set by the run when it no longer needs this attempt: requests in flight leave the engine
-    /// at its next step, and later calls fail at once.
+    /// Set by the run when it no longer needs this attempt: requests in flight end (the
+    /// in-process engine drops them at its next step; a server's call runs to its end, with no
+    /// retry), and later calls fail at once.
     cancel: Option<CancelToken>,
 }
 

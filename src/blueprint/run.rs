@@ -5,9 +5,9 @@
 //! committed, and deduplicates against what it has committed so far. Output therefore depends
 //! on the seed alone, never on timing: the run stops after the attempt that brings the
 //! validated count to N, and attempts with higher indices that happened to be in flight are
-//! cancelled (their requests leave the engine at its next step) and discarded. After each task
-//! the sink gets a checkpoint ([`Progress`]) from which a killed run resumes exactly where it
-//! stopped.
+//! cancelled (the in-process engine drops their requests at its next step; a server's call runs
+//! to its end, and no further call is made) and discarded. After each task the sink gets a
+//! checkpoint ([`Progress`]) from which a killed run resumes exactly where it stopped.
 //!
 //! Reverse recombination ([`super::recombine`]) happens on the committing thread, when the last
 //! task of a group is committed. Whether a group is recombined depends on its index alone, and
@@ -337,6 +337,10 @@ pub fn run(run: Run, sink: &mut dyn Sink, mut progress: Progress, mut accepted: 
                 // slots while the validated count is in sight.
                 while let Some(task) = pace.take(&attempts) {
                     let slot = slots.acquire(Priority::Normal);
+                    // The run may have stopped while this worker waited for its slot.
+                    if pace.stopped() {
+                        break;
+                    }
                     let result = attempt::run(models, prompts, &config.attempt, pool, task, Some(pace.cancel.clone()));
                     drop(slot);
                     if tx.send((task, result)).is_err() {
@@ -415,8 +419,9 @@ struct Pace {
     changed: Condvar,
     /// `None` for a shard: no count to pace towards.
     count: Option<usize>,
-    /// Set when the run stops: the attempts still running are discarded, so their requests
-    /// leave the engine at its next step instead of sharing its passes to the end.
+    /// Set when the run stops: the attempts still running are discarded, so their requests end
+    /// (the in-process engine drops them at its next step) instead of sharing its passes to the
+    /// end, and they make no further call.
     cancel: CancelToken,
 }
 

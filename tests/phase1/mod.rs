@@ -25,7 +25,7 @@ pub(crate) struct Seen<'a> {
     pub(crate) role: &'static str,
     pub(crate) prompt: &'a str,
     pub(crate) schema: Option<&'a Value>,
-    /// The request's sampling seed, which names its task, role and round (see `seed_of`).
+    /// The request's sampling seed, which names its task, role and round (see `first_draft_seed`).
     pub(crate) seed: u64,
     /// Whether the caller has given up on the request.
     pub(crate) cancelled: &'a dyn Fn() -> bool,

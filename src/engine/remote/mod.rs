@@ -286,6 +286,10 @@ impl RemoteModel {
     fn complete_checked(&self, request: &Request, constraint: &Constraint) -> Result<Completion, EngineError> {
         let mut last = String::new();
         for k in 0..VALIDATE_TRIES {
+            // A caller that gave up wants no further try.
+            if k > 0 && request.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
             let completion = self.complete(request, request.sampling.seed.wrapping_add(k as u64))?;
             // Cut off: the caller treats it as incomplete, as it would the engine's.
             if completion.finish_reason == FinishReason::Length {
