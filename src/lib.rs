@@ -5,13 +5,14 @@
 //! `config` → `samplers` → `engine` (models) ↔ `env` (environments) → `validate` → the phases
 //! (`blueprint`, `trajectory`) → `dataset` → `eval`; `cli` and `serve` sit on top.
 //!
-//! What several layers share sits below them all: `request` and `response` (what a model is
-//! asked and what it returns, which configuration, chat templates and constrained decoding name
-//! without importing the engine), `pyjson` and `pynum` (Python's JSON and number semantics, for
-//! the tools and the chat templates), `seeds` (derived seeds and content hashes), the blueprint
-//! type beside the environment's actions (`env::Blueprint`), and `roles` (Phase 1's roles and the
-//! caller that the generator and the reviewer committee share). `tests/layout.rs` keeps the
-//! imports between these modules free of loops.
+//! What several of these share has a module of its own, which imports none of the modules that
+//! share it: `request` and `response` (what a model is asked and what it returns, which the
+//! configuration and constrained decoding name without importing the engine), `pyjson` and
+//! `pynum` (Python's `json.dumps` and number semantics: the tools use both, the chat templates
+//! `pyjson`), `seeds` (derived seeds and content hashes), the blueprint type beside the
+//! environment's actions (`env::Blueprint`), and `roles` (Phase 1's roles and the caller that the
+//! generator and the reviewer committee share). `tests/layout.rs` fails if the imports between
+//! top-level modules ever form a loop.
 
 pub mod blueprint;
 pub mod chat;

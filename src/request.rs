@@ -1,8 +1,8 @@
 //! What a caller asks a model for: the prompt, how to sample, the output's shape, when to stop.
 //!
 //! These are plain values that the pipeline, the configuration, the server and every backend
-//! share; they live outside [`crate::engine`] so that modules the engine itself builds on
-//! (chat templates, constrained decoding, configuration) can name them without importing it.
+//! share; they live outside [`crate::engine`] so that modules the engine itself builds on (the
+//! configuration, constrained decoding) can name them without importing it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -6,8 +6,8 @@
 //! generator, policy document and rules, graph hints and sampler description, and describe
 //! themselves with one [`Builtin`] (`builtin.rs` lists them). The rest of this folder is
 //! shared: data files, the canonical state hash and diff, the API dependency graph, and the tools
-//! every domain offers (`common.rs`). Python's number and JSON semantics, which the chat
-//! templates share, are [`crate::pynum`] and [`crate::pyjson`].
+//! every domain offers (`common.rs`). Python's number and JSON semantics, which the tools follow,
+//! are [`crate::pynum`] and [`crate::pyjson`] (the chat templates share the latter).
 //!
 //! A built-in tool is a plain function of `(database, arguments)` that returns the observation
 //! text the agent sees, or an error string. Tools never panic: arguments are checked against
