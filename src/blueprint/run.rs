@@ -419,9 +419,9 @@ struct Pace {
     changed: Condvar,
     /// `None` for a shard: no count to pace towards.
     count: Option<usize>,
-    /// Set when the run stops: the attempts still running are discarded, so their requests end
-    /// (the in-process engine drops them at its next step) instead of sharing its passes to the
-    /// end, and they make no further call.
+    /// Set when the run stops, and the one record that it has: the attempts still running are
+    /// discarded, so their requests end (the in-process engine drops them at its next step)
+    /// instead of sharing its passes to the end, and they make no further call.
     cancel: CancelToken,
 }
 
@@ -434,19 +434,11 @@ struct PaceState {
     /// Attempts finished and how many of them validated, the resumed run's included.
     tried: usize,
     passed: usize,
-    stopped: bool,
 }
 
 impl Pace {
     fn new(first: Option<usize>, stats: &Stats, config: &RunConfig) -> Self {
-        let state = PaceState {
-            next: first,
-            running: 0,
-            expected: stats.validated,
-            tried: stats.attempted,
-            passed: stats.validated,
-            stopped: false,
-        };
+        let state = PaceState { next: first, running: 0, expected: stats.validated, tried: stats.attempted, passed: stats.validated };
         let count = config.shard.is_none().then_some(config.count);
         Self { state: Mutex::new(state), changed: Condvar::new(), count, cancel: CancelToken::default() }
     }
@@ -463,7 +455,7 @@ impl Pace {
     fn take(&self, attempts: &Attempts) -> Option<usize> {
         let mut state = self.state.lock().ok()?;
         loop {
-            if state.stopped {
+            if self.cancel.is_cancelled() {
                 return None;
             }
             if state.running == 0 || self.open(&state) {
@@ -487,13 +479,16 @@ impl Pace {
         });
     }
 
+    /// Sets the token, then takes the lock to wake the waiting workers: a worker checks the token
+    /// while it holds the lock, so it either sees it set or is already waiting for this wake-up.
     fn stop(&self) {
-        self.update(|s| s.stopped = true);
         self.cancel.cancel();
+        self.update(|_| {});
     }
 
+    /// A poisoned lock counts as stopped, as the workers end on it too.
     fn stopped(&self) -> bool {
-        self.state.lock().map(|s| s.stopped).unwrap_or(true)
+        self.cancel.is_cancelled() || self.state.is_poisoned()
     }
 
     fn update(&self, change: impl FnOnce(&mut PaceState)) {
