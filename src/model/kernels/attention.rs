@@ -21,8 +21,10 @@
 //! a segment is computed for one group of queries at a time, the queries whose first block of it
 //! is the same (see `Groups`), and within a group the queries that read the same cache block (a
 //! prompt chunk's own keys, or a prefix that several sequences share in the cache) are
-//! processed together, a few at a time, so the block is loaded once for all of them; which
-//! queries go together never changes what any of them computes.
+//! processed together, a few at a time, so the block is loaded once for all of them. A block
+//! stored in f16 that more than one such tile reads is widened to f32 once, not in every tile's
+//! inner loop (the conversion is exact). Which queries go together never changes what any of
+//! them computes.
 
 use std::ops::Range;
 
@@ -203,11 +205,15 @@ unsafe fn run_job<V: Lanes, E: Load>(ctx: &Ctx, job: Job) -> Vec<f32> {
 
 /// How cached values are read into lanes.
 trait Load: KvElem {
+    /// Whether reading converts: a block of such a type that more than one tile reads is widened
+    /// to f32 once (see [`widen`]).
+    const WIDENS: bool;
     unsafe fn load<V: Lanes>(p: *const Self) -> V;
     fn to_f32(self) -> f32;
 }
 
 impl Load for f32 {
+    const WIDENS: bool = false;
     #[inline(always)]
     unsafe fn load<V: Lanes>(p: *const f32) -> V {
         V::load(p)
@@ -219,6 +225,7 @@ impl Load for f32 {
 }
 
 impl Load for f16 {
+    const WIDENS: bool = true;
     #[inline(always)]
     unsafe fn load<V: Lanes>(p: *const f16) -> V {
         V::load_f16(p.cast())
@@ -266,9 +273,10 @@ unsafe fn task<V: Lanes, E: Load>(ctx: &Ctx, chunk: &Chunk, segments: Range<usiz
     let mut running = vec![(0f32, 0f32); if complete { count } else { 0 }];
     let mut groups = Groups::new(count);
     let mut readers = Readers::<E>::new(count);
+    let mut wide = vec![0f32; d * BLOCK_TOKENS];
     for (k, s) in segments.enumerate() {
         for group in groups.split::<E>(ctx, chunk.g, &members, s) {
-            segment::<V, E>(ctx, chunk.g, &members, group, s, &mut readers, &mut scores, &mut acc, &mut stats);
+            segment::<V, E>(ctx, chunk.g, &members, group, s, &mut readers, &mut wide, &mut scores, &mut acc, &mut stats);
         }
         for (j, member) in members.iter().enumerate() {
             if member.position < s * SEGMENT_TOKENS {
@@ -373,9 +381,11 @@ enum Half {
 
 /// The members that read one block, with the block's keys and values, grouped by block.
 struct Readers<E> {
-    /// (member, keys, values, block identity), in member order.
-    list: Vec<(usize, *const E, *const E, usize)>,
+    list: Vec<Reader<E>>,
 }
+
+/// (member, keys, values, block identity).
+type Reader<E> = (usize, *const E, *const E, usize);
 
 impl<E: Load> Readers<E> {
     fn new(capacity: usize) -> Self {
@@ -393,7 +403,7 @@ impl<E: Load> Readers<E> {
     fn fill(&mut self, ctx: &Ctx, g: usize, members: &[Member], group: &[usize], b: usize, ahead: Option<Half>) -> &Self {
         let start = b * BLOCK_TOKENS;
         self.list.clear();
-        let mut last: Option<(usize, *const E, *const E, usize)> = None;
+        let mut last: Option<Reader<E>> = None;
         let mut prefetched = None;
         for &j in group {
             let m = &members[j];
@@ -428,16 +438,9 @@ impl<E: Load> Readers<E> {
         self
     }
 
-    /// Runs of at most `tile` members that read the same block.
-    fn tiles(&self, tile: usize) -> impl Iterator<Item = &[(usize, *const E, *const E, usize)]> {
-        let mut rest = self.list.as_slice();
-        std::iter::from_fn(move || {
-            let first = rest.first()?;
-            let n = rest.iter().take(tile).take_while(|r| r.3 == first.3).count();
-            let (head, tail) = rest.split_at(n);
-            rest = tail;
-            Some(head)
-        })
+    /// Runs of the members that read the same block.
+    fn runs(&self) -> impl Iterator<Item = &[Reader<E>]> {
+        self.list.chunk_by(|a, b| a.3 == b.3)
     }
 }
 
@@ -518,6 +521,7 @@ unsafe fn segment<V: Lanes, E: Load>(
     group: &[usize],
     s: usize,
     readers: &mut Readers<E>,
+    wide: &mut [f32],
     scores: &mut [f32],
     acc: &mut [f32],
     stats: &mut [(f32, f32)],
@@ -530,27 +534,21 @@ unsafe fn segment<V: Lanes, E: Load>(
     let valid = |j: usize, b: usize| (members[j].position + 1 - b * BLOCK_TOKENS).min(BLOCK_TOKENS);
 
     // Scores.
+    let tile = tile::<V>();
     for b in blocks.clone() {
         let ahead = (b + 1 < blocks.end).then_some(Half::Keys);
         let readers = readers.fill(ctx, g, members, group, b, ahead);
-        for tile_members in readers.tiles(tile::<V>()) {
-            let keys = tile_members[0].1;
-            let row = |r: &(usize, *const E, *const E, usize)| (b - first) * BLOCK_TOKENS + r.0 * SEGMENT_TOKENS;
-            let q = |r: &(usize, *const E, *const E, usize)| ctx.q.as_ptr().add(members[r.0].at);
-            let out = scores.as_mut_ptr();
-            match tile_members {
-                [r0] => scores_tile::<V, E, 1>([q(r0)], keys, d, [out.add(row(r0))]),
-                [r0, r1] => scores_tile::<V, E, 2>([q(r0), q(r1)], keys, d, [out.add(row(r0)), out.add(row(r1))]),
-                [r0, r1, r2] => {
-                    scores_tile::<V, E, 3>([q(r0), q(r1), q(r2)], keys, d, [out.add(row(r0)), out.add(row(r1)), out.add(row(r2))])
+        let offset = (b - first) * BLOCK_TOKENS;
+        for run in readers.runs() {
+            if E::WIDENS && run.len() > tile {
+                widen::<V, E>(run[0].1, wide);
+                for members_tile in run.chunks(tile) {
+                    score_tile::<V, E, f32>(ctx, members, members_tile, wide.as_ptr(), scores.as_mut_ptr(), offset);
                 }
-                [r0, r1, r2, r3] => scores_tile::<V, E, 4>(
-                    [q(r0), q(r1), q(r2), q(r3)],
-                    keys,
-                    d,
-                    [out.add(row(r0)), out.add(row(r1)), out.add(row(r2)), out.add(row(r3))],
-                ),
-                _ => unreachable!("tiles hold at most four members"),
+            } else {
+                for members_tile in run.chunks(tile) {
+                    score_tile::<V, E, E>(ctx, members, members_tile, run[0].1, scores.as_mut_ptr(), offset);
+                }
             }
         }
     }
@@ -587,29 +585,86 @@ unsafe fn segment<V: Lanes, E: Load>(
     }
 
     // Weighted values.
-    let acc_ptr = acc.as_mut_ptr();
     for b in blocks.clone() {
         let ahead = (b + 1 < blocks.end).then_some(Half::Values);
         let readers = readers.fill(ctx, g, members, group, b, ahead);
-        for tile_members in readers.tiles(tile::<V>()) {
-            let values = tile_members[0].2;
-            let w = |r: &(usize, *const E, *const E, usize)| scores.as_ptr().add((b - first) * BLOCK_TOKENS + r.0 * SEGMENT_TOKENS);
-            let o = |r: &(usize, *const E, *const E, usize)| acc_ptr.add(r.0 * d);
-            let n = |r: &(usize, *const E, *const E, usize)| valid(r.0, b);
-            match tile_members {
-                [r0] => values_tile::<V, E, 1>([w(r0)], [n(r0)], values, d, [o(r0)]),
-                [r0, r1] => values_tile::<V, E, 2>([w(r0), w(r1)], [n(r0), n(r1)], values, d, [o(r0), o(r1)]),
-                [r0, r1, r2] => values_tile::<V, E, 3>([w(r0), w(r1), w(r2)], [n(r0), n(r1), n(r2)], values, d, [o(r0), o(r1), o(r2)]),
-                [r0, r1, r2, r3] => values_tile::<V, E, 4>(
-                    [w(r0), w(r1), w(r2), w(r3)],
-                    [n(r0), n(r1), n(r2), n(r3)],
-                    values,
-                    d,
-                    [o(r0), o(r1), o(r2), o(r3)],
-                ),
-                _ => unreachable!("tiles hold at most four members"),
+        let weights = scores[(b - first) * BLOCK_TOKENS..].as_ptr();
+        let valid = |j: usize| valid(j, b);
+        for run in readers.runs() {
+            if E::WIDENS && run.len() > tile {
+                widen::<V, E>(run[0].2, wide);
+                for members_tile in run.chunks(tile) {
+                    value_tile::<V, E, f32>(d, members_tile, wide.as_ptr(), weights, valid, acc.as_mut_ptr());
+                }
+            } else {
+                for members_tile in run.chunks(tile) {
+                    value_tile::<V, E, E>(d, members_tile, run[0].2, weights, valid, acc.as_mut_ptr());
+                }
             }
         }
+    }
+}
+
+/// Widens the `wide.len()` values at `src` to f32 in `wide`: once for a block that several tiles
+/// read, rather than once per tile in their inner loops. The conversion is exact, so a tile
+/// computes the same bits from either.
+#[inline(always)]
+unsafe fn widen<V: Lanes, E: Load>(src: *const E, wide: &mut [f32]) {
+    let mut i = 0;
+    while i + V::W <= wide.len() {
+        E::load::<V>(src.add(i)).store(wide.as_mut_ptr().add(i));
+        i += V::W;
+    }
+    for i in i..wide.len() {
+        wide[i] = (*src.add(i)).to_f32();
+    }
+}
+
+/// Scores of the members of `tile` (at most four) against `keys`, into their rows of `scores`
+/// from `offset` on.
+#[inline(always)]
+unsafe fn score_tile<V: Lanes, E: Load, K: Load>(
+    ctx: &Ctx,
+    members: &[Member],
+    tile: &[Reader<E>],
+    keys: *const K,
+    scores: *mut f32,
+    offset: usize,
+) {
+    let d = ctx.d;
+    let q = |r: &Reader<E>| ctx.q.as_ptr().add(members[r.0].at);
+    let out = |r: &Reader<E>| scores.add(offset + r.0 * SEGMENT_TOKENS);
+    match tile {
+        [r0] => scores_tile::<V, K, 1>([q(r0)], keys, d, [out(r0)]),
+        [r0, r1] => scores_tile::<V, K, 2>([q(r0), q(r1)], keys, d, [out(r0), out(r1)]),
+        [r0, r1, r2] => scores_tile::<V, K, 3>([q(r0), q(r1), q(r2)], keys, d, [out(r0), out(r1), out(r2)]),
+        [r0, r1, r2, r3] => scores_tile::<V, K, 4>([q(r0), q(r1), q(r2), q(r3)], keys, d, [out(r0), out(r1), out(r2), out(r3)]),
+        _ => unreachable!("tiles hold at most four members"),
+    }
+}
+
+/// Adds the weighted `values` to the outputs in `acc` of the members of `tile` (at most four),
+/// whose weights are their rows of the scores from `weights` on and whose valid keys `valid` gives.
+#[inline(always)]
+unsafe fn value_tile<V: Lanes, E: Load, K: Load>(
+    d: usize,
+    tile: &[Reader<E>],
+    values: *const K,
+    weights: *const f32,
+    valid: impl Fn(usize) -> usize,
+    acc: *mut f32,
+) {
+    let w = |r: &Reader<E>| weights.add(r.0 * SEGMENT_TOKENS);
+    let o = |r: &Reader<E>| acc.add(r.0 * d);
+    let n = |r: &Reader<E>| valid(r.0);
+    match tile {
+        [r0] => values_tile::<V, K, 1>([w(r0)], [n(r0)], values, d, [o(r0)]),
+        [r0, r1] => values_tile::<V, K, 2>([w(r0), w(r1)], [n(r0), n(r1)], values, d, [o(r0), o(r1)]),
+        [r0, r1, r2] => values_tile::<V, K, 3>([w(r0), w(r1), w(r2)], [n(r0), n(r1), n(r2)], values, d, [o(r0), o(r1), o(r2)]),
+        [r0, r1, r2, r3] => {
+            values_tile::<V, K, 4>([w(r0), w(r1), w(r2), w(r3)], [n(r0), n(r1), n(r2), n(r3)], values, d, [o(r0), o(r1), o(r2), o(r3)])
+        }
+        _ => unreachable!("tiles hold at most four members"),
     }
 }
 
