@@ -12,6 +12,12 @@
 //! sums pairs into 32-bit lanes: lane `c` becomes column `c`'s block sum with no shuffles. The
 //! f32 part runs lane-wise in the scalar formula's order, so both paths give the reference bits
 //! on every CPU (candle's own AVX2 `vec_dot` sums in another order and differs in the last bits).
+//!
+//! With AVX-512 VNNI, one 64-byte register holds two groups' `R_k`, and `dpbusd` (unsigned by
+//! signed bytes) multiplies and sums four products a lane. Its unsigned operand is the
+//! activation bytes offset by 128 (`x + 128`); the offset's share, `128 · Σ w` a column, is taken
+//! off afterwards. Block sums are exact integers either way, so this path also gives the
+//! reference bits.
 
 use candle_core::quantized::k_quants as kq;
 use half::f16;
@@ -21,6 +27,8 @@ use super::activations::Activations;
 use super::matmul::tiled_many;
 #[cfg(target_arch = "x86_64")]
 use super::prefetch;
+#[cfg(target_arch = "x86_64")]
+use super::simd::Isa;
 
 /// Output columns packed side by side: one AVX2 lane each.
 const GROUP: usize = 8;
@@ -92,6 +100,15 @@ impl Q8_0 {
     /// `x @ W^T` for `m` rows of activations; returns `[m, rows]`.
     pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let x = Activations::quantize::<kq::BlockQ8_0>(x, m, self.blocks);
+        #[cfg(target_arch = "x86_64")]
+        if Isa::detect() == Isa::Avx512 && std::is_x86_feature_detected!("avx512vnni") {
+            return tiled_many(m, &[self.rows], 2 * GROUP, |_, rows, cols, out| {
+                // SAFETY: AVX-512 (F, BW, VL), VNNI, AVX2 and F16C are present (checked above
+                // and by `Isa`); `tile_avx512` checks its ranges.
+                unsafe { self.tile_avx512(&x, rows, cols, out) }
+            })
+            .remove(0);
+        }
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
             return tiled_many(m, &[self.rows], GROUP, |_, rows, cols, out| {
@@ -176,6 +193,79 @@ impl Q8_0 {
             }
         }
     }
+
+    /// One tile, two groups (sixteen columns) per vector; the same arithmetic as
+    /// [`Self::tile_scalar`]: each block's exact integer sums, then the same f32 operations, lane
+    /// by lane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 (F, BW), AVX-512 VNNI, AVX2 and F16C.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,f16c")]
+    unsafe fn tile_avx512(&self, x: &Activations, rows: (usize, usize), cols: (usize, usize), out: &mut [f32]) {
+        use std::arch::x86_64::*;
+
+        let width = cols.1 - cols.0;
+        let n = rows.1 - rows.0;
+        assert!(cols.0 % GROUP == 0 && cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
+        assert_eq!(out.len(), n * width);
+        let offset = _mm512_set1_epi8(-128);
+        let mut acc = vec![_mm512_setzero_ps(); n];
+        let groups = cols.0 / GROUP..cols.1.div_ceil(GROUP);
+        for g in groups.clone().step_by(2) {
+            // A lone last group is paired with itself, and the upper half is dropped.
+            let h = if g + 1 < groups.end { g + 1 } else { g };
+            acc.fill(_mm512_setzero_ps());
+            for b in 0..self.blocks {
+                let (at, at_h) = (g * self.blocks + b, h * self.blocks + b);
+                // SAFETY (all loads): `at` and `at_h` are below groups·blocks, so both
+                // group-blocks' 256 bytes and 8 scales are in bounds; activation blocks `(i, b)`
+                // exist for `i < rows.1` (asserted above).
+                let wp = self.quants.as_ptr().add(at * GROUP * BLOCK);
+                let wp_h = self.quants.as_ptr().add(at_h * GROUP * BLOCK);
+                prefetch(wp, PREFETCH_BLOCKS * GROUP * BLOCK, GROUP * BLOCK);
+                prefetch(wp_h, PREFETCH_BLOCKS * GROUP * BLOCK, GROUP * BLOCK);
+                let mut w = [_mm512_setzero_si512(); 8];
+                // `128 · Σ w` per column: what the offset activations add to each block sum.
+                let mut excess = _mm512_setzero_si512();
+                for (k, w) in w.iter_mut().enumerate() {
+                    *w = _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(_mm256_loadu_si256(wp.add(k * 32).cast())),
+                        _mm256_loadu_si256(wp_h.add(k * 32).cast()),
+                    );
+                    excess = _mm512_dpbusd_epi32(excess, offset, *w);
+                }
+                let d = _mm512_insertf32x8::<1>(
+                    _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(self.scales.as_ptr().add(at * GROUP).cast()))),
+                    _mm256_cvtph_ps(_mm_loadu_si128(self.scales.as_ptr().add(at_h * GROUP).cast())),
+                );
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let i = rows.0 + r;
+                    let xq = x.quants.as_ptr().add((i * self.blocks + b) * BLOCK).cast::<i32>();
+                    let mut sumi = _mm512_setzero_si512();
+                    for (k, w) in w.iter().enumerate() {
+                        // Each byte plus 128, as an unsigned byte: its sign bit flipped.
+                        let shifted = xq.add(k).read_unaligned() ^ i32::from_ne_bytes([0x80; 4]);
+                        sumi = _mm512_dpbusd_epi32(sumi, _mm512_set1_epi32(shifted), *w);
+                    }
+                    let sumi = _mm512_sub_epi32(sumi, excess);
+                    let [xd, _] = *x.scales.get_unchecked(i * self.blocks + b);
+                    let term = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sumi), d), _mm512_set1_ps(xd));
+                    *acc = _mm512_add_ps(*acc, term);
+                }
+            }
+            let mut lanes = [0f32; 2 * GROUP];
+            for (r, acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(lanes.as_mut_ptr(), *acc);
+                let halves = if h == g { 1 } else { 2 };
+                for (group, lanes) in [(g, &lanes[..GROUP]), (h, &lanes[GROUP..])].into_iter().take(halves) {
+                    let first = group * GROUP;
+                    let take = GROUP.min(cols.1 - first);
+                    out[r * width + first - cols.0..][..take].copy_from_slice(&lanes[..take]);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -190,7 +280,13 @@ mod tests {
     fn scalar_and_simd_tiles_give_the_reference_bits() {
         // 21 columns: two full groups and a padded one.
         let (rows, cols, m) = (21, 256, 3);
-        let bytes = test_quantized(GgmlDType::Q8_0, rows, cols);
+        let mut bytes = test_quantized(GgmlDType::Q8_0, rows, cols);
+        // The extreme bytes, -128 (which ggml's quantizer never writes, but a file may hold) and
+        // 127, in every row.
+        for r in 0..rows {
+            bytes[r * cols / BLOCK * Q8_0_BYTES + 2 + r] = 0x80;
+            bytes[r * cols / BLOCK * Q8_0_BYTES + 3 + r] = 0x7F;
+        }
         let w = Q8_0::new(&bytes, rows, cols);
         let x = test_values(m * cols, 2);
         let expected = test_reference::<kq::BlockQ8_0>(&bytes, &x, m, cols);
@@ -208,6 +304,23 @@ mod tests {
             for (r, row) in simd.chunks(13).enumerate() {
                 assert_eq!(row, &expected[(r + 1) * rows + 8..(r + 2) * rows], "row {}", r + 1);
             }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if Isa::Avx512.available() && std::is_x86_feature_detected!("avx512vnni") {
+            // Every column, a pair of groups and then a lone padded one; and a tile that
+            // starts at the second group.
+            let mut simd = vec![0f32; m * rows];
+            // SAFETY: the features were checked just above.
+            unsafe { w.tile_avx512(&xa, (0, m), (0, rows), &mut simd) };
+            assert_eq!(simd, expected);
+            let mut simd = vec![0f32; 2 * 13];
+            // SAFETY: as above.
+            unsafe { w.tile_avx512(&xa, (1, 3), (8, 21), &mut simd) };
+            for (r, row) in simd.chunks(13).enumerate() {
+                assert_eq!(row, &expected[(r + 1) * rows + 8..(r + 2) * rows], "row {}", r + 1);
+            }
+        } else {
+            eprintln!("skipped: this CPU has no AVX-512 VNNI");
         }
 
         let (mut theirs, mut ours) = (vec![0f32; cols], vec![0f32; cols]);
