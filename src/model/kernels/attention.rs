@@ -615,8 +615,8 @@ unsafe fn widen<V: Lanes, E: Load>(src: *const E, wide: &mut [f32]) {
         E::load::<V>(src.add(i)).store(wide.as_mut_ptr().add(i));
         i += V::W;
     }
-    for i in i..wide.len() {
-        wide[i] = (*src.add(i)).to_f32();
+    for (i, wide) in wide.iter_mut().enumerate().skip(i) {
+        *wide = (*src.add(i)).to_f32();
     }
 }
 
