@@ -284,6 +284,19 @@ fn tiled(m: usize, rows: usize, align: usize, fill: impl Fn((usize, usize), (usi
     tiled_many(m, &[rows], align, |_, rows, cols, out| fill(rows, cols, out)).remove(0)
 }
 
+/// Writes one output row's two groups of eight columns, `g` from the low half of `lanes` and `h`
+/// from the high half (`h == g` for a lone last group, whose high half is dropped), into `row`,
+/// which holds the tile's columns `cols`; columns past `cols.1` (a padded group's) are dropped.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn store_group_pair(lanes: &[f32; 16], (g, h): (usize, usize), cols: (usize, usize), row: &mut [f32]) {
+    let halves = if h == g { 1 } else { 2 };
+    for (group, lanes) in [(g, &lanes[..8]), (h, &lanes[8..])].into_iter().take(halves) {
+        let first = group * 8;
+        let take = 8.min(cols.1 - first);
+        row[first - cols.0..][..take].copy_from_slice(&lanes[..take]);
+    }
+}
+
 /// [`tiled`] for several matrices sharing the same `m` activation rows (`widths[k]` output
 /// columns each), in one parallel pass: `fill(k, rows, cols, out)` computes a tile of matrix `k`.
 ///

@@ -94,6 +94,22 @@ fn test_reference<T: candle_core::quantized::k_quants::GgmlType>(bytes: &[u8], x
     y
 }
 
+/// Checks a matrix kernel's tile function `tile(activation rows, output columns, out)` against
+/// `expected` (`[m, rows]`, with `m >= 3` and `rows > 8`): the whole product as one tile, and a
+/// tile that starts at the second group of columns and the second row.
+#[cfg(test)]
+fn check_tiles(name: &str, expected: &[f32], m: usize, rows: usize, tile: impl Fn((usize, usize), (usize, usize), &mut [f32])) {
+    let mut all = vec![0f32; m * rows];
+    tile((0, m), (0, rows), &mut all);
+    assert_eq!(all, expected, "{name}: the whole product");
+    let width = rows - 8;
+    let mut part = vec![0f32; 2 * width];
+    tile((1, 3), (8, rows), &mut part);
+    for (r, row) in part.chunks(width).enumerate() {
+        assert_eq!(row, &expected[(r + 1) * rows + 8..(r + 2) * rows], "{name}: row {} of a tile from column 8", r + 1);
+    }
+}
+
 /// GGUF bytes of `[rows, cols]` test values quantized to `dtype` by candle.
 #[cfg(test)]
 fn test_quantized(dtype: candle_core::quantized::GgmlDType, rows: usize, cols: usize) -> Vec<u8> {

@@ -315,7 +315,7 @@ pub(super) fn pack_nibbles(q: &[u8; SUPERBLOCK], c: usize, nibbles: &mut [u8]) {
 mod tests {
     use super::*;
     use crate::model::kernels::matmul::typed;
-    use crate::model::kernels::{test_quantized, test_reference, test_values};
+    use crate::model::kernels::{check_tiles, test_quantized, test_reference, test_values};
     use candle_core::quantized::k_quants::{self as kq, GgmlType};
     use candle_core::quantized::GgmlDType;
 
@@ -329,18 +329,13 @@ mod tests {
         let expected = test_reference::<kq::BlockQ4K>(&bytes, &x, m, cols);
         let xa = Superblocks::quantize(&x, m, w.superblocks);
 
-        let mut scalar = vec![0f32; m * rows];
-        w.tile_scalar(&xa, (0, m), (0, rows), &mut scalar);
-        assert_eq!(scalar, expected);
+        check_tiles("scalar", &expected, m, rows, |r, c, out| w.tile_scalar(&xa, r, c, out));
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
-            // A tile that starts at the second group and the second row.
-            let mut simd = vec![0f32; 2 * 13];
             // SAFETY: the features were checked just above.
-            unsafe { w.tile_avx2(&xa, (1, 3), (8, 21), &mut simd) };
-            for (r, row) in simd.chunks(13).enumerate() {
-                assert_eq!(row, &expected[(r + 1) * rows + 8..(r + 2) * rows], "row {}", r + 1);
-            }
+            check_tiles("AVX2", &expected, m, rows, |r, c, out| unsafe { w.tile_avx2(&xa, r, c, out) });
+        } else {
+            eprintln!("skipped: this CPU has no AVX2");
         }
     }
 

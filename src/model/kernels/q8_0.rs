@@ -24,6 +24,8 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::activations::Activations;
+#[cfg(target_arch = "x86_64")]
+use super::matmul::store_group_pair;
 use super::matmul::tiled_many;
 #[cfg(target_arch = "x86_64")]
 use super::prefetch;
@@ -254,15 +256,9 @@ impl Q8_0 {
                     *acc = _mm512_add_ps(*acc, term);
                 }
             }
-            let mut lanes = [0f32; 2 * GROUP];
             for (r, acc) in acc.iter().enumerate() {
-                _mm512_storeu_ps(lanes.as_mut_ptr(), *acc);
-                let halves = if h == g { 1 } else { 2 };
-                for (group, lanes) in [(g, &lanes[..GROUP]), (h, &lanes[GROUP..])].into_iter().take(halves) {
-                    let first = group * GROUP;
-                    let take = GROUP.min(cols.1 - first);
-                    out[r * width + first - cols.0..][..take].copy_from_slice(&lanes[..take]);
-                }
+                let lanes: [f32; 16] = std::mem::transmute(*acc);
+                store_group_pair(&lanes, (g, h), cols, &mut out[r * width..(r + 1) * width]);
             }
         }
     }
@@ -272,7 +268,7 @@ impl Q8_0 {
 mod tests {
     use super::*;
     use crate::model::kernels::matmul::typed;
-    use crate::model::kernels::{test_quantized, test_reference, test_values};
+    use crate::model::kernels::{check_tiles, test_quantized, test_reference, test_values};
     use candle_core::quantized::k_quants::GgmlType;
     use candle_core::quantized::GgmlDType;
 
@@ -292,33 +288,19 @@ mod tests {
         let expected = test_reference::<kq::BlockQ8_0>(&bytes, &x, m, cols);
         let xa = Activations::quantize::<kq::BlockQ8_0>(&x, m, w.blocks);
 
-        let mut scalar = vec![0f32; m * rows];
-        w.tile_scalar(&xa, (0, m), (0, rows), &mut scalar);
-        assert_eq!(scalar, expected);
+        check_tiles("scalar", &expected, m, rows, |r, c, out| w.tile_scalar(&xa, r, c, out));
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
-            // A tile that starts at the second group and the second row.
-            let mut simd = vec![0f32; 2 * 13];
             // SAFETY: the features were checked just above.
-            unsafe { w.tile_avx2(&xa, (1, 3), (8, 21), &mut simd) };
-            for (r, row) in simd.chunks(13).enumerate() {
-                assert_eq!(row, &expected[(r + 1) * rows + 8..(r + 2) * rows], "row {}", r + 1);
-            }
+            check_tiles("AVX2", &expected, m, rows, |r, c, out| unsafe { w.tile_avx2(&xa, r, c, out) });
+        } else {
+            eprintln!("skipped: this CPU has no AVX2");
         }
         #[cfg(target_arch = "x86_64")]
         if Isa::Avx512.available() && std::is_x86_feature_detected!("avx512vnni") {
-            // Every column, a pair of groups and then a lone padded one; and a tile that
-            // starts at the second group.
-            let mut simd = vec![0f32; m * rows];
+            // The whole product is a pair of groups and then a lone padded one.
             // SAFETY: the features were checked just above.
-            unsafe { w.tile_avx512(&xa, (0, m), (0, rows), &mut simd) };
-            assert_eq!(simd, expected);
-            let mut simd = vec![0f32; 2 * 13];
-            // SAFETY: as above.
-            unsafe { w.tile_avx512(&xa, (1, 3), (8, 21), &mut simd) };
-            for (r, row) in simd.chunks(13).enumerate() {
-                assert_eq!(row, &expected[(r + 1) * rows + 8..(r + 2) * rows], "row {}", r + 1);
-            }
+            check_tiles("AVX-512", &expected, m, rows, |r, c, out| unsafe { w.tile_avx512(&xa, r, c, out) });
         } else {
             eprintln!("skipped: this CPU has no AVX-512 VNNI");
         }
