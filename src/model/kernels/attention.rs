@@ -607,16 +607,13 @@ unsafe fn segment<V: Lanes, E: Load>(
 
 /// Widens the `wide.len()` values at `src` to f32 in `wide`: once for a block that several tiles
 /// read, rather than once per tile in their inner loops. The conversion is exact, so a tile
-/// computes the same bits from either.
+/// computes the same bits from either. A block half is `d` rows of 16 values, a whole number of
+/// registers on every unit (as [`regs`] assumes).
 #[inline(always)]
 unsafe fn widen<V: Lanes, E: Load>(src: *const E, wide: &mut [f32]) {
-    let mut i = 0;
-    while i + V::W <= wide.len() {
+    debug_assert_eq!(wide.len() % V::W, 0);
+    for i in (0..wide.len()).step_by(V::W) {
         E::load::<V>(src.add(i)).store(wide.as_mut_ptr().add(i));
-        i += V::W;
-    }
-    for (i, wide) in wide.iter_mut().enumerate().skip(i) {
-        *wide = (*src.add(i)).to_f32();
     }
 }
 
