@@ -12,7 +12,12 @@
 # whole set, interleaved. For each run it prints wall time, generated tokens/s, prompt tokens/s
 # processed (prompt tokens not served by the cache, per second), the prefix-cache share of
 # prompt tokens, mean sequences per forward pass, and then the speed-up of the default over
-# --concurrency 1, and of the server run over the default one. BIN overrides the binary (default
+# --concurrency 1, and of the server run over the default one. For in-process runs it also
+# prints how much of the forward time went to passes that computed prompt tokens, and the
+# longest conversation's share of the generated tokens; from a --concurrency 1 run's split into
+# prefill and decode it then prints batching's ceiling: the speed-up over that run if a pass
+# decoding many sequences cost no more than a pass decoding one, while every prompt still costs
+# what it costs alone and the longest conversation still decodes token by token. BIN overrides the binary (default
 # target/release/apigen-mt). MODES picks the runs (default "default c1", plus "server" when SERVER
 # is set), e.g. MODES="default server" for the side-by-side alone. "f32" and "f16" are the default
 # run with that --kv-dtype, "c1-f32" and "c1-f16" the --concurrency 1 run with it. For a server
@@ -37,7 +42,7 @@ run() { # NAME EXTRA-ARGS...
         --attempts 1 --best-of 1 --max-turns 6 --out "$out" "$@" >/dev/null 2>"$work/$name.log" || {
         cat "$work/$name.log" >&2; exit 1; }
     python3 - "$out/stats.json" "$name" <<'EOF'
-import json, sys
+import json, os, sys
 stats = json.load(open(sys.argv[1]))
 t = stats["timing"]
 wall = t["wall_seconds"]
@@ -60,7 +65,26 @@ for e in servers:
     line += f"  server {e.get('url')}: {e.get('requests')} requests, {e.get('failures')} failed, {e.get('prompt_tokens')} prompt tokens sent"
 roles = " ".join(f"{r}={u['cache_share']:.2f}" for r, u in t.get("roles", {}).items() if u.get("cache_share") is not None)
 print(f"{line}  [{roles}]")
-print(json.dumps({"name": sys.argv[2], "wall": wall, "gen": gen}), file=open(sys.argv[1] + ".summary", "w"))
+summary = {"name": sys.argv[2], "wall": wall, "gen": gen}
+# Builds from before the prefill split (BIN=...) lack it.
+if local and all("prefill_time" in m for m in local):
+    secs = lambda d: d["secs"] + d["nanos"] / 1e9
+    forward = sum(secs(m["forward_time"]) for m in local)
+    prefill = sum(secs(m["prefill_time"]) for m in local)
+    # Each conversation's generated tokens, from its record: the longest one's share is the
+    # part of the run no amount of batching can overlap with the others.
+    out = os.path.dirname(sys.argv[1])
+    written = []
+    for name in ("trajectories.jsonl", "trajectories.rejected.jsonl"):
+        path = os.path.join(out, name)
+        if os.path.exists(path):
+            for record in map(json.loads, open(path)):
+                written.append(sum(role["completion"] for role in record["tokens"].values()))
+    share = max(written) / sum(written) if written and sum(written) else 0.0
+    print(f"{'':<14} forward {forward:7.1f} s, of it prefill {prefill:6.1f} s in {sum(m['prefill_steps'] for m in local)} passes;"
+          f" longest conversation {share:5.1%} of generated tokens")
+    summary.update(forward=forward, prefill=prefill, share=share)
+print(json.dumps(summary), file=open(sys.argv[1] + ".summary", "w"))
 EOF
 }
 
@@ -90,4 +114,16 @@ for a, b in [("default", "c1"), ("default", "server"), ("f16", "c1-f16"), ("f32"
              ("f16", "default"), ("f32", "default")]:
     if a in gen and b in gen and gen[b]:
         print(f"{a} over {b}: {gen[a] / gen[b]:.2f}x")
+# What batching could buy at best. A --concurrency 1 run's forward time splits into prefill P and
+# decode D (no pass mixes them). Suppose a pass decoding many sequences cost no more than one
+# decoding alone, and prompt passes cost what they cost alone: the default run would still
+# compute every prompt (P) and decode the longest conversation token by token (D times its share
+# of the generated tokens). Wall time outside forward passes is left out.
+for c1 in [m for m in modes if m.startswith("c1")]:
+    for r in range(1, reps + 1):
+        s = json.load(open(f"{work}/{c1}-{r}/stats.json.summary"))
+        if "prefill" in s and s["share"]:
+            p, d = s["prefill"], s["forward"] - s["prefill"]
+            print(f"{c1}-{r}: prefill {p:.1f} s, decode {d:.1f} s, longest conversation {s['share']:.1%}: "
+                  f"batching's ceiling over it {(p + d) / (p + d * s['share']):.2f}x")
 EOF

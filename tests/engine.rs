@@ -142,6 +142,12 @@ fn greedy_generation_matches_a_manual_decoder_loop_and_streams_the_same_text() {
     let metrics = f.engine.metrics();
     assert_eq!(metrics.generated_tokens, completion.tokens.len() as u64);
     assert!(metrics.forward_time > std::time::Duration::ZERO);
+    // One pass computes the prompt and samples the first token; each later pass feeds back one
+    // token, and only the end-of-sequence token that stops generation is not kept.
+    assert_eq!(metrics.prefill_steps, 1);
+    let stopped = u64::from(reason == FinishReason::Stop);
+    assert_eq!(metrics.steps - metrics.prefill_steps, completion.tokens.len() as u64 - 1 + stopped);
+    assert!(metrics.prefill_time > std::time::Duration::ZERO && metrics.prefill_time < metrics.forward_time);
 }
 
 #[test]

@@ -117,6 +117,8 @@ struct Counters {
     preemptions: AtomicU64,
     peak_kv_bytes: AtomicU64,
     forward_nanos: AtomicU64,
+    prefill_steps: AtomicU64,
+    prefill_nanos: AtomicU64,
     mask_nanos: AtomicU64,
     masked_tokens: AtomicU64,
     busy_nanos: AtomicU64,
@@ -218,6 +220,8 @@ impl LanguageModel for BatchEngine {
             preemptions: get(&c.preemptions),
             peak_kv_bytes: get(&c.peak_kv_bytes),
             forward_time: Duration::from_nanos(get(&c.forward_nanos)),
+            prefill_steps: get(&c.prefill_steps),
+            prefill_time: Duration::from_nanos(get(&c.prefill_nanos)),
             mask_time: Duration::from_nanos(get(&c.mask_nanos)),
             masked_tokens: get(&c.masked_tokens),
             busy_time: Duration::from_nanos(get(&c.busy_nanos)),
@@ -494,6 +498,9 @@ impl Worker {
 
     /// Runs one forward pass over the planned chunks, then samples where prompts are done.
     fn forward(&mut self, plan: Vec<(usize, usize)>) {
+        // A prefill pass: some sequence in it computes several tokens (a prompt chunk, or a
+        // preempted sequence's recompute) or has sampled nothing yet (a one-token last chunk).
+        let prefill = plan.iter().any(|&(i, n)| n > 1 || self.running[i].generated() == 0);
         let start = Instant::now();
         let result = {
             let mut wanted: HashMap<usize, usize> = plan.iter().copied().collect();
@@ -509,7 +516,12 @@ impl Worker {
                 .collect();
             self.decoder.forward(&mut chunks).and_then(|t| t.to_vec2::<f32>())
         };
-        self.counters.forward_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let nanos = start.elapsed().as_nanos() as u64;
+        self.counters.forward_nanos.fetch_add(nanos, Ordering::Relaxed);
+        if prefill {
+            self.counters.prefill_steps.fetch_add(1, Ordering::Relaxed);
+            self.counters.prefill_nanos.fetch_add(nanos, Ordering::Relaxed);
+        }
         self.counters.steps.fetch_add(1, Ordering::Relaxed);
         self.counters.step_sequences.fetch_add(plan.len() as u64, Ordering::Relaxed);
         self.counters.step_tokens.fetch_add(plan.iter().map(|&(_, n)| n as u64).sum(), Ordering::Relaxed);

@@ -65,6 +65,14 @@ pub struct EngineMetrics {
     pub peak_kv_bytes: u64,
     /// Time spent inside the model's forward passes.
     pub forward_time: Duration,
+    /// Forward passes that computed prompt tokens (a prompt chunk, or the recompute of a
+    /// preempted sequence), alone or beside decoding sequences.
+    pub prefill_steps: u64,
+    /// The part of `forward_time` spent in those passes. With one sequence at a time
+    /// (`--concurrency 1`) no pass mixes the two, so this and the rest of `forward_time` are the
+    /// run's prefill and decode times, which bound what batching can buy (see
+    /// `scripts/bench-workload.sh`).
+    pub prefill_time: Duration,
     /// Time spent computing constraint masks and advancing grammars.
     pub mask_time: Duration,
     /// Tokens generated under a constraint: `mask_time / masked_tokens` is the cost per token.
