@@ -294,7 +294,7 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
     let roles = role_models(config);
     let engines = timing["engines"].as_array().cloned().unwrap_or_default();
     if !engines.is_empty() {
-        out.push_str("<table class=\"numbers\"><thead><tr><th>model</th><th>roles</th><th>requests</th><th>prompt tokens</th><th>from prefix cache</th><th>generated tokens</th><th>generated tok/s (busy)</th><th>mean batch</th></tr></thead><tbody>");
+        out.push_str("<table class=\"numbers\"><thead><tr><th>model</th><th>roles</th><th>requests</th><th>prompt tokens</th><th>from prefix cache</th><th>generated tokens</th><th>generated tok/s (busy)</th><th>mean batch</th><th>forward s (in prefill passes)</th></tr></thead><tbody>");
         let mut gen_rows = Vec::new();
         let mut cache_rows = Vec::new();
         for e in &engines {
@@ -313,9 +313,16 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
             let rate = if busy > 0.0 { generated / busy } else { 0.0 };
             let steps = m["steps"].as_f64().unwrap_or(0.0);
             let batch = if steps > 0.0 { m["step_sequences"].as_f64().unwrap_or(0.0) / steps } else { 0.0 };
+            // How much of the model's time went to computing prompts: what batching cannot
+            // shorten (see `scripts/bench-workload.sh`). Servers and older runs do not say.
+            let forward = match (seconds(&m["forward_time"]), seconds(&m["prefill_time"])) {
+                (Some(f), Some(p)) => format!("{f:.1} ({p:.1})"),
+                (Some(f), None) => format!("{f:.1}"),
+                _ => "–".to_string(),
+            };
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.2}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td></tr>",
                 esc(model),
                 esc(&served.join(", ")),
                 number(&m["requests"]),
@@ -323,7 +330,8 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
                 share * 100.0,
                 number(&json!(generated as u64)),
                 rate,
-                batch
+                batch,
+                forward
             );
             let label = if served.is_empty() { model.to_string() } else { format!("{} ({model})", served.join(", ")) };
             gen_rows.push(Bar { label: label.clone(), value: rate, text: format!("{rate:.1} tok/s"), note: String::new() });
@@ -553,9 +561,17 @@ mod tests {
     fn throughput_shows_each_roles_requests_and_cache_share() {
         let stats = serde_json::json!({"timing": {"wall_seconds": 2.0, "roles": {
             "agent": {"requests": 7, "prompt_tokens": 1000, "cached_tokens": 600, "cache_share": 0.6, "generated_tokens": 50},
-            "user": {"requests": 3, "prompt_tokens": 400, "cached_tokens": 0, "cache_share": 0.0, "generated_tokens": 20}}}});
+            "user": {"requests": 3, "prompt_tokens": 400, "cached_tokens": 0, "cache_share": 0.0, "generated_tokens": 20}},
+            "engines": [
+                {"model": "m", "metrics": {"requests": 10, "prompt_tokens": 1400, "prefix_hit_tokens": 600, "generated_tokens": 70,
+                    "steps": 40, "step_sequences": 100, "busy_time": {"secs": 2, "nanos": 0},
+                    "forward_time": {"secs": 1, "nanos": 760_000_000}, "prefill_time": {"secs": 0, "nanos": 260_000_000}}},
+                {"model": "http://127.0.0.1:8080/v1", "server": {"requests": 2, "prompt_tokens": 10}}]}});
         let mut out = String::new();
         throughput(&mut out, &stats, &Value::Null);
+        // The engine's forward time and its prefill passes' share; a server has neither.
+        assert!(out.contains("<td>70</td><td>35.0</td><td>2.50</td><td>1.8 (0.3)</td></tr>"), "{out}");
+        assert!(out.contains("<td>0.00</td><td>–</td></tr>"), "{out}");
         let table = &out[out.find("id=\"roles\"").expect("a per-role table")..];
         assert!(table.contains("<td>agent</td><td>7</td><td>1000</td><td>60.0%</td><td>50</td>"), "{table}");
         assert!(table.contains("<td>user</td><td>3</td><td>400</td><td>0.0%</td><td>20</td>"), "{table}");
