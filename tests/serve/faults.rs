@@ -68,16 +68,26 @@ fn a_server_killed_mid_run_stops_it_cleanly_and_the_rerun_resumes() {
     let proxy = Proxy::start(&serve.address, &[]);
     let url = proxy.url();
     let out = fixture.scratch("killed");
-    // One conversation at a time, so that killing the server after blueprint 0 hits blueprint 1.
+    // Once blueprint 0 is committed, requests wait at the proxy: the server then dies while
+    // blueprint 1 is in flight however fast the machine runs it (polling the manifest alone
+    // once let the run finish first).
+    let watched = out.clone();
+    proxy.hold_when(move || committed_blueprints(&watched) >= 1);
+    // One conversation at a time, so that blueprint 1 starts after blueprint 0 has ended.
     let args = ["--model", url.as_str(), "--concurrency", "1", "--server-retries", "2"];
     let mut run = fixture.command(&out, &args).spawn().expect("the binary runs");
     let started = Instant::now();
-    while committed_blueprints(&out) < 1 {
-        assert!(run.try_wait().expect("wait").is_none(), "the run ended before the server could be killed");
-        assert!(started.elapsed() < Duration::from_secs(600), "blueprint 0 never committed");
+    while proxy.held() == 0 {
+        if let Some(status) = run.try_wait().expect("wait") {
+            let mut stderr = String::new();
+            let _ = std::io::Read::read_to_string(&mut run.stderr.take().expect("piped"), &mut stderr);
+            panic!("the run ended ({status}) before the server could be killed: {stderr}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "no request came after blueprint 0 was committed");
         std::thread::sleep(Duration::from_millis(20));
     }
     serve.kill();
+    proxy.release();
     let output = run.wait_with_output().expect("the run ends");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");

@@ -19,6 +19,8 @@ pub enum Fault {
     Stall,
 }
 
+type Condition = Box<dyn Fn() -> bool + Send>;
+
 struct State {
     upstream: Mutex<String>,
     /// Faults by the number of the generation request (`POST .../completions`) they hit, from 1.
@@ -26,6 +28,10 @@ struct State {
     generations: AtomicUsize,
     injected: AtomicUsize,
     stop: AtomicBool,
+    /// Generation requests made while this says so wait until `release` (see `hold_when`).
+    hold: Mutex<Option<Condition>>,
+    held: AtomicUsize,
+    released: AtomicBool,
 }
 
 pub struct Proxy {
@@ -44,6 +50,9 @@ impl Proxy {
             generations: AtomicUsize::new(0),
             injected: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            hold: Mutex::new(None),
+            held: AtomicUsize::new(0),
+            released: AtomicBool::new(false),
         });
         let shared = state.clone();
         std::thread::spawn(move || {
@@ -68,6 +77,22 @@ impl Proxy {
     /// Points the proxy at another server (a restarted one).
     pub fn set_upstream(&self, upstream: &str) {
         *self.state.upstream.lock().unwrap() = upstream.to_string();
+    }
+
+    /// Holds every generation request made while `condition` is true until [`Proxy::release`]:
+    /// a test can then act at a known point of a run, whatever the machine's speed.
+    pub fn hold_when(&self, condition: impl Fn() -> bool + Send + 'static) {
+        *self.state.hold.lock().unwrap() = Some(Box::new(condition));
+    }
+
+    /// Requests held so far.
+    pub fn held(&self) -> usize {
+        self.state.held.load(Ordering::SeqCst)
+    }
+
+    /// Lets held requests go on (to whatever upstream is set then), and holds no more.
+    pub fn release(&self) {
+        self.state.released.store(true, Ordering::SeqCst);
     }
 
     /// Faults actually injected.
@@ -141,6 +166,13 @@ fn handle(client: TcpStream, state: &State) -> std::io::Result<()> {
                 return Ok(());
             }
             None => {}
+        }
+    }
+    let holding = !state.released.load(Ordering::SeqCst) && state.hold.lock().unwrap().as_ref().is_some_and(|condition| condition());
+    if holding {
+        state.held.fetch_add(1, Ordering::SeqCst);
+        while !state.released.load(Ordering::SeqCst) && !state.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
     let upstream_address = state.upstream.lock().unwrap().clone();
