@@ -134,7 +134,8 @@ fn handle(client: TcpStream, state: &State) -> std::io::Result<()> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
     let request_line = head.first().cloned().unwrap_or_default();
-    if request_line.starts_with("POST") && request_line.contains("completions") {
+    let generation = request_line.starts_with("POST") && request_line.contains("completions");
+    if generation {
         let number = state.generations.fetch_add(1, Ordering::SeqCst) + 1;
         let fault = state.faults.lock().unwrap().remove(&number);
         match fault {
@@ -168,7 +169,8 @@ fn handle(client: TcpStream, state: &State) -> std::io::Result<()> {
             None => {}
         }
     }
-    let holding = !state.released.load(Ordering::SeqCst) && state.hold.lock().unwrap().as_ref().is_some_and(|condition| condition());
+    let holding =
+        generation && !state.released.load(Ordering::SeqCst) && state.hold.lock().unwrap().as_ref().is_some_and(|condition| condition());
     if holding {
         state.held.fetch_add(1, Ordering::SeqCst);
         while !state.released.load(Ordering::SeqCst) && !state.stop.load(Ordering::SeqCst) {
