@@ -65,8 +65,9 @@ pub struct EngineMetrics {
     pub peak_kv_bytes: u64,
     /// Time spent inside the model's forward passes.
     pub forward_time: Duration,
-    /// Forward passes that computed prompt tokens (a prompt chunk, or the recompute of a
-    /// preempted sequence), alone or beside decoding sequences.
+    /// Forward passes that computed prompt tokens (a prompt chunk, or a preempted sequence's
+    /// recompute, whose last chunk counts only when longer than one token), alone or beside
+    /// decoding sequences.
     pub prefill_steps: u64,
     /// The part of `forward_time` spent in those passes. With one sequence at a time
     /// (`--concurrency 1`) no pass mixes the two, so this and the rest of `forward_time` are the
