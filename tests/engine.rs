@@ -148,6 +148,28 @@ fn greedy_generation_matches_a_manual_decoder_loop_and_streams_the_same_text() {
     let stopped = u64::from(reason == FinishReason::Stop);
     assert_eq!(metrics.steps - metrics.prefill_steps, completion.tokens.len() as u64 - 1 + stopped);
     assert!(metrics.prefill_time > std::time::Duration::ZERO && metrics.prefill_time < metrics.forward_time);
+
+    // The arithmetic of those passes, counted here multiply by multiply over every weight
+    // matrix, logit and (query head, key) pair: the prompt's pass, then one token per pass.
+    let s = Spec::llama();
+    let matrices = [
+        (s.heads * s.head_dim, s.hidden),
+        (s.kv_heads * s.head_dim, s.hidden),
+        (s.kv_heads * s.head_dim, s.hidden),
+        (s.hidden, s.heads * s.head_dim),
+        (s.intermediate, s.hidden),
+        (s.intermediate, s.hidden),
+        (s.hidden, s.intermediate),
+    ];
+    let per_token: usize = s.layers * matrices.iter().map(|&(rows, cols)| 2 * rows * cols).sum::<usize>();
+    let pass = |positions: std::ops::Range<usize>| -> u64 {
+        let attention: usize = positions.clone().map(|p| s.layers * s.heads * (p + 1) * 2 * (2 * s.head_dim)).sum();
+        (positions.len() * per_token + attention + 2 * s.vocab * s.hidden) as u64
+    };
+    let prefill = pass(0..prompt.len());
+    let decode: u64 = (0..metrics.steps - 1).map(|k| pass(prompt.len() + k as usize..prompt.len() + k as usize + 1)).sum();
+    assert_eq!(metrics.prefill_flops, prefill);
+    assert_eq!(metrics.flops, prefill + decode);
 }
 
 #[test]

@@ -119,6 +119,8 @@ struct Counters {
     forward_nanos: AtomicU64,
     prefill_steps: AtomicU64,
     prefill_nanos: AtomicU64,
+    flops: AtomicU64,
+    prefill_flops: AtomicU64,
     mask_nanos: AtomicU64,
     masked_tokens: AtomicU64,
     busy_nanos: AtomicU64,
@@ -222,6 +224,8 @@ impl LanguageModel for BatchEngine {
             forward_time: Duration::from_nanos(get(&c.forward_nanos)),
             prefill_steps: get(&c.prefill_steps),
             prefill_time: Duration::from_nanos(get(&c.prefill_nanos)),
+            flops: get(&c.flops),
+            prefill_flops: get(&c.prefill_flops),
             mask_time: Duration::from_nanos(get(&c.mask_nanos)),
             masked_tokens: get(&c.masked_tokens),
             busy_time: Duration::from_nanos(get(&c.busy_nanos)),
@@ -501,6 +505,7 @@ impl Worker {
         // A prefill pass: some sequence in it computes several tokens (a prompt chunk, or a
         // preempted sequence's recompute) or has sampled nothing yet (a one-token last chunk).
         let prefill = plan.iter().any(|&(i, n)| n > 1 || self.running[i].generated() == 0);
+        let flops = self.decoder.pass_flops(plan.iter().map(|&(i, n)| (self.running[i].kv.len(), n)));
         let start = Instant::now();
         let result = {
             let mut wanted: HashMap<usize, usize> = plan.iter().copied().collect();
@@ -518,9 +523,11 @@ impl Worker {
         };
         let nanos = start.elapsed().as_nanos() as u64;
         self.counters.forward_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.counters.flops.fetch_add(flops, Ordering::Relaxed);
         if prefill {
             self.counters.prefill_steps.fetch_add(1, Ordering::Relaxed);
             self.counters.prefill_nanos.fetch_add(nanos, Ordering::Relaxed);
+            self.counters.prefill_flops.fetch_add(flops, Ordering::Relaxed);
         }
         self.counters.steps.fetch_add(1, Ordering::Relaxed);
         self.counters.step_sequences.fetch_add(plan.len() as u64, Ordering::Relaxed);

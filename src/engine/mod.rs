@@ -74,6 +74,11 @@ pub struct EngineMetrics {
     /// run's prefill and decode times, which bound what batching can buy (see
     /// `scripts/bench-workload.sh`).
     pub prefill_time: Duration,
+    /// Floating-point operations of the forward passes (see `Decoder::pass_flops`), failed
+    /// passes included: `flops / forward_time` is the arithmetic rate the engine sustained.
+    pub flops: u64,
+    /// The part of `flops` done in prefill passes.
+    pub prefill_flops: u64,
     /// Time spent computing constraint masks and advancing grammars.
     pub mask_time: Duration,
     /// Tokens generated under a constraint: `mask_time / masked_tokens` is the cost per token.

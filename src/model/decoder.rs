@@ -157,6 +157,33 @@ impl Decoder {
         }
     }
 
+    /// Floating-point operations of a pass over chunks given as (tokens already cached, new
+    /// tokens), two per multiply-add: the matrix products of every new token, the logits of each
+    /// chunk's last token, and attention's scores and weighted values, each query against every
+    /// key up to its own position. It is the pass's work whatever its speed, so forward time
+    /// divided into it says how close a run comes to the machine's arithmetic peak. Norms, RoPE,
+    /// the softmax and the activation are left out: each costs a few operations per value, where
+    /// a score and its weighted value cost `4 · head_dim`.
+    pub fn pass_flops(&self, chunks: impl IntoIterator<Item = (usize, usize)>) -> u64 {
+        let cfg = &self.config;
+        let (hidden, q_dim, kv_dim) = (cfg.hidden_size as u64, cfg.q_dim() as u64, cfg.kv_dim() as u64);
+        let layers = cfg.num_layers as u64;
+        // q, k, v, o, then gate, up and down.
+        let per_token = 2 * layers * (hidden * (2 * q_dim + 2 * kv_dim) + 3 * hidden * cfg.intermediate_size as u64);
+        // A query head's scores against one key, and that key's value added in: 2·head_dim each.
+        let per_key = 4 * layers * q_dim;
+        let logits = 2 * hidden * cfg.vocab_size as u64;
+        chunks
+            .into_iter()
+            .map(|(cached, new)| {
+                let (cached, new) = (cached as u64, new as u64);
+                // Position p attends to p + 1 keys, for p in cached..cached + new.
+                let keys = new * cached + new * (new + 1) / 2;
+                new * per_token + keys * per_key + logits
+            })
+            .sum()
+    }
+
     /// Runs `chunks` through the model, appending their keys and values to their caches, and
     /// returns f32 logits `[chunks.len(), vocab]` for the last token of each chunk.
     ///
