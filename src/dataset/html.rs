@@ -294,7 +294,7 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
     let roles = role_models(config);
     let engines = timing["engines"].as_array().cloned().unwrap_or_default();
     if !engines.is_empty() {
-        out.push_str("<table class=\"numbers\"><thead><tr><th>model</th><th>roles</th><th>requests</th><th>prompt tokens</th><th>from prefix cache</th><th>generated tokens</th><th>generated tok/s (busy)</th><th>mean batch</th><th>forward s (in prefill passes)</th></tr></thead><tbody>");
+        out.push_str("<table class=\"numbers\"><thead><tr><th>model</th><th>roles</th><th>requests</th><th>prompt tokens</th><th>from prefix cache</th><th>generated tokens</th><th>generated tok/s (busy)</th><th>mean batch</th><th>forward s (in prefill passes)</th><th>GFLOP/s in forward passes</th></tr></thead><tbody>");
         let mut gen_rows = Vec::new();
         let mut cache_rows = Vec::new();
         for e in &engines {
@@ -320,9 +320,14 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
                 (Some(f), None) => format!("{f:.1}"),
                 _ => "–".to_string(),
             };
+            // The arithmetic rate the engine sustained, to set beside the machine's peak.
+            let arithmetic = match (m["flops"].as_f64(), seconds(&m["forward_time"])) {
+                (Some(flops), Some(f)) if f > 0.0 => format!("{:.1}", flops / f / 1e9),
+                _ => "–".to_string(),
+            };
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
                 esc(model),
                 esc(&served.join(", ")),
                 number(&m["requests"]),
@@ -331,7 +336,8 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
                 number(&json!(generated as u64)),
                 rate,
                 batch,
-                forward
+                forward,
+                arithmetic
             );
             let label = if served.is_empty() { model.to_string() } else { format!("{} ({model})", served.join(", ")) };
             gen_rows.push(Bar { label: label.clone(), value: rate, text: format!("{rate:.1} tok/s"), note: String::new() });
@@ -565,13 +571,15 @@ mod tests {
             "engines": [
                 {"model": "m", "metrics": {"requests": 10, "prompt_tokens": 1400, "prefix_hit_tokens": 600, "generated_tokens": 70,
                     "steps": 40, "step_sequences": 100, "busy_time": {"secs": 2, "nanos": 0},
-                    "forward_time": {"secs": 1, "nanos": 760_000_000}, "prefill_time": {"secs": 0, "nanos": 260_000_000}}},
+                    "forward_time": {"secs": 1, "nanos": 760_000_000}, "prefill_time": {"secs": 0, "nanos": 260_000_000},
+                    "flops": 44_000_000_000u64}},
                 {"model": "http://127.0.0.1:8080/v1", "server": {"requests": 2, "prompt_tokens": 10}}]}});
         let mut out = String::new();
         throughput(&mut out, &stats, &Value::Null);
-        // The engine's forward time and its prefill passes' share; a server has neither.
-        assert!(out.contains("<td>70</td><td>35.0</td><td>2.50</td><td>1.8 (0.3)</td></tr>"), "{out}");
-        assert!(out.contains("<td>0.00</td><td>–</td></tr>"), "{out}");
+        // The engine's forward time, its prefill passes' share and its arithmetic rate (44 GFLOP
+        // in 1.76 s); a server has none of them.
+        assert!(out.contains("<td>70</td><td>35.0</td><td>2.50</td><td>1.8 (0.3)</td><td>25.0</td></tr>"), "{out}");
+        assert!(out.contains("<td>0.00</td><td>–</td><td>–</td></tr>"), "{out}");
         let table = &out[out.find("id=\"roles\"").expect("a per-role table")..];
         assert!(table.contains("<td>agent</td><td>7</td><td>1000</td><td>60.0%</td><td>50</td>"), "{table}");
         assert!(table.contains("<td>user</td><td>3</td><td>400</td><td>0.0%</td><td>20</td>"), "{table}");
