@@ -13,11 +13,12 @@
 # processed (prompt tokens not served by the cache, per second), the prefix-cache share of
 # prompt tokens, mean sequences per forward pass, and then the speed-up of the default over
 # --concurrency 1, and of the server run over the default one. For in-process runs it also
-# prints how much of the forward time went to passes that computed prompt tokens, and the
-# longest conversation's share of the generated tokens; from a --concurrency 1 run's split into
-# prefill and decode it then prints batching's ceiling: the speed-up over that run if a pass
-# decoding many sequences cost no more than a pass decoding one, while every prompt still costs
-# what it costs alone and the longest conversation still decodes token by token. BIN overrides
+# prints how much of the forward time went to passes that computed prompt tokens, the
+# arithmetic rate (GFLOP/s) of those passes and of the rest, and the longest conversation's
+# share of the generated tokens; from a --concurrency 1 run's split into prefill and decode it
+# then prints batching's ceiling: the speed-up over that run if a pass decoding many sequences
+# cost no more than a pass decoding one, while every prompt still costs what it costs alone and
+# the longest conversation still decodes token by token. BIN overrides
 # the binary (default target/release/apigen-mt). MODES picks the runs (default "default c1",
 # plus "server" when SERVER is set), e.g. MODES="default server" for the side-by-side alone.
 # "f32" and "f16" are the default run with that --kv-dtype, "c1-f32" and "c1-f16" the
@@ -84,6 +85,14 @@ if local and all("prefill_time" in m for m in local):
     print(f"{'':<14} forward {forward:7.1f} s, of it prefill {prefill:6.1f} s in {sum(m['prefill_steps'] for m in local)} passes;"
           f" longest conversation {share:5.1%} of generated tokens")
     summary.update(forward=forward, prefill=prefill, share=share)
+    # The arithmetic those passes did (builds before the count lack it), and its rate: set beside
+    # the machine's peak, how much faster the same passes could be at all.
+    if all("flops" in m for m in local):
+        flops = sum(m["flops"] for m in local)
+        pre = sum(m["prefill_flops"] for m in local)
+        rate = lambda f, s: f / s / 1e9 if s else 0.0
+        print(f"{'':<14} arithmetic {flops / 1e12:6.2f} TFLOP: {rate(flops, forward):5.1f} GFLOP/s in forward passes,"
+              f" {rate(pre, prefill):5.1f} in prefill passes, {rate(flops - pre, forward - prefill):5.1f} in the others")
 print(json.dumps(summary), file=open(sys.argv[1] + ".summary", "w"))
 EOF
 }
