@@ -40,7 +40,10 @@ mkdir -p "$DIR"
 cd "$DIR"
 SRC=$DIR/llama_cpp_python-$VERSION/vendor/llama.cpp
 if [[ ! -f $SRC/CMakeLists.txt ]]; then
-    python3 -m pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$DIR"
+    # The source package alone: `--no-binary :all:` would also build the package's build
+    # requirements from source to read its metadata, CMake among them (it began compiling CMake
+    # here).
+    python3 -m pip download --quiet --no-deps --no-binary llama-cpp-python "llama-cpp-python==$VERSION" -d "$DIR"
     tar -xzf "llama_cpp_python-$VERSION.tar.gz"
 fi
 command -v cmake >/dev/null || python3 -m pip install --quiet cmake
