@@ -8,6 +8,7 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::block_bytes;
+use super::simd::Isa;
 
 /// Values per block.
 const BLOCK: usize = 32;
@@ -24,6 +25,15 @@ impl Activations {
     /// (the bits our kernels are tested against): `T` is `BlockQ8_0` or `BlockQ8_1`, whose
     /// second scale is the block's scaled quant sum.
     pub(super) fn quantize<T: GgmlType>(x: &[f32], m: usize, blocks: usize) -> Self {
+        Self::quantize_with::<T>(Isa::detect(), x, m, blocks)
+    }
+
+    /// [`Self::quantize`] compiled for the vector unit `isa`, which the CPU must have. The code
+    /// is the same plain Rust on each; only the width the compiler vectorizes it to differs, and
+    /// every step (a maximum of absolute values, exact integer rounding, an integer sum) gives
+    /// the same result in any order.
+    fn quantize_with<T: GgmlType>(isa: Isa, x: &[f32], m: usize, blocks: usize) -> Self {
+        assert!(isa.available(), "this CPU has no {}", isa.name());
         let with_sum = match T::DTYPE {
             GgmlDType::Q8_0 => false,
             GgmlDType::Q8_1 => true,
@@ -34,13 +44,36 @@ impl Activations {
         let mut quants = vec![0i8; m * cols];
         let mut scales = vec![[0f32; 2]; m * blocks];
         quants.par_chunks_mut(cols.max(1)).zip(scales.par_chunks_mut(blocks.max(1))).zip(x.par_chunks(cols.max(1))).for_each(
-            |((quants, scales), x)| {
-                for ((q, scale), x) in quants.chunks_exact_mut(BLOCK).zip(scales).zip(x.chunks_exact(BLOCK)) {
-                    *scale = quantize_block(x.try_into().expect("32 values"), q.try_into().expect("32 quants"), with_sum);
-                }
+            |((quants, scales), x)| match isa {
+                // SAFETY: the CPU has the unit (asserted above).
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { quantize_row_avx512(x, quants, scales, with_sum) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { quantize_row_avx2(x, quants, scales, with_sum) },
+                _ => quantize_row(x, quants, scales, with_sum),
             },
         );
         Self { quants, scales }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn quantize_row_avx512(x: &[f32], quants: &mut [i8], scales: &mut [[f32; 2]], with_sum: bool) {
+    quantize_row(x, quants, scales, with_sum)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_row_avx2(x: &[f32], quants: &mut [i8], scales: &mut [[f32; 2]], with_sum: bool) {
+    quantize_row(x, quants, scales, with_sum)
+}
+
+/// One row's blocks; inlined into each unit's function, so that it is vectorized for that unit.
+#[inline(always)]
+fn quantize_row(x: &[f32], quants: &mut [i8], scales: &mut [[f32; 2]], with_sum: bool) {
+    for ((q, scale), x) in quants.chunks_exact_mut(BLOCK).zip(scales).zip(x.chunks_exact(BLOCK)) {
+        *scale = quantize_block(x.try_into().expect("32 values"), q.try_into().expect("32 quants"), with_sum);
     }
 }
 
@@ -51,17 +84,30 @@ impl Activations {
 /// candle rounds with `f32::round`, a libm call per value that keeps the loop scalar; here the
 /// same rounding is integer arithmetic the compiler vectorizes. Values are first clamped to the
 /// i8 range, where candle's `as i8` saturates anyway (an infinite `1 / d` from a subnormal `d`
-/// included); the truncation `v as i32` is then exact, and so is the remainder `v - trunc(v)`. A
-/// NaN gives quant 0, as `f32::round(NaN) as i8` does.
-#[inline]
+/// included); the truncation is then exact, and so is the remainder `v - trunc(v)`. A NaN gives
+/// quant 0, as `f32::round(NaN) as i8` does.
+#[inline(always)]
 fn quantize_block(x: &[f32; BLOCK], q: &mut [i8; BLOCK], with_sum: bool) -> [f32; 2] {
-    let amax = x.iter().fold(0f32, |a, &v| a.max(v.abs()));
+    // Sixteen running maxima, then one: `max` ignores NaN and the values are not negative, so
+    // any order gives the same result, and this one vectorizes.
+    let mut lanes = [0f32; 16];
+    for half in x.chunks_exact(16) {
+        for (lane, &v) in lanes.iter_mut().zip(half) {
+            *lane = lane.max(v.abs());
+        }
+    }
+    let amax = lanes.iter().fold(0f32, |a, &v| a.max(v));
     let d = amax / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut sum = 0i32;
     for (q, &x) in q.iter_mut().zip(x) {
         let v = (x * id).clamp(-128.0, 127.0);
-        let t = v as i32;
+        // A NaN (from the value, or 0 · ∞ under a subnormal scale) becomes 0 first, so that the
+        // truncation can be the plain one, which vectorizes: the saturating `as i32` compiles to
+        // a scalar conversion and its checks per value.
+        let v = if v.is_nan() { 0.0 } else { v };
+        // SAFETY: `v` is finite and within [-128, 127].
+        let t: i32 = unsafe { v.to_int_unchecked() };
         let r = v - t as f32;
         *q = (t + i32::from(r >= 0.5) - i32::from(r <= -0.5)) as i8;
         sum += i32::from(*q);
@@ -197,20 +243,21 @@ mod tests {
         x[4 * BLOCK..5 * BLOCK].iter_mut().enumerate().for_each(|(i, v)| *v = (i as f32 - 16.0) * 1e-38);
         x[5 * BLOCK..6 * BLOCK].iter_mut().enumerate().for_each(|(i, v)| *v = (i as f32 - 16.0) * 3e37);
         let rows = 4;
-        let ours = Activations::quantize::<kq::BlockQ8_1>(&x, rows, x.len() / BLOCK / rows);
-        let (quants, scales) = reference::<kq::BlockQ8_1>(&x);
-        assert_eq!(ours.quants, quants);
-        assert_eq!(
-            ours.scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>(),
-            scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>()
-        );
-        assert_eq!(&ours.quants[..8], &[127, -1, 1, 3, -4, -127, 2, 0]);
-        let ours = Activations::quantize::<kq::BlockQ8_0>(&x, rows, x.len() / BLOCK / rows);
-        let (quants, scales) = reference::<kq::BlockQ8_0>(&x);
-        assert_eq!(ours.quants, quants);
-        assert_eq!(
-            ours.scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>(),
-            scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>()
-        );
+        let bits = |scales: &[[f32; 2]]| scales.iter().flatten().map(|s| s.to_bits()).collect::<Vec<_>>();
+        for isa in Isa::ALL {
+            if !isa.available() {
+                eprintln!("notice: this CPU has no {}; its quantization is not tested here", isa.name());
+                continue;
+            }
+            let ours = Activations::quantize_with::<kq::BlockQ8_1>(isa, &x, rows, x.len() / BLOCK / rows);
+            let (quants, scales) = reference::<kq::BlockQ8_1>(&x);
+            assert_eq!(ours.quants, quants, "{}", isa.name());
+            assert_eq!(bits(&ours.scales), bits(&scales), "{}", isa.name());
+            assert_eq!(&ours.quants[..8], &[127, -1, 1, 3, -4, -127, 2, 0]);
+            let ours = Activations::quantize_with::<kq::BlockQ8_0>(isa, &x, rows, x.len() / BLOCK / rows);
+            let (quants, scales) = reference::<kq::BlockQ8_0>(&x);
+            assert_eq!(ours.quants, quants, "{}", isa.name());
+            assert_eq!(bits(&ours.scales), bits(&scales), "{}", isa.name());
+        }
     }
 }
