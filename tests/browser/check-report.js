@@ -65,10 +65,17 @@ async function main() {
       "validated blueprint": '#records tbody tr[data-outcome="validated blueprint"]',
     };
     for (const [outcome, selector] of Object.entries(picks)) {
-      const row = await page.$(selector);
-      if (!row) continue;
+      const row = page.locator(selector).first();
+      if ((await row.count()) === 0) continue;
+      const id = await row.locator("td").first().textContent();
       await row.click();
-      await page.waitForSelector("#detail:not([hidden])");
+      // A click sets the location's hash, and the page opens the record on `hashchange`, which
+      // comes after the click returns: wait for this record's heading, not for any open detail
+      // (the one opened before would do).
+      await page.waitForFunction((id) => {
+        const heading = document.querySelector("#detail:not([hidden]) h3");
+        return heading !== null && heading.textContent === id;
+      }, id);
       out.details[outcome] = await page.textContent("#detail");
     }
   } finally {
