@@ -18,12 +18,12 @@
 # share of the generated tokens; from a --concurrency 1 run's split into prefill and decode it
 # then prints batching's ceiling: the speed-up over that run if a pass decoding many sequences
 # cost no more than a pass decoding one, while every prompt still costs what it costs alone and
-# the longest conversation still decodes token by token. BIN overrides
-# the binary (default target/release/apigen-mt). MODES picks the runs (default "default c1",
-# plus "server" when SERVER is set), e.g. MODES="default server" for the side-by-side alone.
-# "f32" and "f16" are the default run with that --kv-dtype, "c1-f32" and "c1-f16" the
-# --concurrency 1 run with it. For a server run, the cache share and sequences per step are the
-# server's own and are not printed; its requests and failures are.
+# the longest conversation still decodes token by token. BIN overrides the binary (default
+# target/release/apigen-mt). MODES picks the runs (default "default c1", plus "server" when
+# SERVER is set), e.g. MODES="default server" for the side-by-side alone. "f32" and "f16" are
+# the default run with that --kv-dtype, "c1-f32" and "c1-f16" the --concurrency 1 run with it.
+# For a server run, the cache share and sequences per step are the server's own and are not
+# printed; its requests and failures are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: scripts/bench-workload.sh MODEL [REPS]}
