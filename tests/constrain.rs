@@ -100,7 +100,7 @@ fn noise_logits(seed: u64, step: usize, vocab: usize) -> Vec<f32> {
 
 /// Greedy for even seeds, temperature 1 for odd ones, so both samplers meet the grammar.
 fn sampler_for(seed: u64) -> Sampler {
-    Sampler::new(if seed % 2 == 0 { 0.0 } else { 1.0 }, seed)
+    Sampler::new(if seed.is_multiple_of(2) { 0.0 } else { 1.0 }, seed)
 }
 
 fn run_noise(seq: &mut SeqConstraint, seed: u64, vocab: usize, max_tokens: usize) -> (Generation, usize) {

@@ -102,7 +102,7 @@ impl Oracle {
         let first = messages.iter().find(|m| m.role == Role::User).map(|m| m.content.as_str()).unwrap_or("");
         let actions: Vec<Action> = first.split_once(MARK).and_then(|(_, json)| serde_json::from_str(json).ok()).unwrap_or_default();
         let done = messages.iter().filter(|m| m.role == Role::Tool).count();
-        let lazy = seed % 7 == 0;
+        let lazy = seed.is_multiple_of(7);
         let todo = if lazy { actions.len().saturating_sub(1) } else { actions.len() };
         match actions.get(done).filter(|_| done < todo) {
             Some(action) => call_text(&ToolCall { id: String::new(), name: action.name.clone(), arguments: action.kwargs.clone() }),
@@ -139,7 +139,7 @@ impl LanguageModel for Oracle {
         } else if prompt.contains("Score the candidate") {
             json!({"score": seed % 11}).to_string()
         } else if prompt.contains("You review") {
-            let yes = u8::from(seed % 6 != 0);
+            let yes = u8::from(!seed.is_multiple_of(6));
             json!({"reflection": "checked", "correctness": yes, "completeness": yes, "satisfaction": yes, "creativity": yes, "correction": ""}).to_string()
         } else if prompt.contains("failed the") {
             "Write a task that changes something.".to_string()

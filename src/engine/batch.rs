@@ -456,7 +456,7 @@ impl Worker {
     fn make_room(&mut self, added: usize, preempt: bool) -> bool {
         let budget = self.config.kv_budget_bytes;
         let steps = self.counters.steps.load(Ordering::Relaxed);
-        if self.kv_bound + added <= budget && steps % RECOUNT_EVERY != 0 {
+        if self.kv_bound + added <= budget && !steps.is_multiple_of(RECOUNT_EVERY) {
             return true;
         }
         self.recount();

@@ -208,10 +208,10 @@ impl ModelConfig {
                 bail!("{name} must be positive");
             }
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             bail!("num_heads ({}) is not a multiple of num_kv_heads ({})", self.num_heads, self.num_kv_heads);
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             bail!("head_dim ({}) must be even for RoPE", self.head_dim);
         }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
@@ -317,7 +317,7 @@ impl HfConfig {
         let head_dim = match self.head_dim {
             Some(d) => d,
             None => {
-                if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+                if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
                     bail!("hidden_size ({}) is not a multiple of num_attention_heads ({})", self.hidden_size, self.num_attention_heads);
                 }
                 self.hidden_size / self.num_attention_heads

@@ -77,7 +77,7 @@ impl Shape {
         };
         let head_dim = match self.head_dim {
             Some(d) => d,
-            None if self.num_heads > 0 && self.hidden_size % self.num_heads == 0 => self.hidden_size / self.num_heads,
+            None if self.num_heads > 0 && self.hidden_size.is_multiple_of(self.num_heads) => self.hidden_size / self.num_heads,
             None => bail!("hidden_size ({}) is not a multiple of num_heads ({}); give head_dim", self.hidden_size, self.num_heads),
         };
         let config = ModelConfig {

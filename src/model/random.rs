@@ -66,7 +66,7 @@ pub fn parse_storage(name: &str) -> Result<GgmlDType> {
 /// multiple of 256; Qwen2.5 0.5B's 896 is not). llama.cpp turns Q2_K and Q3_K into IQ4_NL,
 /// which this crate does not read; Q4_0 has the same size and stands in for it.
 pub(crate) fn fitting(dtype: GgmlDType, cols: usize) -> Result<GgmlDType> {
-    let fitted = if cols % dtype.block_size() == 0 {
+    let fitted = if cols.is_multiple_of(dtype.block_size()) {
         dtype
     } else {
         match dtype {
@@ -77,7 +77,7 @@ pub(crate) fn fitting(dtype: GgmlDType, cols: usize) -> Result<GgmlDType> {
             other => other,
         }
     };
-    if cols % fitted.block_size() != 0 {
+    if !cols.is_multiple_of(fitted.block_size()) {
         bail!("rows of {cols} values do not fill {fitted:?} blocks of {}", fitted.block_size());
     }
     Ok(fitted)

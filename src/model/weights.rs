@@ -435,7 +435,7 @@ fn check_gguf_extents(content: &gguf_file::Content, file_len: u64) -> Result<()>
         };
         let block = info.ggml_dtype.block_size() as u64;
         let row = dims.last().copied().unwrap_or(1) as u64;
-        if row % block != 0 {
+        if !row.is_multiple_of(block) {
             bail!("tensor `{name}`: rows of {row} values do not fill {:?} blocks of {block}", info.ggml_dtype);
         }
         let bytes = (elements / block).checked_mul(info.ggml_dtype.type_size() as u64);

@@ -90,7 +90,7 @@ fn llama_factory_accepts(record: &ShareGpt) -> bool {
         _ => t.from == "gpt" || t.from == "function_call",
     });
     aligned
-        && turns.len() % 2 == 0
+        && turns.len().is_multiple_of(2)
         && turns.last().is_some_and(|t| t.from == "gpt")
         && serde_json::from_str::<Vec<Value>>(&record.tools).is_ok()
 }

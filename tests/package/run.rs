@@ -71,7 +71,7 @@ impl LanguageModel for Script {
             let done = messages.iter().filter(|m| m.role == Role::Tool).count();
             if done + 1 == actions.len() {
                 let k = self.agent_writes.fetch_add(1, Ordering::SeqCst);
-                actions[done].name = if k % 2 == 0 { "bump".into() } else { WRITES[1 + (k / 2) % 3].to_string() };
+                actions[done].name = if k.is_multiple_of(2) { "bump".into() } else { WRITES[1 + (k / 2) % 3].to_string() };
             }
             match actions.get(done) {
                 Some(a) => call_text(&ToolCall { id: String::new(), name: a.name.clone(), arguments: a.kwargs.clone() }),

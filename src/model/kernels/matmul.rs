@@ -117,7 +117,7 @@ impl Weights {
 
     /// GGML-encoded weights: `bytes` as a GGUF file stores a `[rows, cols]` tensor of `dtype`.
     pub(crate) fn ggml(dtype: GgmlDType, bytes: &[u8], rows: usize, cols: usize) -> Result<Self> {
-        if cols % dtype.block_size() != 0 {
+        if !cols.is_multiple_of(dtype.block_size()) {
             bail!("rows of {cols} values do not fill {dtype:?} blocks of {}", dtype.block_size());
         }
         let expected = rows * cols / dtype.block_size() * dtype.type_size();

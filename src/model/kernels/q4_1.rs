@@ -169,7 +169,7 @@ impl Q4_1 {
 
         let width = cols.1 - cols.0;
         let n = rows.1 - rows.0;
-        assert!(cols.0 % GROUP == 0 && cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
+        assert!(cols.0.is_multiple_of(GROUP) && cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
         assert_eq!(out.len(), n * width);
         let ones = _mm256_set1_epi16(1);
         let low = _mm256_set1_epi8(0x0F);
@@ -235,7 +235,7 @@ impl Q4_1 {
 
         let width = cols.1 - cols.0;
         let n = rows.1 - rows.0;
-        assert!(cols.0 % GROUP == 0 && cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
+        assert!(cols.0.is_multiple_of(GROUP) && cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
         assert_eq!(out.len(), n * width);
         let low = _mm512_set1_epi8(0x0F);
         let mut acc = vec![_mm512_setzero_ps(); n];

@@ -176,7 +176,7 @@ impl Q4K {
 
         let width = cols.1 - cols.0;
         let n = rows.1 - rows.0;
-        assert!(cols.0 % GROUP == 0 && cols.1 <= self.rows && rows.1 * self.superblocks <= x.d.len());
+        assert!(cols.0.is_multiple_of(GROUP) && cols.1 <= self.rows && rows.1 * self.superblocks <= x.d.len());
         assert_eq!(out.len(), n * width);
         let low = _mm256_set1_epi8(0x0F);
         let even_bytes = _mm256_set1_epi16(0x00FF);

@@ -152,7 +152,7 @@ impl Q8_0 {
 
         let width = cols.1 - cols.0;
         let n = rows.1 - rows.0;
-        assert!(cols.0 % GROUP == 0 && cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
+        assert!(cols.0.is_multiple_of(GROUP) && cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
         assert_eq!(out.len(), n * width);
         let ones = _mm256_set1_epi16(1);
         let mut acc = vec![_mm256_setzero_ps(); n];
@@ -209,7 +209,7 @@ impl Q8_0 {
 
         let width = cols.1 - cols.0;
         let n = rows.1 - rows.0;
-        assert!(cols.0 % GROUP == 0 && cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
+        assert!(cols.0.is_multiple_of(GROUP) && cols.1 <= self.rows && rows.1 * self.blocks <= x.scales.len());
         assert_eq!(out.len(), n * width);
         let offset = _mm512_set1_epi8(-128);
         let mut acc = vec![_mm512_setzero_ps(); n];
