@@ -315,13 +315,14 @@ fn throughput(out: &mut String, stats: &Value, config: &Value) {
             let batch = if steps > 0.0 { m["step_sequences"].as_f64().unwrap_or(0.0) / steps } else { 0.0 };
             // How much of the model's time went to computing prompts: what batching cannot
             // shorten (see `scripts/bench-workload.sh`). Servers and older runs do not say.
-            let forward = match (seconds(&m["forward_time"]), seconds(&m["prefill_time"])) {
+            let forward_s = seconds(&m["forward_time"]);
+            let forward = match (forward_s, seconds(&m["prefill_time"])) {
                 (Some(f), Some(p)) => format!("{f:.1} ({p:.1})"),
                 (Some(f), None) => format!("{f:.1}"),
                 _ => "–".to_string(),
             };
             // The arithmetic rate the engine sustained, to set beside the machine's peak.
-            let arithmetic = match (m["flops"].as_f64(), seconds(&m["forward_time"])) {
+            let arithmetic = match (m["flops"].as_f64(), forward_s) {
                 (Some(flops), Some(f)) if f > 0.0 => format!("{:.1}", flops / f / 1e9),
                 _ => "–".to_string(),
             };
